@@ -1,0 +1,21 @@
+"""Python client for the embcluster gRPC service.
+
+``pb`` is the generated ``embcluster.v1`` messages module; responses are its types.
+"""
+
+from embcluster.api.v1 import embcluster_pb2 as pb
+
+from .aio import AsyncEmbclusterClient
+from .client import EmbclusterClient
+from .errors import RunFailed
+from .items import make_item, make_items, make_vector
+
+__all__ = [
+    "EmbclusterClient",
+    "AsyncEmbclusterClient",
+    "make_item",
+    "make_items",
+    "make_vector",
+    "RunFailed",
+    "pb",
+]

@@ -1,0 +1,241 @@
+"""Channel options, request builders and run-state helpers shared by both clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Literal
+
+from embcluster.api.v1 import embcluster_pb2 as pb
+
+from .errors import RunFailed
+from .items import ItemLike, VectorLike, iter_items, make_items, make_vector
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "channel_options",
+    "InputKindName",
+    "DistanceName",
+    "settings",
+    "create_collection",
+    "update_collection",
+    "ingest",
+    "ingest_batches",
+    "delete_points",
+    "get_point",
+    "list_cluster_members",
+    "list_anomalies",
+    "start_clustering",
+    "clustering_run",
+    "classify",
+    "search",
+    "run_finished",
+]
+
+InputKindName = Literal["text", "vector"]
+DistanceName = Literal["cosine", "euclid"]
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_INPUT_KINDS = {"text": pb.INPUT_KIND_TEXT, "vector": pb.INPUT_KIND_VECTOR}
+_DISTANCES = {"cosine": pb.DISTANCE_COSINE, "euclid": pb.DISTANCE_EUCLID}
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Returns channel options that set both message size limits to ``max_message_bytes``."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+def settings(
+    *,
+    contamination: float | None = None,
+    min_cluster_size: int | None = None,
+    default_k: int | None = None,
+    seed: int | None = None,
+) -> pb.CollectionSettings:
+    """Builds ``CollectionSettings`` with only the given fields set."""
+    msg = pb.CollectionSettings()
+    if contamination is not None:
+        msg.contamination = contamination
+    if min_cluster_size is not None:
+        msg.min_cluster_size = min_cluster_size
+    if default_k is not None:
+        msg.default_k = default_k
+    if seed is not None:
+        msg.seed = seed
+    return msg
+
+
+def create_collection(
+    name: str,
+    *,
+    input_kind: InputKindName = "text",
+    distance: DistanceName = "cosine",
+    embedding_model: str = "",
+    vector_dim: int = 0,
+    store_source: bool | None = None,
+    contamination: float | None = None,
+    min_cluster_size: int | None = None,
+    default_k: int | None = None,
+    seed: int | None = None,
+) -> pb.CreateCollectionRequest:
+    """Builds a ``CreateCollectionRequest``; raises ValueError on an unknown kind or distance."""
+    if input_kind not in _INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {sorted(_INPUT_KINDS)}, got {input_kind!r}")
+    if distance not in _DISTANCES:
+        raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, got {distance!r}")
+    req = pb.CreateCollectionRequest(
+        name=name,
+        input_kind=_INPUT_KINDS[input_kind],
+        distance=_DISTANCES[distance],
+        embedding_model=embedding_model,
+        vector_dim=vector_dim,
+        settings=settings(
+            contamination=contamination,
+            min_cluster_size=min_cluster_size,
+            default_k=default_k,
+            seed=seed,
+        ),
+    )
+    if store_source is not None:
+        req.store_source = store_source
+    return req
+
+
+def update_collection(
+    name: str,
+    *,
+    contamination: float | None = None,
+    min_cluster_size: int | None = None,
+    default_k: int | None = None,
+    seed: int | None = None,
+) -> pb.UpdateCollectionRequest:
+    """Builds an ``UpdateCollectionRequest`` that changes only the given settings."""
+    return pb.UpdateCollectionRequest(
+        name=name,
+        settings=settings(
+            contamination=contamination,
+            min_cluster_size=min_cluster_size,
+            default_k=default_k,
+            seed=seed,
+        ),
+    )
+
+
+def ingest(collection: str, items: Iterable[ItemLike]) -> pb.IngestRequest:
+    """Builds one ``IngestRequest`` from user values (see :func:`make_item`)."""
+    return pb.IngestRequest(collection=collection, items=make_items(items))
+
+
+def ingest_batches(
+    collection: str, items: Iterable[ItemLike], batch_size: int
+) -> Iterator[pb.IngestRequest]:
+    """Yields ``IngestRequest`` batches of at most ``batch_size`` items, converting lazily.
+
+    Conversion errors name the item's index in ``items`` as a whole.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    converted = iter_items(items)
+    while batch := list(islice(converted, batch_size)):
+        yield pb.IngestRequest(collection=collection, items=batch)
+
+
+def delete_points(
+    collection: str, *, ids: Iterable[str] = (), point_ids: Iterable[str] = ()
+) -> pb.DeletePointsRequest:
+    """Builds a ``DeletePointsRequest``."""
+    return pb.DeletePointsRequest(collection=collection, ids=list(ids), point_ids=list(point_ids))
+
+
+def get_point(
+    collection: str, *, id: str | None = None, point_id: str | None = None, with_vector: bool = False
+) -> pb.GetPointRequest:
+    """Builds a ``GetPointRequest``; raises ValueError unless exactly one of id/point_id is given."""
+    if (id is None) == (point_id is None):
+        raise ValueError("give exactly one of id or point_id")
+    if id is not None:
+        return pb.GetPointRequest(collection=collection, id=id, with_vector=with_vector)
+    return pb.GetPointRequest(collection=collection, point_id=point_id, with_vector=with_vector)
+
+
+def list_cluster_members(
+    collection: str, cluster_id: int, *, page_size: int = 100, page_token: str = ""
+) -> pb.ListClusterMembersRequest:
+    """Builds a ``ListClusterMembersRequest``."""
+    return pb.ListClusterMembersRequest(
+        collection=collection, cluster_id=cluster_id, page_size=page_size, page_token=page_token
+    )
+
+
+def list_anomalies(
+    collection: str, *, page_size: int = 100, page_token: str = ""
+) -> pb.ListAnomaliesRequest:
+    """Builds a ``ListAnomaliesRequest``."""
+    return pb.ListAnomaliesRequest(collection=collection, page_size=page_size, page_token=page_token)
+
+
+def start_clustering(
+    collection: str,
+    *,
+    k: int | None = None,
+    k_range: tuple[int, int] | None = None,
+    seed: int | None = None,
+    sample_size: int = 0,
+    n_init: int = 0,
+) -> pb.StartClusteringRequest:
+    """Builds a ``StartClusteringRequest``; raises ValueError if both k and k_range are given."""
+    if k is not None and k_range is not None:
+        raise ValueError("give at most one of k or k_range")
+    req = pb.StartClusteringRequest(collection=collection, sample_size=sample_size, n_init=n_init)
+    if k is not None:
+        req.k = k
+    elif k_range is not None:
+        k_min, k_max = k_range
+        req.k_range.CopyFrom(pb.KRange(min=k_min, max=k_max))
+    if seed is not None:
+        req.seed = seed
+    return req
+
+
+def clustering_run(collection: str, run_id: str) -> pb.GetClusteringRunRequest:
+    """Builds the request used by GetClusteringRun and CancelClusteringRun."""
+    return pb.GetClusteringRunRequest(collection=collection, run_id=run_id)
+
+
+def classify(collection: str, items: Iterable[ItemLike]) -> pb.ClassifyRequest:
+    """Builds a ``ClassifyRequest`` from user values (see :func:`make_item`)."""
+    return pb.ClassifyRequest(collection=collection, items=make_items(items))
+
+
+def search(
+    collection: str, query: str | VectorLike, *, limit: int = 10, cluster_id: int | None = None
+) -> pb.SearchRequest:
+    """Builds a ``SearchRequest``; a str query is text, anything else a vector."""
+    req = pb.SearchRequest(collection=collection, limit=limit)
+    if isinstance(query, str):
+        req.text = query
+    else:
+        req.vector.CopyFrom(make_vector(query))
+    if cluster_id is not None:
+        req.cluster_id = cluster_id
+    return req
+
+
+def run_finished(run: pb.ClusteringRun) -> bool:
+    """Returns True if ``run`` SUCCEEDED, False while it is still going.
+
+    Raises:
+        RunFailed: the run is FAILED or CANCELLED.
+    """
+    if run.state == pb.RUN_STATE_SUCCEEDED:
+        return True
+    if run.state in (pb.RUN_STATE_FAILED, pb.RUN_STATE_CANCELLED):
+        raise RunFailed(run)
+    return False
+

@@ -1,0 +1,453 @@
+"""Asyncio client for the embcluster.v1 gRPC service (same methods as ``EmbclusterClient``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from types import TracebackType
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from embcluster.api.v1 import embcluster_pb2 as pb
+from embcluster.api.v1 import embcluster_pb2_grpc as pb_grpc
+
+from . import _requests as rq
+from .items import ItemLike, VectorLike
+
+__all__ = ["AsyncEmbclusterClient"]
+
+logger = logging.getLogger(__name__)
+
+
+class AsyncEmbclusterClient:
+    """Asyncio client for an embcluster server.
+
+    gRPC errors are not wrapped: calls raise ``grpc.aio.AioRpcError`` (a ``grpc.RpcError``)
+    with the server's status code.
+
+    Example::
+
+        async with AsyncEmbclusterClient("127.0.0.1:50051") as client:
+            await client.ingest("docs", ["first text", "second text"])
+            run = await client.cluster("docs", k=8)
+    """
+
+    def __init__(
+        self,
+        target: str = rq.DEFAULT_TARGET,
+        *,
+        timeout: float = 30.0,
+        max_message_bytes: int = rq.DEFAULT_MAX_MESSAGE_BYTES,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        """Opens a channel to the server.
+
+        Args:
+            target: ``host:port`` of the server.
+            timeout: Deadline in seconds for each RPC.
+            max_message_bytes: Send and receive message size limit of the channel.
+            channel: An existing ``grpc.aio`` channel to use instead of opening one;
+                ``close()`` leaves a channel given here open.
+        """
+        self._timeout = timeout
+        self._owns_channel = channel is None
+        self._channel = channel or grpc.aio.insecure_channel(
+            target, options=rq.channel_options(max_message_bytes)
+        )
+        self._stub = pb_grpc.EmbclusterStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def close(self) -> None:
+        """Closes the channel if this client opened it."""
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncEmbclusterClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # Collections.
+
+    async def create_collection(
+        self,
+        name: str,
+        *,
+        input_kind: rq.InputKindName = "text",
+        distance: rq.DistanceName = "cosine",
+        embedding_model: str = "",
+        vector_dim: int = 0,
+        store_source: bool | None = None,
+        contamination: float | None = None,
+        min_cluster_size: int | None = None,
+        default_k: int | None = None,
+        seed: int | None = None,
+    ) -> pb.Collection:
+        """Creates a collection.
+
+        Args:
+            name: Collection name, ``[A-Za-z0-9_-]{1,64}``.
+            input_kind: ``"text"`` (embedded by the server) or ``"vector"``.
+            distance: ``"cosine"`` or ``"euclid"``.
+            embedding_model: Text collections: the model name; empty = server default.
+            vector_dim: Vector collections: the vectors' dimension.
+            store_source: Keep each item's text (server default: True).
+            contamination: Share of points flagged as anomalies, in (0, 0.5].
+            min_cluster_size: Smallest fit-sample size of a populated cluster.
+            default_k: k for runs that give none.
+            seed: Seed for runs that give none.
+
+        Returns:
+            The created collection.
+        """
+        req = rq.create_collection(
+            name,
+            input_kind=input_kind,
+            distance=distance,
+            embedding_model=embedding_model,
+            vector_dim=vector_dim,
+            store_source=store_source,
+            contamination=contamination,
+            min_cluster_size=min_cluster_size,
+            default_k=default_k,
+            seed=seed,
+        )
+        return await self._stub.CreateCollection(req, timeout=self._timeout)
+
+    async def get_collection(self, name: str) -> pb.Collection:
+        """Returns the collection ``name`` with its effective settings and counts."""
+        req = pb.GetCollectionRequest(name=name)
+        return await self._stub.GetCollection(req, timeout=self._timeout)
+
+    async def list_collections(self) -> list[pb.Collection]:
+        """Returns all collections."""
+        resp = await self._stub.ListCollections(pb.ListCollectionsRequest(), timeout=self._timeout)
+        return list(resp.collections)
+
+    async def update_collection(
+        self,
+        name: str,
+        *,
+        contamination: float | None = None,
+        min_cluster_size: int | None = None,
+        default_k: int | None = None,
+        seed: int | None = None,
+    ) -> pb.Collection:
+        """Changes the given settings of a collection; None leaves a setting as it is.
+
+        Args:
+            name: The collection.
+            contamination: Share of points flagged as anomalies by the next run.
+            min_cluster_size: Smallest fit-sample size of a populated cluster.
+            default_k: k for runs that give none.
+            seed: Seed for runs that give none.
+
+        Returns:
+            The updated collection.
+        """
+        req = rq.update_collection(
+            name,
+            contamination=contamination,
+            min_cluster_size=min_cluster_size,
+            default_k=default_k,
+            seed=seed,
+        )
+        return await self._stub.UpdateCollection(req, timeout=self._timeout)
+
+    async def delete_collection(self, name: str) -> bool:
+        """Deletes a collection; returns whether it existed."""
+        req = pb.DeleteCollectionRequest(name=name)
+        resp = await self._stub.DeleteCollection(req, timeout=self._timeout)
+        return resp.deleted
+
+    # Points.
+
+    async def ingest(self, collection: str, items: Iterable[ItemLike]) -> list[pb.ItemResult]:
+        """Upserts items in one all-or-nothing request.
+
+        Args:
+            collection: The collection.
+            items: Texts, vectors, ``pb.Item`` messages or dicts (see ``make_item``).
+
+        Returns:
+            One result per item, in order.
+
+        Raises:
+            TypeError, ValueError: an item cannot be converted (names its index).
+        """
+        resp = await self._stub.Ingest(rq.ingest(collection, items), timeout=self._timeout)
+        return list(resp.results)
+
+    async def ingest_many(
+        self, collection: str, items: Iterable[ItemLike], *, batch_size: int = 256
+    ) -> list[pb.ItemResult]:
+        """Upserts items in batches of ``batch_size``, sent in order.
+
+        Each batch is all-or-nothing; an error in a later batch (RPC or conversion)
+        leaves the earlier batches stored.
+
+        Args:
+            collection: The collection.
+            items: Texts, vectors, ``pb.Item`` messages or dicts; converted lazily.
+            batch_size: Items per request.
+
+        Returns:
+            One result per item, in order.
+        """
+        results: list[pb.ItemResult] = []
+        for req in rq.ingest_batches(collection, items, batch_size):
+            resp = await self._stub.Ingest(req, timeout=self._timeout)
+            results.extend(resp.results)
+            logger.debug("ingested %d items into %s", len(results), collection)
+        return results
+
+    async def delete_points(
+        self, collection: str, *, ids: Iterable[str] = (), point_ids: Iterable[str] = ()
+    ) -> int:
+        """Deletes points by caller id and/or point id; returns how many were deleted."""
+        req = rq.delete_points(collection, ids=ids, point_ids=point_ids)
+        resp = await self._stub.DeletePoints(req, timeout=self._timeout)
+        return resp.deleted
+
+    async def get_point(
+        self,
+        collection: str,
+        *,
+        id: str | None = None,
+        point_id: str | None = None,
+        with_vector: bool = False,
+    ) -> pb.Point:
+        """Fetches one point by caller id or point id.
+
+        Args:
+            collection: The collection.
+            id: The caller id given at ingest.
+            point_id: The point id returned by ingest.
+            with_vector: Include the stored vector.
+
+        Returns:
+            The point.
+
+        Raises:
+            ValueError: not exactly one of ``id`` and ``point_id`` is given.
+        """
+        req = rq.get_point(collection, id=id, point_id=point_id, with_vector=with_vector)
+        return await self._stub.GetPoint(req, timeout=self._timeout)
+
+    async def list_cluster_members(
+        self, collection: str, cluster_id: int, *, page_size: int = 100, page_token: str = ""
+    ) -> pb.ListPointsResponse:
+        """Returns one page of the points labelled ``cluster_id``."""
+        req = rq.list_cluster_members(
+            collection, cluster_id, page_size=page_size, page_token=page_token
+        )
+        return await self._stub.ListClusterMembers(req, timeout=self._timeout)
+
+    async def iter_cluster_members(
+        self, collection: str, cluster_id: int, *, page_size: int = 500
+    ) -> AsyncIterator[pb.Point]:
+        """Yields every point labelled ``cluster_id``, following page tokens."""
+        token = ""
+        while True:
+            page = await self.list_cluster_members(
+                collection, cluster_id, page_size=page_size, page_token=token
+            )
+            for point in page.points:
+                yield point
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def list_anomalies(
+        self, collection: str, *, page_size: int = 100, page_token: str = ""
+    ) -> pb.ListPointsResponse:
+        """Returns one page of the points flagged as anomalies."""
+        req = rq.list_anomalies(collection, page_size=page_size, page_token=page_token)
+        return await self._stub.ListAnomalies(req, timeout=self._timeout)
+
+    async def iter_anomalies(
+        self, collection: str, *, page_size: int = 500
+    ) -> AsyncIterator[pb.Point]:
+        """Yields every point flagged as an anomaly, following page tokens."""
+        token = ""
+        while True:
+            page = await self.list_anomalies(collection, page_size=page_size, page_token=token)
+            for point in page.points:
+                yield point
+            token = page.next_page_token
+            if not token:
+                return
+
+    # Clustering.
+
+    async def start_clustering(
+        self,
+        collection: str,
+        *,
+        k: int | None = None,
+        k_range: tuple[int, int] | None = None,
+        seed: int | None = None,
+        sample_size: int = 0,
+        n_init: int = 0,
+    ) -> pb.ClusteringRun:
+        """Starts a clustering run.
+
+        Args:
+            collection: The collection.
+            k: Number of clusters.
+            k_range: ``(min, max)``: choose k by silhouette. Neither k nor k_range
+                uses the collection's default_k.
+            seed: Random seed; None = the collection's seed.
+            sample_size: Fit sample size; 0 = automatic.
+            n_init: k-means restarts; 0 = server default.
+
+        Returns:
+            The new run (usually PENDING).
+
+        Raises:
+            ValueError: both ``k`` and ``k_range`` are given.
+        """
+        req = rq.start_clustering(
+            collection, k=k, k_range=k_range, seed=seed, sample_size=sample_size, n_init=n_init
+        )
+        return await self._stub.StartClustering(req, timeout=self._timeout)
+
+    async def get_clustering_run(self, collection: str, run_id: str) -> pb.ClusteringRun:
+        """Returns the current state of a run."""
+        req = rq.clustering_run(collection, run_id)
+        return await self._stub.GetClusteringRun(req, timeout=self._timeout)
+
+    async def cancel_clustering_run(self, collection: str, run_id: str) -> pb.ClusteringRun:
+        """Asks the server to cancel a run; returns its state after the request."""
+        req = rq.clustering_run(collection, run_id)
+        return await self._stub.CancelClusteringRun(req, timeout=self._timeout)
+
+    async def wait_for_run(
+        self,
+        collection: str,
+        run_id: str,
+        *,
+        poll_interval: float = 0.2,
+        timeout: float = 600.0,
+        on_progress: Callable[[pb.ClusteringRun], None] | None = None,
+    ) -> pb.ClusteringRun:
+        """Polls a run until it SUCCEEDED, FAILED or was CANCELLED.
+
+        Args:
+            collection: The collection.
+            run_id: The run.
+            poll_interval: Seconds between polls.
+            timeout: Seconds to wait in all.
+            on_progress: Plain (non-async) callable called with the run after each poll.
+
+        Returns:
+            The succeeded run.
+
+        Raises:
+            RunFailed: the run ended FAILED or CANCELLED.
+            TimeoutError: the run did not finish within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            run = await self.get_clustering_run(collection, run_id)
+            logger.debug("run %s: %s %s %.2f", run_id, pb.RunState.Name(run.state), run.phase, run.progress)
+            if on_progress is not None:
+                on_progress(run)
+            if rq.run_finished(run):
+                return run
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"clustering run {run_id} not finished after {timeout}s")
+            await asyncio.sleep(min(poll_interval, remaining))
+
+    async def cluster(
+        self,
+        collection: str,
+        *,
+        k: int | None = None,
+        k_range: tuple[int, int] | None = None,
+        seed: int | None = None,
+        sample_size: int = 0,
+        n_init: int = 0,
+        poll_interval: float = 0.2,
+        timeout: float = 600.0,
+        on_progress: Callable[[pb.ClusteringRun], None] | None = None,
+    ) -> pb.ClusteringRun:
+        """Starts a clustering run and waits for it (see ``start_clustering``, ``wait_for_run``).
+
+        Returns:
+            The succeeded run.
+
+        Raises:
+            RunFailed: the run ended FAILED or CANCELLED.
+            TimeoutError: the run did not finish within ``timeout``.
+        """
+        run = await self.start_clustering(
+            collection, k=k, k_range=k_range, seed=seed, sample_size=sample_size, n_init=n_init
+        )
+        return await self.wait_for_run(
+            collection,
+            run.run_id,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+
+    async def list_clusters(self, collection: str) -> pb.ListClustersResponse:
+        """Returns the served model's version and clusters."""
+        req = pb.ListClustersRequest(collection=collection)
+        return await self._stub.ListClusters(req, timeout=self._timeout)
+
+    # Reads.
+
+    async def classify(self, collection: str, items: Iterable[ItemLike]) -> list[pb.Assignment]:
+        """Assigns items to clusters with the served model without storing them.
+
+        Args:
+            collection: The collection.
+            items: Texts, vectors, ``pb.Item`` messages or dicts; ids and metadata are ignored.
+
+        Returns:
+            One assignment per item, in order.
+        """
+        resp = await self._stub.Classify(rq.classify(collection, items), timeout=self._timeout)
+        return list(resp.assignments)
+
+    async def search(
+        self,
+        collection: str,
+        query: str | VectorLike,
+        *,
+        limit: int = 10,
+        cluster_id: int | None = None,
+    ) -> list[pb.SearchHit]:
+        """Finds the points nearest to a query.
+
+        Args:
+            collection: The collection.
+            query: A text, or a vector (sequence of numbers / 1-D array).
+            limit: Maximum number of hits.
+            cluster_id: Only search members of this cluster.
+
+        Returns:
+            The hits, best first.
+        """
+        req = rq.search(collection, query, limit=limit, cluster_id=cluster_id)
+        resp = await self._stub.Search(req, timeout=self._timeout)
+        return list(resp.hits)
+
+    async def health(self) -> str:
+        """Returns the server's overall health status name, e.g. ``"SERVING"``."""
+        req = health_pb2.HealthCheckRequest(service="")
+        resp = await self._health.Check(req, timeout=self._timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)

@@ -1,0 +1,167 @@
+"""Conversions between protobuf messages and the core's plain types (the only place)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from ..errors import InvalidArgument
+from ..schema import (
+    Assignment,
+    ClusterInfo,
+    CollectionInfo,
+    CollectionSettings,
+    CollectionSpec,
+    ItemInput,
+    PointView,
+    RunInfo,
+    RunRequest,
+    RunState,
+    SearchHit,
+)
+from .v1 import embcluster_pb2 as pb
+
+__all__ = [
+    "spec_from_pb",
+    "settings_from_pb",
+    "settings_to_pb",
+    "collection_to_pb",
+    "items_from_pb",
+    "assignment_to_pb",
+    "point_to_pb",
+    "run_request_from_pb",
+    "run_to_pb",
+    "cluster_to_pb",
+    "hit_to_pb",
+]
+
+_KINDS = {pb.INPUT_KIND_TEXT: "text", pb.INPUT_KIND_VECTOR: "vector"}
+_KINDS_PB = {v: k for k, v in _KINDS.items()}
+_METRICS = {pb.DISTANCE_UNSPECIFIED: "cosine", pb.DISTANCE_COSINE: "cosine", pb.DISTANCE_EUCLID: "euclid"}
+_METRICS_PB = {"cosine": pb.DISTANCE_COSINE, "euclid": pb.DISTANCE_EUCLID}
+_STATES = {
+    RunState.PENDING: pb.RUN_STATE_PENDING,
+    RunState.RUNNING: pb.RUN_STATE_RUNNING,
+    RunState.SUCCEEDED: pb.RUN_STATE_SUCCEEDED,
+    RunState.FAILED: pb.RUN_STATE_FAILED,
+    RunState.CANCELLED: pb.RUN_STATE_CANCELLED,
+}
+
+
+def settings_from_pb(msg: pb.CollectionSettings) -> CollectionSettings:
+    """Only the fields that are present."""
+    return CollectionSettings(
+        contamination=msg.contamination if msg.HasField("contamination") else None,
+        min_cluster_size=msg.min_cluster_size if msg.HasField("min_cluster_size") else None,
+        default_k=msg.default_k if msg.HasField("default_k") else None,
+        seed=msg.seed if msg.HasField("seed") else None,
+    )
+
+
+def settings_to_pb(s: CollectionSettings) -> pb.CollectionSettings:
+    """Effective settings."""
+    return pb.CollectionSettings(
+        contamination=s.contamination, min_cluster_size=s.min_cluster_size, default_k=s.default_k, seed=s.seed
+    )
+
+
+def spec_from_pb(req: pb.CreateCollectionRequest) -> CollectionSpec:
+    """A create request; an unknown enum value is an invalid argument."""
+    if req.input_kind not in _KINDS:
+        raise InvalidArgument(f"input_kind must be INPUT_KIND_TEXT or INPUT_KIND_VECTOR, got {req.input_kind}")
+    if req.distance not in _METRICS:
+        raise InvalidArgument(f"distance must be DISTANCE_COSINE or DISTANCE_EUCLID, got {req.distance}")
+    return CollectionSpec(
+        name=req.name, input_kind=_KINDS[req.input_kind], metric=_METRICS[req.distance],  # type: ignore[arg-type]
+        embedding_model=req.embedding_model, vector_dim=req.vector_dim,
+        store_source=req.store_source if req.HasField("store_source") else True,
+        settings=settings_from_pb(req.settings),
+    )
+
+
+def collection_to_pb(c: CollectionInfo) -> pb.Collection:
+    """A collection with live counts."""
+    return pb.Collection(
+        name=c.name, input_kind=_KINDS_PB[c.input_kind], distance=_METRICS_PB[c.metric], dim=c.dim,
+        embedder=c.embedder, embedder_fingerprint=c.embedder_fingerprint, store_source=c.store_source,
+        settings=settings_to_pb(c.settings), point_count=c.point_count,
+        served_model_version=c.served_model_version, cluster_count=c.cluster_count,
+        anomaly_count=c.anomaly_count, created_at=c.created_at,
+    )
+
+
+def _struct_to_dict(msg: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(msg)
+
+
+def _dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(data)
+    return out
+
+
+def items_from_pb(items: Any) -> list[ItemInput]:
+    """Items as the core takes them (vectors stay plain float lists)."""
+    out = []
+    for it in items:
+        which = it.WhichOneof("content")
+        out.append(
+            ItemInput(
+                id=it.id,
+                text=it.text if which == "text" else None,
+                vector=list(it.vector.values) if which == "vector" else None,
+                metadata=_struct_to_dict(it.metadata) if it.HasField("metadata") else None,
+            )
+        )
+    return out
+
+
+def assignment_to_pb(a: Assignment) -> pb.Assignment:
+    """The five fields."""
+    return pb.Assignment(
+        cluster_id=a.cluster_id, cluster_distance=a.cluster_distance, anomaly_score=a.anomaly_score,
+        is_anomaly=a.is_anomaly, model_version=a.model_version,
+    )
+
+
+def point_to_pb(p: PointView) -> pb.Point:
+    """A stored point."""
+    msg = pb.Point(point_id=p.point_id, external_id=p.external_id, text=p.text,
+                   metadata=_dict_to_struct(p.metadata))
+    if p.assignment is not None:
+        msg.assignment.CopyFrom(assignment_to_pb(p.assignment))
+    if p.vector is not None:
+        msg.vector.values.extend(p.vector)
+    return msg
+
+
+def run_request_from_pb(req: pb.StartClusteringRequest) -> RunRequest:
+    """k, a k range, or neither (the collection's default k)."""
+    which = req.WhichOneof("k_spec")
+    return RunRequest(
+        k=req.k if which == "k" else None,
+        k_range=(req.k_range.min, req.k_range.max) if which == "k_range" else None,
+        seed=req.seed if req.HasField("seed") else None, sample_size=req.sample_size, n_init=req.n_init,
+    )
+
+
+def run_to_pb(r: RunInfo) -> pb.ClusteringRun:
+    """A run's state."""
+    return pb.ClusteringRun(
+        run_id=r.run_id, collection=r.collection, state=_STATES[r.state], phase=r.phase, progress=r.progress,
+        error=r.error, model_version=r.model_version, k=r.k,
+        k_scores=[pb.KScore(k=int(s["k"]), silhouette=s["silhouette"], inertia=s["inertia"]) for s in r.k_scores],
+        created_at=r.created_at, finished_at=r.finished_at, points_labelled=r.points_labelled,
+    )
+
+
+def cluster_to_pb(c: ClusterInfo) -> pb.Cluster:
+    """One cluster."""
+    return pb.Cluster(cluster_id=c.cluster_id, size=c.size, radius=c.radius, anomaly_count=c.anomaly_count,
+                      populated=c.populated)
+
+
+def hit_to_pb(h: SearchHit) -> pb.SearchHit:
+    """One search hit."""
+    return pb.SearchHit(point=point_to_pb(h.point), score=h.score)

@@ -1,0 +1,92 @@
+"""The servicer: unpack the request, call the core, pack the reply. Nothing else."""
+
+from __future__ import annotations
+
+import grpc
+
+from ..pipeline import EmbclusterService
+from . import convert as cv
+from .v1 import embcluster_pb2 as pb
+from .v1 import embcluster_pb2_grpc as pb_grpc
+
+__all__ = ["EmbclusterServicer"]
+
+
+class EmbclusterServicer(pb_grpc.EmbclusterServicer):
+    """gRPC face of :class:`~embcluster.pipeline.EmbclusterService`."""
+
+    def __init__(self, service: EmbclusterService) -> None:
+        self.svc = service
+
+    def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
+        return cv.collection_to_pb(self.svc.create_collection(cv.spec_from_pb(request)))
+
+    def GetCollection(self, request: pb.GetCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
+        return cv.collection_to_pb(self.svc.get_collection(request.name))
+
+    def ListCollections(self, request: pb.ListCollectionsRequest, context: grpc.ServicerContext) -> pb.ListCollectionsResponse:
+        return pb.ListCollectionsResponse(collections=[cv.collection_to_pb(c) for c in self.svc.list_collections()])
+
+    def UpdateCollection(self, request: pb.UpdateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
+        return cv.collection_to_pb(self.svc.update_collection(request.name, cv.settings_from_pb(request.settings)))
+
+    def DeleteCollection(self, request: pb.DeleteCollectionRequest, context: grpc.ServicerContext) -> pb.DeleteCollectionResponse:
+        return pb.DeleteCollectionResponse(deleted=self.svc.delete_collection(request.name))
+
+    def Ingest(self, request: pb.IngestRequest, context: grpc.ServicerContext) -> pb.IngestResponse:
+        results = self.svc.ingest(request.collection, cv.items_from_pb(request.items))
+        return pb.IngestResponse(
+            results=[
+                pb.ItemResult(point_id=r.point_id, external_id=r.external_id,
+                              assignment=cv.assignment_to_pb(r.assignment) if r.assignment else None)
+                for r in results
+            ]
+        )
+
+    def DeletePoints(self, request: pb.DeletePointsRequest, context: grpc.ServicerContext) -> pb.DeletePointsResponse:
+        return pb.DeletePointsResponse(
+            deleted=self.svc.delete_points(request.collection, ids=list(request.ids), point_ids=list(request.point_ids))
+        )
+
+    def GetPoint(self, request: pb.GetPointRequest, context: grpc.ServicerContext) -> pb.Point:
+        return cv.point_to_pb(
+            self.svc.get_point(request.collection, id=request.id, point_id=request.point_id,
+                               with_vector=request.with_vector)
+        )
+
+    def ListClusterMembers(self, request: pb.ListClusterMembersRequest, context: grpc.ServicerContext) -> pb.ListPointsResponse:
+        points, token = self.svc.list_cluster_members(
+            request.collection, request.cluster_id, page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListPointsResponse(points=[cv.point_to_pb(p) for p in points], next_page_token=token)
+
+    def ListAnomalies(self, request: pb.ListAnomaliesRequest, context: grpc.ServicerContext) -> pb.ListPointsResponse:
+        points, token = self.svc.list_anomalies(request.collection, page_size=request.page_size,
+                                                page_token=request.page_token)
+        return pb.ListPointsResponse(points=[cv.point_to_pb(p) for p in points], next_page_token=token)
+
+    def StartClustering(self, request: pb.StartClusteringRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
+        return cv.run_to_pb(self.svc.start_clustering(request.collection, cv.run_request_from_pb(request)))
+
+    def GetClusteringRun(self, request: pb.GetClusteringRunRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
+        return cv.run_to_pb(self.svc.get_run(request.collection, request.run_id))
+
+    def CancelClusteringRun(self, request: pb.GetClusteringRunRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
+        return cv.run_to_pb(self.svc.cancel_run(request.collection, request.run_id))
+
+    def ListClusters(self, request: pb.ListClustersRequest, context: grpc.ServicerContext) -> pb.ListClustersResponse:
+        version, clusters = self.svc.list_clusters(request.collection)
+        return pb.ListClustersResponse(model_version=version, clusters=[cv.cluster_to_pb(c) for c in clusters])
+
+    def Classify(self, request: pb.ClassifyRequest, context: grpc.ServicerContext) -> pb.ClassifyResponse:
+        assignments = self.svc.classify(request.collection, cv.items_from_pb(request.items))
+        return pb.ClassifyResponse(assignments=[cv.assignment_to_pb(a) for a in assignments])
+
+    def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
+        which = request.WhichOneof("query")
+        hits = self.svc.search(
+            request.collection, text=request.text if which == "text" else None,
+            vector=list(request.vector.values) if which == "vector" else None, limit=request.limit,
+            cluster_id=request.cluster_id if request.HasField("cluster_id") else None,
+        )
+        return pb.SearchResponse(hits=[cv.hit_to_pb(h) for h in hits])

@@ -1,0 +1,29 @@
+"""Nearest-centroid assignment: one matrix product per page, O(k·d) per point."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..store.base import Metric
+
+__all__ = ["assign_nearest", "pairwise_distance"]
+
+
+def pairwise_distance(x: np.ndarray, centroids: np.ndarray, metric: Metric) -> np.ndarray:
+    """``(n, k)`` distances: ``1 - cos`` for cosine (rows assumed unit length), L2 for euclid."""
+    prod = x @ centroids.T
+    if metric == "cosine":
+        return 1.0 - prod
+    sq = (x * x).sum(axis=1)[:, None] - 2.0 * prod + (centroids * centroids).sum(axis=1)[None, :]
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def assign_nearest(
+    x: np.ndarray, centroids: np.ndarray, metric: Metric, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row index of the nearest allowed centroid and the distance to it, per point."""
+    dist = pairwise_distance(np.asarray(x, dtype=np.float32), centroids, metric)
+    if allowed is not None and not allowed.all():
+        dist[:, ~allowed] = np.inf
+    rows = dist.argmin(axis=1)
+    return rows, np.maximum(dist[np.arange(len(rows)), rows], 0.0).astype(np.float64)

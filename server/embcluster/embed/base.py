@@ -1,0 +1,26 @@
+"""The ``Embedder`` protocol."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Embedder"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps a batch of validated inputs of one kind to an ``(n, dim)`` float32 array.
+
+    ``name`` and ``fingerprint`` are recorded on the collection at creation so that a
+    later start with a different model is refused instead of silently mixing spaces.
+    """
+
+    name: str
+    fingerprint: str
+    dim: int
+
+    def embed(self, inputs: Sequence[Any]) -> np.ndarray:
+        """Embed ``inputs`` (already validated) into an ``(len(inputs), dim)`` float32 array."""
+        ...

@@ -1,0 +1,74 @@
+"""Domain errors. Each carries a code; ``api/`` maps codes to gRPC status codes."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "ErrorCode",
+    "EmbclusterError",
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "FailedPrecondition",
+    "ResourceExhausted",
+    "Unavailable",
+]
+
+
+class ErrorCode(enum.Enum):
+    """What kind of failure an error is, independent of the transport."""
+
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    FAILED_PRECONDITION = "failed_precondition"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class EmbclusterError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(EmbclusterError):
+    """The request itself is wrong; retrying it unchanged fails again."""
+
+    code = ErrorCode.INVALID_ARGUMENT
+
+
+class NotFound(EmbclusterError):
+    """A named collection, point or run does not exist."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class AlreadyExists(EmbclusterError):
+    """Creating something that exists."""
+
+    code = ErrorCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(EmbclusterError):
+    """The request is valid but the state does not allow it (e.g. no model yet)."""
+
+    code = ErrorCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(EmbclusterError):
+    """A size or count limit was exceeded."""
+
+    code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(EmbclusterError):
+    """A backend cannot be reached; retrying later may succeed."""
+
+    code = ErrorCode.UNAVAILABLE

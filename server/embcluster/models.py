@@ -1,0 +1,158 @@
+"""Versioned cluster models: centroids + stable ids + calibration, saved as ``.npy`` + JSON.
+
+Never pickled: arrays are ``.npy`` files loaded with ``allow_pickle=False`` and everything
+else is JSON with a ``schema_version``. A version directory is written under a temporary
+name and renamed into place, so a crash never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .anomaly.scoring import score
+from .anomaly.threshold import QuantileThreshold
+from .cluster.assign import assign_nearest
+from .store.base import Metric
+
+__all__ = ["SCHEMA_VERSION", "Assignments", "ClusterModel", "ModelStore"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Assignments:
+    """The five written fields for a batch of points, as arrays."""
+
+    cluster_id: np.ndarray  # int64 stable ids
+    cluster_distance: np.ndarray  # float64
+    anomaly_score: np.ndarray  # float64
+    is_anomaly: np.ndarray  # bool
+    model_version: int
+
+    def payload(self, i: int) -> dict[str, Any]:
+        """The reserved payload fields of point ``i``: written together, in one operation."""
+        return {
+            "cluster_id": int(self.cluster_id[i]),
+            "cluster_distance": float(self.cluster_distance[i]),
+            "anomaly_score": float(self.anomaly_score[i]),
+            "is_anomaly": bool(self.is_anomaly[i]),
+            "model_version": self.model_version,
+        }
+
+
+@dataclass
+class ClusterModel:
+    """One fitted model version of a collection.
+
+    Row ``r`` of ``centroids`` is the cluster whose stable id is ``cluster_ids[r]``.
+    Unpopulated clusters (too few members in the fit sample) are kept for reporting but
+    never assigned: their points go to the nearest populated cluster.
+    """
+
+    version: int
+    metric: Metric
+    centroids: np.ndarray
+    cluster_ids: np.ndarray
+    populated: np.ndarray
+    radius: np.ndarray  # RMS member distance per row, on the fit sample
+    scorer: str
+    threshold: float
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+
+    @property
+    def k(self) -> int:
+        """Number of centroids."""
+        return int(len(self.centroids))
+
+    def assign(self, x: np.ndarray) -> Assignments:
+        """Label points with this model (never refits)."""
+        rows, dist = assign_nearest(x, self.centroids, self.metric, self.populated)
+        scores = score(self.scorer, dist, rows, self.radius)
+        return Assignments(
+            cluster_id=self.cluster_ids[rows], cluster_distance=dist, anomaly_score=scores,
+            is_anomaly=QuantileThreshold.decide(scores, self.threshold), model_version=self.version,
+        )
+
+    def row_of(self, cluster_id: int) -> int | None:
+        """Centroid row of a stable id, or None."""
+        hits = np.flatnonzero(self.cluster_ids == cluster_id)
+        return int(hits[0]) if len(hits) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON side of the model (arrays other than centroids are small and kept inline)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "version": self.version,
+            "metric": self.metric,
+            "k": self.k,
+            "dim": int(self.centroids.shape[1]),
+            "cluster_ids": [int(i) for i in self.cluster_ids],
+            "populated": [bool(p) for p in self.populated],
+            "radius": [float(r) for r in self.radius],
+            "scorer": self.scorer,
+            "threshold": self.threshold,
+            "params": self.params,
+            "metrics": self.metrics,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_files(cls, directory: Path) -> "ClusterModel":
+        """Load a saved version; refuses unknown schema versions."""
+        meta = json.loads((directory / "model.json").read_text())
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"{directory}: model schema_version {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+            )
+        centroids = np.load(directory / "centroids.npy", allow_pickle=False)
+        if centroids.shape != (meta["k"], meta["dim"]):
+            raise ValueError(f"{directory}: centroids shape {centroids.shape} != ({meta['k']}, {meta['dim']})")
+        return cls(
+            version=int(meta["version"]), metric=meta["metric"], centroids=centroids.astype(np.float32),
+            cluster_ids=np.asarray(meta["cluster_ids"], dtype=np.int64),
+            populated=np.asarray(meta["populated"], dtype=bool),
+            radius=np.asarray(meta["radius"], dtype=np.float64), scorer=meta["scorer"],
+            threshold=float(meta["threshold"]), params=meta["params"], metrics=meta["metrics"],
+            created_at=meta["created_at"],
+        )
+
+
+class ModelStore:
+    """Model versions of one collection under ``<dir>/v<N>/``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def save(self, model: ClusterModel) -> Path:
+        """Write ``v<N>`` atomically (temp dir + rename, fsynced)."""
+        final = self.directory / f"v{model.version}"
+        tmp = self.directory / f".v{model.version}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        np.save(tmp / "centroids.npy", np.ascontiguousarray(model.centroids, dtype=np.float32), allow_pickle=False)
+        (tmp / "model.json").write_text(json.dumps(model.to_json(), indent=1))
+        for name in ("centroids.npy", "model.json"):
+            with open(tmp / name, "rb") as f:
+                os.fsync(f.fileno())
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return final
+
+    def load(self, version: int) -> ClusterModel:
+        """Load ``v<version>``."""
+        return ClusterModel.from_files(self.directory / f"v{version}")
+
+    def versions(self) -> list[int]:
+        """Saved versions, ascending."""
+        if not self.directory.exists():
+            return []
+        return sorted(int(p.name[1:]) for p in self.directory.glob("v*") if p.name[1:].isdigit())

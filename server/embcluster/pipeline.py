@@ -1,0 +1,665 @@
+"""The service core: collections, ingest, clustering runs, classify and search, in plain Python.
+
+Composes the stages (validate → embed → store → assign/score) and owns the consistency rule
+of DESIGN.md:
+
+* the five reserved fields of a point are always written together, in one store operation;
+* a run writes its new version's fields onto every point page by page while the previous
+  version stays served, then switches the served version, then catches up the points that
+  arrived during the run (``model_version != served``);
+* what reads see during a write-back: each point shows the fields of exactly one version —
+  the served one or the one being written (its ``model_version`` says which); listings by
+  ``cluster_id``/``is_anomaly`` match either. Cluster ids are matched across versions, so a
+  persisting cluster has the same id in both;
+* a run that fails or is cancelled, or a process that dies mid-run, leaves the previous
+  version served; its partial write-back is reverted to the served version (immediately,
+  or by the catch-up every start performs).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .anomaly.scoring import score as anomaly_score
+from .anomaly.threshold import QuantileThreshold
+from .cluster.assign import assign_nearest
+from .cluster.choose_k import choose_k
+from .cluster.kmeans import fit_kmeans
+from .cluster.matching import match_clusters
+from .config import Settings
+from .embed.base import Embedder
+from .embed.registry import EmbedderRegistry
+from .embed.vector import VectorEmbedder
+from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from .fsio import read_json, write_json_atomic
+from .models import Assignments, ClusterModel, ModelStore
+from .scheduler import RunContext, RunManager, utcnow
+from .schema import (
+    Assignment,
+    ClusterInfo,
+    CollectionInfo,
+    CollectionSettings,
+    CollectionSpec,
+    ItemInput,
+    ItemResult,
+    PointView,
+    RunInfo,
+    RunRequest,
+    SearchHit,
+)
+from .store.base import FieldEquals, FieldMissing, PointFilter, StoreFactory, VectorStore
+from .store.edge import EdgeStoreFactory
+from .validation import (
+    check_items,
+    check_name,
+    check_page_size,
+    check_query,
+    check_run_request,
+    check_settings,
+    check_spec,
+)
+
+__all__ = ["EmbclusterService", "point_id_for", "RESERVED_FIELDS"]
+
+logger = logging.getLogger(__name__)
+
+RESERVED_FIELDS = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomaly", "model_version")
+INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
+_ID_NAMESPACE = uuid.UUID("6f1c7d0e-6d1b-4b8e-9a51-8a6f0c2e4b11")
+RECORD_SCHEMA_VERSION = 1
+
+
+def point_id_for(collection: str, external_id: str) -> str:
+    """Point id of a caller id: UUIDv5 of (collection, external id); Qdrant takes only UUIDs/ints."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{collection}\x00{external_id}"))
+
+
+@dataclass
+class CollectionRecord:
+    """What is persisted about a collection (``collection.json``)."""
+
+    name: str
+    input_kind: str
+    metric: str
+    dim: int
+    embedder: str
+    embedder_fingerprint: str
+    store_source: bool
+    settings: CollectionSettings
+    created_at: str
+    served_version: int = 0
+    next_version: int = 1
+    next_cluster_id: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form with a schema version."""
+        return {**asdict(self), "schema_version": RECORD_SCHEMA_VERSION}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CollectionRecord":
+        """Inverse of :meth:`to_json`."""
+        if data.get("schema_version") != RECORD_SCHEMA_VERSION:
+            raise ValueError(f"collection record schema_version {data.get('schema_version')!r} unsupported")
+        data = {k: v for k, v in data.items() if k != "schema_version"}
+        return cls(**{**data, "settings": CollectionSettings(**data["settings"])})
+
+
+@dataclass
+class _Collection:
+    """An open collection: record, store, model and the lock that orders labelling."""
+
+    record: CollectionRecord
+    store: VectorStore
+    directory: Path
+    models: ModelStore
+    model: ClusterModel | None = None
+    embedder: Embedder | None = None
+    # Held while labelling with the served model and writing (ingest, write-back pages) and
+    # while switching versions, so no point is labelled with a version that is no longer served
+    # after the catch-up has passed it.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def save(self) -> None:
+        write_json_atomic(self.directory / "collection.json", self.record.to_json())
+
+
+class EmbclusterService:
+    """Everything the API offers, usable without gRPC.
+
+    Args:
+        settings: The service settings (read once at start-up).
+        embedders: Text model registry; shared between services in tests.
+        store_factory: Vector store backend; default Qdrant Edge under ``data_dir/shards``.
+    """
+
+    def __init__(
+        self, settings: Settings, *, embedders: EmbedderRegistry | None = None,
+        store_factory: StoreFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedders = embedders or EmbedderRegistry(settings)
+        self.root = Path(settings.data_dir)
+        self.store_factory = store_factory or EdgeStoreFactory(self.root / "shards")
+        self.runs = RunManager(settings.run_workers)
+        self._collections: dict[str, _Collection] = {}
+        self._lock = threading.Lock()
+        self._catchups: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ life cycle
+
+    def open(self) -> None:
+        """Open every collection under the data directory and repair interrupted write-backs."""
+        coll_root = self.root / "collections"
+        coll_root.mkdir(parents=True, exist_ok=True)
+        for directory in sorted(p for p in coll_root.iterdir() if p.is_dir()):
+            rec_path = directory / "collection.json"
+            if not rec_path.exists():  # a create that died before recording: discard
+                shutil.rmtree(directory, ignore_errors=True)
+                continue
+            record = CollectionRecord.from_json(read_json(rec_path))
+            coll = _Collection(
+                record=record, store=self.store_factory.open(record.name), directory=directory,
+                models=ModelStore(directory / "models"),
+            )
+            if record.served_version:
+                coll.model = coll.models.load(record.served_version)
+            self.runs.register(record.name, directory / "runs")
+            self._collections[record.name] = coll
+            logger.info("opened collection %s (%d points, model v%d)", record.name,
+                        coll.store.count(), record.served_version)
+            stale = PointFilter(must_not=(FieldEquals("model_version", record.served_version),),
+                                must=()) if record.served_version else None
+            if stale is not None and coll.store.count(stale):
+                thread = threading.Thread(target=self._catch_up_safely, args=(coll,), daemon=True,
+                                          name=f"catch-up-{record.name}")
+                thread.start()
+                self._catchups.append(thread)
+
+    def close(self) -> None:
+        """Stop runs and close every store."""
+        self.runs.shutdown()
+        for thread in self._catchups:
+            thread.join(timeout=30)
+        with self._lock:
+            for coll in self._collections.values():
+                coll.store.close()
+            self._collections.clear()
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait for start-up catch-ups and active runs (tests and tools)."""
+        for thread in self._catchups:
+            thread.join(timeout=timeout)
+        for name in list(self._collections):
+            self.runs.wait(name, timeout=timeout)
+
+    # ------------------------------------------------------------------ collections
+
+    def _get(self, name: str) -> _Collection:
+        coll = self._collections.get(name)
+        if coll is None:
+            raise NotFound(f"collection {name!r} not found")
+        return coll
+
+    def _embedder(self, coll: _Collection) -> Embedder:
+        if coll.embedder is None:
+            rec = coll.record
+            if rec.input_kind == "vector":
+                coll.embedder = VectorEmbedder(rec.dim)
+            else:
+                emb = self.embedders.text(rec.embedder)
+                if emb.fingerprint != rec.embedder_fingerprint or emb.dim != rec.dim:
+                    raise FailedPrecondition(
+                        f"collection {rec.name!r} was created with model {rec.embedder!r} "
+                        f"({rec.embedder_fingerprint[:19]}…, {rec.dim}-d); the server now has "
+                        f"{emb.fingerprint[:19]}…, {emb.dim}-d. Restore that model or re-create the collection"
+                    )
+                coll.embedder = emb
+        return coll.embedder
+
+    def create_collection(self, spec: CollectionSpec) -> CollectionInfo:
+        """Create a collection; its embedder's name and fingerprint are recorded."""
+        check_spec(spec)
+        if spec.input_kind == "text":
+            emb: Embedder = self.embedders.text(spec.embedding_model)
+        else:
+            emb = VectorEmbedder(spec.vector_dim)
+        with self._lock:
+            if spec.name in self._collections:
+                raise AlreadyExists(f"collection {spec.name!r} already exists")
+            directory = self.root / "collections" / spec.name
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+            store = self.store_factory.create(spec.name, dim=emb.dim, metric=spec.metric, indexed=INDEXED_FIELDS)
+            record = CollectionRecord(
+                name=spec.name, input_kind=spec.input_kind, metric=spec.metric, dim=emb.dim,
+                embedder=emb.name, embedder_fingerprint=emb.fingerprint, store_source=spec.store_source,
+                settings=CollectionSettings.defaults().merged(spec.settings), created_at=utcnow(),
+            )
+            coll = _Collection(record=record, store=store, directory=directory,
+                               models=ModelStore(directory / "models"), embedder=emb)
+            coll.save()  # the record is what makes the collection exist after a restart
+            self.runs.register(spec.name, directory / "runs")
+            self._collections[spec.name] = coll
+        logger.info("created collection %s (%s, %s, %d-d, %s)", spec.name, spec.input_kind, spec.metric,
+                    emb.dim, emb.name)
+        return self._info(coll)
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        """A collection with live counts."""
+        return self._info(self._get(check_name(name)))
+
+    def list_collections(self) -> list[CollectionInfo]:
+        """Every collection, by name."""
+        return [self._info(self._collections[n]) for n in sorted(self._collections)]
+
+    def update_collection(self, name: str, settings: CollectionSettings) -> CollectionInfo:
+        """Change mutable settings; they apply from the next run."""
+        coll = self._get(check_name(name))
+        check_settings(settings)
+        with coll.lock:
+            coll.record.settings = coll.record.settings.merged(settings)
+            coll.save()
+        return self._info(coll)
+
+    def delete_collection(self, name: str) -> bool:
+        """Delete a collection, its points and models (an active run is cancelled first)."""
+        coll = self._get(check_name(name))
+        active = self.runs.active(name)
+        if active:
+            self.runs.cancel(name, active.run_id)
+            self.runs.wait(name, timeout=120)
+        with self._lock:
+            self._collections.pop(name, None)
+            self.runs.unregister(name)
+            coll.store.close()
+            # Record first: without it a half-deleted directory is discarded at the next start.
+            (coll.directory / "collection.json").unlink(missing_ok=True)
+            self.store_factory.drop(name)
+            shutil.rmtree(coll.directory, ignore_errors=True)
+        logger.info("deleted collection %s", name)
+        return True
+
+    def _info(self, coll: _Collection) -> CollectionInfo:
+        rec = coll.record
+        model = coll.model
+        return CollectionInfo(
+            name=rec.name, input_kind=rec.input_kind,  # type: ignore[arg-type]
+            metric=rec.metric, dim=rec.dim,  # type: ignore[arg-type]
+            embedder=rec.embedder, embedder_fingerprint=rec.embedder_fingerprint,
+            store_source=rec.store_source, settings=rec.settings, point_count=coll.store.count(),
+            served_model_version=rec.served_version,
+            cluster_count=int(model.populated.sum()) if model else 0,
+            anomaly_count=coll.store.count(PointFilter(must=(FieldEquals("is_anomaly", True),))) if model else 0,
+            created_at=rec.created_at,
+        )
+
+    # ------------------------------------------------------------------ points
+
+    def _embed(self, coll: _Collection, items: Sequence[ItemInput]) -> np.ndarray:
+        emb = self._embedder(coll)
+        if coll.record.input_kind == "text":
+            vectors = emb.embed([it.text for it in items])
+        else:
+            vectors = emb.embed([it.vector for it in items])
+        if not np.isfinite(vectors).all():
+            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+            raise InvalidArgument(f"item {bad}: the embedding has non-finite values")
+        if coll.record.metric == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
+        return vectors.astype(np.float32)
+
+    def ingest(self, name: str, items: Sequence[ItemInput]) -> list[ItemResult]:
+        """Embed, label with the served model (if any) and upsert a batch, all or nothing.
+
+        Returns per item its point id and, when a model is served, its five fields.
+        """
+        coll = self._get(check_name(name))
+        rec = coll.record
+        check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
+                    cosine=rec.metric == "cosine")
+        vectors = self._embed(coll, items)
+        ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
+        payloads: list[dict[str, Any]] = []
+        for it in items:
+            payload: dict[str, Any] = {"external_id": it.id, "meta": it.metadata or {}}
+            if rec.store_source and it.text is not None:
+                payload["source"] = {"text": it.text}
+            payloads.append(payload)
+        with coll.lock:
+            assigned = coll.model.assign(vectors) if coll.model else None
+            if assigned is not None:
+                for i, payload in enumerate(payloads):
+                    payload.update(assigned.payload(i))
+            coll.store.upsert(ids, vectors, payloads)
+        return [
+            ItemResult(point_id=pid, external_id=it.id,
+                       assignment=Assignment(**assigned.payload(i)) if assigned else None)
+            for i, (pid, it) in enumerate(zip(ids, items))
+        ]
+
+    def delete_points(self, name: str, *, ids: Sequence[str] = (), point_ids: Sequence[str] = ()) -> int:
+        """Delete points by caller id and/or point id; returns how many existed."""
+        coll = self._get(check_name(name))
+        targets = [point_id_for(name, i) for i in ids] + [self._check_point_id(p) for p in point_ids]
+        if not targets:
+            raise InvalidArgument("give at least one id or point_id to delete")
+        existing = [p.id for p in coll.store.retrieve(targets)]
+        coll.store.delete(existing)
+        return len(existing)
+
+    @staticmethod
+    def _check_point_id(point_id: str) -> str:
+        try:
+            return str(uuid.UUID(point_id))
+        except ValueError:
+            raise InvalidArgument(f"point_id {point_id!r} is not a UUID") from None
+
+    @staticmethod
+    def _view(point: Any, with_vector: bool = False) -> PointView:
+        payload = point.payload
+        return PointView(
+            point_id=point.id, external_id=payload.get("external_id", ""), metadata=payload.get("meta", {}),
+            text=(payload.get("source") or {}).get("text", ""), assignment=Assignment.from_payload(payload),
+            vector=point.vector.tolist() if with_vector and point.vector is not None else None,
+        )
+
+    def get_point(self, name: str, *, id: str = "", point_id: str = "", with_vector: bool = False) -> PointView:
+        """One point with its payload (and vector, if asked)."""
+        coll = self._get(check_name(name))
+        if bool(id) == bool(point_id):
+            raise InvalidArgument("give exactly one of id or point_id")
+        pid = point_id_for(name, id) if id else self._check_point_id(point_id)
+        found = coll.store.retrieve([pid], with_vectors=with_vector)
+        if not found:
+            raise NotFound(f"point {id or point_id!r} not found in collection {name!r}")
+        return self._view(found[0], with_vector)
+
+    def _page(self, coll: _Collection, flt: PointFilter, page_size: int, token: str) -> tuple[list[PointView], str]:
+        offset = self._check_point_id(token) if token else None
+        points, nxt = coll.store.scroll(limit=check_page_size(page_size), offset=offset, flt=flt)
+        return [self._view(p) for p in points], nxt or ""
+
+    def list_cluster_members(self, name: str, cluster_id: int, *, page_size: int = 100, page_token: str = "") -> tuple[list[PointView], str]:
+        """Points carrying ``cluster_id``, paged in point-id order."""
+        coll = self._get(check_name(name))
+        if coll.model is None:
+            raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
+        if coll.model.row_of(cluster_id) is None:
+            raise NotFound(f"cluster {cluster_id} not in model v{coll.model.version} of {name!r}")
+        return self._page(coll, PointFilter(must=(FieldEquals("cluster_id", cluster_id),)), page_size, page_token)
+
+    def list_anomalies(self, name: str, *, page_size: int = 100, page_token: str = "") -> tuple[list[PointView], str]:
+        """Flagged points, paged in point-id order."""
+        coll = self._get(check_name(name))
+        return self._page(coll, PointFilter(must=(FieldEquals("is_anomaly", True),)), page_size, page_token)
+
+    # ------------------------------------------------------------------ reads with the model
+
+    def classify(self, name: str, items: Sequence[ItemInput]) -> list[Assignment]:
+        """Label items with the served model without storing them."""
+        coll = self._get(check_name(name))
+        rec = coll.record
+        check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
+                    cosine=rec.metric == "cosine", with_ids=False)
+        model = coll.model
+        if model is None:
+            raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
+        assigned = model.assign(self._embed(coll, items))
+        return [Assignment(**assigned.payload(i)) for i in range(len(items))]
+
+    def search(self, name: str, *, text: str | None = None, vector: Sequence[float] | None = None,
+               limit: int = 10, cluster_id: int | None = None) -> list[SearchHit]:
+        """Nearest stored points to a text or vector, optionally within one cluster."""
+        coll = self._get(check_name(name))
+        rec = coll.record
+        check_query(text, vector, kind=rec.input_kind, dim=rec.dim, settings=self.settings)  # type: ignore[arg-type]
+        if limit == 0:
+            limit = 10
+        if not (1 <= limit <= 1000):
+            raise InvalidArgument(f"limit must be in [1, 1000], got {limit}")
+        flt = PointFilter(must=(FieldEquals("cluster_id", int(cluster_id)),)) if cluster_id is not None else None
+        query = self._embed(coll, [ItemInput(text=text, vector=vector)])[0]
+        return [SearchHit(point=self._view(p), score=s) for p, s in coll.store.search(query, limit=limit, flt=flt)]
+
+    def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]:
+        """Clusters of the served model with live sizes and anomaly counts."""
+        coll = self._get(check_name(name))
+        model = coll.model
+        if model is None:
+            raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
+        sizes = coll.store.value_counts("cluster_id")
+        anomalies = coll.store.value_counts("cluster_id", PointFilter(must=(FieldEquals("is_anomaly", True),)))
+        full_radius = model.metrics.get("radius_full") or [float(r) for r in model.radius]
+        return model.version, [
+            ClusterInfo(cluster_id=int(cid), size=sizes.get(int(cid), 0), radius=float(full_radius[r]),
+                        anomaly_count=anomalies.get(int(cid), 0), populated=bool(model.populated[r]))
+            for r, cid in enumerate(model.cluster_ids)
+        ]
+
+    # ------------------------------------------------------------------ clustering runs
+
+    def start_clustering(self, name: str, request: RunRequest) -> RunInfo:
+        """Validate and queue a clustering run; returns it (state PENDING)."""
+        coll = self._get(check_name(name))
+        req = check_run_request(request, point_count=coll.store.count(),
+                                default_k=int(coll.record.settings.default_k or 8))
+        return self.runs.start(name, req, lambda ctx: self._run(coll, req, ctx))
+
+    def get_run(self, name: str, run_id: str) -> RunInfo:
+        """A run's state and progress."""
+        self._get(check_name(name))
+        return self.runs.get(name, run_id)
+
+    def cancel_run(self, name: str, run_id: str) -> RunInfo:
+        """Ask a run to stop; the previous model stays served."""
+        self._get(check_name(name))
+        return self.runs.cancel(name, run_id)
+
+    def _sample(self, coll: _Collection, size: int, seed: int, ctx: RunContext, total: int) -> np.ndarray:
+        """Uniform sample without replacement, streamed (bounded memory): keep the smallest random keys."""
+        rng = np.random.default_rng(seed)
+        keys = np.empty(0)
+        kept = np.empty((0, coll.record.dim), dtype=np.float32)
+        seen = 0
+        for _, page in coll.store.iter_vectors(page_size=self.settings.page_size):
+            page_keys = rng.random(len(page))
+            keys = np.concatenate([keys, page_keys])
+            kept = np.concatenate([kept, page])
+            if len(keys) > size:
+                top = np.argpartition(keys, size - 1)[:size]
+                keys, kept = keys[top], kept[top]
+            seen += len(page)
+            ctx.progress("sampling", 0.15 * seen / max(total, 1))
+        return kept[np.argsort(keys, kind="stable")]
+
+    def _run(self, coll: _Collection, req: RunRequest, ctx: RunContext) -> None:
+        rec = coll.record
+        settings = rec.settings
+        seed = int(req.seed if req.seed is not None else (settings.seed or 0))
+        n_init = req.n_init or 3
+        with coll.lock:
+            version = rec.next_version
+            rec.next_version += 1  # never reuse a version, even one whose run failed
+            coll.save()
+        ctx.info.model_version = version
+        timings: dict[str, float] = {}
+        total = coll.store.count()
+        k_hint = req.k_range[1] if req.k_range else int(req.k or 2)
+        sample_size = min(total, req.sample_size or max(10_000, 256 * k_hint))
+        t0 = time.perf_counter()
+        ctx.progress("sampling", 0.0, persist=True)
+        sample = self._sample(coll, sample_size, seed, ctx, total)
+        timings["sample_s"] = time.perf_counter() - t0
+        k_max = req.k_range[1] if req.k_range else int(req.k or 2)
+        if len(sample) < k_max:
+            raise FailedPrecondition(f"only {len(sample)} points could be read for k={k_max}")
+
+        t0 = time.perf_counter()
+        ctx.progress("fitting", 0.15, persist=True)
+        prev = coll.model
+        if req.k_range:
+            k, fit, table = choose_k(
+                sample, req.k_range[0], req.k_range[1], metric=rec.metric, seed=seed,  # type: ignore[arg-type]
+                n_init=n_init, on_step=lambda i, n: ctx.progress("fitting", 0.15 + 0.25 * i / n),
+            )
+            ctx.info.k_scores = [asdict(s) for s in table]
+        else:
+            k = int(req.k or 2)
+            warm = prev.centroids if prev is not None and prev.k == k else None
+            fit = fit_kmeans(sample, k, metric=rec.metric, seed=seed, n_init=n_init, init=warm)  # type: ignore[arg-type]
+        ctx.info.k = k
+        timings["fit_s"] = time.perf_counter() - t0
+        ctx.progress("fitting", 0.4, persist=True)
+
+        model = self._calibrate(coll, version, sample, fit.centroids, seed=seed, n_init=n_init,
+                                sample_size=len(sample), backend=fit.backend, inertia=fit.inertia)
+        model.metrics["timings"] = timings
+        model.metrics["k_scores"] = ctx.info.k_scores
+        coll.models.save(model)  # before any point carries this version
+
+        t0 = time.perf_counter()
+        try:
+            stats = self._write_back(coll, model, ctx, total, flt=None, phase="assigning", start=0.4, span=0.5)
+        except BaseException:
+            self._revert(coll, version)
+            raise
+        timings["write_back_s"] = time.perf_counter() - t0
+        model.metrics.update(stats)
+        coll.models.save(model)
+
+        ctx.progress("switching", 0.9, persist=True)
+        with coll.lock:
+            rec.served_version = version
+            coll.model = model
+            coll.save()
+        logger.info("collection %s now serves model v%d (k=%d)", rec.name, version, k)
+        ctx.progress("catching_up", 0.95, persist=True)
+        self._catch_up(coll)
+
+    def _calibrate(self, coll: _Collection, version: int, sample: np.ndarray, centroids: np.ndarray, *,
+                   seed: int, n_init: int, sample_size: int, backend: str, inertia: float) -> ClusterModel:
+        """Populated clusters, radii, stable ids and the anomaly threshold, from the fit sample."""
+        rec = coll.record
+        metric = rec.metric
+        settings = rec.settings
+        k = len(centroids)
+        rows, _ = assign_nearest(sample, centroids, metric)  # type: ignore[arg-type]
+        sizes = np.bincount(rows, minlength=k)
+        populated = sizes >= int(settings.min_cluster_size or 1)
+        if not populated.any():
+            populated[:] = True
+        rows, dist = assign_nearest(sample, centroids, metric, populated)  # type: ignore[arg-type]
+        sq = np.bincount(rows, weights=dist**2, minlength=k)
+        counts = np.bincount(rows, minlength=k)
+        radius = np.sqrt(sq / np.maximum(counts, 1))
+        prev = coll.model
+        ids, report, next_id = match_clusters(
+            centroids, radius, prev.centroids if prev else None, prev.cluster_ids if prev else None,
+            prev.radius if prev else None, metric=metric, next_id=rec.next_cluster_id,  # type: ignore[arg-type]
+        )
+        with coll.lock:
+            rec.next_cluster_id = next_id
+            coll.save()
+        scorer = "distance"
+        scores = anomaly_score(scorer, dist, rows, radius)
+        contamination = float(settings.contamination or 0.01)
+        threshold = QuantileThreshold(contamination).calibrate(scores)
+        return ClusterModel(
+            version=version, metric=metric, centroids=centroids.astype(np.float32),  # type: ignore[arg-type]
+            cluster_ids=ids, populated=populated, radius=radius, scorer=scorer, threshold=threshold,
+            params={"k": k, "seed": seed, "n_init": n_init, "sample_size": sample_size, "backend": backend,
+                    "contamination": contamination, "min_cluster_size": int(settings.min_cluster_size or 1),
+                    "previous_version": prev.version if prev else 0},
+            metrics={"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
+                     "matching": asdict(report)},
+            created_at=utcnow(),
+        )
+
+    def _write_back(self, coll: _Collection, model: ClusterModel, ctx: RunContext | None, total: int, *,
+                    flt: PointFilter | None, phase: str, start: float, span: float) -> dict[str, Any]:
+        """Label every matching point with ``model``, page by page; returns full-pass statistics.
+
+        Each page is read, labelled and written under the collection lock, so an ingest that
+        replaces a point cannot interleave between reading its vector and writing its label.
+        """
+        k = model.k
+        sq = np.zeros(k)
+        counts = np.zeros(k, dtype=np.int64)
+        anomalies = 0
+        done = 0
+        page_size = self.settings.page_size
+        offset: str | None = None
+        while True:
+            with coll.lock:
+                points, offset = coll.store.scroll(limit=page_size, offset=offset, flt=flt,
+                                                   with_vectors=True, with_payload=False)
+                if points:
+                    x = np.stack([p.vector for p in points]).astype(np.float32)  # type: ignore[misc]
+                    labels = model.assign(x)
+                    coll.store.set_fields([(p.id, labels.payload(i)) for i, p in enumerate(points)])
+            if points:
+                rows = np.searchsorted(np.sort(model.cluster_ids), labels.cluster_id)
+                order = np.argsort(model.cluster_ids)
+                rows = order[rows]
+                np.add.at(sq, rows, labels.cluster_distance**2)
+                np.add.at(counts, rows, 1)
+                anomalies += int(labels.is_anomaly.sum())
+                done += len(points)
+                if ctx is not None:
+                    ctx.info.points_labelled = done
+                    ctx.progress(phase, start + span * done / max(total, 1))
+            if offset is None:
+                break
+        return {
+            "points_labelled": done,
+            "sizes_full": [int(c) for c in counts],
+            "radius_full": [float(r) for r in np.sqrt(sq / np.maximum(counts, 1))],
+            "anomalies_full": anomalies,
+        }
+
+    def _catch_up(self, coll: _Collection) -> int:
+        """Relabel with the served model every point that carries another version (or none)."""
+        model = coll.model
+        if model is None:
+            return 0
+        stale = PointFilter(must_not=(FieldEquals("model_version", model.version),))
+        total = coll.store.count(stale)
+        if not total:
+            return 0
+        stats = self._write_back(coll, model, None, total, flt=stale, phase="catching_up", start=0, span=0)
+        logger.info("caught up %d points of %s to model v%d", stats["points_labelled"], coll.record.name,
+                    model.version)
+        return int(stats["points_labelled"])
+
+    def _catch_up_safely(self, coll: _Collection) -> None:
+        try:
+            self._catch_up(coll)
+        except Exception:
+            logger.exception("catch-up of %s failed; it is retried at the next start", coll.record.name)
+
+    def _revert(self, coll: _Collection, version: int) -> None:
+        """Undo a failed run's partial write-back: points go back to the served version (or none)."""
+        written = PointFilter(must=(FieldEquals("model_version", version),))
+        try:
+            if coll.model is not None:
+                self._catch_up(coll)
+            else:
+                # No served model: the reserved fields are removed again.
+                while True:
+                    points, _ = coll.store.scroll(limit=self.settings.page_size, flt=written, with_payload=False)
+                    if not points:
+                        break
+                    coll.store.delete_fields([p.id for p in points], RESERVED_FIELDS)
+        except Exception:
+            logger.exception("reverting the partial write-back of v%d in %s failed; the next start retries",
+                             version, coll.record.name)

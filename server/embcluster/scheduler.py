@@ -1,0 +1,175 @@
+"""Clustering runs: at most one per collection at a time, on a bounded worker pool.
+
+Run records are JSON files beside the collection, so a run's outcome survives a restart;
+a run that was in flight when the process died is marked failed on the next start (its
+partial write-back is undone by the catch-up that start performs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from .errors import FailedPrecondition, NotFound
+from .fsio import read_json, write_json_atomic
+from .schema import RunInfo, RunRequest, RunState
+
+__all__ = ["RunCancelled", "RunContext", "RunManager", "utcnow"]
+
+logger = logging.getLogger(__name__)
+
+
+def utcnow() -> str:
+    """RFC 3339 timestamp."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RunCancelled(Exception):
+    """Raised inside a run when its cancellation was requested."""
+
+
+class RunContext:
+    """What a running job sees: progress reporting and cancellation checks."""
+
+    def __init__(self, info: RunInfo, save: Callable[[RunInfo], None]) -> None:
+        self.info = info
+        self._save = save
+        self._cancel = threading.Event()
+
+    def progress(self, phase: str, fraction: float, *, persist: bool = False) -> None:
+        """Report the phase and overall progress (0..1); raises :class:`RunCancelled` if asked to stop."""
+        self.info.phase = phase
+        self.info.progress = max(self.info.progress, min(1.0, fraction))
+        if persist:
+            self._save(self.info)
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`RunCancelled` if cancellation was requested."""
+        if self._cancel.is_set():
+            raise RunCancelled()
+
+    def cancel(self) -> None:
+        """Ask the run to stop at its next check."""
+        self._cancel.set()
+
+
+class RunManager:
+    """Starts, tracks, cancels and persists clustering runs."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+        self._lock = threading.Lock()
+        self._active: dict[str, tuple[RunContext, Future[None]]] = {}  # collection -> its run
+        self._runs_dirs: dict[str, Path] = {}
+
+    def register(self, collection: str, runs_dir: Path) -> None:
+        """Track a collection's run directory; runs left RUNNING by a dead process become FAILED."""
+        self._runs_dirs[collection] = runs_dir
+        for path in runs_dir.glob("*.json") if runs_dir.exists() else []:
+            info = RunInfo.from_json(read_json(path))
+            if not info.state.finished:
+                info.state = RunState.FAILED
+                info.error = "interrupted: the server stopped during the run"
+                info.finished_at = utcnow()
+                write_json_atomic(path, info.to_json())
+                logger.warning("run %s of %s was interrupted by a restart", info.run_id, collection)
+
+    def unregister(self, collection: str) -> None:
+        """Forget a (deleted) collection."""
+        self._runs_dirs.pop(collection, None)
+
+    def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None]) -> RunInfo:
+        """Queue ``job`` as a new run, unless one is active for the collection."""
+        with self._lock:
+            if collection in self._active:
+                ctx, _ = self._active[collection]
+                raise FailedPrecondition(
+                    f"collection {collection!r} already has run {ctx.info.run_id} in progress; "
+                    "wait for it or cancel it"
+                )
+            info = RunInfo(
+                run_id=uuid.uuid4().hex[:16], collection=collection, state=RunState.PENDING,
+                request=request, created_at=utcnow(),
+            )
+            ctx = RunContext(info, self._save)
+            self._save(info)
+            future = self._pool.submit(self._execute, ctx, job)
+            self._active[collection] = (ctx, future)
+            return RunInfo.from_json(info.to_json())
+
+    def _execute(self, ctx: RunContext, job: Callable[[RunContext], None]) -> None:
+        info = ctx.info
+        info.state = RunState.RUNNING
+        self._save(info)
+        try:
+            ctx.check()
+            job(ctx)
+            info.state, info.progress, info.phase = RunState.SUCCEEDED, 1.0, "done"
+        except RunCancelled:
+            info.state, info.phase = RunState.CANCELLED, "cancelled"
+            logger.info("run %s of %s cancelled", info.run_id, info.collection)
+        except Exception as exc:
+            info.state, info.error = RunState.FAILED, f"{type(exc).__name__}: {exc}"
+            logger.exception("run %s of %s failed", info.run_id, info.collection)
+        finally:
+            info.finished_at = utcnow()
+            self._save(info)
+            with self._lock:
+                self._active.pop(info.collection, None)
+
+    def _save(self, info: RunInfo) -> None:
+        runs_dir = self._runs_dirs.get(info.collection)
+        if runs_dir is not None and runs_dir.parent.exists():
+            write_json_atomic(runs_dir / f"{info.run_id}.json", info.to_json())
+
+    def get(self, collection: str, run_id: str) -> RunInfo:
+        """Current state of a run (live if active, else from disk)."""
+        with self._lock:
+            active = self._active.get(collection)
+            if active and active[0].info.run_id == run_id:
+                return RunInfo.from_json(active[0].info.to_json())
+        runs_dir = self._runs_dirs.get(collection)
+        path = runs_dir / f"{run_id}.json" if runs_dir and run_id.isalnum() else None
+        if path is None or not path.exists():
+            raise NotFound(f"run {run_id!r} not found in collection {collection!r}")
+        return RunInfo.from_json(read_json(path))
+
+    def cancel(self, collection: str, run_id: str) -> RunInfo:
+        """Request cancellation; a finished run is returned unchanged."""
+        with self._lock:
+            active = self._active.get(collection)
+            if active and active[0].info.run_id == run_id:
+                active[0].cancel()
+        return self.get(collection, run_id)
+
+    def active(self, collection: str) -> RunInfo | None:
+        """The collection's run in progress, if any."""
+        with self._lock:
+            active = self._active.get(collection)
+            return RunInfo.from_json(active[0].info.to_json()) if active else None
+
+    def wait(self, collection: str, timeout: float | None = None) -> None:
+        """Block until the collection's active run (if any) ends."""
+        with self._lock:
+            active = self._active.get(collection)
+        if active:
+            active[1].result(timeout=timeout)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel every active run and wait for the workers."""
+        with self._lock:
+            running = list(self._active.values())
+        for ctx, _ in running:
+            ctx.cancel()
+        for _, fut in running:
+            try:
+                fut.result(timeout=timeout)
+            except Exception:  # already logged by the run
+                pass
+        self._pool.shutdown(wait=True, cancel_futures=True)

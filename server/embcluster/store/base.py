@@ -1,0 +1,131 @@
+"""The ``VectorStore`` protocol and the backend-neutral types it speaks.
+
+Shaped so that both Qdrant Edge (in-process shard) and a Qdrant server (qdrant-client over
+gRPC) can implement it: string point ids (UUIDs), JSON payloads, simple equality filters,
+paged scrolls with an opaque offset, and per-point partial payload updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal, Protocol, Sequence, Union
+
+import numpy as np
+
+__all__ = [
+    "Metric",
+    "FieldEquals",
+    "FieldMissing",
+    "Condition",
+    "PointFilter",
+    "StoredPoint",
+    "VectorStore",
+    "StoreFactory",
+]
+
+Metric = Literal["cosine", "euclid"]
+
+
+@dataclass(frozen=True)
+class FieldEquals:
+    """Payload ``key`` equals ``value`` (int, str or bool)."""
+
+    key: str
+    value: int | str | bool
+
+
+@dataclass(frozen=True)
+class FieldMissing:
+    """Payload ``key`` is absent or null."""
+
+    key: str
+
+
+Condition = Union[FieldEquals, FieldMissing]
+
+
+@dataclass(frozen=True)
+class PointFilter:
+    """All of ``must`` and none of ``must_not``."""
+
+    must: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
+
+
+@dataclass
+class StoredPoint:
+    """A point as read back from the store."""
+
+    id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    vector: np.ndarray | None = None
+
+
+class VectorStore(Protocol):
+    """One collection's points: vectors plus JSON payload."""
+
+    dim: int
+    metric: Metric
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace points, durably, as one operation."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete points (missing ids are ignored)."""
+        ...
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
+        """The points among ``ids`` that exist, in no particular order."""
+        ...
+
+    def count(self, flt: PointFilter | None = None) -> int:
+        """Exact number of points matching ``flt``."""
+        ...
+
+    def scroll(
+        self, *, limit: int, offset: str | None = None, flt: PointFilter | None = None,
+        with_vectors: bool = False, with_payload: bool | Sequence[str] = True,
+    ) -> tuple[list[StoredPoint], str | None]:
+        """One page in id order and the offset of the next page (None at the end)."""
+        ...
+
+    def iter_vectors(self, *, page_size: int, flt: PointFilter | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every matching point's id and vector, page by page as ``(ids, float32 matrix)``."""
+        ...
+
+    def set_fields(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Merge each payload dict into its point's payload; each point's keys in one write."""
+        ...
+
+    def delete_fields(self, ids: Sequence[str], keys: Sequence[str]) -> None:
+        """Remove payload ``keys`` from points (missing points are ignored)."""
+        ...
+
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[tuple[StoredPoint, float]]:
+        """Nearest points with the store's score (cosine similarity, or L2 distance)."""
+        ...
+
+    def value_counts(self, key: str, flt: PointFilter | None = None) -> dict[Any, int]:
+        """Exact count of points per value of an indexed payload ``key``."""
+        ...
+
+    def close(self) -> None:
+        """Release the collection's resources."""
+        ...
+
+
+class StoreFactory(Protocol):
+    """Creates, opens and drops the per-collection stores of one backend."""
+
+    def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> VectorStore:
+        """Create an empty store; ``indexed`` maps payload keys to ``integer|bool|keyword``."""
+        ...
+
+    def open(self, name: str) -> VectorStore:
+        """Open an existing store."""
+        ...
+
+    def drop(self, name: str) -> None:
+        """Delete a store and its data."""
+        ...

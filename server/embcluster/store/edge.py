@@ -1,0 +1,241 @@
+"""Qdrant Edge: the Qdrant engine in-process, one shard per collection on local disk.
+
+Observed behaviour this relies on (DESIGN.md, tested in ``tests/unit/test_store_edge.py``):
+one shard is safe to use from many threads; a second open of the same directory fails
+(WAL lock), so the server process owns its shards; acknowledged updates survive SIGKILL
+through the WAL; a wrong dimension is rejected, NaN is not (validation is ours).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import qdrant_edge as qe
+
+from ..errors import FailedPrecondition
+from .base import Condition, FieldEquals, FieldMissing, Metric, PointFilter, StoredPoint
+
+__all__ = ["EdgeStore", "EdgeStoreFactory"]
+
+logger = logging.getLogger(__name__)
+
+_DISTANCES = {"cosine": qe.Distance.Cosine, "euclid": qe.Distance.Euclid}
+_INDEX_TYPES = {
+    "integer": qe.PayloadSchemaType.Integer,
+    "bool": qe.PayloadSchemaType.Bool,
+    "keyword": qe.PayloadSchemaType.Keyword,
+}
+
+
+# qdrant-edge-py 0.9.0 turns MatchValue(True) into MatchValue(1), so no filter can match a
+# boolean payload value. Each boolean-indexed key is therefore mirrored as 0/1 under
+# BOOL_MIRROR_PREFIX + key (integer-indexed); filters use the mirror, reads hide it.
+BOOL_MIRROR_PREFIX = "_ec_bool_"
+
+
+def _condition(cond: Condition) -> qe.FieldCondition:
+    if isinstance(cond, FieldEquals):
+        if isinstance(cond.value, bool):
+            return qe.FieldCondition(key=BOOL_MIRROR_PREFIX + cond.key, match=qe.MatchValue(int(cond.value)))
+        return qe.FieldCondition(key=cond.key, match=qe.MatchValue(cond.value))
+    return qe.FieldCondition(key=cond.key, is_empty=True)
+
+
+def _filter(flt: PointFilter | None) -> qe.Filter | None:
+    if flt is None or (not flt.must and not flt.must_not):
+        return None
+    return qe.Filter(
+        must=[_condition(c) for c in flt.must] or None,
+        must_not=[_condition(c) for c in flt.must_not] or None,
+    )
+
+
+def _with_mirrors(payload: dict[str, Any], bool_keys: frozenset[str]) -> dict[str, Any]:
+    mirrors = {BOOL_MIRROR_PREFIX + k: int(v) for k, v in payload.items() if k in bool_keys and isinstance(v, bool)}
+    return {**payload, **mirrors} if mirrors else payload
+
+
+def _payload_selector(with_payload: bool | Sequence[str]) -> Any:
+    if isinstance(with_payload, bool):
+        return with_payload
+    return qe.PayloadSelector.Include(list(with_payload))
+
+
+def _vector(raw: Any) -> np.ndarray | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):  # named vectors: ours is the default, unnamed one
+        raw = raw.get("")
+    return np.asarray(raw, dtype=np.float32)
+
+
+def _point(rec: Any, with_vectors: bool) -> StoredPoint:
+    return StoredPoint(
+        id=str(rec.id),
+        payload={k: v for k, v in (rec.payload or {}).items() if not k.startswith(BOOL_MIRROR_PREFIX)},
+        vector=_vector(rec.vector) if with_vectors else None,
+    )
+
+
+class EdgeStore:
+    """A collection stored in one ``EdgeShard``."""
+
+    def __init__(self, shard: qe.EdgeShard, path: Path) -> None:
+        self._shard = shard
+        self.path = path
+        params = shard_vector_params(path)
+        self.dim = params[0]
+        self.metric: Metric = params[1]
+        self._bool_keys = frozenset(
+            key for key, info in shard.info().payload_schema.items() if info.data_type == qe.PayloadSchemaType.Bool
+        )
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        """Upsert in one update call: the WAL makes it durable and all-or-nothing."""
+        points = [
+            qe.Point(id=pid, vector=vec, payload=_with_mirrors(payload, self._bool_keys))
+            for pid, vec, payload in zip(ids, vectors.tolist(), payloads)
+        ]
+        self._shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete points by id."""
+        if ids:
+            self._shard.update(qe.UpdateOperation.delete_points(list(ids)))
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
+        """Existing points among ``ids``."""
+        if not ids:
+            return []
+        recs = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
+        return [_point(r, with_vectors) for r in recs]
+
+    def count(self, flt: PointFilter | None = None) -> int:
+        """Exact count."""
+        return int(self._shard.count(qe.CountRequest(exact=True, filter=_filter(flt))))
+
+    def scroll(
+        self, *, limit: int, offset: str | None = None, flt: PointFilter | None = None,
+        with_vectors: bool = False, with_payload: bool | Sequence[str] = True,
+    ) -> tuple[list[StoredPoint], str | None]:
+        """One page in id order."""
+        recs, nxt = self._shard.scroll(
+            qe.ScrollRequest(
+                offset=uuid.UUID(offset) if offset else None, limit=limit, filter=_filter(flt),
+                with_payload=_payload_selector(with_payload), with_vector=with_vectors,
+            )
+        )
+        return [_point(r, with_vectors) for r in recs], (str(nxt) if nxt is not None else None)
+
+    def iter_vectors(self, *, page_size: int, flt: PointFilter | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+        """All matching vectors, page by page (bounded memory)."""
+        offset: str | None = None
+        while True:
+            recs, nxt = self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=uuid.UUID(offset) if offset else None, limit=page_size,
+                    filter=_filter(flt), with_payload=False, with_vector=True,
+                )
+            )
+            if recs:
+                ids = [str(r.id) for r in recs]
+                mat = np.asarray([r.vector for r in recs], dtype=np.float32).reshape(len(recs), self.dim)
+                yield ids, mat
+            if nxt is None:
+                return
+            offset = str(nxt)
+
+    def set_fields(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Merge payload fields per point (one operation per point, so its keys land together).
+
+        Points deleted meanwhile are skipped: a point that no longer exists needs no label.
+        """
+        for pid, fields in updates:
+            try:
+                self._shard.update(qe.UpdateOperation.set_payload([pid], _with_mirrors(fields, self._bool_keys)))
+            except Exception as exc:  # the binding raises plain Exception
+                if "No point with id" not in str(exc):
+                    raise
+
+    def delete_fields(self, ids: Sequence[str], keys: Sequence[str]) -> None:
+        """Remove payload keys from existing points."""
+        if ids:
+            self._shard.update(
+                qe.UpdateOperation.delete_payload_by_filter(
+                    qe.Filter(must=[qe.HasIdCondition({uuid.UUID(i) for i in ids})]),
+                    [*keys, *(BOOL_MIRROR_PREFIX + k for k in keys if k in self._bool_keys)],
+                )
+            )
+
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[tuple[StoredPoint, float]]:
+        """Exact nearest neighbours (Edge does a full scan below its indexing threshold)."""
+        hits = self._shard.query(
+            qe.QueryRequest(
+                limit=limit, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
+                filter=_filter(flt), with_payload=True, with_vector=False,
+            )
+        )
+        return [(_point(h, False), float(h.score)) for h in hits]
+
+    def value_counts(self, key: str, flt: PointFilter | None = None) -> dict[Any, int]:
+        """Exact facet counts of an indexed key."""
+        resp = self._shard.facet(qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=_filter(flt)))
+        return {hit.value: int(hit.count) for hit in resp.hits}
+
+    def close(self) -> None:
+        """Flush and close the shard."""
+        self._shard.flush()
+        self._shard.close()
+
+
+def shard_vector_params(path: Path) -> tuple[int, Metric]:
+    """Dimension and metric recorded in a shard's ``edge_config.json``."""
+    import json
+
+    cfg = json.loads((path / "edge_config.json").read_text())
+    params = cfg["vectors"][""]
+    distance = str(params["distance"]).lower()
+    return int(params["size"]), ("euclid" if distance.startswith("euclid") else "cosine")
+
+
+class EdgeStoreFactory:
+    """Shards under ``<root>/<name>``; the server process owns every shard it opens."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> EdgeStore:
+        """Create a shard and its payload indexes."""
+        path = self.root / name
+        if path.exists():
+            shutil.rmtree(path)  # leftovers of a create that crashed before it was recorded
+        cfg = qe.EdgeConfig(vectors={"": qe.EdgeVectorParams(size=dim, distance=_DISTANCES[metric])})
+        shard = qe.EdgeShard.create(str(path), cfg)
+        for key, kind in indexed.items():
+            shard.update(qe.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
+            if kind == "bool":
+                shard.update(qe.UpdateOperation.create_field_index(BOOL_MIRROR_PREFIX + key, _INDEX_TYPES["integer"]))
+        return EdgeStore(shard, path)
+
+    def open(self, name: str) -> EdgeStore:
+        """Open an existing shard; a shard held by another process is a clear error."""
+        path = self.root / name
+        try:
+            shard = qe.EdgeShard.load(str(path))
+        except Exception as exc:  # the binding raises plain Exception
+            if "WouldBlock" in str(exc) or "WAL" in str(exc):
+                raise FailedPrecondition(
+                    f"shard {str(path)!r} is open in another process (is another embcluster "
+                    f"server running on this data directory?): {exc}"
+                ) from exc
+            raise
+        return EdgeStore(shard, path)
+
+    def drop(self, name: str) -> None:
+        """Remove the shard directory."""
+        shutil.rmtree(self.root / name, ignore_errors=True)
