@@ -69,25 +69,44 @@ def fit_kmeans(
     from .assign import assign_nearest
 
     labels, _ = assign_nearest(x, centroids, metric)
-    diff = x - centroids[labels]
-    inertia = float(np.einsum("ij,ij->", diff, diff))
+    inertia = _inertia(x, centroids, metric)
     return KMeansFit(centroids=centroids, labels=labels.astype(np.int64), inertia=inertia, backend=backend)
+
+
+def _inertia(x: np.ndarray, centroids: np.ndarray, metric: Metric) -> float:
+    from .assign import assign_nearest
+
+    labels, _ = assign_nearest(x, centroids, metric)
+    diff = x - centroids[labels]
+    return float(np.einsum("ij,ij->", diff, diff))
 
 
 def _fit_faiss(
     x: np.ndarray, k: int, *, metric: Metric, seed: int, n_init: int, max_iter: int, init: np.ndarray | None
 ) -> np.ndarray:
     import faiss
+    from sklearn.cluster import kmeans_plusplus
 
-    km = faiss.Kmeans(
-        x.shape[1], k, niter=max_iter, nredo=1 if init is not None else n_init, seed=int(seed) % (2**31),
-        spherical=metric == "cosine", max_points_per_centroid=max(len(x) // k + 1, 256), verbose=False,
-    )
-    if init is not None:
-        km.train(x, init_centroids=np.ascontiguousarray(init, dtype=np.float32))
-    else:
-        km.train(x)
-    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+    # FAISS seeds with random points, which often merges nearby clusters; k-means++ seeding
+    # (scikit-learn's, seeded) per restart, then FAISS's fast Lloyd iterations.
+    best: tuple[float, np.ndarray] | None = None
+    for restart in range(1 if init is not None else n_init):
+        if init is not None:
+            start = np.ascontiguousarray(init, dtype=np.float32)
+        else:
+            start, _ = kmeans_plusplus(x, k, random_state=(seed + restart) % (2**32))
+            start = np.ascontiguousarray(start, dtype=np.float32)
+        km = faiss.Kmeans(
+            x.shape[1], k, niter=max_iter, nredo=1, seed=int(seed + restart) % (2**31),
+            spherical=metric == "cosine", max_points_per_centroid=max(len(x) // k + 1, 256), verbose=False,
+        )
+        km.train(x, init_centroids=start)
+        centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        inertia = _inertia(x, centroids, metric)
+        if best is None or inertia < best[0]:
+            best = (inertia, centroids)
+    assert best is not None
+    return best[1]
 
 
 def _fit_sklearn(

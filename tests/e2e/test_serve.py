@@ -1,0 +1,143 @@
+"""The service as a user runs it: `embcluster serve` in its own process, over a real port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from embcluster_client import EmbclusterClient, pb
+
+from embcluster.data import load_wordnet
+
+pytestmark = pytest.mark.slow
+
+DOCS = load_wordnet(1200)
+
+
+class Server:
+    """`embcluster serve --port 0` on a data dir; the port is read from its start-up line."""
+
+    def __init__(self, data_dir: Path) -> None:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBCLUSTER_LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "embcluster.cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )
+        deadline = time.monotonic() + 120
+        lines = []
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = re.search(r"serving on (\S+:\d+)", line)
+            if match:
+                self.address = match.group(1)
+                self.client = EmbclusterClient(self.address, timeout=120)
+                return
+        self.proc.kill()
+        raise AssertionError("server did not start:\n" + "".join(lines))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.client.close()
+        self.proc.send_signal(sig)
+        assert self.proc.wait(timeout=60) in (0, -signal.SIGKILL)
+
+
+def _all_points(client: EmbclusterClient, name: str) -> dict[str, pb.Point]:
+    points: dict[str, pb.Point] = {}
+    for cluster in client.list_clusters(name).clusters:
+        for p in client.iter_cluster_members(name, cluster.cluster_id, page_size=500):
+            assert p.point_id not in points, "a point listed under two clusters"
+            points[p.point_id] = p
+    return points
+
+
+def test_serve_ingest_cluster_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = Server(data)
+    try:
+        c = server.client
+        assert c.health() == "SERVING"
+        c.create_collection("wordnet", input_kind="text", contamination=0.02)
+        results = c.ingest_many(
+            "wordnet",
+            [{"id": d["id"], "text": d["text"], "metadata": {"category": d["category"]}} for d in DOCS],
+            batch_size=200,
+        )
+        assert len(results) == len(DOCS) == 1200
+        run = c.cluster("wordnet", k=12, seed=7)
+        assert run.state == pb.RUN_STATE_SUCCEEDED, run.error
+        col = c.get_collection("wordnet")
+        assert col.point_count == 1200 and col.served_model_version == run.model_version
+
+        clusters = c.list_clusters("wordnet")
+        assert sum(cl.size for cl in clusters.clusters) == col.point_count
+        points = _all_points(c, "wordnet")
+        assert len(points) == 1200
+        for p in points.values():
+            a = p.assignment
+            assert p.HasField("assignment") and a.model_version == col.served_model_version
+            assert a.cluster_distance >= 0 and a.anomaly_score >= 0
+        flagged = [p for p in points.values() if p.assignment.is_anomaly]
+        assert len(flagged) == col.anomaly_count > 0
+
+        for cl in clusters.clusters[:4]:
+            hits = c.search("wordnet", "a person who works with tools", limit=15, cluster_id=cl.cluster_id)
+            assert hits and {h.point.assignment.cluster_id for h in hits} == {cl.cluster_id}
+
+        before = {pid: (p.assignment, dict(p.metadata), p.text) for pid, p in points.items()}
+    finally:
+        server.stop()
+
+    server = Server(data)  # a clean restart keeps everything
+    try:
+        c = server.client
+        col2 = c.get_collection("wordnet")
+        assert (col2.point_count, col2.served_model_version, col2.anomaly_count) == (
+            1200, col.served_model_version, col.anomaly_count)
+        after = _all_points(c, "wordnet")
+        assert {pid: (p.assignment, dict(p.metadata), p.text) for pid, p in after.items()} == before
+        labels = c.classify("wordnet", [DOCS[0]["text"]])
+        assert labels[0].cluster_id == before[results[0].point_id][0].cluster_id
+
+        # acknowledged writes survive SIGKILL (Qdrant Edge's WAL), online labels included
+        extra = c.ingest("wordnet", [{"id": "extra-1", "text": "a small furry animal kept as a pet"}])
+        assert extra[0].assignment.model_version == col.served_model_version
+    finally:
+        server.stop(signal.SIGKILL)
+
+    server = Server(data)
+    try:
+        c = server.client
+        assert c.get_collection("wordnet").point_count == 1201
+        got = c.get_point("wordnet", id="extra-1")
+        assert got.assignment == extra[0].assignment
+        with pytest.raises(grpc.RpcError) as e:
+            c.get_collection("missing")
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        server.stop()
+
+
+def test_second_server_on_same_data_dir_fails_clearly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = Server(data)
+    try:
+        first.client.create_collection("v", input_kind="vector", vector_dim=3)
+        proc = subprocess.run(
+            [sys.executable, "-m", "embcluster.cli", "serve", "--port", "0", "--data-dir", str(data), "--lazy-model"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        assert proc.returncode == 1
+        assert "another process" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        first.stop()
