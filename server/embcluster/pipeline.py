@@ -304,12 +304,13 @@ class EmbclusterService:
 
     # ------------------------------------------------------------------ points
 
-    def _embed(self, coll: _Collection, items: Sequence[ItemInput]) -> np.ndarray:
+    def _embed(self, coll: _Collection, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+        """Vectors of validated items (``parsed``: the matrix validation built for VECTOR input)."""
         emb = self._embedder(coll)
         if coll.record.input_kind == "text":
             vectors = emb.embed([it.text for it in items])
         else:
-            vectors = emb.embed([it.vector for it in items])
+            vectors = emb.embed(parsed)  # type: ignore[arg-type]
         if not np.isfinite(vectors).all():
             bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
             raise InvalidArgument(f"item {bad}: the embedding has non-finite values")
@@ -325,9 +326,9 @@ class EmbclusterService:
         """
         coll = self._get(check_name(name))
         rec = coll.record
-        check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
-                    cosine=rec.metric == "cosine")
-        vectors = self._embed(coll, items)
+        parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
+                             cosine=rec.metric == "cosine")
+        vectors = self._embed(coll, items, parsed)
         ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
         payloads: list[dict[str, Any]] = []
         for it in items:
@@ -409,12 +410,12 @@ class EmbclusterService:
         """Label items with the served model without storing them."""
         coll = self._get(check_name(name))
         rec = coll.record
-        check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
-                    cosine=rec.metric == "cosine", with_ids=False)
+        parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
+                             cosine=rec.metric == "cosine", with_ids=False)
         model = coll.model
         if model is None:
             raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
-        assigned = model.assign(self._embed(coll, items))
+        assigned = model.assign(self._embed(coll, items, parsed))
         return [Assignment(**assigned.payload(i)) for i in range(len(items))]
 
     def search(self, name: str, *, text: str | None = None, vector: Sequence[float] | None = None,
@@ -422,13 +423,14 @@ class EmbclusterService:
         """Nearest stored points to a text or vector, optionally within one cluster."""
         coll = self._get(check_name(name))
         rec = coll.record
-        check_query(text, vector, kind=rec.input_kind, dim=rec.dim, settings=self.settings)  # type: ignore[arg-type]
+        parsed = check_query(text, vector, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
+                             cosine=rec.metric == "cosine")
         if limit == 0:
             limit = 10
         if not (1 <= limit <= 1000):
             raise InvalidArgument(f"limit must be in [1, 1000], got {limit}")
         flt = PointFilter(must=(FieldEquals("cluster_id", int(cluster_id)),)) if cluster_id is not None else None
-        query = self._embed(coll, [ItemInput(text=text, vector=vector)])[0]
+        query = self._embed(coll, [ItemInput(text=text, vector=vector)], parsed)[0]
         return [SearchHit(point=self._view(p), score=s) for p, s in coll.store.search(query, limit=limit, flt=flt)]
 
     def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]:

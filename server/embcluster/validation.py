@@ -72,20 +72,36 @@ def check_spec(spec: CollectionSpec) -> CollectionSpec:
     return spec
 
 
-def _check_vector(where: str, vector: Sequence[float] | np.ndarray, dim: int) -> None:
-    arr = np.asarray(vector, dtype=np.float64)
-    if arr.ndim != 1 or arr.shape[0] != dim:
-        raise InvalidArgument(f"{where}: vector has dimension {arr.shape[0] if arr.ndim == 1 else arr.shape}, expected {dim}")
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise InvalidArgument(f"{where}: vector value [{bad}] is {arr[bad]}; values must be finite")
+def _check_vectors(vectors: Sequence[Sequence[float] | np.ndarray], dim: int, cosine: bool) -> np.ndarray:
+    """Stack the batch's vectors once, then check dimension and values vectorised."""
+    for i, vec in enumerate(vectors):
+        if len(vec) != dim:
+            raise InvalidArgument(f"item {i}: vector has dimension {len(vec)}, expected {dim}")
+    mat = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), dim)
+    finite = np.isfinite(mat)
+    if not finite.all():
+        i, j = np.argwhere(~finite)[0]
+        raise InvalidArgument(f"item {i}: vector value [{j}] is {mat[i, j]}; values must be finite")
+    if cosine:
+        zero = ~mat.any(axis=1)
+        if zero.any():
+            raise InvalidArgument(f"item {int(np.flatnonzero(zero)[0])}: an all-zero vector has no direction under cosine distance")
+    out = mat.astype(np.float32)
+    if not np.isfinite(out).all():  # finite as float64 but overflows float32 (|x| > 3.4e38)
+        i, j = np.argwhere(~np.isfinite(out))[0]
+        raise InvalidArgument(f"item {i}: vector value [{j}] is {mat[i, j]}, outside the float32 range")
+    return out
 
 
 def check_items(
     items: Sequence[ItemInput], *, kind: InputKind, dim: int, settings: Settings, cosine: bool = False,
     with_ids: bool = True,
-) -> None:
-    """Every item of an Ingest/Classify batch; the first bad one is reported by index."""
+) -> np.ndarray | None:
+    """Every item of an Ingest/Classify batch; the first bad one is reported by index.
+
+    Returns the batch's vectors as one float32 matrix for VECTOR collections (parsed once,
+    here), None for text.
+    """
     if not items:
         raise InvalidArgument("no items: send at least one")
     if len(items) > settings.max_batch_items:
@@ -113,11 +129,11 @@ def check_items(
                 raise InvalidArgument(f"{where}: this collection takes vectors, got text")
             if item.vector is None:
                 raise InvalidArgument(f"{where}: vector is missing")
-            _check_vector(where, item.vector, dim)
-            if cosine and not np.any(np.asarray(item.vector, dtype=np.float64)):
-                raise InvalidArgument(f"{where}: an all-zero vector has no direction under cosine distance")
         if item.metadata is not None:
             _check_metadata(where, item.metadata, settings.max_metadata_bytes)
+    if kind == "vector":
+        return _check_vectors([it.vector for it in items], dim, cosine)  # type: ignore[misc]
+    return None
 
 
 def _check_metadata(where: str, metadata: dict[str, Any], limit: int) -> None:
@@ -129,9 +145,12 @@ def _check_metadata(where: str, metadata: dict[str, Any], limit: int) -> None:
         raise InvalidArgument(f"{where}: metadata is {len(encoded.encode())} bytes as JSON; the limit is {limit}")
 
 
-def check_query(text: str | None, vector: Sequence[float] | None, *, kind: InputKind, dim: int, settings: Settings) -> None:
-    """A search query of the collection's kind."""
-    check_items([ItemInput(text=text, vector=vector)], kind=kind, dim=dim, settings=settings, with_ids=False)
+def check_query(
+    text: str | None, vector: Sequence[float] | None, *, kind: InputKind, dim: int, settings: Settings, cosine: bool
+) -> np.ndarray | None:
+    """A search query of the collection's kind (returns the vector as a 1 x dim matrix)."""
+    return check_items([ItemInput(text=text, vector=vector)], kind=kind, dim=dim, settings=settings,
+                       cosine=cosine, with_ids=False)
 
 
 def check_page_size(page_size: int) -> int:

@@ -213,3 +213,23 @@ def test_changed_model_fingerprint_is_refused(running, settings, text_embedder) 
         assert again.client.get_collection("docs").point_count == 2
     finally:
         again.stop()
+
+
+def test_vector_wire_forms(running) -> None:
+    """`values` and packed `f32` both work; both at once or a torn f32 is rejected by index."""
+    c = running.client
+    c.create_collection("v", input_kind="vector", vector_dim=3)
+    as_values = pb.Item(id="a", vector=pb.Vector(values=[1.0, 2.0, 3.0]))
+    as_f32 = pb.Item(id="b", vector=pb.Vector(f32=np.asarray([1, 2, 3], "<f4").tobytes()))
+    c.ingest("v", [as_values, as_f32])
+    a = c.get_point("v", id="a", with_vector=True).vector.values
+    b = c.get_point("v", id="b", with_vector=True).vector.values
+    assert list(a) == pytest.approx(list(b)) and len(a) == 3
+    both = pb.Item(vector=pb.Vector(values=[1.0, 2.0, 3.0], f32=np.zeros(3, "<f4").tobytes()))
+    torn = pb.Item(vector=pb.Vector(f32=b"\x00" * 10))
+    for bad, needle in ((both, "both"), (torn, "10 bytes")):
+        with pytest.raises(grpc.RpcError) as e:
+            c.ingest("v", [as_values, bad])
+        assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
+        assert "item 1" in e.value.details() and needle in e.value.details()
+    assert c.get_collection("v").point_count == 2

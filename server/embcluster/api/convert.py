@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from google.protobuf import json_format, struct_pb2
 
 from ..errors import InvalidArgument
@@ -28,6 +29,7 @@ __all__ = [
     "settings_to_pb",
     "collection_to_pb",
     "items_from_pb",
+    "vector_from_pb",
     "assignment_to_pb",
     "point_to_pb",
     "run_request_from_pb",
@@ -101,16 +103,27 @@ def _dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
     return out
 
 
+def vector_from_pb(msg: pb.Vector, where: str) -> np.ndarray | list[float]:
+    """``f32`` bytes (zero-copy view) or ``values``; the core validates dimension and values."""
+    if msg.f32:
+        if msg.values:
+            raise InvalidArgument(f"{where}: vector has both values and f32; send one")
+        if len(msg.f32) % 4:
+            raise InvalidArgument(f"{where}: vector f32 has {len(msg.f32)} bytes, not a multiple of 4")
+        return np.frombuffer(msg.f32, dtype="<f4")
+    return list(msg.values)
+
+
 def items_from_pb(items: Any) -> list[ItemInput]:
-    """Items as the core takes them (vectors stay plain float lists)."""
+    """Items as the core takes them."""
     out = []
-    for it in items:
+    for i, it in enumerate(items):
         which = it.WhichOneof("content")
         out.append(
             ItemInput(
                 id=it.id,
                 text=it.text if which == "text" else None,
-                vector=list(it.vector.values) if which == "vector" else None,
+                vector=vector_from_pb(it.vector, f"item {i}") if which == "vector" else None,
                 metadata=_struct_to_dict(it.metadata) if it.HasField("metadata") else None,
             )
         )

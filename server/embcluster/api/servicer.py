@@ -86,7 +86,7 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
         which = request.WhichOneof("query")
         hits = self.svc.search(
             request.collection, text=request.text if which == "text" else None,
-            vector=list(request.vector.values) if which == "vector" else None, limit=request.limit,
+            vector=cv.vector_from_pb(request.vector, "query") if which == "vector" else None, limit=request.limit,
             cluster_id=request.cluster_id if request.HasField("cluster_id") else None,
         )
         return pb.SearchResponse(hits=[cv.hit_to_pb(h) for h in hits])

@@ -17,8 +17,6 @@ class VectorEmbedder:
         self.name = "vector"
         self.fingerprint = f"vector:{dim}"
 
-    def embed(self, inputs: Sequence[Sequence[float]]) -> np.ndarray:
-        """Stack already validated vectors into a float32 matrix."""
-        if not inputs:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def embed(self, inputs: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+        """Already validated vectors (a list or a matrix) as a float32 matrix (no copy if it is one)."""
         return np.asarray(inputs, dtype=np.float32).reshape(len(inputs), self.dim)

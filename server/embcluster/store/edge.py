@@ -97,8 +97,9 @@ class EdgeStore:
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         """Upsert in one update call: the WAL makes it durable and all-or-nothing."""
+        # UUID objects, not strings: the binding parses string ids several times slower.
         points = [
-            qe.Point(id=pid, vector=vec, payload=_with_mirrors(payload, self._bool_keys))
+            qe.Point(id=uuid.UUID(pid), vector=vec, payload=_with_mirrors(payload, self._bool_keys))
             for pid, vec, payload in zip(ids, vectors.tolist(), payloads)
         ]
         self._shard.update(qe.UpdateOperation.upsert_points(points))

@@ -138,10 +138,12 @@ class DeleteCollectionResponse(_message.Message):
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
 
 class Vector(_message.Message):
-    __slots__ = ("values",)
+    __slots__ = ("values", "f32")
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    F32_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+    f32: bytes
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., f32: _Optional[bytes] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("id", "text", "vector", "metadata")
