@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -58,6 +58,7 @@ from .schema import (
 )
 from .store.base import FieldEquals, FieldMissing, PointFilter, StoreFactory, VectorStore
 from .store.edge import EdgeStoreFactory
+from .store.vectorlog import LiveSet, VectorLog
 from .validation import (
     check_items,
     check_name,
@@ -119,6 +120,7 @@ class _Collection:
 
     record: CollectionRecord
     store: VectorStore
+    vlog: VectorLog
     directory: Path
     models: ModelStore
     model: ClusterModel | None = None
@@ -166,10 +168,13 @@ class EmbclusterService:
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
             record = CollectionRecord.from_json(read_json(rec_path))
+            store = self.store_factory.open(record.name)
             coll = _Collection(
-                record=record, store=self.store_factory.open(record.name), directory=directory,
+                record=record, store=store, vlog=VectorLog(directory, record.dim), directory=directory,
                 models=ModelStore(directory / "models"),
             )
+            if not coll.vlog.was_clean:
+                coll.vlog.repair_tail(store)
             if record.served_version:
                 coll.model = coll.models.load(record.served_version)
             self.runs.register(record.name, directory / "runs")
@@ -192,6 +197,7 @@ class EmbclusterService:
         with self._lock:
             for coll in self._collections.values():
                 coll.store.close()
+                coll.vlog.close()
             self._collections.clear()
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -244,7 +250,7 @@ class EmbclusterService:
                 embedder=emb.name, embedder_fingerprint=emb.fingerprint, store_source=spec.store_source,
                 settings=CollectionSettings.defaults().merged(spec.settings), created_at=utcnow(),
             )
-            coll = _Collection(record=record, store=store, directory=directory,
+            coll = _Collection(record=record, store=store, vlog=VectorLog(directory, emb.dim), directory=directory,
                                models=ModelStore(directory / "models"), embedder=emb)
             coll.save()  # the record is what makes the collection exist after a restart
             self.runs.register(spec.name, directory / "runs")
@@ -281,6 +287,7 @@ class EmbclusterService:
             self._collections.pop(name, None)
             self.runs.unregister(name)
             coll.store.close()
+            coll.vlog.close()
             # Record first: without it a half-deleted directory is discarded at the next start.
             (coll.directory / "collection.json").unlink(missing_ok=True)
             self.store_factory.drop(name)
@@ -341,7 +348,13 @@ class EmbclusterService:
             if assigned is not None:
                 for i, payload in enumerate(payloads):
                     payload.update(assigned.payload(i))
-            coll.store.upsert(ids, vectors, payloads)
+            coll.vlog.append(ids, vectors)  # ahead of the store: a crash leaves the doubt in the log's tail
+            try:
+                coll.store.upsert(ids, vectors, payloads)
+            except BaseException:
+                coll.vlog.reconcile(ids, coll.store)
+                raise
+            coll.vlog.mark_consistent()
         return [
             ItemResult(point_id=pid, external_id=it.id,
                        assignment=Assignment(**assigned.payload(i)) if assigned else None)
@@ -354,8 +367,16 @@ class EmbclusterService:
         targets = [point_id_for(name, i) for i in ids] + [self._check_point_id(p) for p in point_ids]
         if not targets:
             raise InvalidArgument("give at least one id or point_id to delete")
-        existing = [p.id for p in coll.store.retrieve(targets)]
-        coll.store.delete(existing)
+        with coll.lock:
+            existing = [p.id for p in coll.store.retrieve(targets)]
+            if existing:
+                coll.vlog.append(existing, None)
+                try:
+                    coll.store.delete(existing)
+                except BaseException:
+                    coll.vlog.reconcile(existing, coll.store)
+                    raise
+                coll.vlog.mark_consistent()
         return len(existing)
 
     @staticmethod
@@ -467,22 +488,23 @@ class EmbclusterService:
         self._get(check_name(name))
         return self.runs.cancel(name, run_id)
 
-    def _sample(self, coll: _Collection, size: int, seed: int, ctx: RunContext, total: int) -> np.ndarray:
-        """Uniform sample without replacement, streamed (bounded memory): keep the smallest random keys."""
-        rng = np.random.default_rng(seed)
-        keys = np.empty(0)
-        kept = np.empty((0, coll.record.dim), dtype=np.float32)
-        seen = 0
-        for _, page in coll.store.iter_vectors(page_size=self.settings.page_size):
-            page_keys = rng.random(len(page))
-            keys = np.concatenate([keys, page_keys])
-            kept = np.concatenate([kept, page])
-            if len(keys) > size:
-                top = np.argpartition(keys, size - 1)[:size]
-                keys, kept = keys[top], kept[top]
-            seen += len(page)
-            ctx.progress("sampling", 0.15 * seen / max(total, 1))
-        return kept[np.argsort(keys, kind="stable")]
+    def _live_vectors(self, coll: _Collection, ctx: RunContext) -> LiveSet:
+        """The vector log's live set, checked against the store (rebuilt or compacted if needed)."""
+        live = coll.vlog.live()
+        stored = coll.store.count()
+        if len(live) != stored:
+            logger.warning("vector log of %s has %d live points, the store %d: rebuilding it",
+                           coll.record.name, len(live), stored)
+            ctx.progress("rebuilding_vector_log", 0.0, persist=True)
+            with coll.lock:  # no appends while the file is replaced
+                coll.vlog.rebuild(coll.store, self.settings.page_size)
+                live = coll.vlog.live()
+        elif coll.vlog.records > 2 * len(live) + 10_000:
+            with coll.lock:
+                live = coll.vlog.live()
+                coll.vlog.compact(live)
+                live = coll.vlog.live()
+        return live
 
     def _run(self, coll: _Collection, req: RunRequest, ctx: RunContext) -> None:
         rec = coll.record
@@ -495,24 +517,25 @@ class EmbclusterService:
             coll.save()
         ctx.info.model_version = version
         timings: dict[str, float] = {}
-        total = coll.store.count()
-        k_hint = req.k_range[1] if req.k_range else int(req.k or 2)
-        sample_size = min(total, req.sample_size or max(10_000, 256 * k_hint))
         t0 = time.perf_counter()
-        ctx.progress("sampling", 0.0, persist=True)
-        sample = self._sample(coll, sample_size, seed, ctx, total)
-        timings["sample_s"] = time.perf_counter() - t0
+        ctx.progress("reading", 0.0, persist=True)
+        live = self._live_vectors(coll, ctx)
+        total = len(live)
         k_max = req.k_range[1] if req.k_range else int(req.k or 2)
-        if len(sample) < k_max:
-            raise FailedPrecondition(f"only {len(sample)} points could be read for k={k_max}")
+        if total < k_max:
+            raise FailedPrecondition(f"the collection has {total} points, fewer than k={k_max}")
+        sample_size = min(total, req.sample_size or max(10_000, 256 * k_max))
+        ctx.progress("sampling", 0.02)
+        sample = coll.vlog.sample(live, sample_size, seed)
+        timings["read_sample_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        ctx.progress("fitting", 0.15, persist=True)
+        ctx.progress("fitting", 0.05, persist=True)
         prev = coll.model
         if req.k_range:
             k, fit, table = choose_k(
                 sample, req.k_range[0], req.k_range[1], metric=rec.metric, seed=seed,  # type: ignore[arg-type]
-                n_init=n_init, on_step=lambda i, n: ctx.progress("fitting", 0.15 + 0.25 * i / n),
+                n_init=n_init, on_step=lambda i, n: ctx.progress("fitting", 0.05 + 0.3 * i / n),
             )
             ctx.info.k_scores = [asdict(s) for s in table]
         else:
@@ -521,7 +544,7 @@ class EmbclusterService:
             fit = fit_kmeans(sample, k, metric=rec.metric, seed=seed, n_init=n_init, init=warm)  # type: ignore[arg-type]
         ctx.info.k = k
         timings["fit_s"] = time.perf_counter() - t0
-        ctx.progress("fitting", 0.4, persist=True)
+        ctx.progress("fitting", 0.35, persist=True)
 
         model = self._calibrate(coll, version, sample, fit.centroids, seed=seed, n_init=n_init,
                                 sample_size=len(sample), backend=fit.backend, inertia=fit.inertia)
@@ -531,7 +554,8 @@ class EmbclusterService:
 
         t0 = time.perf_counter()
         try:
-            stats = self._write_back(coll, model, ctx, total, flt=None, phase="assigning", start=0.4, span=0.5)
+            stats = self._write_back(coll, model, coll.vlog.iter_pages(live, self.settings.page_size), ctx, total,
+                                     phase="assigning", start=0.35, span=0.55)
         except BaseException:
             self._revert(coll, version)
             raise
@@ -546,7 +570,11 @@ class EmbclusterService:
             coll.save()
         logger.info("collection %s now serves model v%d (k=%d)", rec.name, version, k)
         ctx.progress("catching_up", 0.95, persist=True)
+        # Points written during the run may carry a label computed from a vector they no longer
+        # have (replaced after the pass read it): relabel every id the log saw since the snapshot.
+        self._relabel_ids(coll, coll.vlog.ids_since(live.end))
         self._catch_up(coll)
+        coll.vlog.mark_consistent()
 
     def _calibrate(self, coll: _Collection, version: int, sample: np.ndarray, centroids: np.ndarray, *,
                    seed: int, n_init: int, sample_size: int, backend: str, inertia: float) -> ClusterModel:
@@ -587,47 +615,67 @@ class EmbclusterService:
             created_at=utcnow(),
         )
 
-    def _write_back(self, coll: _Collection, model: ClusterModel, ctx: RunContext | None, total: int, *,
-                    flt: PointFilter | None, phase: str, start: float, span: float) -> dict[str, Any]:
-        """Label every matching point with ``model``, page by page; returns full-pass statistics.
+    def _write_back(self, coll: _Collection, model: ClusterModel, pages: Iterator[tuple[list[str], np.ndarray]],
+                    ctx: RunContext | None, total: int, *, phase: str, start: float, span: float) -> dict[str, Any]:
+        """Label every point of ``pages`` with ``model``; returns full-pass statistics.
 
         Each page is read, labelled and written under the collection lock, so an ingest that
         replaces a point cannot interleave between reading its vector and writing its label.
         """
         k = model.k
+        row_of_id = {int(cid): r for r, cid in enumerate(model.cluster_ids)}
         sq = np.zeros(k)
         counts = np.zeros(k, dtype=np.int64)
         anomalies = 0
         done = 0
-        page_size = self.settings.page_size
-        offset: str | None = None
         while True:
             with coll.lock:
-                points, offset = coll.store.scroll(limit=page_size, offset=offset, flt=flt,
-                                                   with_vectors=True, with_payload=False)
-                if points:
-                    x = np.stack([p.vector for p in points]).astype(np.float32)  # type: ignore[misc]
-                    labels = model.assign(x)
-                    coll.store.set_fields([(p.id, labels.payload(i)) for i, p in enumerate(points)])
-            if points:
-                rows = np.searchsorted(np.sort(model.cluster_ids), labels.cluster_id)
-                order = np.argsort(model.cluster_ids)
-                rows = order[rows]
-                np.add.at(sq, rows, labels.cluster_distance**2)
-                np.add.at(counts, rows, 1)
-                anomalies += int(labels.is_anomaly.sum())
-                done += len(points)
-                if ctx is not None:
-                    ctx.info.points_labelled = done
-                    ctx.progress(phase, start + span * done / max(total, 1))
-            if offset is None:
-                break
+                page = next(pages, None)
+                if page is None:
+                    break
+                ids, x = page
+                labels = model.assign(x)
+                coll.store.set_fields([(pid, labels.payload(i)) for i, pid in enumerate(ids)])
+            rows = np.fromiter((row_of_id[int(c)] for c in labels.cluster_id), dtype=np.int64, count=len(ids))
+            np.add.at(sq, rows, labels.cluster_distance**2)
+            np.add.at(counts, rows, 1)
+            anomalies += int(labels.is_anomaly.sum())
+            done += len(ids)
+            if ctx is not None:
+                ctx.info.points_labelled = done
+                ctx.progress(phase, start + span * done / max(total, 1))
         return {
             "points_labelled": done,
             "sizes_full": [int(c) for c in counts],
             "radius_full": [float(r) for r in np.sqrt(sq / np.maximum(counts, 1))],
             "anomalies_full": anomalies,
         }
+
+    def _store_pages(self, coll: _Collection, flt: PointFilter) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Pages of matching points read from the store itself (the slow path, for few points).
+
+        Always restarts from the beginning: the pages written meanwhile no longer match ``flt``.
+        """
+        while True:
+            points, _ = coll.store.scroll(limit=self.settings.page_size, flt=flt, with_vectors=True,
+                                          with_payload=False)
+            if not points:
+                return
+            yield [p.id for p in points], np.stack([p.vector for p in points]).astype(np.float32)  # type: ignore[misc]
+
+    def _relabel_ids(self, coll: _Collection, ids: list[str]) -> None:
+        """Relabel specific points with the served model, reading their current vectors."""
+        model = coll.model
+        if model is None or not ids:
+            return
+
+        def pages() -> Iterator[tuple[list[str], np.ndarray]]:
+            for s in range(0, len(ids), self.settings.page_size):
+                found = coll.store.retrieve(ids[s:s + self.settings.page_size], with_vectors=True)
+                if found:
+                    yield [p.id for p in found], np.stack([p.vector for p in found]).astype(np.float32)  # type: ignore[misc]
+
+        self._write_back(coll, model, pages(), None, len(ids), phase="catching_up", start=0, span=0)
 
     def _catch_up(self, coll: _Collection) -> int:
         """Relabel with the served model every point that carries another version (or none)."""
@@ -638,7 +686,8 @@ class EmbclusterService:
         total = coll.store.count(stale)
         if not total:
             return 0
-        stats = self._write_back(coll, model, None, total, flt=stale, phase="catching_up", start=0, span=0)
+        stats = self._write_back(coll, model, self._store_pages(coll, stale), None, total, phase="catching_up",
+                                 start=0, span=0)
         logger.info("caught up %d points of %s to model v%d", stats["points_labelled"], coll.record.name,
                     model.version)
         return int(stats["points_labelled"])
