@@ -186,6 +186,9 @@ def test_k_range_reports_per_k_table(running) -> None:
     assert run.k == 4
     assert [s.k for s in run.k_scores] == [2, 3, 4, 5, 6, 7]
     assert max(run.k_scores, key=lambda s: s.silhouette).k == 4
+    assert min(run.k_scores, key=lambda s: s.davies_bouldin).k == 4
+    assert [s.k for s in run.k_scores if s.chosen] == [4]
+    assert min(run.k_scores, key=lambda s: s.mean_rank).k == 4
     assert c.get_clustering_run("blobs", run.run_id).state == pb.RUN_STATE_SUCCEEDED
     with pytest.raises(grpc.RpcError) as e:
         c.get_clustering_run("blobs", "nosuchrun")

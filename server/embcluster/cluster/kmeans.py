@@ -1,4 +1,10 @@
-"""k-means fit: FAISS when installed (fast, spherical mode for cosine), scikit-learn otherwise.
+"""k-means fit on a bounded sample: k-means++ seeding, ``n_init`` restarts, Lloyd iterations.
+
+Backends: ``faiss`` (default when installed: its Lloyd iterations run near the matrix-product
+floor), ``numpy`` (the fallback: blocked matrix products + a sparse update, honours ``tol``)
+and ``sklearn`` (reference). All seed each restart with scikit-learn's seeded k-means++ and
+keep the restart with the lowest inertia, so the same seed, data and thread count give the
+same model.
 
 Cosine collections use spherical k-means: unit-length inputs and centroids re-normalised
 after every update, so "nearest centroid" means highest cosine similarity.
@@ -28,12 +34,15 @@ class KMeansFit:
     backend: str
 
 
+BACKENDS = ("faiss", "numpy", "sklearn")
+
+
 def available_backend() -> str:
-    """``faiss`` when importable, else ``sklearn``."""
+    """``faiss`` when importable, else ``numpy``."""
     try:
         import faiss  # noqa: F401
     except ImportError:
-        return "sklearn"
+        return "numpy"
     return "faiss"
 
 
@@ -44,7 +53,7 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 
 def fit_kmeans(
     x: np.ndarray, k: int, *, metric: Metric, seed: int, n_init: int = 3, max_iter: int = 50,
-    init: np.ndarray | None = None, backend: str | None = None,
+    tol: float = 1e-4, init: np.ndarray | None = None, backend: str | None = None,
 ) -> KMeansFit:
     """Fit k-means on ``x`` (already a bounded sample).
 
@@ -55,8 +64,10 @@ def fit_kmeans(
         seed: Seed for initialisation; same seed + data + threads gives the same model.
         n_init: Restarts with k-means++ seeding; the lowest inertia is kept.
         max_iter: Lloyd iterations per restart.
+        tol: Stop when the squared centroid shift falls below ``tol`` x the data's mean
+            variance (scikit-learn's rule; numpy and sklearn backends; FAISS runs ``max_iter``).
         init: Optional ``(k, d)`` starting centroids (warm start from the previous model).
-        backend: ``faiss`` or ``sklearn``; None picks the fastest available.
+        backend: ``faiss``, ``numpy`` or ``sklearn``; None picks the fastest available.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if metric == "cosine":
@@ -64,38 +75,31 @@ def fit_kmeans(
     backend = backend or available_backend()
     if backend == "faiss":
         centroids = _fit_faiss(x, k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, init=init)
+    elif backend == "numpy":
+        centroids = _fit_numpy(x, k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
+    elif backend == "sklearn":
+        centroids = _fit_sklearn(x, k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
     else:
-        centroids = _fit_sklearn(x, k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, init=init)
-    from .assign import assign_nearest
-
-    labels, _ = assign_nearest(x, centroids, metric)
-    inertia = _inertia(x, centroids, metric)
+        raise ValueError(f"unknown k-means backend {backend!r}; known: {', '.join(BACKENDS)}")
+    labels, d2 = _nearest(x, centroids, metric)
+    inertia = float(d2.sum())
     return KMeansFit(centroids=centroids, labels=labels.astype(np.int64), inertia=inertia, backend=backend)
 
 
 def _inertia(x: np.ndarray, centroids: np.ndarray, metric: Metric) -> float:
-    from .assign import assign_nearest
-
-    labels, _ = assign_nearest(x, centroids, metric)
-    diff = x - centroids[labels]
-    return float(np.einsum("ij,ij->", diff, diff))
+    """Sum of squared L2 distances to the nearest centroid."""
+    return float(_nearest(x, centroids, metric)[1].sum())
 
 
 def _fit_faiss(
     x: np.ndarray, k: int, *, metric: Metric, seed: int, n_init: int, max_iter: int, init: np.ndarray | None
 ) -> np.ndarray:
     import faiss
-    from sklearn.cluster import kmeans_plusplus
 
     # FAISS seeds with random points, which often merges nearby clusters; k-means++ seeding
     # (scikit-learn's, seeded) per restart, then FAISS's fast Lloyd iterations.
     best: tuple[float, np.ndarray] | None = None
-    for restart in range(1 if init is not None else n_init):
-        if init is not None:
-            start = np.ascontiguousarray(init, dtype=np.float32)
-        else:
-            start, _ = kmeans_plusplus(x, k, random_state=(seed + restart) % (2**32))
-            start = np.ascontiguousarray(start, dtype=np.float32)
+    for restart, start in enumerate(_seeds(x, k, seed, n_init, init)):
         km = faiss.Kmeans(
             x.shape[1], k, niter=max_iter, nredo=1, seed=int(seed + restart) % (2**31),
             spherical=metric == "cosine", max_points_per_centroid=max(len(x) // k + 1, 256), verbose=False,
@@ -109,14 +113,85 @@ def _fit_faiss(
     return best[1]
 
 
+def _seeds(x: np.ndarray, k: int, seed: int, n_init: int, init: np.ndarray | None) -> list[np.ndarray]:
+    """Starting centroids per restart: the warm start, or seeded k-means++."""
+    if init is not None:
+        return [np.ascontiguousarray(init, dtype=np.float32)]
+    from sklearn.cluster import kmeans_plusplus
+
+    # Seeding on a subsample: k-means++ costs O(n k d log k) and the Lloyd iterations that
+    # follow use every point anyway; 40 points per centroid keep its spread-out property.
+    rng = np.random.default_rng(seed)
+    m = min(len(x), max(10_000, 40 * k))
+    starts = []
+    for r in range(max(1, n_init)):
+        sub = x if m == len(x) else x[np.sort(rng.choice(len(x), size=m, replace=False))]
+        centers, _ = kmeans_plusplus(sub, k, random_state=(seed + r) % (2**32))
+        starts.append(np.ascontiguousarray(centers, dtype=np.float32))
+    return starts
+
+
+_BLOCK = 65_536
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid per row and its squared L2 distance, in row blocks (bounded memory)."""
+    c_sq = (centroids * centroids).sum(axis=1)
+    labels = np.empty(len(x), dtype=np.int64)
+    d2 = np.empty(len(x), dtype=np.float64)
+    for s in range(0, len(x), _BLOCK):
+        xb = x[s:s + _BLOCK]
+        # argmin ||x - c||^2 = argmin (||c||^2 - 2 x.c): one matrix product per block.
+        scores = c_sq[None, :] - 2.0 * (xb @ centroids.T)
+        lab = scores.argmin(axis=1)
+        labels[s:s + _BLOCK] = lab
+        d2[s:s + _BLOCK] = np.maximum(scores[np.arange(len(xb)), lab] + (xb * xb).sum(axis=1), 0.0)
+    return labels, d2
+
+
+def _fit_numpy(
+    x: np.ndarray, k: int, *, metric: Metric, seed: int, n_init: int, max_iter: int, tol: float,
+    init: np.ndarray | None,
+) -> np.ndarray:
+    from scipy import sparse
+
+    n = len(x)
+    tol_abs = tol * float(np.mean(np.var(x, axis=0)))
+    best: tuple[float, np.ndarray] | None = None
+    for centroids in _seeds(x, k, seed, n_init, init):
+        for _ in range(max_iter):
+            labels, d2 = _nearest(x, centroids, metric)
+            member = sparse.csr_matrix((np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(k, n))
+            sums = np.asarray(member @ x, dtype=np.float32)
+            counts = np.bincount(labels, minlength=k)
+            new = centroids.copy()
+            filled = counts > 0
+            new[filled] = sums[filled] / counts[filled, None]
+            empty = np.flatnonzero(~filled)
+            if len(empty):  # re-seed empty clusters with the points farthest from their centroid
+                new[empty] = x[np.argsort(-d2, kind="stable")[: len(empty)]]
+            if metric == "cosine":
+                new = _normalize(new)
+            shift = float(((new - centroids) ** 2).sum())
+            centroids = new
+            if shift <= tol_abs:
+                break
+        inertia = _inertia(x, centroids, metric)
+        if best is None or inertia < best[0]:
+            best = (inertia, centroids)
+    assert best is not None
+    return best[1]
+
+
 def _fit_sklearn(
-    x: np.ndarray, k: int, *, metric: Metric, seed: int, n_init: int, max_iter: int, init: np.ndarray | None
+    x: np.ndarray, k: int, *, metric: Metric, seed: int, n_init: int, max_iter: int, tol: float,
+    init: np.ndarray | None,
 ) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     km = KMeans(
         n_clusters=k, init=init if init is not None else "k-means++", n_init=1 if init is not None else n_init,
-        max_iter=max_iter, random_state=seed % (2**32),
+        max_iter=max_iter, tol=tol, random_state=seed % (2**32),
     )
     km.fit(x)
     centroids = km.cluster_centers_.astype(np.float32)

@@ -294,14 +294,24 @@ class StartClusteringRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., k: _Optional[int] = ..., k_range: _Optional[_Union[KRange, _Mapping]] = ..., seed: _Optional[int] = ..., sample_size: _Optional[int] = ..., n_init: _Optional[int] = ...) -> None: ...
 
 class KScore(_message.Message):
-    __slots__ = ("k", "silhouette", "inertia")
+    __slots__ = ("k", "silhouette", "inertia", "davies_bouldin", "calinski_harabasz", "knee", "mean_rank", "chosen")
     K_FIELD_NUMBER: _ClassVar[int]
     SILHOUETTE_FIELD_NUMBER: _ClassVar[int]
     INERTIA_FIELD_NUMBER: _ClassVar[int]
+    DAVIES_BOULDIN_FIELD_NUMBER: _ClassVar[int]
+    CALINSKI_HARABASZ_FIELD_NUMBER: _ClassVar[int]
+    KNEE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_RANK_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
     k: int
     silhouette: float
     inertia: float
-    def __init__(self, k: _Optional[int] = ..., silhouette: _Optional[float] = ..., inertia: _Optional[float] = ...) -> None: ...
+    davies_bouldin: float
+    calinski_harabasz: float
+    knee: bool
+    mean_rank: float
+    chosen: bool
+    def __init__(self, k: _Optional[int] = ..., silhouette: _Optional[float] = ..., inertia: _Optional[float] = ..., davies_bouldin: _Optional[float] = ..., calinski_harabasz: _Optional[float] = ..., knee: _Optional[bool] = ..., mean_rank: _Optional[float] = ..., chosen: _Optional[bool] = ...) -> None: ...
 
 class ClusteringRun(_message.Message):
     __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled")
