@@ -35,6 +35,7 @@ from .cluster.assign import assign_nearest
 from .cluster.choose_k import choose_k
 from .cluster.kmeans import fit_kmeans
 from .cluster.matching import match_clusters
+from .cluster.quality import quality
 from .config import Settings
 from .embed.base import Embedder
 from .embed.registry import EmbedderRegistry
@@ -51,6 +52,7 @@ from .schema import (
     CollectionSpec,
     ItemInput,
     ItemResult,
+    ModelInfo,
     PointView,
     RunInfo,
     RunRequest,
@@ -478,6 +480,42 @@ class EmbclusterService:
                                 default_k=int(coll.record.settings.default_k or 8))
         return self.runs.start(name, req, lambda ctx: self._run(coll, req, ctx))
 
+    def list_models(self, name: str) -> list[ModelInfo]:
+        """Every saved model version of a collection, oldest first."""
+        coll = self._get(check_name(name))
+        return [self._model_info(coll, coll.models.load(v)) for v in coll.models.versions()]
+
+    def get_model(self, name: str, version: int) -> ModelInfo:
+        """One model version (0 = the served one)."""
+        coll = self._get(check_name(name))
+        version = version or coll.record.served_version
+        if version not in coll.models.versions():
+            raise NotFound(f"model version {version} not found in collection {name!r}"
+                           + ("" if coll.record.served_version else " (no model yet)"))
+        return self._model_info(coll, coll.models.load(version))
+
+    def _model_info(self, coll: _Collection, model: ClusterModel) -> ModelInfo:
+        return ModelInfo(version=model.version, k=model.k, served=model.version == coll.record.served_version,
+                         created_at=model.created_at, cluster_ids=[int(i) for i in model.cluster_ids],
+                         params=model.params, metrics=model.metrics)
+
+    def rollback(self, name: str, version: int) -> RunInfo:
+        """Serve an earlier model version again: a run that rewrites every point's fields to it."""
+        coll = self._get(check_name(name))
+        if version not in coll.models.versions():
+            raise NotFound(f"model version {version} not found in collection {name!r}; "
+                           f"saved versions: {coll.models.versions()}")
+        if version == coll.record.served_version:
+            raise FailedPrecondition(f"model version {version} is already served in {name!r}")
+        model = coll.models.load(version)
+
+        def job(ctx: RunContext) -> None:
+            ctx.info.model_version, ctx.info.k = version, model.k
+            ctx.progress("reading", 0.0, persist=True)
+            self._publish(coll, model, self._live_vectors(coll, ctx), ctx, start=0.05)
+
+        return self.runs.start(name, RunRequest(k=model.k, rollback_to=version), job)
+
     def get_run(self, name: str, run_id: str) -> RunInfo:
         """A run's state and progress."""
         self._get(check_name(name))
@@ -551,24 +589,28 @@ class EmbclusterService:
         model.metrics["timings"] = timings
         model.metrics["k_scores"] = ctx.info.k_scores
         coll.models.save(model)  # before any point carries this version
+        self._publish(coll, model, live, ctx, start=0.35)
 
+    def _publish(self, coll: _Collection, model: ClusterModel, live: LiveSet, ctx: RunContext, *, start: float) -> None:
+        """Write ``model`` onto every point, switch the served version to it, catch up."""
+        rec = coll.record
         t0 = time.perf_counter()
         try:
-            stats = self._write_back(coll, model, coll.vlog.iter_pages(live, self.settings.page_size), ctx, total,
-                                     phase="assigning", start=0.35, span=0.55)
+            stats = self._write_back(coll, model, coll.vlog.iter_pages(live, self.settings.page_size), ctx,
+                                     len(live), phase="assigning", start=start, span=0.9 - start)
         except BaseException:
-            self._revert(coll, version)
+            self._revert(coll, model.version)
             raise
-        timings["write_back_s"] = time.perf_counter() - t0
+        model.metrics.setdefault("timings", {})["write_back_s"] = time.perf_counter() - t0
         model.metrics.update(stats)
         coll.models.save(model)
 
         ctx.progress("switching", 0.9, persist=True)
         with coll.lock:
-            rec.served_version = version
+            rec.served_version = model.version
             coll.model = model
             coll.save()
-        logger.info("collection %s now serves model v%d (k=%d)", rec.name, version, k)
+        logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
         ctx.progress("catching_up", 0.95, persist=True)
         # Points written during the run may carry a label computed from a vector they no longer
         # have (replaced after the pass read it): relabel every id the log saw since the snapshot.
@@ -594,8 +636,8 @@ class EmbclusterService:
         radius = np.sqrt(sq / np.maximum(counts, 1))
         prev = coll.model
         ids, report, next_id = match_clusters(
-            centroids, radius, prev.centroids if prev else None, prev.cluster_ids if prev else None,
-            prev.radius if prev else None, metric=metric, next_id=rec.next_cluster_id,  # type: ignore[arg-type]
+            rows, k, prev.assign(sample).cluster_id if prev is not None else None,
+            prev.cluster_ids if prev is not None else None, next_id=rec.next_cluster_id,
         )
         with coll.lock:
             rec.next_cluster_id = next_id
@@ -611,6 +653,7 @@ class EmbclusterService:
                     "contamination": contamination, "min_cluster_size": int(settings.min_cluster_size or 1),
                     "previous_version": prev.version if prev else 0},
             metrics={"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
+                     **quality(sample, rows, metric=metric, seed=seed),  # type: ignore[arg-type]
                      "matching": asdict(report)},
             created_at=utcnow(),
         )

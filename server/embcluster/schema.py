@@ -22,6 +22,7 @@ __all__ = [
     "RunInfo",
     "RunRequest",
     "SearchHit",
+    "ModelInfo",
 ]
 
 InputKind = Literal["text", "vector"]
@@ -168,6 +169,7 @@ class RunRequest:
     seed: int | None = None
     sample_size: int = 0
     n_init: int = 0
+    rollback_to: int = 0  # a rollback run: serve this saved version again (no fit)
 
 
 @dataclass
@@ -201,6 +203,19 @@ class RunInfo:
         req = dict(data["request"])
         req["k_range"] = tuple(req["k_range"]) if req.get("k_range") else None
         return cls(**{**data, "state": RunState(data["state"]), "request": RunRequest(**req)})
+
+
+@dataclass
+class ModelInfo:
+    """A saved cluster model version."""
+
+    version: int
+    k: int
+    served: bool
+    created_at: str
+    cluster_ids: list[int]
+    params: dict[str, Any]
+    metrics: dict[str, Any]
 
 
 @dataclass

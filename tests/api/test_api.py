@@ -236,3 +236,43 @@ def test_vector_wire_forms(running) -> None:
         assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
         assert "item 1" in e.value.details() and needle in e.value.details()
     assert c.get_collection("v").point_count == 2
+
+
+def test_model_versions_stable_ids_and_rollback(running) -> None:
+    c = running.client
+    c.create_collection("blobs", input_kind="vector", vector_dim=8)
+    rng = np.random.default_rng(11)
+    centers = rng.normal(size=(5, 8)) * 6
+    x = np.concatenate([ctr + rng.normal(size=(120, 8)) for ctr in centers])
+    c.ingest("blobs", [{"id": f"p{i}", "vector": v} for i, v in enumerate(x[:300])])
+    c.ingest("blobs", [{"id": f"p{i + 300}", "vector": v} for i, v in enumerate(x[300:])])
+    first = c.cluster("blobs", k=5, seed=0)
+    before = {p.external_id: p.assignment.cluster_id
+              for cl in c.list_clusters("blobs").clusters for p in c.iter_cluster_members("blobs", cl.cluster_id)}
+    second = c.cluster("blobs", k=5, seed=99)  # another seed: same clusters, ids must persist
+    after = {p.external_id: p.assignment.cluster_id
+             for cl in c.list_clusters("blobs").clusters for p in c.iter_cluster_members("blobs", cl.cluster_id)}
+    assert sum(before[i] == after[i] for i in before) / len(before) >= 0.99
+    models = c.list_models("blobs")
+    assert [m.version for m in models] == [first.model_version, second.model_version]
+    assert [m.served for m in models] == [False, True]
+    m2 = c.get_model("blobs")
+    assert m2.version == second.model_version and m2.k == 5
+    assert sorted(m2.metrics["matching"]["persisted"]) == sorted(m2.cluster_ids)
+    assert m2.metrics["silhouette"] > 0.5 and m2.metrics["davies_bouldin"] < 1.0
+    assert sum(m2.metrics["sizes_full"]) == 600 and m2.params["seed"] == 99
+
+    run = c.wait_for_run("blobs", c.rollback_model("blobs", first.model_version).run_id)
+    assert run.state == pb.RUN_STATE_SUCCEEDED and run.model_version == first.model_version
+    col = c.get_collection("blobs")
+    assert col.served_model_version == first.model_version
+    versions = {p.assignment.model_version
+                for cl in c.list_clusters("blobs").clusters for p in c.iter_cluster_members("blobs", cl.cluster_id)}
+    assert versions == {first.model_version}
+    for bad, code in ((first.model_version, grpc.StatusCode.FAILED_PRECONDITION), (42, grpc.StatusCode.NOT_FOUND)):
+        with pytest.raises(grpc.RpcError) as e:
+            c.rollback_model("blobs", bad)
+        assert _code(e) == code
+    with pytest.raises(grpc.RpcError) as e:
+        c.get_model("blobs", 42)
+    assert _code(e) == grpc.StatusCode.NOT_FOUND

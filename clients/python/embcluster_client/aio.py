@@ -408,6 +408,24 @@ class AsyncEmbclusterClient:
         req = pb.ListClustersRequest(collection=collection)
         return await self._stub.ListClusters(req, timeout=self._timeout)
 
+    async def list_models(self, collection: str) -> list[pb.Model]:
+        """Returns every saved model version of the collection, oldest first."""
+        req = pb.ListModelsRequest(collection=collection)
+        return list((await self._stub.ListModels(req, timeout=self._timeout)).models)
+
+    async def get_model(self, collection: str, version: int = 0) -> pb.Model:
+        """Returns one model version (0 = the served one) with its parameters and metrics."""
+        req = pb.GetModelRequest(collection=collection, version=version)
+        return await self._stub.GetModel(req, timeout=self._timeout)
+
+    async def rollback_model(self, collection: str, version: int) -> pb.ClusteringRun:
+        """Starts a run that serves ``version`` again, rewriting every point's fields to it.
+
+        Wait for it with :meth:`wait_for_run`.
+        """
+        req = pb.RollbackModelRequest(collection=collection, version=version)
+        return await self._stub.RollbackModel(req, timeout=self._timeout)
+
     # Reads.
 
     async def classify(self, collection: str, items: Iterable[ItemLike]) -> list[pb.Assignment]:

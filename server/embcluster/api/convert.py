@@ -15,6 +15,7 @@ from ..schema import (
     CollectionSettings,
     CollectionSpec,
     ItemInput,
+    ModelInfo,
     PointView,
     RunInfo,
     RunRequest,
@@ -36,6 +37,7 @@ __all__ = [
     "run_to_pb",
     "cluster_to_pb",
     "hit_to_pb",
+    "model_to_pb",
 ]
 
 _KINDS = {pb.INPUT_KIND_TEXT: "text", pb.INPUT_KIND_VECTOR: "vector"}
@@ -173,6 +175,23 @@ def cluster_to_pb(c: ClusterInfo) -> pb.Cluster:
     """One cluster."""
     return pb.Cluster(cluster_id=c.cluster_id, size=c.size, radius=c.radius, anomaly_count=c.anomaly_count,
                       populated=c.populated)
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None (Struct cannot carry them)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def model_to_pb(m: ModelInfo) -> pb.Model:
+    """A model version."""
+    return pb.Model(version=m.version, k=m.k, served=m.served, created_at=m.created_at, cluster_ids=m.cluster_ids,
+                    params=_dict_to_struct(_finite(m.params)), metrics=_dict_to_struct(_finite(m.metrics)))
 
 
 def hit_to_pb(h: SearchHit) -> pb.SearchHit:

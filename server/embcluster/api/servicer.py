@@ -78,6 +78,15 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
         version, clusters = self.svc.list_clusters(request.collection)
         return pb.ListClustersResponse(model_version=version, clusters=[cv.cluster_to_pb(c) for c in clusters])
 
+    def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=[cv.model_to_pb(m) for m in self.svc.list_models(request.collection)])
+
+    def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.Model:
+        return cv.model_to_pb(self.svc.get_model(request.collection, request.version))
+
+    def RollbackModel(self, request: pb.RollbackModelRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
+        return cv.run_to_pb(self.svc.rollback(request.collection, request.version))
+
     def Classify(self, request: pb.ClassifyRequest, context: grpc.ServicerContext) -> pb.ClassifyResponse:
         assignments = self.svc.classify(request.collection, cv.items_from_pb(request.items))
         return pb.ClassifyResponse(assignments=[cv.assignment_to_pb(a) for a in assignments])

@@ -23,12 +23,11 @@ import numpy as np
 
 from ..store.base import Metric
 from .kmeans import KMeansFit, fit_kmeans
+from .quality import quality
 
 __all__ = ["KScore", "choose_k", "knee_index"]
 
 logger = logging.getLogger(__name__)
-
-SILHOUETTE_SAMPLE = 3000
 
 
 @dataclass
@@ -69,23 +68,14 @@ def choose_k(
 
     Returns the chosen k, its fit and the per-k table.
     """
-    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
-
-    rng = np.random.default_rng(seed)
-    sub = rng.choice(len(x), size=min(len(x), SILHOUETTE_SAMPLE), replace=False)
-    xs = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if metric == "cosine" else x
     fits: list[KMeansFit] = []
     table: list[KScore] = []
     candidates = list(range(k_min, k_max + 1))
     for i, k in enumerate(candidates):
         fit = fit_kmeans(x, k, metric=metric, seed=seed, n_init=n_init)
-        separated = len(np.unique(fit.labels)) > 1
-        sil = (float(silhouette_score(xs[sub], fit.labels[sub], metric="cosine" if metric == "cosine" else "euclidean"))
-               if len(np.unique(fit.labels[sub])) > 1 else -1.0)
-        db = float(davies_bouldin_score(xs, fit.labels)) if separated else float("inf")
-        ch = float(calinski_harabasz_score(xs, fit.labels)) if separated else 0.0
+        q = quality(x, fit.labels, metric=metric, seed=seed)
         fits.append(fit)
-        table.append(KScore(k=k, silhouette=sil, inertia=fit.inertia, davies_bouldin=db, calinski_harabasz=ch))
+        table.append(KScore(k=k, inertia=fit.inertia, **q))
         if on_step:
             on_step(i + 1, len(candidates))
     sil = np.array([t.silhouette for t in table])

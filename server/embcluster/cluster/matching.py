@@ -1,4 +1,14 @@
-"""Stable cluster ids: match a new fit's centroids to the previous model's (Hungarian)."""
+"""Stable cluster ids: match a new fit's clusters to the previous model's by shared members.
+
+Both models label the same fit sample; the contingency table (new cluster x old id) counts
+shared points. The Hungarian algorithm pairs clusters to maximise total overlap, and a pair
+is kept when the two share a majority of the smaller one's members. A kept pair inherits the
+old id; any other new cluster gets a fresh id (ids are never reused in a collection).
+
+The same table describes what happened: an old cluster **split** when at least two new
+clusters each took >= 20% of its members; a new cluster **merged** old ones when at least two
+old clusters each gave >= 20% of its members; **appeared**/**vanished** are the unmatched.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +16,70 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..store.base import Metric
-from .assign import pairwise_distance
+__all__ = ["MatchReport", "match_clusters", "SHARE"]
 
-__all__ = ["MatchReport", "match_clusters"]
+SHARE = 0.2
 
 
 @dataclass
 class MatchReport:
-    """How the new clusters relate to the previous model's."""
+    """How the new clusters relate to the previous model's (stable ids throughout)."""
 
     persisted: list[int] = field(default_factory=list)
     appeared: list[int] = field(default_factory=list)
     vanished: list[int] = field(default_factory=list)
+    split: dict[int, list[int]] = field(default_factory=dict)  # old id -> new ids
+    merged: dict[int, list[int]] = field(default_factory=dict)  # new id -> old ids
 
 
 def match_clusters(
-    new_centroids: np.ndarray, new_radius: np.ndarray, old_centroids: np.ndarray | None,
-    old_ids: np.ndarray | None, old_radius: np.ndarray | None, *, metric: Metric, next_id: int,
+    new_rows: np.ndarray, k_new: int, old_ids_of_sample: np.ndarray | None, old_ids: np.ndarray | None,
+    *, next_id: int,
 ) -> tuple[np.ndarray, MatchReport, int]:
-    """Give each new centroid a stable id.
+    """Give each new cluster (row) a stable id.
 
-    A new cluster inherits an old id when the optimal one-to-one assignment (Hungarian, on
-    centroid distance) pairs them and their centroids are closer than the larger of the two
-    radii — i.e. each centroid lies within the other's typical member distance. Others get
-    fresh ids from ``next_id`` (ids are never reused in a collection).
+    Args:
+        new_rows: New cluster row of each sample point.
+        k_new: Number of new clusters.
+        old_ids_of_sample: The previous model's cluster id of each sample point (None: no model).
+        old_ids: The previous model's cluster ids.
+        next_id: First never-used id of the collection.
 
-    Returns the ids (one per new centroid row), the report and the next free id.
+    Returns:
+        The id of each new row, the report, and the next free id.
     """
     from scipy.optimize import linear_sum_assignment
 
-    k = len(new_centroids)
-    ids = np.full(k, -1, dtype=np.int64)
+    ids = np.full(k_new, -1, dtype=np.int64)
     report = MatchReport()
-    if old_centroids is not None and old_ids is not None and old_radius is not None and len(old_centroids):
-        dist = pairwise_distance(new_centroids, old_centroids, metric)
-        rows, cols = linear_sum_assignment(dist)
-        for r, c in zip(rows, cols):
-            if dist[r, c] <= max(new_radius[r], old_radius[c]):
+    if old_ids_of_sample is not None and old_ids is not None and len(old_ids):
+        old_index = {int(o): j for j, o in enumerate(old_ids)}
+        cols = np.fromiter((old_index[int(o)] for o in old_ids_of_sample), dtype=np.int64, count=len(new_rows))
+        table = np.zeros((k_new, len(old_ids)), dtype=np.int64)
+        np.add.at(table, (new_rows, cols), 1)
+        new_size, old_size = table.sum(axis=1), table.sum(axis=0)
+        rows, matched_cols = linear_sum_assignment(-table)
+        for r, c in zip(rows, matched_cols):
+            if table[r, c] > 0 and 2 * table[r, c] > min(new_size[r], old_size[c]):
                 ids[r] = int(old_ids[c])
-        kept = set(int(i) for i in ids if i >= 0)
+        kept = {int(i) for i in ids if i >= 0}
         report.persisted = sorted(kept)
-        report.vanished = sorted(int(i) for i in old_ids if int(i) not in kept)
-    for r in range(k):
-        if ids[r] < 0:
-            ids[r] = next_id
-            report.appeared.append(next_id)
-            next_id += 1
-    return ids, report, next_id
+        report.vanished = sorted(int(o) for o in old_ids if int(o) not in kept)
+        fresh = next_id
+        for r in range(k_new):
+            if ids[r] < 0:
+                ids[r] = fresh
+                report.appeared.append(fresh)
+                fresh += 1
+        for c, o in enumerate(old_ids):
+            takers = [int(ids[r]) for r in range(k_new) if old_size[c] and table[r, c] >= SHARE * old_size[c]]
+            if len(takers) >= 2:
+                report.split[int(o)] = sorted(takers)
+        for r in range(k_new):
+            givers = [int(old_ids[c]) for c in range(len(old_ids)) if new_size[r] and table[r, c] >= SHARE * new_size[r]]
+            if len(givers) >= 2:
+                report.merged[int(ids[r])] = sorted(givers)
+        return ids, report, fresh
+    ids = np.arange(next_id, next_id + k_new, dtype=np.int64)
+    report.appeared = [int(i) for i in ids]
+    return ids, report, next_id + k_new

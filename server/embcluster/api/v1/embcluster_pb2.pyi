@@ -355,6 +355,52 @@ class ListClustersRequest(_message.Message):
     collection: str
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
+class Model(_message.Message):
+    __slots__ = ("version", "k", "served", "created_at", "cluster_ids", "params", "metrics")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    SERVED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    k: int
+    served: bool
+    created_at: str
+    cluster_ids: _containers.RepeatedScalarFieldContainer[int]
+    params: _struct_pb2.Struct
+    metrics: _struct_pb2.Struct
+    def __init__(self, version: _Optional[int] = ..., k: _Optional[int] = ..., served: _Optional[bool] = ..., created_at: _Optional[str] = ..., cluster_ids: _Optional[_Iterable[int]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[Model]
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("collection", "version")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    version: int
+    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RollbackModelRequest(_message.Message):
+    __slots__ = ("collection", "version")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    version: int
+    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
 class Cluster(_message.Message):
     __slots__ = ("cluster_id", "size", "radius", "anomaly_count", "populated")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]

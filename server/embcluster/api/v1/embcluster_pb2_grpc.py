@@ -104,6 +104,21 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/embcluster.v1.Embcluster/ListModels',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/embcluster.v1.Embcluster/GetModel',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.Model.FromString,
+                _registered_method=True)
+        self.RollbackModel = channel.unary_unary(
+                '/embcluster.v1.Embcluster/RollbackModel',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.RollbackModelRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
+                _registered_method=True)
         self.Classify = channel.unary_unary(
                 '/embcluster.v1.Embcluster/Classify',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClassifyRequest.SerializeToString,
@@ -208,6 +223,26 @@ class EmbclusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """Model versions: every run saves one (centroids, parameters, metrics, timings).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackModel(self, request, context):
+        """Serve an earlier version again: a run that rewrites every point's five fields to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Classify(self, request, context):
         """Reads that use the served model without storing anything.
         """
@@ -293,6 +328,21 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.ListClusters,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListModelsRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.GetModelRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.Model.SerializeToString,
+            ),
+            'RollbackModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackModel,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.RollbackModelRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.SerializeToString,
             ),
             'Classify': grpc.unary_unary_rpc_method_handler(
                     servicer.Classify,
@@ -683,6 +733,87 @@ class Embcluster:
             '/embcluster.v1.Embcluster/ListClusters',
             embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/ListModels',
+            embcluster_dot_v1_dot_embcluster__pb2.ListModelsRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/GetModel',
+            embcluster_dot_v1_dot_embcluster__pb2.GetModelRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/RollbackModel',
+            embcluster_dot_v1_dot_embcluster__pb2.RollbackModelRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
             options,
             channel_credentials,
             insecure,
