@@ -2,9 +2,11 @@
 
 Reading vectors back through the Qdrant Edge binding costs ≈ 60 s per million 384-d points
 (Python lists per record; DESIGN.md, "Measured costs"), which alone would blow a one-minute
-re-cluster. So every write is also appended here, as fixed-size binary records
-``(uuid: 16 bytes, op: u4, vector: dim x f4)``, and a run reads its vectors from this file
-with plain ``pread`` calls (bounded memory, no Python object per number).
+re-cluster. So every write is also appended here, as fixed-size binary records in two files with the same
+record numbering — ``vectors.ids`` ``(uuid: 16 bytes, op: u4)`` and ``vectors.f32``
+``(dim x f4)`` — and a run reads its vectors with plain ``pread`` calls (bounded memory, no
+Python object per number). Keeping ids apart lets the live set be computed from 20 bytes
+per record instead of reading every vector.
 
 The log is a cache, never the source of truth:
 
@@ -26,7 +28,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -43,12 +45,13 @@ OP_DELETE = 2
 CHECKPOINT_EVERY_S = 2.0
 
 
-def _dtype(dim: int) -> np.dtype:
-    return np.dtype([("id", "V16"), ("op", "<u4"), ("vec", "<f4", (dim,))])
+ID_DTYPE = np.dtype([("id", "V16"), ("op", "<u4")])
 
 
-def _id_bytes(ids: Sequence[str]) -> np.ndarray:
-    return np.frombuffer(b"".join(uuid.UUID(i).bytes for i in ids), dtype="V16")
+def _id_bytes(ids: Sequence[str | uuid.UUID]) -> np.ndarray:
+    return np.frombuffer(
+        b"".join((i if isinstance(i, uuid.UUID) else uuid.UUID(i)).bytes for i in ids), dtype="V16"
+    )
 
 
 class LiveSet:
@@ -63,7 +66,7 @@ class LiveSet:
 
 
 class VectorLog:
-    """Append-only vector records of one collection (``vectors.log`` + ``vectors.json``).
+    """Append-only vector records of one collection (``vectors.ids``, ``vectors.f32``, ``vectors.json``).
 
     Appends happen under the collection's lock; reads of a :class:`LiveSet` may run
     concurrently with appends (records are fixed-size and only ever added at the end).
@@ -71,25 +74,28 @@ class VectorLog:
 
     def __init__(self, directory: Path, dim: int) -> None:
         self.dim = dim
-        self.dtype = _dtype(dim)
-        self.path = directory / "vectors.log"
+        self.vec_bytes = 4 * dim
+        self.ids_path = directory / "vectors.ids"
+        self.vec_path = directory / "vectors.f32"
         self.meta_path = directory / "vectors.json"
         self._lock = threading.Lock()
         self._last_checkpoint = 0.0
-        fresh = not self.path.exists()
+        fresh = not self.ids_path.exists() or not self.vec_path.exists()
         if fresh:
-            self.path.touch()
+            self.ids_path.write_bytes(b"")
+            self.vec_path.write_bytes(b"")
         meta = {"schema_version": SCHEMA_VERSION, "dim": dim, "checkpoint": 0, "clean": True}
         if self.meta_path.exists() and not fresh:
             meta = json.loads(self.meta_path.read_text())
             if meta.get("schema_version") != SCHEMA_VERSION or meta.get("dim") != dim:
                 raise ValueError(f"{self.meta_path}: unsupported vector log {meta}")
-        size = self.path.stat().st_size
-        whole = size - size % self.dtype.itemsize
-        if whole != size:  # a record torn by a crash: drop it (it is after the checkpoint)
-            os.truncate(self.path, whole)
-        self._file = open(self.path, "ab")
-        self.records = whole // self.dtype.itemsize
+        # Records torn by a crash (past the checkpoint by construction) are dropped.
+        count = min(self.ids_path.stat().st_size // ID_DTYPE.itemsize, self.vec_path.stat().st_size // self.vec_bytes)
+        os.truncate(self.ids_path, count * ID_DTYPE.itemsize)
+        os.truncate(self.vec_path, count * self.vec_bytes)
+        self._ids_file = open(self.ids_path, "ab")
+        self._vec_file = open(self.vec_path, "ab")
+        self.records = count
         self.checkpoint = min(int(meta["checkpoint"]), self.records)
         self.was_clean = bool(meta["clean"]) and self.checkpoint == self.records
         self._write_meta(clean=False)
@@ -98,16 +104,16 @@ class VectorLog:
 
     def append(self, ids: Sequence[str], vectors: np.ndarray | None) -> None:
         """Append upserts (``vectors`` given) or deletes (None), flushed to the OS."""
-        rec = np.zeros(len(ids), dtype=self.dtype)
+        rec = np.zeros(len(ids), dtype=ID_DTYPE)
         rec["id"] = _id_bytes(ids)
-        if vectors is None:
-            rec["op"] = OP_DELETE
-        else:
-            rec["op"] = OP_UPSERT
-            rec["vec"] = vectors
+        rec["op"] = OP_DELETE if vectors is None else OP_UPSERT
+        vecs = np.zeros((len(ids), self.dim), "<f4") if vectors is None else np.ascontiguousarray(vectors, "<f4")
         with self._lock:
-            self._file.write(rec.tobytes())
-            self._file.flush()  # in the OS page cache: survives a killed process
+            # Vectors first: a record counts once its id is written (torn tails are cut at open).
+            self._vec_file.write(vecs.tobytes())
+            self._vec_file.flush()  # in the OS page cache: survives a killed process
+            self._ids_file.write(rec.tobytes())
+            self._ids_file.flush()
             self.records += len(ids)
 
     def mark_consistent(self) -> None:
@@ -124,26 +130,28 @@ class VectorLog:
     def close(self) -> None:
         """Persist the checkpoint as a clean shutdown and close the file."""
         with self._lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            for f in (self._vec_file, self._ids_file):
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
         self._write_meta(clean=self.checkpoint == self.records)
 
     # -------------------------------------------------------------- reading
 
-    def _read(self, start: int, count: int) -> np.ndarray:
-        with open(self.path, "rb") as f:
-            raw = os.pread(f.fileno(), count * self.dtype.itemsize, start * self.dtype.itemsize)
-        return np.frombuffer(raw, dtype=self.dtype)
+    def _read_ids(self, start: int, count: int) -> np.ndarray:
+        with open(self.ids_path, "rb") as f:
+            raw = os.pread(f.fileno(), count * ID_DTYPE.itemsize, start * ID_DTYPE.itemsize)
+        return np.frombuffer(raw, dtype=ID_DTYPE)
 
-    def _ids_ops(self, start: int, end: int, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
-        keys = np.empty((end - start, 2), dtype="<u8")
-        ops = np.empty(end - start, dtype="<u4")
-        for s in range(start, end, chunk):
-            part = self._read(s, min(chunk, end - s))
-            keys[s - start:s - start + len(part)] = np.ascontiguousarray(part["id"]).view("<u8").reshape(-1, 2)
-            ops[s - start:s - start + len(part)] = part["op"]
-        return keys, ops
+    def _read_vecs(self, start: int, count: int) -> np.ndarray:
+        with open(self.vec_path, "rb") as f:
+            raw = os.pread(f.fileno(), count * self.vec_bytes, start * self.vec_bytes)
+        return np.frombuffer(raw, dtype="<f4").reshape(-1, self.dim)
+
+    def _ids_ops(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        part = self._read_ids(start, end - start)
+        keys = np.ascontiguousarray(part["id"]).view("<u8").reshape(-1, 2)
+        return keys, np.array(part["op"])
 
     def live(self) -> LiveSet:
         """The latest record per id, upserts only, for the log as it is now."""
@@ -165,18 +173,23 @@ class VectorLog:
         uniq = np.unique(keys.view("V16").ravel()) if len(keys) else []
         return [str(uuid.UUID(bytes=bytes(b))) for b in uniq]
 
-    def iter_pages(self, live: LiveSet, page_size: int, rows: np.ndarray | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
-        """``(ids, float32 matrix)`` pages of the live set (or of the given sorted ``rows``)."""
+    def _gather(self, read: Callable[[int, int], np.ndarray], page: np.ndarray) -> np.ndarray:
+        lo, hi = int(page[0]), int(page[-1]) + 1
+        if hi - lo <= 4 * len(page):  # one contiguous read, then pick
+            return read(lo, hi - lo)[page - lo]
+        return np.concatenate([read(int(r), 1) for r in page])
+
+    def iter_pages(self, live: LiveSet, page_size: int, rows: np.ndarray | None = None) -> Iterator[tuple[list[uuid.UUID], np.ndarray]]:
+        """``(ids, float32 matrix)`` pages of the live set (or of the given sorted ``rows``).
+
+        Ids come as ``uuid.UUID`` objects: the stores take them as they are, and the Edge
+        binding parses them several times faster than strings.
+        """
         rows = live.rows if rows is None else rows
         for s in range(0, len(rows), page_size):
             page = rows[s:s + page_size]
-            lo, hi = int(page[0]), int(page[-1]) + 1
-            if hi - lo <= 4 * len(page):  # one contiguous read, then pick
-                block = self._read(lo, hi - lo)[page - lo]
-            else:
-                block = np.concatenate([self._read(int(r), 1) for r in page])
-            ids = [str(uuid.UUID(bytes=bytes(b))) for b in block["id"]]
-            yield ids, np.array(block["vec"], dtype=np.float32)
+            ids = [uuid.UUID(bytes=bytes(b)) for b in self._gather(self._read_ids, page)["id"]]
+            yield ids, np.array(self._gather(self._read_vecs, page), dtype=np.float32)
 
     def sample(self, live: LiveSet, size: int, seed: int) -> np.ndarray:
         """A seeded uniform sample of live vectors, read directly by record number."""
@@ -206,7 +219,7 @@ class VectorLog:
         if ids:
             self.reconcile(ids, store)
             logger.warning("vector log %s: re-checked %d ids written after the last checkpoint",
-                           self.path, len(ids))
+                           self.ids_path, len(ids))
         self.checkpoint = self.records
         self._write_meta(clean=False)
         return len(ids)
@@ -214,39 +227,49 @@ class VectorLog:
     def rebuild(self, store: VectorStore, page_size: int) -> None:
         """Rewrite the log from the store (the slow read path); used when they disagree."""
         started = time.perf_counter()
-        tmp = self.path.with_suffix(".rebuild")
-        count = 0
-        with open(tmp, "wb") as out:
+        def pages() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for ids, vecs in store.iter_vectors(page_size=page_size):
-                rec = np.zeros(len(ids), dtype=self.dtype)
-                rec["id"], rec["op"], rec["vec"] = _id_bytes(ids), OP_UPSERT, vecs
-                out.write(rec.tobytes())
-                count += len(ids)
-            out.flush()
-            os.fsync(out.fileno())
-        self._swap(tmp, count)
-        logger.warning("vector log %s rebuilt from the store: %d points in %.1fs", self.path, count,
+                rec = np.zeros(len(ids), dtype=ID_DTYPE)
+                rec["id"], rec["op"] = _id_bytes(ids), OP_UPSERT
+                yield rec, vecs
+
+        count = self._rewrite(pages())
+        logger.warning("vector log %s rebuilt from the store: %d points in %.1fs", self.ids_path, count,
                        time.perf_counter() - started)
 
     def compact(self, live: LiveSet) -> None:
         """Rewrite with only the live records (caller holds the collection lock: no appends)."""
-        tmp = self.path.with_suffix(".compact")
-        with open(tmp, "wb") as out:
+        def pages() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for s in range(0, len(live.rows), 8192):
                 page = live.rows[s:s + 8192]
-                lo, hi = int(page[0]), int(page[-1]) + 1
-                out.write(self._read(lo, hi - lo)[page - lo].tobytes())
-            out.flush()
-            os.fsync(out.fileno())
-        before = self.records
-        self._swap(tmp, len(live.rows))
-        logger.info("vector log %s compacted: %d -> %d records", self.path, before, self.records)
+                yield self._gather(self._read_ids, page), self._gather(self._read_vecs, page)
 
-    def _swap(self, tmp: Path, count: int) -> None:
+        before = self.records
+        self._rewrite(pages())
+        logger.info("vector log %s compacted: %d -> %d records", self.ids_path, before, self.records)
+
+    def _rewrite(self, pages: Iterator[tuple[np.ndarray, np.ndarray]]) -> int:
+        """Write new files from ``(id records, vectors)`` pages and swap them in (fsynced)."""
+        tmp_ids, tmp_vec = self.ids_path.with_suffix(".ids.new"), self.vec_path.with_suffix(".f32.new")
+        count = 0
+        with open(tmp_ids, "wb") as out_ids, open(tmp_vec, "wb") as out_vec:
+            for rec, vecs in pages:
+                out_vec.write(np.ascontiguousarray(vecs, "<f4").tobytes())
+                out_ids.write(rec.tobytes())
+                count += len(rec)
+            for f in (out_ids, out_vec):
+                f.flush()
+                os.fsync(f.fileno())
         with self._lock:
-            self._file.close()
-            os.replace(tmp, self.path)
-            self._file = open(self.path, "ab")
+            self._ids_file.close()
+            self._vec_file.close()
+            # The vectors file first: a crash between the renames leaves more vectors than ids,
+            # which open() cuts back, and the count check before the next run rebuilds anyway.
+            os.replace(tmp_vec, self.vec_path)
+            os.replace(tmp_ids, self.ids_path)
+            self._ids_file = open(self.ids_path, "ab")
+            self._vec_file = open(self.vec_path, "ab")
             self.records = count
             self.checkpoint = count
         self._write_meta(clean=False)
+        return count

@@ -1,0 +1,126 @@
+"""Full re-cluster of a large VECTOR collection in the embedded store (issue target: 1M x 384).
+
+Measures one clustering run end to end — vector-log read, sample, fit, assignment and the
+write-back of all five fields onto every point, switch, catch-up — and the peak RSS growth
+during it (``VmHWM`` reset through ``/proc/self/clear_refs`` just before the run).
+
+Baseline in the same process: reading the same vectors back through the Qdrant Edge binding
+(``EdgeStore.iter_vectors``, the naive read path a run would otherwise need).
+
+    .venv/bin/python bench/bench_recluster.py            # 1,000,000 points, k = 100
+    .venv/bin/python bench/bench_recluster.py --n 200000 --skip-naive
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit_result, environment, print_table, ratio  # noqa: E402
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--blobs", type=int, default=120, help="planted clusters in the synthetic data")
+    parser.add_argument("--skip-naive", action="store_true", help="skip the naive read baseline")
+    args = parser.parse_args()
+
+    import logging
+    import tempfile
+
+    logging.basicConfig(level=logging.WARNING)
+    from embcluster.config import Settings
+    from embcluster.pipeline import EmbclusterService
+    from embcluster.schema import CollectionSpec, ItemInput, RunRequest
+
+    data_dir = Path(tempfile.mkdtemp(prefix="embcluster-recluster-"))
+    settings = Settings(data_dir=data_dir, log_level="WARNING")
+    svc = EmbclusterService(settings)
+    svc.open()
+    svc.create_collection(CollectionSpec(name="big", input_kind="vector", vector_dim=args.dim))
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(args.blobs, args.dim)).astype(np.float32)
+    t0 = time.perf_counter()
+    batch = settings.max_batch_items
+    for start in range(0, args.n, batch):
+        m = min(batch, args.n - start)
+        x = centers[rng.integers(0, args.blobs, size=m)] + 0.35 * rng.normal(size=(m, args.dim)).astype(np.float32)
+        svc.ingest("big", [ItemInput(id=f"p{start + i}", vector=v) for i, v in enumerate(x)])
+        if (start // batch) % 100 == 0:
+            print(f"\ringest {start + m:>9,}/{args.n:,}", end="", flush=True)
+    ingest_s = time.perf_counter() - t0
+    print(f"\ringested {args.n:,} x {args.dim}-d in {ingest_s:.1f}s ({args.n / ingest_s:,.0f} points/s)")
+
+    rss_before = _rss_kib("VmRSS")
+    peak_ok = _reset_peak()
+    t0 = time.perf_counter()
+    run = svc.start_clustering("big", RunRequest(k=args.k, seed=0, n_init=1))
+    svc.runs.wait("big")
+    run_s = time.perf_counter() - t0
+    peak = _rss_kib("VmHWM")
+    info = svc.get_run("big", run.run_id)
+    if info.state.value != "succeeded":
+        raise SystemExit(f"run failed: {info.error}")
+    model = svc.get_model("big", 0)
+    timings = model.metrics["timings"]
+    rss_growth_mb = (peak - rss_before) / 1024 if peak_ok else float("nan")
+
+    naive_s = float("nan")
+    if not args.skip_naive:
+        store = svc._get("big").store  # noqa: SLF001 - the baseline reads the same store directly
+        t0 = time.perf_counter()
+        rows = sum(len(ids) for ids, _ in store.iter_vectors(page_size=settings.page_size))
+        naive_s = time.perf_counter() - t0
+        assert rows == args.n
+
+    rows_out = [
+        ["full re-cluster (run wall time)", run_s, 1.0],
+        ["  read + sample (vector log)", timings.get("read_sample_s", 0.0), ratio(timings.get("read_sample_s", 0.0), run_s)],
+        ["  fit", timings.get("fit_s", 0.0), ratio(timings.get("fit_s", 0.0), run_s)],
+        ["  assign + write-back", timings.get("write_back_s", 0.0), ratio(timings.get("write_back_s", 0.0), run_s)],
+        ["baseline: read vectors via Edge binding", naive_s, ratio(naive_s, run_s)],
+    ]
+    print_table(f"re-cluster {args.n:,} x {args.dim}-d, k={args.k}, sample {model.params['sample_size']:,}",
+                ["step", "seconds", "x run"], rows_out)
+    print(f"    run / naive read = {ratio(run_s, naive_s):.3f}  (target: run <= 60 s on 2 cores)")
+    print(f"    peak RSS growth during the run: {rss_growth_mb:,.0f} MB (target <= 1536 MB); "
+          f"RSS before {rss_before / 1024:,.0f} MB")
+    emit_result(
+        "recluster",
+        {"n": args.n, "dim": args.dim, "k": args.k, "blobs": args.blobs},
+        {"ingest_s": ingest_s, "run_s": run_s, "timings": timings, "naive_read_s": naive_s,
+         "ratio_run_over_naive_read": ratio(run_s, naive_s), "rss_before_mb": rss_before / 1024,
+         "peak_rss_growth_mb": rss_growth_mb, "points_labelled": info.points_labelled},
+    )
+    svc.close()
+    import shutil
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
