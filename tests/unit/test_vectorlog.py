@@ -1,0 +1,113 @@
+"""The vector log: live set, crash tails, reconciliation, rebuild and compaction."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embcluster.store.edge import EdgeStoreFactory
+from embcluster.store.vectorlog import VectorLog
+
+DIM = 6
+
+
+def _ids(n: int) -> list[str]:
+    return [str(uuid.UUID(int=i + 1)) for i in range(n)]
+
+
+def _vecs(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def _read_all(log: VectorLog) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for ids, vecs in log.iter_pages(log.live(), page_size=7):
+        for i, v in zip(ids, vecs):
+            assert str(i) not in out
+            out[str(i)] = v
+    return out
+
+
+def test_latest_record_wins_and_deletes_hide(tmp_path: Path) -> None:
+    log = VectorLog(tmp_path, DIM)
+    ids = _ids(20)
+    first, second = _vecs(20, 0), _vecs(20, 1)
+    log.append(ids, first)
+    log.append(ids[5:10], second[5:10])  # replacements
+    log.append(ids[:3], None)  # deletes
+    log.append(ids[1:2], second[1:2])  # re-created after delete
+    got = _read_all(log)
+    assert sorted(got) == sorted(ids[1:2] + ids[3:])
+    np.testing.assert_array_equal(got[ids[7]], second[7])
+    np.testing.assert_array_equal(got[ids[12]], first[12])
+    np.testing.assert_array_equal(got[ids[1]], second[1])
+    assert len(log.live()) == 18
+    assert sorted(log.ids_since(20)) == sorted(ids[:3] + ids[5:10])
+    sample = log.sample(log.live(), 5, seed=3)
+    assert sample.shape == (5, DIM)
+    np.testing.assert_array_equal(sample, log.sample(log.live(), 5, seed=3))
+
+
+def test_torn_tail_is_cut_and_unclean_open_is_detected(tmp_path: Path) -> None:
+    log = VectorLog(tmp_path, DIM)
+    log.append(_ids(4), _vecs(4, 0))
+    log.mark_consistent()
+    log.close()
+    assert VectorLog(tmp_path, DIM).was_clean  # and this open leaves it "running"
+    with open(tmp_path / "vectors.f32", "ab") as f:  # half a vector of a record that never finished
+        f.write(b"\x00" * 10)
+    again = VectorLog(tmp_path, DIM)
+    assert not again.was_clean
+    assert again.records == 4 and len(again.live()) == 4
+
+
+def test_repair_tail_and_reconcile_follow_the_store(tmp_path: Path) -> None:
+    store = EdgeStoreFactory(tmp_path / "shards").create("c", dim=DIM, metric="euclid", indexed={})
+    log = VectorLog(tmp_path, DIM)
+    ids = _ids(10)
+    vecs = _vecs(10, 0)
+    log.append(ids, vecs)
+    store.upsert(ids, vecs, [{}] * 10)
+    log.mark_consistent()
+    # A crash between the log append and the store write: the log claims what the store lacks.
+    log.append(ids[:2], _vecs(2, 9))
+    log.append(_ids(12)[10:], _vecs(2, 8))
+    assert len(log.live()) == 12
+    assert log.repair_tail(store) == 4
+    got = _read_all(log)
+    assert sorted(got) == sorted(ids)
+    np.testing.assert_allclose(got[ids[0]], vecs[0])
+    store.close()
+
+
+def test_rebuild_and_compact_keep_exactly_the_live_points(tmp_path: Path) -> None:
+    store = EdgeStoreFactory(tmp_path / "shards").create("c", dim=DIM, metric="euclid", indexed={})
+    ids = _ids(50)
+    vecs = _vecs(50, 0)
+    store.upsert(ids, vecs, [{}] * 50)
+    log = VectorLog(tmp_path, DIM)
+    log.rebuild(store, page_size=16)
+    got = _read_all(log)
+    assert sorted(got) == sorted(ids)
+    np.testing.assert_allclose(got[ids[33]], vecs[33])
+    for _ in range(3):
+        log.append(ids[:40], _vecs(40, 5))
+    log.append(ids[40:], None)
+    assert log.records == 50 + 120 + 10
+    log.compact(log.live())
+    assert log.records == 40 == len(log.live())
+    got = _read_all(log)
+    np.testing.assert_array_equal(got[ids[3]], _vecs(40, 5)[3])
+    log.close()
+    reopened = VectorLog(tmp_path, DIM)
+    assert reopened.was_clean and len(reopened.live()) == 40
+    store.close()
+
+
+def test_wrong_dimension_is_refused(tmp_path: Path) -> None:
+    VectorLog(tmp_path, DIM).close()
+    with pytest.raises(ValueError, match="unsupported"):
+        VectorLog(tmp_path, DIM + 1)
