@@ -33,7 +33,7 @@ from .anomaly.scoring import score as anomaly_score
 from .anomaly.threshold import QuantileThreshold
 from .cluster.assign import assign_nearest
 from .cluster.choose_k import choose_k
-from .cluster.kmeans import fit_kmeans
+from .cluster.kmeans import fit_kmeans, refine_minibatch
 from .cluster.matching import match_clusters
 from .cluster.quality import quality
 from .config import Settings
@@ -79,6 +79,7 @@ RESERVED_FIELDS = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomal
 INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
 _ID_NAMESPACE = uuid.UUID("6f1c7d0e-6d1b-4b8e-9a51-8a6f0c2e4b11")
 RECORD_SCHEMA_VERSION = 1
+MAX_REFINE_BATCHES = 3  # mini-batches of sample size each, drawn from the rest of the collection
 
 
 def point_id_for(collection: str, external_id: str) -> str:
@@ -581,11 +582,21 @@ class EmbclusterService:
             warm = prev.centroids if prev is not None and prev.k == k else None
             fit = fit_kmeans(sample, k, metric=rec.metric, seed=seed, n_init=n_init, init=warm)  # type: ignore[arg-type]
         ctx.info.k = k
+        centroids = fit.centroids
+        refine_batches = min(MAX_REFINE_BATCHES, (total - 1) // max(len(sample), 1))
+        if refine_batches > 0:  # the collection is larger than the sample: let the fit see more of it
+            ctx.progress("refining", 0.3, persist=True)
+            centroids = refine_minibatch(
+                centroids, np.bincount(fit.labels, minlength=k),
+                (coll.vlog.sample(live, len(sample), seed + 1 + b) for b in range(refine_batches)),
+                metric=rec.metric,  # type: ignore[arg-type]
+            )
         timings["fit_s"] = time.perf_counter() - t0
         ctx.progress("fitting", 0.35, persist=True)
 
-        model = self._calibrate(coll, version, sample, fit.centroids, seed=seed, n_init=n_init,
+        model = self._calibrate(coll, version, sample, centroids, seed=seed, n_init=n_init,
                                 sample_size=len(sample), backend=fit.backend, inertia=fit.inertia)
+        model.params["refine_batches"] = refine_batches
         model.metrics["timings"] = timings
         model.metrics["k_scores"] = ctx.info.k_scores
         coll.models.save(model)  # before any point carries this version

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
 from ..store.base import Metric
 
-__all__ = ["KMeansFit", "fit_kmeans", "available_backend"]
+__all__ = ["KMeansFit", "fit_kmeans", "available_backend", "refine_minibatch"]
 
 logger = logging.getLogger(__name__)
 
@@ -196,3 +197,35 @@ def _fit_sklearn(
     km.fit(x)
     centroids = km.cluster_centers_.astype(np.float32)
     return _normalize(centroids) if metric == "cosine" else centroids
+
+
+def refine_minibatch(
+    centroids: np.ndarray, counts: np.ndarray, batches: Iterable[np.ndarray], *, metric: Metric
+) -> np.ndarray:
+    """Mini-batch k-means updates (Sculley 2010) of a sample fit with further batches of the data.
+
+    Each centroid moves towards its batch members' mean with a learning rate of
+    ``members in batch / members seen so far`` (``counts`` starts at the fit sample's sizes),
+    so the fit sees more of the collection than the sample at the cost of one assignment
+    per batch.
+    """
+    from scipy import sparse
+
+    c = np.array(centroids, dtype=np.float32)
+    seen = np.asarray(counts, dtype=np.float64).copy()
+    k = len(c)
+    for xb in batches:
+        xb = np.ascontiguousarray(xb, dtype=np.float32)
+        if metric == "cosine":
+            xb = _normalize(xb)
+        labels, _ = _nearest(xb, c, metric)
+        member = sparse.csr_matrix((np.ones(len(xb), dtype=np.float32), (labels, np.arange(len(xb)))), shape=(k, len(xb)))
+        sums = np.asarray(member @ xb, dtype=np.float64)
+        n_b = np.bincount(labels, minlength=k).astype(np.float64)
+        hit = n_b > 0
+        seen[hit] += n_b[hit]
+        lr = n_b[hit] / seen[hit]
+        c[hit] = ((1.0 - lr)[:, None] * c[hit] + lr[:, None] * (sums[hit] / n_b[hit, None])).astype(np.float32)
+        if metric == "cosine":
+            c = _normalize(c)
+    return c

@@ -95,6 +95,8 @@ class VectorLog:
         os.truncate(self.vec_path, count * self.vec_bytes)
         self._ids_file = open(self.ids_path, "ab")
         self._vec_file = open(self.vec_path, "ab")
+        self._ids_fd = os.open(self.ids_path, os.O_RDONLY)  # pread is positionless: safe across threads
+        self._vec_fd = os.open(self.vec_path, os.O_RDONLY)
         self.records = count
         self.checkpoint = min(int(meta["checkpoint"]), self.records)
         self.was_clean = bool(meta["clean"]) and self.checkpoint == self.records
@@ -134,18 +136,18 @@ class VectorLog:
                 f.flush()
                 os.fsync(f.fileno())
                 f.close()
+            os.close(self._ids_fd)
+            os.close(self._vec_fd)
         self._write_meta(clean=self.checkpoint == self.records)
 
     # -------------------------------------------------------------- reading
 
     def _read_ids(self, start: int, count: int) -> np.ndarray:
-        with open(self.ids_path, "rb") as f:
-            raw = os.pread(f.fileno(), count * ID_DTYPE.itemsize, start * ID_DTYPE.itemsize)
+        raw = os.pread(self._ids_fd, count * ID_DTYPE.itemsize, start * ID_DTYPE.itemsize)
         return np.frombuffer(raw, dtype=ID_DTYPE)
 
     def _read_vecs(self, start: int, count: int) -> np.ndarray:
-        with open(self.vec_path, "rb") as f:
-            raw = os.pread(f.fileno(), count * self.vec_bytes, start * self.vec_bytes)
+        raw = os.pread(self._vec_fd, count * self.vec_bytes, start * self.vec_bytes)
         return np.frombuffer(raw, dtype="<f4").reshape(-1, self.dim)
 
     def _ids_ops(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -269,6 +271,10 @@ class VectorLog:
             os.replace(tmp_ids, self.ids_path)
             self._ids_file = open(self.ids_path, "ab")
             self._vec_file = open(self.vec_path, "ab")
+            os.close(self._ids_fd)
+            os.close(self._vec_fd)
+            self._ids_fd = os.open(self.ids_path, os.O_RDONLY)
+            self._vec_fd = os.open(self.vec_path, os.O_RDONLY)
             self.records = count
             self.checkpoint = count
         self._write_meta(clean=False)
