@@ -609,20 +609,20 @@ class EmbclusterService:
         try:
             stats = self._write_back(coll, model, coll.vlog.iter_pages(live, self.settings.page_size), ctx,
                                      len(live), phase="assigning", start=start, span=0.9 - start)
+            model.metrics.setdefault("timings", {})["write_back_s"] = time.perf_counter() - t0
+            model.metrics.update(stats)
+            coll.models.save(model)
+            ctx.progress("switching", 0.9, persist=True)  # the last point where a cancel is honoured
         except BaseException:
             self._revert(coll, model.version)
             raise
-        model.metrics.setdefault("timings", {})["write_back_s"] = time.perf_counter() - t0
-        model.metrics.update(stats)
-        coll.models.save(model)
-
-        ctx.progress("switching", 0.9, persist=True)
         with coll.lock:
             rec.served_version = model.version
             coll.model = model
             coll.save()
         logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
-        ctx.progress("catching_up", 0.95, persist=True)
+        # Switched: the run is committed; it finishes its catch-up whatever is asked now.
+        ctx.progress("catching_up", 0.95, persist=True, cancellable=False)
         # Points written during the run may carry a label computed from a vector they no longer
         # have (replaced after the pass read it): relabel every id the log saw since the snapshot.
         self._relabel_ids(coll, coll.vlog.ids_since(live.end))

@@ -41,13 +41,18 @@ class RunContext:
         self._save = save
         self._cancel = threading.Event()
 
-    def progress(self, phase: str, fraction: float, *, persist: bool = False) -> None:
-        """Report the phase and overall progress (0..1); raises :class:`RunCancelled` if asked to stop."""
+    def progress(self, phase: str, fraction: float, *, persist: bool = False, cancellable: bool = True) -> None:
+        """Report the phase and overall progress (0..1).
+
+        Raises :class:`RunCancelled` if asked to stop, unless ``cancellable`` is False (the run
+        has committed and must finish).
+        """
         self.info.phase = phase
         self.info.progress = max(self.info.progress, min(1.0, fraction))
         if persist:
             self._save(self.info)
-        self.check()
+        if cancellable:
+            self.check()
 
     def check(self) -> None:
         """Raise :class:`RunCancelled` if cancellation was requested."""
@@ -99,9 +104,10 @@ class RunManager:
             )
             ctx = RunContext(info, self._save)
             self._save(info)
+            snapshot = RunInfo.from_json(info.to_json())  # before the worker can touch it
             future = self._pool.submit(self._execute, ctx, job)
             self._active[collection] = (ctx, future)
-            return RunInfo.from_json(info.to_json())
+            return snapshot
 
     def _execute(self, ctx: RunContext, job: Callable[[RunContext], None]) -> None:
         info = ctx.info

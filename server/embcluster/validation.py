@@ -72,25 +72,27 @@ def check_spec(spec: CollectionSpec) -> CollectionSpec:
     return spec
 
 
-def _check_vectors(vectors: Sequence[Sequence[float] | np.ndarray], dim: int, cosine: bool) -> np.ndarray:
-    """Stack the batch's vectors once, then check dimension and values vectorised."""
-    for i, vec in enumerate(vectors):
-        if len(vec) != dim:
-            raise InvalidArgument(f"item {i}: vector has dimension {len(vec)}, expected {dim}")
-    mat = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), dim)
-    finite = np.isfinite(mat)
-    if not finite.all():
-        i, j = np.argwhere(~finite)[0]
-        raise InvalidArgument(f"item {i}: vector value [{j}] is {mat[i, j]}; values must be finite")
-    if cosine:
-        zero = ~mat.any(axis=1)
-        if zero.any():
-            raise InvalidArgument(f"item {int(np.flatnonzero(zero)[0])}: an all-zero vector has no direction under cosine distance")
+def _vector_value_errors(items: Sequence[ItemInput], dim: int, cosine: bool) -> tuple[np.ndarray, dict[int, str]]:
+    """Stack the well-shaped vectors once and find bad values vectorised.
+
+    Returns the float32 matrix (rows of ill-shaped vectors are zero; the caller raises on
+    those first) and the value error message of each bad row, by item index.
+    """
+    shaped = [it.vector is not None and len(it.vector) == dim for it in items]
+    mat = np.zeros((len(items), dim), dtype=np.float64)
+    ok = np.flatnonzero(shaped)
+    if len(ok):
+        mat[ok] = np.asarray([items[i].vector for i in ok], dtype=np.float64).reshape(len(ok), dim)
+    errors: dict[int, str] = {}
     out = mat.astype(np.float32)
-    if not np.isfinite(out).all():  # finite as float64 but overflows float32 (|x| > 3.4e38)
-        i, j = np.argwhere(~np.isfinite(out))[0]
-        raise InvalidArgument(f"item {i}: vector value [{j}] is {mat[i, j]}, outside the float32 range")
-    return out
+    for i, j in np.argwhere(~np.isfinite(mat))[::-1]:
+        errors[int(i)] = f"vector value [{j}] is {mat[i, j]}; values must be finite"
+    for i, j in np.argwhere(np.isfinite(mat) & ~np.isfinite(out))[::-1]:  # overflows float32
+        errors.setdefault(int(i), f"vector value [{j}] is {mat[i, j]}, outside the float32 range")
+    if cosine:
+        for i in np.flatnonzero(~mat.any(axis=1) & np.asarray(shaped, dtype=bool)):
+            errors.setdefault(int(i), "an all-zero vector has no direction under cosine distance")
+    return out, errors
 
 
 def check_items(
@@ -106,6 +108,7 @@ def check_items(
         raise InvalidArgument("no items: send at least one")
     if len(items) > settings.max_batch_items:
         raise InvalidArgument(f"{len(items)} items in one call; the limit is {settings.max_batch_items}")
+    matrix, value_errors = _vector_value_errors(items, dim, cosine) if kind == "vector" else (None, {})
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         where = f"item {i}"
@@ -129,17 +132,19 @@ def check_items(
                 raise InvalidArgument(f"{where}: this collection takes vectors, got text")
             if item.vector is None:
                 raise InvalidArgument(f"{where}: vector is missing")
+            if len(item.vector) != dim:
+                raise InvalidArgument(f"{where}: vector has dimension {len(item.vector)}, expected {dim}")
+            if i in value_errors:
+                raise InvalidArgument(f"{where}: {value_errors[i]}")
         if item.metadata is not None:
             _check_metadata(where, item.metadata, settings.max_metadata_bytes)
-    if kind == "vector":
-        return _check_vectors([it.vector for it in items], dim, cosine)  # type: ignore[misc]
-    return None
+    return matrix
 
 
 def _check_metadata(where: str, metadata: dict[str, Any], limit: int) -> None:
     try:
         encoded = json.dumps(metadata, allow_nan=False)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON cannot hold
         raise InvalidArgument(f"{where}: metadata must be JSON with finite numbers ({exc})") from exc
     if len(encoded.encode()) > limit:
         raise InvalidArgument(f"{where}: metadata is {len(encoded.encode())} bytes as JSON; the limit is {limit}")
