@@ -1,6 +1,7 @@
 """Full re-cluster of a large VECTOR collection in the embedded store (issue target: 1M x 384).
 
-Measures one clustering run end to end — vector-log read, sample, fit, assignment and the
+Measures two clustering runs end to end (the first labels fresh points; the second, the
+steady-state re-cluster a schedule repeats, is the one the target is about) — vector-log read, sample, fit, assignment and the
 write-back of all five fields onto every point, switch, catch-up — and the peak RSS growth
 during it (``VmHWM`` reset through ``/proc/self/clear_refs`` just before the run).
 
@@ -75,19 +76,25 @@ def main() -> None:
     ingest_s = time.perf_counter() - t0
     print(f"\ringested {args.n:,} x {args.dim}-d in {ingest_s:.1f}s ({args.n / ingest_s:,.0f} points/s)")
 
-    rss_before = _rss_kib("VmRSS")
-    peak_ok = _reset_peak()
-    t0 = time.perf_counter()
-    run = svc.start_clustering("big", RunRequest(k=args.k, seed=0, n_init=1))
-    svc.runs.wait("big")
-    run_s = time.perf_counter() - t0
-    peak = _rss_kib("VmHWM")
-    info = svc.get_run("big", run.run_id)
-    if info.state.value != "succeeded":
-        raise SystemExit(f"run failed: {info.error}")
+    def one_run(seed: int) -> tuple[float, float, float, dict]:
+        rss_before = _rss_kib("VmRSS")
+        peak_ok = _reset_peak()
+        t0 = time.perf_counter()
+        run = svc.start_clustering("big", RunRequest(k=args.k, seed=seed, n_init=1))
+        svc.runs.wait("big")
+        run_s = time.perf_counter() - t0
+        peak = _rss_kib("VmHWM")
+        info = svc.get_run("big", run.run_id)
+        if info.state.value != "succeeded" or info.points_labelled < args.n:
+            raise SystemExit(f"run failed: {info.state} {info.error}")
+        growth = (peak - rss_before) / 1024 if peak_ok else float("nan")
+        return run_s, growth, rss_before / 1024, svc.get_model("big", 0).metrics["timings"]
+
+    # The first run labels a collection that has none of the five fields yet (its payload
+    # indexes fill up); the second is the steady state a schedule repeats: the target's case.
+    first_s, first_growth, _, first_timings = one_run(0)
+    run_s, rss_growth_mb, rss_before_mb, timings = one_run(1)
     model = svc.get_model("big", 0)
-    timings = model.metrics["timings"]
-    rss_growth_mb = (peak - rss_before) / 1024 if peak_ok else float("nan")
 
     naive_s = float("nan")
     if not args.skip_naive:
@@ -98,23 +105,25 @@ def main() -> None:
         assert rows == args.n
 
     rows_out = [
-        ["full re-cluster (run wall time)", run_s, 1.0],
+        ["first run (points unlabelled before)", first_s, ratio(first_s, run_s)],
+        ["re-cluster (run wall time)", run_s, 1.0],
         ["  read + sample (vector log)", timings.get("read_sample_s", 0.0), ratio(timings.get("read_sample_s", 0.0), run_s)],
-        ["  fit", timings.get("fit_s", 0.0), ratio(timings.get("fit_s", 0.0), run_s)],
+        ["  fit (+ mini-batch refinement)", timings.get("fit_s", 0.0), ratio(timings.get("fit_s", 0.0), run_s)],
         ["  assign + write-back", timings.get("write_back_s", 0.0), ratio(timings.get("write_back_s", 0.0), run_s)],
         ["baseline: read vectors via Edge binding", naive_s, ratio(naive_s, run_s)],
     ]
     print_table(f"re-cluster {args.n:,} x {args.dim}-d, k={args.k}, sample {model.params['sample_size']:,}",
-                ["step", "seconds", "x run"], rows_out)
-    print(f"    run / naive read = {ratio(run_s, naive_s):.3f}  (target: run <= 60 s on 2 cores)")
-    print(f"    peak RSS growth during the run: {rss_growth_mb:,.0f} MB (target <= 1536 MB); "
-          f"RSS before {rss_before / 1024:,.0f} MB")
+                ["step", "seconds", "x re-cluster"], rows_out)
+    print(f"    re-cluster / naive read alone = {ratio(run_s, naive_s):.3f}  (target: re-cluster <= 60 s on 2 cores)")
+    print(f"    peak RSS growth: re-cluster {rss_growth_mb:,.0f} MB (target <= 1536 MB), first run "
+          f"{first_growth:,.0f} MB; RSS before the re-cluster {rss_before_mb:,.0f} MB")
     emit_result(
         "recluster",
         {"n": args.n, "dim": args.dim, "k": args.k, "blobs": args.blobs},
-        {"ingest_s": ingest_s, "run_s": run_s, "timings": timings, "naive_read_s": naive_s,
-         "ratio_run_over_naive_read": ratio(run_s, naive_s), "rss_before_mb": rss_before / 1024,
-         "peak_rss_growth_mb": rss_growth_mb, "points_labelled": info.points_labelled},
+        {"ingest_s": ingest_s, "first_run_s": first_s, "first_run_timings": first_timings,
+         "first_run_peak_rss_growth_mb": first_growth, "run_s": run_s, "timings": timings,
+         "naive_read_s": naive_s, "ratio_run_over_naive_read": ratio(run_s, naive_s),
+         "rss_before_mb": rss_before_mb, "peak_rss_growth_mb": rss_growth_mb},
     )
     svc.close()
     import shutil

@@ -708,14 +708,17 @@ class EmbclusterService:
     def _store_pages(self, coll: _Collection, flt: PointFilter) -> Iterator[tuple[list[str], np.ndarray]]:
         """Pages of matching points read from the store itself (the slow path, for few points).
 
-        Always restarts from the beginning: the pages written meanwhile no longer match ``flt``.
+        Pages follow the id order, so points relabelled meanwhile (which stop matching) are
+        neither revisited nor skipped.
         """
+        offset: str | None = None
         while True:
-            points, _ = coll.store.scroll(limit=self.settings.page_size, flt=flt, with_vectors=True,
-                                          with_payload=False)
-            if not points:
+            points, offset = coll.store.scroll(limit=self.settings.page_size, offset=offset, flt=flt,
+                                               with_vectors=True, with_payload=False)
+            if points:
+                yield [p.id for p in points], np.stack([p.vector for p in points]).astype(np.float32)  # type: ignore[misc]
+            if offset is None:
                 return
-            yield [p.id for p in points], np.stack([p.vector for p in points]).astype(np.float32)  # type: ignore[misc]
 
     def _relabel_ids(self, coll: _Collection, ids: list[str]) -> None:
         """Relabel specific points with the served model, reading their current vectors."""
