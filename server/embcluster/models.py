@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from .anomaly.scoring import score
-from .anomaly.threshold import QuantileThreshold
-from .cluster.assign import assign_nearest
+from .anomaly.threshold import decide
+from .cluster.assign import pairwise_distance
 from .store.base import Metric
 
 __all__ = ["SCHEMA_VERSION", "Assignments", "ClusterModel", "ModelStore"]
@@ -62,8 +62,10 @@ class ClusterModel:
     cluster_ids: np.ndarray
     populated: np.ndarray
     radius: np.ndarray  # RMS member distance per row, on the fit sample
+    large: np.ndarray  # CBLOF's large clusters (the bulk of the data) per row
     scorer: str
-    threshold: float
+    threshold_mode: str
+    thresholds: np.ndarray  # decision threshold per row (equal rows for a global threshold)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
@@ -74,13 +76,19 @@ class ClusterModel:
         return int(len(self.centroids))
 
     def assign(self, x: np.ndarray) -> Assignments:
-        """Label points with this model (never refits)."""
-        rows, dist = assign_nearest(x, self.centroids, self.metric, self.populated)
-        scores = score(self.scorer, dist, rows, self.radius)
+        """Label points with this model (never refits): nearest populated cluster, score, decision."""
+        rows, dist_all = self.distances(x)
+        scores = score(self.scorer, dist_all, rows, self.radius, self.large)
         return Assignments(
-            cluster_id=self.cluster_ids[rows], cluster_distance=dist, anomaly_score=scores,
-            is_anomaly=QuantileThreshold.decide(scores, self.threshold), model_version=self.version,
+            cluster_id=self.cluster_ids[rows], cluster_distance=dist_all[np.arange(len(rows)), rows].astype(np.float64),
+            anomaly_score=scores, is_anomaly=decide(scores, rows, self.thresholds), model_version=self.version,
         )
+
+    def distances(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest populated row per point and the ``(n, k)`` distances to every centroid."""
+        dist_all = np.maximum(pairwise_distance(np.asarray(x, dtype=np.float32), self.centroids, self.metric), 0.0)
+        masked = np.where(self.populated[None, :], dist_all, np.inf)
+        return masked.argmin(axis=1), dist_all
 
     def row_of(self, cluster_id: int) -> int | None:
         """Centroid row of a stable id, or None."""
@@ -98,8 +106,10 @@ class ClusterModel:
             "cluster_ids": [int(i) for i in self.cluster_ids],
             "populated": [bool(p) for p in self.populated],
             "radius": [float(r) for r in self.radius],
+            "large": [bool(v) for v in self.large],
             "scorer": self.scorer,
-            "threshold": self.threshold,
+            "threshold_mode": self.threshold_mode,
+            "thresholds": [float(t) for t in self.thresholds],
             "params": self.params,
             "metrics": self.metrics,
             "created_at": self.created_at,
@@ -120,8 +130,9 @@ class ClusterModel:
             version=int(meta["version"]), metric=meta["metric"], centroids=centroids.astype(np.float32),
             cluster_ids=np.asarray(meta["cluster_ids"], dtype=np.int64),
             populated=np.asarray(meta["populated"], dtype=bool),
-            radius=np.asarray(meta["radius"], dtype=np.float64), scorer=meta["scorer"],
-            threshold=float(meta["threshold"]), params=meta["params"], metrics=meta["metrics"],
+            radius=np.asarray(meta["radius"], dtype=np.float64), large=np.asarray(meta["large"], dtype=bool),
+            scorer=meta["scorer"], threshold_mode=meta["threshold_mode"],
+            thresholds=np.asarray(meta["thresholds"], dtype=np.float64), params=meta["params"], metrics=meta["metrics"],
             created_at=meta["created_at"],
         )
 

@@ -29,9 +29,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .anomaly.scoring import DEFAULT_SCORER, large_clusters
 from .anomaly.scoring import score as anomaly_score
-from .anomaly.threshold import QuantileThreshold
-from .cluster.assign import assign_nearest
+from .anomaly.threshold import calibrate_thresholds, decide
+from .cluster.assign import assign_nearest, pairwise_distance
 from .cluster.choose_k import choose_k
 from .cluster.kmeans import fit_kmeans, refine_minibatch
 from .cluster.matching import match_clusters
@@ -62,6 +63,7 @@ from .store.base import FieldEquals, FieldMissing, PointFilter, StoreFactory, Ve
 from .store.edge import EdgeStoreFactory
 from .store.vectorlog import LiveSet, VectorLog
 from .validation import (
+    check_effective_settings,
     check_items,
     check_name,
     check_page_size,
@@ -251,7 +253,8 @@ class EmbclusterService:
             record = CollectionRecord(
                 name=spec.name, input_kind=spec.input_kind, metric=spec.metric, dim=emb.dim,
                 embedder=emb.name, embedder_fingerprint=emb.fingerprint, store_source=spec.store_source,
-                settings=CollectionSettings.defaults().merged(spec.settings), created_at=utcnow(),
+                settings=check_effective_settings(CollectionSettings.defaults().merged(spec.settings)),
+                created_at=utcnow(),
             )
             coll = _Collection(record=record, store=store, vlog=VectorLog(directory, emb.dim), directory=directory,
                                models=ModelStore(directory / "models"), embedder=emb)
@@ -275,7 +278,7 @@ class EmbclusterService:
         coll = self._get(check_name(name))
         check_settings(settings)
         with coll.lock:
-            coll.record.settings = coll.record.settings.merged(settings)
+            coll.record.settings = check_effective_settings(coll.record.settings.merged(settings))
             coll.save()
         return self._info(coll)
 
@@ -645,6 +648,7 @@ class EmbclusterService:
         sq = np.bincount(rows, weights=dist**2, minlength=k)
         counts = np.bincount(rows, minlength=k)
         radius = np.sqrt(sq / np.maximum(counts, 1))
+        large = large_clusters(counts)
         prev = coll.model
         ids, report, next_id = match_clusters(
             rows, k, prev.assign(sample).cluster_id if prev is not None else None,
@@ -653,18 +657,23 @@ class EmbclusterService:
         with coll.lock:
             rec.next_cluster_id = next_id
             coll.save()
-        scorer = "distance"
-        scores = anomaly_score(scorer, dist, rows, radius)
+        scorer = settings.anomaly_scorer or DEFAULT_SCORER
+        mode = settings.threshold_mode or "contamination"
         contamination = float(settings.contamination or 0.01)
-        threshold = QuantileThreshold(contamination).calibrate(scores)
+        scores = anomaly_score(scorer, pairwise_distance(sample, centroids, metric), rows, radius, large)  # type: ignore[arg-type]
+        thresholds = calibrate_thresholds(mode, scores, rows, k, contamination=contamination,
+                                          absolute=settings.anomaly_threshold)
         return ClusterModel(
             version=version, metric=metric, centroids=centroids.astype(np.float32),  # type: ignore[arg-type]
-            cluster_ids=ids, populated=populated, radius=radius, scorer=scorer, threshold=threshold,
+            cluster_ids=ids, populated=populated, radius=radius, large=large, scorer=scorer,
+            threshold_mode=mode, thresholds=thresholds,
             params={"k": k, "seed": seed, "n_init": n_init, "sample_size": sample_size, "backend": backend,
                     "contamination": contamination, "min_cluster_size": int(settings.min_cluster_size or 1),
+                    "anomaly_scorer": scorer, "threshold_mode": mode, "anomaly_threshold": settings.anomaly_threshold,
                     "previous_version": prev.version if prev else 0},
             metrics={"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
                      **quality(sample, rows, metric=metric, seed=seed),  # type: ignore[arg-type]
+                     "anomalies_sample": int(decide(scores, rows, thresholds).sum()),
                      "matching": asdict(report)},
             created_at=utcnow(),
         )

@@ -36,11 +36,15 @@ class CollectionSettings:
     min_cluster_size: int | None = None
     default_k: int | None = None
     seed: int | None = None
+    anomaly_scorer: str | None = None  # cblof | normalized | distance
+    threshold_mode: str | None = None  # contamination | cluster_quantile | absolute
+    anomaly_threshold: float | None = None  # the score threshold of the absolute mode
 
     @classmethod
     def defaults(cls) -> "CollectionSettings":
-        """Effective values for a new collection."""
-        return cls(contamination=0.01, min_cluster_size=3, default_k=8, seed=0)
+        """Effective values for a new collection (``anomaly_threshold`` stays unset)."""
+        return cls(contamination=0.01, min_cluster_size=3, default_k=8, seed=0, anomaly_scorer="cblof",
+                   threshold_mode="contamination")
 
     def merged(self, update: "CollectionSettings") -> "CollectionSettings":
         """A copy with every non-None field of ``update`` applied."""

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .anomaly.scoring import SCORERS
+from .anomaly.threshold import MODES
 from .config import Settings
 from .errors import FailedPrecondition, InvalidArgument
 from .schema import CollectionSettings, CollectionSpec, InputKind, ItemInput, RunRequest
@@ -22,6 +24,7 @@ __all__ = [
     "check_name",
     "check_spec",
     "check_settings",
+    "check_effective_settings",
     "check_items",
     "check_query",
     "check_run_request",
@@ -51,6 +54,20 @@ def check_settings(settings: CollectionSettings) -> CollectionSettings:
         raise InvalidArgument(f"default_k must be in [2, {MAX_K}], got {settings.default_k}")
     if settings.seed is not None and not (0 <= settings.seed < 2**63):
         raise InvalidArgument(f"seed must be in [0, 2^63), got {settings.seed}")
+    if settings.anomaly_scorer is not None and settings.anomaly_scorer not in SCORERS:
+        raise InvalidArgument(f"anomaly_scorer must be one of {', '.join(SCORERS)}, got {settings.anomaly_scorer!r}")
+    if settings.threshold_mode is not None and settings.threshold_mode not in MODES:
+        raise InvalidArgument(f"threshold_mode must be one of {', '.join(MODES)}, got {settings.threshold_mode!r}")
+    if settings.anomaly_threshold is not None and not (math.isfinite(settings.anomaly_threshold)
+                                                       and settings.anomaly_threshold >= 0):
+        raise InvalidArgument(f"anomaly_threshold must be a finite score >= 0, got {settings.anomaly_threshold}")
+    return settings
+
+
+def check_effective_settings(settings: CollectionSettings) -> CollectionSettings:
+    """Settings after merging: the absolute mode needs its threshold."""
+    if settings.threshold_mode == "absolute" and settings.anomaly_threshold is None:
+        raise InvalidArgument("threshold_mode 'absolute' needs anomaly_threshold (a score, e.g. 3.0 radii for cblof)")
     return settings
 
 

@@ -276,3 +276,28 @@ def test_model_versions_stable_ids_and_rollback(running) -> None:
     with pytest.raises(grpc.RpcError) as e:
         c.get_model("blobs", 42)
     assert _code(e) == grpc.StatusCode.NOT_FOUND
+
+
+def test_anomaly_settings_are_validated_and_applied(running) -> None:
+    c = running.client
+    for kwargs, needle in (({"anomaly_scorer": "magic"}, "magic"), ({"threshold_mode": "vibes"}, "vibes"),
+                           ({"threshold_mode": "absolute"}, "anomaly_threshold"),
+                           ({"anomaly_threshold": -1.0}, "-1.0"), ({"contamination": 0.0}, "0.0")):
+        with pytest.raises(grpc.RpcError) as e:
+            c.create_collection("bad", input_kind="vector", vector_dim=4, **kwargs)
+        assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT and needle in e.value.details(), kwargs
+    assert c.list_collections() == []
+    c.create_collection("v", input_kind="vector", vector_dim=4, distance="euclid")
+    rng = np.random.default_rng(5)
+    bulk = rng.normal(size=(400, 4))
+    ring = np.array([20.0, 20.0, 20.0, 20.0]) + 0.05 * rng.normal(size=(12, 4))  # a rare, tight group
+    c.ingest_many("v", [{"id": f"b{i}", "vector": v} for i, v in enumerate(bulk)] +
+             [{"id": f"r{i}", "vector": v} for i, v in enumerate(ring)])
+    updated = c.update_collection("v", threshold_mode="absolute", anomaly_threshold=4.0)
+    assert updated.settings.threshold_mode == "absolute" and updated.settings.anomaly_scorer == "cblof"
+    c.cluster("v", k=4, seed=0)
+    model = c.get_model("v")
+    assert model.params["threshold_mode"] == "absolute" and model.params["anomaly_scorer"] == "cblof"
+    flagged = {p.external_id for p in c.iter_anomalies("v")}
+    assert {f"r{i}" for i in range(12)} <= flagged  # the rare group is flagged, though tight
+    assert len(flagged - {f"r{i}" for i in range(12)}) < 0.05 * 400

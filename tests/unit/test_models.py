@@ -19,7 +19,8 @@ def make_model(version: int = 3, metric: str = "euclid") -> ClusterModel:
         cluster_ids=np.array([4, 0, 9, 2], dtype=np.int64),
         populated=np.array([True, True, True, False]),
         radius=np.array([0.5, 1.0, 2.0, 0.0]),
-        scorer="distance", threshold=1.5,
+        large=np.array([True, True, True, False]), scorer="distance", threshold_mode="contamination",
+        thresholds=np.full(4, 1.5),
         params={"k": 4, "seed": 7, "contamination": 0.01},
         metrics={"inertia_sample": 12.5, "sizes_sample": [10, 20, 30, 1]},
         created_at="2024-01-01T00:00:00.000+00:00",
@@ -28,7 +29,9 @@ def make_model(version: int = 3, metric: str = "euclid") -> ClusterModel:
 
 def assert_models_equal(a: ClusterModel, b: ClusterModel) -> None:
     assert a.version == b.version and a.metric == b.metric and a.scorer == b.scorer
-    assert a.threshold == b.threshold and a.created_at == b.created_at
+    np.testing.assert_array_equal(a.thresholds, b.thresholds)
+    np.testing.assert_array_equal(a.large, b.large)
+    assert a.threshold_mode == b.threshold_mode and a.created_at == b.created_at
     assert a.params == b.params and a.metrics == b.metrics
     np.testing.assert_array_equal(a.centroids, b.centroids)
     assert b.centroids.dtype == np.float32
@@ -138,7 +141,7 @@ def test_is_anomaly_is_score_above_threshold() -> None:
     rng = np.random.default_rng(1)
     x = (rng.normal(scale=1.2, size=(400, 3))).astype(np.float32)
     a = model.assign(x)
-    np.testing.assert_array_equal(a.is_anomaly, a.anomaly_score > model.threshold)
+    np.testing.assert_array_equal(a.is_anomaly, a.anomaly_score > 1.5)
     assert a.is_anomaly.any() and not a.is_anomaly.all()
     np.testing.assert_array_equal(a.anomaly_score, a.cluster_distance)  # "distance" scorer
 
@@ -164,7 +167,7 @@ def test_normalized_scorer_divides_by_radius() -> None:
 
 def test_unknown_scorer() -> None:
     with pytest.raises(ValueError, match="unknown anomaly scorer"):
-        score("nope", np.zeros(2), np.zeros(2, dtype=int), np.ones(1))
+        score("nope", np.zeros((2, 1)), np.zeros(2, dtype=int), np.ones(1), np.ones(1, dtype=bool))
 
 
 def test_row_of() -> None:
@@ -175,7 +178,8 @@ def test_row_of() -> None:
 def test_cosine_model_distance() -> None:
     c = np.eye(3, dtype=np.float32)
     m = ClusterModel(version=1, metric="cosine", centroids=c, cluster_ids=np.array([0, 1, 2]),
-                     populated=np.ones(3, dtype=bool), radius=np.ones(3), scorer="distance", threshold=0.5)
+                     populated=np.ones(3, dtype=bool), radius=np.ones(3), large=np.ones(3, dtype=bool),
+                     scorer="distance", threshold_mode="contamination", thresholds=np.full(3, 0.5))
     x = np.array([[1, 0, 0], [0, 0.6, 0.8]], dtype=np.float32)
     a = m.assign(x)
     assert a.cluster_id.tolist() == [0, 2]
@@ -202,3 +206,43 @@ def test_quantile_threshold_edge_cases() -> None:
     same = np.ones(100)
     t = QuantileThreshold(0.1).calibrate(same)
     assert not QuantileThreshold.decide(same, t).any()  # ties are not anomalies
+
+
+def test_cblof_scores_small_clusters_against_the_large_ones() -> None:
+    """A tight rare cluster is close to its own centroid but far from the bulk: cblof flags it."""
+    model = make_model()
+    model.populated[:] = True
+    model.large = np.array([True, True, False, False])  # clusters 9 and 2 are small
+    model.scorer = "cblof"
+    x = np.array([[0.25, 0, 0], [0, 10.1, 0]], dtype=np.float32)  # bulk member; member of small cluster 9
+    a = model.assign(x)
+    assert a.cluster_id.tolist() == [4, 9]  # the label is still the nearest populated cluster
+    np.testing.assert_allclose(a.anomaly_score[0], 0.25 / 0.5, rtol=1e-5)  # own (large) cluster, in radii
+    np.testing.assert_allclose(a.anomaly_score[1], np.sqrt(10.1**2) / 0.5, rtol=1e-4)  # vs nearest large: row 0
+    model.scorer = "normalized"
+    assert model.assign(x).anomaly_score[1] < 0.1  # normalized alone calls it normal
+
+
+def test_large_clusters_cover_alpha_or_stop_at_a_size_drop() -> None:
+    from embcluster.anomaly import large_clusters
+
+    assert large_clusters(np.array([50, 30, 15, 5])).tolist() == [True, True, True, False]
+    assert large_clusters(np.array([500, 450, 40, 10])).tolist() == [True, True, False, False]  # 10x drop
+    assert large_clusters(np.array([0, 0])).tolist() == [True, True]
+
+
+def test_threshold_modes() -> None:
+    from embcluster.anomaly import calibrate_thresholds, decide
+
+    rng = np.random.default_rng(0)
+    rows = np.repeat([0, 1], 500)
+    scores = np.concatenate([rng.random(500), 10 + rng.random(500)])  # cluster 1 scores 10x higher
+    glob = calibrate_thresholds("contamination", scores, rows, 2, contamination=0.1, absolute=None)
+    assert glob[0] == glob[1] and decide(scores, rows, glob)[:500].sum() == 0
+    per = calibrate_thresholds("cluster_quantile", scores, rows, 2, contamination=0.1, absolute=None)
+    flags = decide(scores, rows, per)
+    assert 40 <= flags[:500].sum() <= 55 and 40 <= flags[500:].sum() <= 55
+    fixed = calibrate_thresholds("absolute", scores, rows, 2, contamination=0.1, absolute=10.5)
+    assert fixed.tolist() == [10.5, 10.5]
+    with pytest.raises(ValueError):
+        calibrate_thresholds("absolute", scores, rows, 2, contamination=0.1, absolute=None)

@@ -57,6 +57,9 @@ def settings(
     min_cluster_size: int | None = None,
     default_k: int | None = None,
     seed: int | None = None,
+    anomaly_scorer: str | None = None,
+    threshold_mode: str | None = None,
+    anomaly_threshold: float | None = None,
 ) -> pb.CollectionSettings:
     """Builds ``CollectionSettings`` with only the given fields set."""
     msg = pb.CollectionSettings()
@@ -68,6 +71,12 @@ def settings(
         msg.default_k = default_k
     if seed is not None:
         msg.seed = seed
+    if anomaly_scorer is not None:
+        msg.anomaly_scorer = anomaly_scorer
+    if threshold_mode is not None:
+        msg.threshold_mode = threshold_mode
+    if anomaly_threshold is not None:
+        msg.anomaly_threshold = anomaly_threshold
     return msg
 
 
@@ -83,6 +92,9 @@ def create_collection(
     min_cluster_size: int | None = None,
     default_k: int | None = None,
     seed: int | None = None,
+    anomaly_scorer: str | None = None,
+    threshold_mode: str | None = None,
+    anomaly_threshold: float | None = None,
 ) -> pb.CreateCollectionRequest:
     """Builds a ``CreateCollectionRequest``; raises ValueError on an unknown kind or distance."""
     if input_kind not in _INPUT_KINDS:
@@ -100,6 +112,9 @@ def create_collection(
             min_cluster_size=min_cluster_size,
             default_k=default_k,
             seed=seed,
+            anomaly_scorer=anomaly_scorer,
+            threshold_mode=threshold_mode,
+            anomaly_threshold=anomaly_threshold,
         ),
     )
     if store_source is not None:
@@ -114,6 +129,9 @@ def update_collection(
     min_cluster_size: int | None = None,
     default_k: int | None = None,
     seed: int | None = None,
+    anomaly_scorer: str | None = None,
+    threshold_mode: str | None = None,
+    anomaly_threshold: float | None = None,
 ) -> pb.UpdateCollectionRequest:
     """Builds an ``UpdateCollectionRequest`` that changes only the given settings."""
     return pb.UpdateCollectionRequest(
@@ -123,6 +141,9 @@ def update_collection(
             min_cluster_size=min_cluster_size,
             default_k=default_k,
             seed=seed,
+            anomaly_scorer=anomaly_scorer,
+            threshold_mode=threshold_mode,
+            anomaly_threshold=anomaly_threshold,
         ),
     )
 

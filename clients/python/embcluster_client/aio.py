@@ -92,6 +92,9 @@ class AsyncEmbclusterClient:
         min_cluster_size: int | None = None,
         default_k: int | None = None,
         seed: int | None = None,
+        anomaly_scorer: str | None = None,
+        threshold_mode: str | None = None,
+        anomaly_threshold: float | None = None,
     ) -> pb.Collection:
         """Creates a collection.
 
@@ -106,6 +109,9 @@ class AsyncEmbclusterClient:
             min_cluster_size: Smallest fit-sample size of a populated cluster.
             default_k: k for runs that give none.
             seed: Seed for runs that give none.
+            anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
+            threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
+            anomaly_threshold: The score threshold of the ``absolute`` mode.
 
         Returns:
             The created collection.
@@ -121,6 +127,9 @@ class AsyncEmbclusterClient:
             min_cluster_size=min_cluster_size,
             default_k=default_k,
             seed=seed,
+            anomaly_scorer=anomaly_scorer,
+            threshold_mode=threshold_mode,
+            anomaly_threshold=anomaly_threshold,
         )
         return await self._stub.CreateCollection(req, timeout=self._timeout)
 
@@ -142,6 +151,9 @@ class AsyncEmbclusterClient:
         min_cluster_size: int | None = None,
         default_k: int | None = None,
         seed: int | None = None,
+        anomaly_scorer: str | None = None,
+        threshold_mode: str | None = None,
+        anomaly_threshold: float | None = None,
     ) -> pb.Collection:
         """Changes the given settings of a collection; None leaves a setting as it is.
 
@@ -151,6 +163,9 @@ class AsyncEmbclusterClient:
             min_cluster_size: Smallest fit-sample size of a populated cluster.
             default_k: k for runs that give none.
             seed: Seed for runs that give none.
+            anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
+            threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
+            anomaly_threshold: The score threshold of the ``absolute`` mode.
 
         Returns:
             The updated collection.
@@ -161,6 +176,9 @@ class AsyncEmbclusterClient:
             min_cluster_size=min_cluster_size,
             default_k=default_k,
             seed=seed,
+            anomaly_scorer=anomaly_scorer,
+            threshold_mode=threshold_mode,
+            anomaly_threshold=anomaly_threshold,
         )
         return await self._stub.UpdateCollection(req, timeout=self._timeout)
 

@@ -90,6 +90,9 @@ class EmbclusterClient:
         min_cluster_size: int | None = None,
         default_k: int | None = None,
         seed: int | None = None,
+        anomaly_scorer: str | None = None,
+        threshold_mode: str | None = None,
+        anomaly_threshold: float | None = None,
     ) -> pb.Collection:
         """Creates a collection.
 
@@ -104,6 +107,9 @@ class EmbclusterClient:
             min_cluster_size: Smallest fit-sample size of a populated cluster.
             default_k: k for runs that give none.
             seed: Seed for runs that give none.
+            anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
+            threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
+            anomaly_threshold: The score threshold of the ``absolute`` mode.
 
         Returns:
             The created collection.
@@ -119,6 +125,9 @@ class EmbclusterClient:
             min_cluster_size=min_cluster_size,
             default_k=default_k,
             seed=seed,
+            anomaly_scorer=anomaly_scorer,
+            threshold_mode=threshold_mode,
+            anomaly_threshold=anomaly_threshold,
         )
         return self._stub.CreateCollection(req, timeout=self._timeout)
 
@@ -139,6 +148,9 @@ class EmbclusterClient:
         min_cluster_size: int | None = None,
         default_k: int | None = None,
         seed: int | None = None,
+        anomaly_scorer: str | None = None,
+        threshold_mode: str | None = None,
+        anomaly_threshold: float | None = None,
     ) -> pb.Collection:
         """Changes the given settings of a collection; None leaves a setting as it is.
 
@@ -148,6 +160,9 @@ class EmbclusterClient:
             min_cluster_size: Smallest fit-sample size of a populated cluster.
             default_k: k for runs that give none.
             seed: Seed for runs that give none.
+            anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
+            threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
+            anomaly_threshold: The score threshold of the ``absolute`` mode.
 
         Returns:
             The updated collection.
@@ -158,6 +173,9 @@ class EmbclusterClient:
             min_cluster_size=min_cluster_size,
             default_k=default_k,
             seed=seed,
+            anomaly_scorer=anomaly_scorer,
+            threshold_mode=threshold_mode,
+            anomaly_threshold=anomaly_threshold,
         )
         return self._stub.UpdateCollection(req, timeout=self._timeout)
 

@@ -60,13 +60,17 @@ def settings_from_pb(msg: pb.CollectionSettings) -> CollectionSettings:
         min_cluster_size=msg.min_cluster_size if msg.HasField("min_cluster_size") else None,
         default_k=msg.default_k if msg.HasField("default_k") else None,
         seed=msg.seed if msg.HasField("seed") else None,
+        anomaly_scorer=msg.anomaly_scorer if msg.HasField("anomaly_scorer") else None,
+        threshold_mode=msg.threshold_mode if msg.HasField("threshold_mode") else None,
+        anomaly_threshold=msg.anomaly_threshold if msg.HasField("anomaly_threshold") else None,
     )
 
 
 def settings_to_pb(s: CollectionSettings) -> pb.CollectionSettings:
     """Effective settings."""
     return pb.CollectionSettings(
-        contamination=s.contamination, min_cluster_size=s.min_cluster_size, default_k=s.default_k, seed=s.seed
+        contamination=s.contamination, min_cluster_size=s.min_cluster_size, default_k=s.default_k, seed=s.seed,
+        anomaly_scorer=s.anomaly_scorer, threshold_mode=s.threshold_mode, anomaly_threshold=s.anomaly_threshold,
     )
 
 

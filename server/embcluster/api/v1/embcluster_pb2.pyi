@@ -42,16 +42,22 @@ RUN_STATE_FAILED: RunState
 RUN_STATE_CANCELLED: RunState
 
 class CollectionSettings(_message.Message):
-    __slots__ = ("contamination", "min_cluster_size", "default_k", "seed")
+    __slots__ = ("contamination", "min_cluster_size", "default_k", "seed", "anomaly_scorer", "threshold_mode", "anomaly_threshold")
     CONTAMINATION_FIELD_NUMBER: _ClassVar[int]
     MIN_CLUSTER_SIZE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_K_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_SCORER_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_MODE_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     contamination: float
     min_cluster_size: int
     default_k: int
     seed: int
-    def __init__(self, contamination: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., default_k: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    anomaly_scorer: str
+    threshold_mode: str
+    anomaly_threshold: float
+    def __init__(self, contamination: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., default_k: _Optional[int] = ..., seed: _Optional[int] = ..., anomaly_scorer: _Optional[str] = ..., threshold_mode: _Optional[str] = ..., anomaly_threshold: _Optional[float] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings")
