@@ -32,6 +32,7 @@ import numpy as np
 from .anomaly.scoring import DEFAULT_SCORER, large_clusters
 from .anomaly.scoring import score as anomaly_score
 from .anomaly.threshold import calibrate_thresholds, decide
+from .anomaly.feed import AnomalyFeed, Subscription
 from .cluster.assign import assign_nearest, pairwise_distance
 from .cluster.choose_k import choose_k
 from .cluster.kmeans import fit_kmeans, refine_minibatch
@@ -51,6 +52,7 @@ from .schema import (
     CollectionInfo,
     CollectionSettings,
     CollectionSpec,
+    Explanation,
     ItemInput,
     ItemResult,
     ModelInfo,
@@ -159,6 +161,7 @@ class EmbclusterService:
         self.runs = RunManager(settings.run_workers)
         self._collections: dict[str, _Collection] = {}
         self._lock = threading.Lock()
+        self.anomaly_feed: AnomalyFeed[PointView] = AnomalyFeed()
         self._catchups: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ life cycle
@@ -361,6 +364,12 @@ class EmbclusterService:
                 coll.vlog.reconcile(ids, coll.store)
                 raise
             coll.vlog.mark_consistent()
+        if assigned is not None and assigned.is_anomaly.any():
+            self.anomaly_feed.publish(name, (
+                PointView(point_id=ids[i], external_id=items[i].id, metadata=items[i].metadata or {},
+                          text=items[i].text or "", assignment=Assignment(**assigned.payload(i)))
+                for i in np.flatnonzero(assigned.is_anomaly)
+            ))
         return [
             ItemResult(point_id=pid, external_id=it.id,
                        assignment=Assignment(**assigned.payload(i)) if assigned else None)
@@ -459,6 +468,40 @@ class EmbclusterService:
         flt = PointFilter(must=(FieldEquals("cluster_id", int(cluster_id)),)) if cluster_id is not None else None
         query = self._embed(coll, [ItemInput(text=text, vector=vector)], parsed)[0]
         return [SearchHit(point=self._view(p), score=s) for p, s in coll.store.search(query, limit=limit, flt=flt)]
+
+    def subscribe_anomalies(self, name: str) -> Subscription[PointView]:
+        """Watch the points flagged at ingest from now on (unsubscribe via ``anomaly_feed``)."""
+        self._get(check_name(name))
+        return self.anomaly_feed.subscribe(name)
+
+    def explain(self, name: str, *, id: str = "", point_id: str = "", neighbours: int = 5) -> Explanation:
+        """Why a point is (or is not) flagged, under the served model."""
+        coll = self._get(check_name(name))
+        model = coll.model
+        if model is None:
+            raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
+        if not (0 <= neighbours <= 100):
+            raise InvalidArgument(f"neighbours must be in [0, 100], got {neighbours}")
+        point = self.get_point(name, id=id, point_id=point_id, with_vector=True)
+        vec = np.asarray(point.vector, dtype=np.float32)[None, :]
+        rows, dist_all = model.distances(vec)
+        row = int(rows[0])
+        large = np.flatnonzero(model.large)
+        ref = int(large[dist_all[0, large].argmin()])
+        labels = model.assign(vec)
+        normal = coll.store.search(vec[0], limit=neighbours + 1,
+                                   flt=PointFilter(must=(FieldEquals("is_anomaly", False),)))
+        return Explanation(
+            point=point, model_version=model.version, scorer=model.scorer,
+            cluster_id=int(model.cluster_ids[row]), distance=float(dist_all[0, row]),
+            cluster_radius=float(model.radius[row]),
+            distance_in_radii=float(dist_all[0, row] / max(model.radius[row], 1e-9)),
+            reference_cluster_id=int(model.cluster_ids[ref]), reference_distance=float(dist_all[0, ref]),
+            reference_radius=float(model.radius[ref]), anomaly_score=float(labels.anomaly_score[0]),
+            threshold=float(model.thresholds[row]), is_anomaly=bool(labels.is_anomaly[0]),
+            normal_neighbours=[SearchHit(point=self._view(p), score=sc) for p, sc in normal
+                               if p.id != point.point_id][:neighbours],
+        )
 
     def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]:
         """Clusters of the served model with live sizes and anomaly counts."""

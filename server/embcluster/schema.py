@@ -23,6 +23,7 @@ __all__ = [
     "RunRequest",
     "SearchHit",
     "ModelInfo",
+    "Explanation",
 ]
 
 InputKind = Literal["text", "vector"]
@@ -207,6 +208,26 @@ class RunInfo:
         req = dict(data["request"])
         req["k_range"] = tuple(req["k_range"]) if req.get("k_range") else None
         return cls(**{**data, "state": RunState(data["state"]), "request": RunRequest(**req)})
+
+
+@dataclass
+class Explanation:
+    """Why a point is (or is not) flagged under the served model."""
+
+    point: PointView
+    model_version: int
+    scorer: str
+    cluster_id: int
+    distance: float
+    cluster_radius: float
+    distance_in_radii: float
+    reference_cluster_id: int
+    reference_distance: float
+    reference_radius: float
+    anomaly_score: float
+    threshold: float
+    is_anomaly: bool
+    normal_neighbours: list["SearchHit"]
 
 
 @dataclass

@@ -185,6 +185,17 @@ def get_point(
     return pb.GetPointRequest(collection=collection, point_id=point_id, with_vector=with_vector)
 
 
+def explain_point(
+    collection: str, *, id: str | None = None, point_id: str | None = None, neighbours: int = 5
+) -> pb.ExplainPointRequest:
+    """Builds an ``ExplainPointRequest``; raises ValueError unless exactly one of id/point_id is given."""
+    if (id is None) == (point_id is None):
+        raise ValueError("give exactly one of id or point_id")
+    if id is not None:
+        return pb.ExplainPointRequest(collection=collection, id=id, neighbours=neighbours)
+    return pb.ExplainPointRequest(collection=collection, point_id=point_id, neighbours=neighbours)
+
+
 def list_cluster_members(
     collection: str, cluster_id: int, *, page_size: int = 100, page_token: str = ""
 ) -> pb.ListClusterMembersRequest:

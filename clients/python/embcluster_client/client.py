@@ -419,6 +419,27 @@ class EmbclusterClient:
         req = pb.ListClustersRequest(collection=collection)
         return self._stub.ListClusters(req, timeout=self._timeout)
 
+    def ingest_stream(self, collection: str, batches: Iterable[Iterable[ItemLike]]) -> Iterator[pb.IngestStreamResponse]:
+        """Streams batches (a feed); yields one acknowledgement per batch, in order.
+
+        Each batch is all-or-nothing: a rejected batch comes back with ``error_code`` and
+        ``error_message`` set and the stream goes on. Batches are converted lazily, so the
+        input may be an endless generator.
+        """
+        requests = (rq.ingest(collection, batch) for batch in batches)
+        return self._stub.IngestStream(requests)
+
+    def watch_anomalies(self, collection: str) -> Iterator[pb.Point]:
+        """Yields points flagged at ingest as they arrive; ``cancel()`` the returned call to stop."""
+        return self._stub.WatchAnomalies(pb.WatchAnomaliesRequest(collection=collection))
+
+    def explain_point(
+        self, collection: str, *, id: str | None = None, point_id: str | None = None, neighbours: int = 5
+    ) -> pb.Explanation:
+        """Explains a point's flag: its cluster, distances against radii, nearest normal neighbours."""
+        req = rq.explain_point(collection, id=id, point_id=point_id, neighbours=neighbours)
+        return self._stub.ExplainPoint(req, timeout=self._timeout)
+
     def list_models(self, collection: str) -> list[pb.Model]:
         """Returns every saved model version of the collection, oldest first."""
         req = pb.ListModelsRequest(collection=collection)

@@ -14,7 +14,9 @@ from ..schema import (
     CollectionInfo,
     CollectionSettings,
     CollectionSpec,
+    Explanation,
     ItemInput,
+    ItemResult,
     ModelInfo,
     PointView,
     RunInfo,
@@ -38,6 +40,8 @@ __all__ = [
     "cluster_to_pb",
     "hit_to_pb",
     "model_to_pb",
+    "item_result_to_pb",
+    "explanation_to_pb",
 ]
 
 _KINDS = {pb.INPUT_KIND_TEXT: "text", pb.INPUT_KIND_VECTOR: "vector"}
@@ -201,3 +205,20 @@ def model_to_pb(m: ModelInfo) -> pb.Model:
 def hit_to_pb(h: SearchHit) -> pb.SearchHit:
     """One search hit."""
     return pb.SearchHit(point=point_to_pb(h.point), score=h.score)
+
+
+def item_result_to_pb(r: ItemResult) -> pb.ItemResult:
+    """Where an ingested item went."""
+    return pb.ItemResult(point_id=r.point_id, external_id=r.external_id,
+                         assignment=assignment_to_pb(r.assignment) if r.assignment else None)
+
+
+def explanation_to_pb(e: Explanation) -> pb.Explanation:
+    """Why a point is (or is not) flagged."""
+    return pb.Explanation(
+        point=point_to_pb(e.point), model_version=e.model_version, scorer=e.scorer, cluster_id=e.cluster_id,
+        distance=e.distance, cluster_radius=e.cluster_radius, distance_in_radii=e.distance_in_radii,
+        reference_cluster_id=e.reference_cluster_id, reference_distance=e.reference_distance,
+        reference_radius=e.reference_radius, anomaly_score=e.anomaly_score, threshold=e.threshold,
+        is_anomaly=e.is_anomaly, normal_neighbours=[hit_to_pb(h) for h in e.normal_neighbours],
+    )

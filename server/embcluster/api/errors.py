@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import grpc
 
@@ -25,25 +25,45 @@ STATUS_BY_CODE: dict[ErrorCode, grpc.StatusCode] = {
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Turns domain errors into their status code; anything else into INTERNAL (logged)."""
+    """Turns domain errors into their status code; anything else into INTERNAL (logged).
+
+    Covers unary and streaming handlers (an error inside a stream ends it with that code).
+    """
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        inner = handler.unary_unary
         method = handler_call_details.method
 
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return inner(request, context)
-            except EmbclusterError as exc:
+        def fail(exc: Exception, context: grpc.ServicerContext) -> None:
+            if isinstance(exc, EmbclusterError):
                 context.abort(STATUS_BY_CODE[exc.code], exc.message)
-            except Exception:
-                logger.exception("unexpected error in %s", method)
-                context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
+            logger.exception("unexpected error in %s", method)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
 
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            def unary_wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    return unary(request, context)
+                except Exception as exc:
+                    fail(exc, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_wrapped, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        streaming = handler.unary_stream or handler.stream_stream
+
+        def stream_wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                yield from streaming(request, context)
+            except Exception as exc:
+                fail(exc, context)
+
+        factory = (grpc.unary_stream_rpc_method_handler if handler.unary_stream is not None
+                   else grpc.stream_stream_rpc_method_handler)
+        return factory(stream_wrapped, request_deserializer=handler.request_deserializer,
+                       response_serializer=handler.response_serializer)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import grpc
 
+from ..errors import EmbclusterError
 from ..pipeline import EmbclusterService
+from .errors import STATUS_BY_CODE
 from . import convert as cv
 from .v1 import embcluster_pb2 as pb
 from .v1 import embcluster_pb2_grpc as pb_grpc
@@ -35,12 +39,36 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
 
     def Ingest(self, request: pb.IngestRequest, context: grpc.ServicerContext) -> pb.IngestResponse:
         results = self.svc.ingest(request.collection, cv.items_from_pb(request.items))
-        return pb.IngestResponse(
-            results=[
-                pb.ItemResult(point_id=r.point_id, external_id=r.external_id,
-                              assignment=cv.assignment_to_pb(r.assignment) if r.assignment else None)
-                for r in results
-            ]
+        return pb.IngestResponse(results=[cv.item_result_to_pb(r) for r in results])
+
+    def IngestStream(self, request_iterator: Iterator[pb.IngestRequest], context: grpc.ServicerContext) -> Iterator[pb.IngestStreamResponse]:
+        for seq, request in enumerate(request_iterator):
+            try:
+                results = self.svc.ingest(request.collection, cv.items_from_pb(request.items))
+            except EmbclusterError as exc:  # this message is rejected; the stream goes on
+                yield pb.IngestStreamResponse(sequence=seq, error_code=STATUS_BY_CODE[exc.code].name,
+                                              error_message=exc.message)
+                continue
+            yield pb.IngestStreamResponse(sequence=seq, results=[cv.item_result_to_pb(r) for r in results])
+
+    def WatchAnomalies(self, request: pb.WatchAnomaliesRequest, context: grpc.ServicerContext) -> Iterator[pb.Point]:
+        sub = self.svc.subscribe_anomalies(request.collection)
+        try:
+            while context.is_active():
+                point = sub.get(timeout=0.25)
+                if point is not None:
+                    yield cv.point_to_pb(point)
+                elif sub.overflowed:
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                  f"watcher fell more than {self.svc.anomaly_feed.capacity} anomalies behind; "
+                                  "catch up with ListAnomalies and watch again")
+        finally:
+            self.svc.anomaly_feed.unsubscribe(request.collection, sub)
+
+    def ExplainPoint(self, request: pb.ExplainPointRequest, context: grpc.ServicerContext) -> pb.Explanation:
+        return cv.explanation_to_pb(
+            self.svc.explain(request.collection, id=request.id, point_id=request.point_id,
+                             neighbours=request.neighbours if request.neighbours else 5)
         )
 
     def DeletePoints(self, request: pb.DeletePointsRequest, context: grpc.ServicerContext) -> pb.DeletePointsResponse:

@@ -470,3 +470,65 @@ class SearchResponse(_message.Message):
     HITS_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
     def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+
+class IngestStreamResponse(_message.Message):
+    __slots__ = ("sequence", "results", "error_code", "error_message")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    results: _containers.RepeatedCompositeFieldContainer[ItemResult]
+    error_code: str
+    error_message: str
+    def __init__(self, sequence: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ItemResult, _Mapping]]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class WatchAnomaliesRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class ExplainPointRequest(_message.Message):
+    __slots__ = ("collection", "id", "point_id", "neighbours")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    POINT_ID_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    id: str
+    point_id: str
+    neighbours: int
+    def __init__(self, collection: _Optional[str] = ..., id: _Optional[str] = ..., point_id: _Optional[str] = ..., neighbours: _Optional[int] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("point", "model_version", "scorer", "cluster_id", "distance", "cluster_radius", "distance_in_radii", "reference_cluster_id", "reference_distance", "reference_radius", "anomaly_score", "threshold", "is_anomaly", "normal_neighbours")
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SCORER_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_RADIUS_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_IN_RADII_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_RADIUS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    IS_ANOMALY_FIELD_NUMBER: _ClassVar[int]
+    NORMAL_NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    point: Point
+    model_version: int
+    scorer: str
+    cluster_id: int
+    distance: float
+    cluster_radius: float
+    distance_in_radii: float
+    reference_cluster_id: int
+    reference_distance: float
+    reference_radius: float
+    anomaly_score: float
+    threshold: float
+    is_anomaly: bool
+    normal_neighbours: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    def __init__(self, point: _Optional[_Union[Point, _Mapping]] = ..., model_version: _Optional[int] = ..., scorer: _Optional[str] = ..., cluster_id: _Optional[int] = ..., distance: _Optional[float] = ..., cluster_radius: _Optional[float] = ..., distance_in_radii: _Optional[float] = ..., reference_cluster_id: _Optional[int] = ..., reference_distance: _Optional[float] = ..., reference_radius: _Optional[float] = ..., anomaly_score: _Optional[float] = ..., threshold: _Optional[float] = ..., is_anomaly: _Optional[bool] = ..., normal_neighbours: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...

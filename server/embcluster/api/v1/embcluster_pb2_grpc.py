@@ -64,6 +64,11 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.IngestRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.IngestResponse.FromString,
                 _registered_method=True)
+        self.IngestStream = channel.stream_stream(
+                '/embcluster.v1.Embcluster/IngestStream',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.IngestRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.IngestStreamResponse.FromString,
+                _registered_method=True)
         self.DeletePoints = channel.unary_unary(
                 '/embcluster.v1.Embcluster/DeletePoints',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.DeletePointsRequest.SerializeToString,
@@ -129,6 +134,16 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.SearchRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.WatchAnomalies = channel.unary_stream(
+                '/embcluster.v1.Embcluster/WatchAnomalies',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.WatchAnomaliesRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.Point.FromString,
+                _registered_method=True)
+        self.ExplainPoint = channel.unary_unary(
+                '/embcluster.v1.Embcluster/ExplainPoint',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ExplainPointRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.Explanation.FromString,
+                _registered_method=True)
 
 
 class EmbclusterServicer:
@@ -169,6 +184,14 @@ class EmbclusterServicer:
         """Points.
         All-or-nothing batch upsert: a rejected request stores nothing; an accepted one is
         durable when the call returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestStream(self, request_iterator, context):
+        """Feeds: a stream of batches, each acknowledged in order with its results or its error.
+        All-or-nothing per message; a rejected message does not end the stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -256,6 +279,23 @@ class EmbclusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAnomalies(self, request, context):
+        """Anomalies.
+        Points flagged at ingest, as they arrive, until the caller cancels. A watcher that falls
+        more than 10,000 points behind is ended with RESOURCE_EXHAUSTED (ListAnomalies catches up).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainPoint(self, request, context):
+        """Why a point is (or is not) flagged: its clusters, distances against radii, its nearest
+        normal neighbours.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbclusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -288,6 +328,11 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.Ingest,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.IngestRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.IngestResponse.SerializeToString,
+            ),
+            'IngestStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.IngestStream,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.IngestRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.IngestStreamResponse.SerializeToString,
             ),
             'DeletePoints': grpc.unary_unary_rpc_method_handler(
                     servicer.DeletePoints,
@@ -353,6 +398,16 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.SearchRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.SearchResponse.SerializeToString,
+            ),
+            'WatchAnomalies': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAnomalies,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.WatchAnomaliesRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.Point.SerializeToString,
+            ),
+            'ExplainPoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainPoint,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ExplainPointRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.Explanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -517,6 +572,33 @@ class Embcluster:
             '/embcluster.v1.Embcluster/Ingest',
             embcluster_dot_v1_dot_embcluster__pb2.IngestRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.IngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/embcluster.v1.Embcluster/IngestStream',
+            embcluster_dot_v1_dot_embcluster__pb2.IngestRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.IngestStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -868,6 +950,60 @@ class Embcluster:
             '/embcluster.v1.Embcluster/Search',
             embcluster_dot_v1_dot_embcluster__pb2.SearchRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAnomalies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/WatchAnomalies',
+            embcluster_dot_v1_dot_embcluster__pb2.WatchAnomaliesRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.Point.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/ExplainPoint',
+            embcluster_dot_v1_dot_embcluster__pb2.ExplainPointRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.Explanation.FromString,
             options,
             channel_credentials,
             insecure,
