@@ -36,6 +36,15 @@ class Assignments:
     is_anomaly: np.ndarray  # bool
     model_version: int
 
+    def payloads(self) -> list[dict[str, Any]]:
+        """The reserved fields of every point, as plain Python values (converted in bulk)."""
+        v = self.model_version
+        return [
+            {"cluster_id": c, "cluster_distance": d, "anomaly_score": s, "is_anomaly": a, "model_version": v}
+            for c, d, s, a in zip(self.cluster_id.tolist(), self.cluster_distance.tolist(),
+                                  self.anomaly_score.tolist(), self.is_anomaly.tolist())
+        ]
+
     def payload(self, i: int) -> dict[str, Any]:
         """The reserved payload fields of point ``i``: written together, in one operation."""
         return {
@@ -62,7 +71,7 @@ class ClusterModel:
     cluster_ids: np.ndarray
     populated: np.ndarray
     radius: np.ndarray  # RMS member distance per row, on the fit sample
-    large: np.ndarray  # CBLOF's large clusters (the bulk of the data) per row
+    large: np.ndarray  # non-rare clusters (the bulk of the data) per row, for the cblof scorer
     scorer: str
     threshold_mode: str
     thresholds: np.ndarray  # decision threshold per row (equal rows for a global threshold)

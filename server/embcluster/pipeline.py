@@ -354,9 +354,10 @@ class EmbclusterService:
             payloads.append(payload)
         with coll.lock:
             assigned = coll.model.assign(vectors) if coll.model else None
-            if assigned is not None:
-                for i, payload in enumerate(payloads):
-                    payload.update(assigned.payload(i))
+            fields = assigned.payloads() if assigned is not None else None
+            if fields is not None:
+                for payload, five in zip(payloads, fields):
+                    payload.update(five)
             coll.vlog.append(ids, vectors)  # ahead of the store: a crash leaves the doubt in the log's tail
             try:
                 coll.store.upsert(ids, vectors, payloads)
@@ -364,17 +365,15 @@ class EmbclusterService:
                 coll.vlog.reconcile(ids, coll.store)
                 raise
             coll.vlog.mark_consistent()
+        labels = [Assignment(**five) for five in fields] if fields is not None else [None] * len(items)
         if assigned is not None and assigned.is_anomaly.any():
             self.anomaly_feed.publish(name, (
                 PointView(point_id=ids[i], external_id=items[i].id, metadata=items[i].metadata or {},
-                          text=items[i].text or "", assignment=Assignment(**assigned.payload(i)))
+                          text=items[i].text or "", assignment=labels[i])
                 for i in np.flatnonzero(assigned.is_anomaly)
             ))
-        return [
-            ItemResult(point_id=pid, external_id=it.id,
-                       assignment=Assignment(**assigned.payload(i)) if assigned else None)
-            for i, (pid, it) in enumerate(zip(ids, items))
-        ]
+        return [ItemResult(point_id=pid, external_id=it.id, assignment=label)
+                for pid, it, label in zip(ids, items, labels)]
 
     def delete_points(self, name: str, *, ids: Sequence[str] = (), point_ids: Sequence[str] = ()) -> int:
         """Delete points by caller id and/or point id; returns how many existed."""
@@ -741,7 +740,7 @@ class EmbclusterService:
                     break
                 ids, x = page
                 labels = model.assign(x)
-                coll.store.set_fields([(pid, labels.payload(i)) for i, pid in enumerate(ids)])
+                coll.store.set_fields(list(zip(ids, labels.payloads())))
             rows = np.fromiter((row_of_id[int(c)] for c in labels.cluster_id), dtype=np.int64, count=len(ids))
             np.add.at(sq, rows, labels.cluster_distance**2)
             np.add.at(counts, rows, 1)

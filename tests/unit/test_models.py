@@ -212,22 +212,23 @@ def test_cblof_scores_small_clusters_against_the_large_ones() -> None:
     """A tight rare cluster is close to its own centroid but far from the bulk: cblof flags it."""
     model = make_model()
     model.populated[:] = True
-    model.large = np.array([True, True, False, False])  # clusters 9 and 2 are small
+    model.large = np.array([True, True, False, False])  # clusters 9 and 2 are rare
     model.scorer = "cblof"
-    x = np.array([[0.25, 0, 0], [0, 10.1, 0]], dtype=np.float32)  # bulk member; member of small cluster 9
+    x = np.array([[0.25, 0, 0], [0, 10.1, 0]], dtype=np.float32)  # bulk member; member of rare cluster 9
     a = model.assign(x)
     assert a.cluster_id.tolist() == [4, 9]  # the label is still the nearest populated cluster
-    np.testing.assert_allclose(a.anomaly_score[0], 0.25 / 0.5, rtol=1e-5)  # own (large) cluster, in radii
-    np.testing.assert_allclose(a.anomaly_score[1], np.sqrt(10.1**2) / 0.5, rtol=1e-4)  # vs nearest large: row 0
-    model.scorer = "normalized"
-    assert model.assign(x).anomaly_score[1] < 0.1  # normalized alone calls it normal
+    np.testing.assert_allclose(a.anomaly_score[0], 0.25, rtol=1e-5)  # its own (large) centroid
+    np.testing.assert_allclose(a.anomaly_score[1], 10.1, rtol=1e-4)  # vs the nearest large centroid (row 0)
+    model.scorer = "distance"
+    assert model.assign(x).anomaly_score[1] < 0.2  # plain distance calls it normal
 
 
-def test_large_clusters_cover_alpha_or_stop_at_a_size_drop() -> None:
+def test_large_clusters_are_the_non_rare_ones() -> None:
     from embcluster.anomaly import large_clusters
 
-    assert large_clusters(np.array([50, 30, 15, 5])).tolist() == [True, True, True, False]
-    assert large_clusters(np.array([500, 450, 40, 10])).tolist() == [True, True, False, False]  # 10x drop
+    # average size 25: rare below 0.2 x 25 = 5
+    assert large_clusters(np.array([50, 30, 16, 4])).tolist() == [True, True, True, False]
+    assert large_clusters(np.array([500, 450, 40, 10])).tolist() == [True, True, False, False]  # < 50
     assert large_clusters(np.array([0, 0])).tolist() == [True, True]
 
 

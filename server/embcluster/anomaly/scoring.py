@@ -11,43 +11,33 @@ separately, by a threshold (``threshold.py``). Three scorers:
     BigQuery ML's k-means anomaly detection does: each point is judged against its own
     cluster's spread. Prefer it when clusters differ in spread and rare groups are not a concern.
 ``cblof`` (default)
-    Cluster-based local outlier factor, size-aware: clusters are split into *large* and
-    *small* (He et al., 2003: the largest clusters that hold ``ALPHA`` = 90% of the sample, or
-    up to a size drop of ``BETA`` = 5x). Every point is scored by its distance to the nearest
-    *large* centroid divided by that cluster's radius. For members of large clusters this is
-    the normalized score; points of small clusters (fraud rings, bots, misconfigured devices)
-    are scored against the populated bulk of the data and stand out. The robust default.
+    Cluster-based, size-aware (after He et al.'s CBLOF): clusters holding less than
+    ``RARE_SHARE`` = 1/5 of an average cluster's share of the fit sample are *rare*; every point
+    is scored by its distance to the nearest centroid of a non-rare (*large*) cluster. For
+    members of large clusters this is the plain distance; points of rare clusters (fraud rings,
+    bots, misconfigured devices: tight, but few) are measured against the bulk of the data and
+    stand out. The robust default: on the bench's five labelled outlier sets it matched or beat
+    IsolationForest on mean AUROC and average precision (``bench/bench_anomaly.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SCORERS", "DEFAULT_SCORER", "ALPHA", "BETA", "large_clusters", "score"]
+__all__ = ["SCORERS", "DEFAULT_SCORER", "RARE_SHARE", "large_clusters", "score"]
 
 SCORERS = ("cblof", "normalized", "distance")
 DEFAULT_SCORER = "cblof"
-ALPHA = 0.9
-BETA = 5.0
+RARE_SHARE = 0.2
 
 
-def large_clusters(sizes: np.ndarray, *, alpha: float = ALPHA, beta: float = BETA) -> np.ndarray:
-    """CBLOF's large clusters: by size, until ``alpha`` of the points or a ``beta``-fold size drop."""
-    order = np.argsort(-sizes, kind="stable")
-    total = sizes.sum()
-    large = np.zeros(len(sizes), dtype=bool)
-    covered = 0
-    for i, row in enumerate(order):
-        if sizes[row] == 0:
-            break
-        large[row] = True
-        covered += sizes[row]
-        nxt = sizes[order[i + 1]] if i + 1 < len(order) else 0
-        if covered >= alpha * total or (nxt > 0 and sizes[row] >= beta * nxt):
-            break
-    if not large.any():
-        large[:] = True
-    return large
+def large_clusters(sizes: np.ndarray, *, rare_share: float = RARE_SHARE) -> np.ndarray:
+    """Clusters that are not rare: at least ``rare_share`` x the average cluster's size."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if sizes.sum() <= 0:
+        return np.ones(len(sizes), dtype=bool)
+    large = sizes >= rare_share * sizes.sum() / len(sizes)
+    return large if large.any() else np.ones(len(sizes), dtype=bool)
 
 
 def score(method: str, dist_all: np.ndarray, rows: np.ndarray, radius: np.ndarray, large: np.ndarray) -> np.ndarray:
@@ -57,18 +47,14 @@ def score(method: str, dist_all: np.ndarray, rows: np.ndarray, radius: np.ndarra
         method: One of :data:`SCORERS`.
         dist_all: ``(n, k)`` distances of each point to every centroid.
         rows: Nearest populated centroid row of each point.
-        radius: RMS member distance per centroid row.
-        large: Large-cluster mask per centroid row (``cblof``).
+        radius: RMS member distance per centroid row (``normalized``).
+        large: Non-rare cluster mask per centroid row (``cblof``).
     """
     n = len(rows)
-    own = dist_all[np.arange(n), rows]
     if method == "distance":
-        return own.astype(np.float64)
+        return dist_all[np.arange(n), rows].astype(np.float64)
     if method == "normalized":
-        return own / np.maximum(radius[rows], 1e-9)
+        return dist_all[np.arange(n), rows] / np.maximum(radius[rows], 1e-9)
     if method == "cblof":
-        cols = np.flatnonzero(large)
-        masked = dist_all[:, cols]
-        nearest = masked.argmin(axis=1)
-        return masked[np.arange(n), nearest] / np.maximum(radius[cols[nearest]], 1e-9)
+        return dist_all[:, np.flatnonzero(large)].min(axis=1).astype(np.float64)
     raise ValueError(f"unknown anomaly scorer {method!r}; known: {', '.join(SCORERS)}")
