@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--default-blas-threads", action="store_true",
+                        help="keep numpy's BLAS threads at the library default (to see why serve caps them)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -36,7 +38,12 @@ def main() -> None:
     from embcluster.pipeline import EmbclusterService
     from embcluster.schema import CollectionSpec, ItemInput, RunRequest
 
-    svc = EmbclusterService(Settings(data_dir=Path(tempfile.mkdtemp(prefix="embcluster-online-")), log_level="WARNING"))
+    from embcluster.runtime import limit_blas_threads
+
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="embcluster-online-")), log_level="WARNING")
+    if not args.default_blas_threads:
+        limit_blas_threads(settings.blas_threads)  # as `embcluster serve` does at start-up
+    svc = EmbclusterService(settings)
     svc.open()
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(4 * args.k, args.dim)).astype(np.float32)

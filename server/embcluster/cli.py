@@ -43,6 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .api.server import GrpcServer
     from .errors import EmbclusterError
     from .pipeline import EmbclusterService
+    from .runtime import limit_blas_threads
 
     try:
         settings = _settings(args)
@@ -50,6 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"embcluster: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
+    limit_blas_threads(settings.blas_threads)
     service = EmbclusterService(settings)
     try:
         service.open()

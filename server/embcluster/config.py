@@ -34,5 +34,6 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="gRPC message limit.")
     grpc_workers: int = Field(16, ge=1, le=256, description="gRPC handler threads; each open stream holds one.")
     run_workers: int = Field(1, ge=1, le=64, description="Clustering runs in parallel (all collections).")
+    blas_threads: int = Field(1, ge=1, le=256, description="numpy BLAS threads (small products: 1 is fastest).")
     page_size: int = Field(1024, ge=16, le=65536, description="Points per page when streaming a collection.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
