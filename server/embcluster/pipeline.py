@@ -60,8 +60,9 @@ from .schema import (
     RunInfo,
     RunRequest,
     SearchHit,
+    VectorLike,
 )
-from .store.base import FieldEquals, FieldMissing, PointFilter, StoreFactory, VectorStore
+from .store.base import FieldEquals, FieldMissing, PointFilter, PointId, StoreFactory, VectorStore
 from .store.edge import EdgeStoreFactory
 from .store.vectorlog import LiveSet, VectorLog
 from .validation import (
@@ -370,7 +371,7 @@ class EmbclusterService:
             self.anomaly_feed.publish(name, (
                 PointView(point_id=ids[i], external_id=items[i].id, metadata=items[i].metadata or {},
                           text=items[i].text or "", assignment=labels[i])
-                for i in np.flatnonzero(assigned.is_anomaly)
+                for i in np.flatnonzero(assigned.is_anomaly).tolist()
             ))
         return [ItemResult(point_id=pid, external_id=it.id, assignment=label)
                 for pid, it, label in zip(ids, items, labels)]
@@ -453,7 +454,7 @@ class EmbclusterService:
         assigned = model.assign(self._embed(coll, items, parsed))
         return [Assignment(**assigned.payload(i)) for i in range(len(items))]
 
-    def search(self, name: str, *, text: str | None = None, vector: Sequence[float] | None = None,
+    def search(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
                limit: int = 10, cluster_id: int | None = None) -> list[SearchHit]:
         """Nearest stored points to a text or vector, optionally within one cluster."""
         coll = self._get(check_name(name))
@@ -720,7 +721,7 @@ class EmbclusterService:
             created_at=utcnow(),
         )
 
-    def _write_back(self, coll: _Collection, model: ClusterModel, pages: Iterator[tuple[list[str], np.ndarray]],
+    def _write_back(self, coll: _Collection, model: ClusterModel, pages: Iterator[tuple[Sequence[PointId], np.ndarray]],
                     ctx: RunContext | None, total: int, *, phase: str, start: float, span: float) -> dict[str, Any]:
         """Label every point of ``pages`` with ``model``; returns full-pass statistics.
 

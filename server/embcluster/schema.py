@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, Union
+
+import numpy as np
 
 from .store.base import Metric
 
 __all__ = [
     "InputKind",
+    "VectorLike",
     "CollectionSettings",
     "CollectionSpec",
     "CollectionInfo",
@@ -27,6 +30,7 @@ __all__ = [
 ]
 
 InputKind = Literal["text", "vector"]
+VectorLike = Union[Sequence[float], np.ndarray]
 
 
 @dataclass
@@ -92,7 +96,7 @@ class ItemInput:
 
     id: str = ""
     text: str | None = None
-    vector: Sequence[float] | None = None
+    vector: VectorLike | None = None
     metadata: dict[str, Any] | None = None
 
 

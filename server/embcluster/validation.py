@@ -99,7 +99,7 @@ def _vector_value_errors(items: Sequence[ItemInput], dim: int, cosine: bool) -> 
     mat = np.zeros((len(items), dim), dtype=np.float64)
     ok = np.flatnonzero(shaped)
     if len(ok):
-        mat[ok] = np.asarray([items[i].vector for i in ok], dtype=np.float64).reshape(len(ok), dim)
+        mat[ok] = np.asarray([items[int(i)].vector for i in ok], dtype=np.float64).reshape(len(ok), dim)
     errors: dict[int, str] = {}
     out = mat.astype(np.float32)
     for i, j in np.argwhere(~np.isfinite(mat))[::-1]:

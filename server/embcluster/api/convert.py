@@ -174,7 +174,10 @@ def run_to_pb(r: RunInfo) -> pb.ClusteringRun:
     return pb.ClusteringRun(
         run_id=r.run_id, collection=r.collection, state=_STATES[r.state], phase=r.phase, progress=r.progress,
         error=r.error, model_version=r.model_version, k=r.k,
-        k_scores=[pb.KScore(**{**s, "k": int(s["k"])}) for s in r.k_scores],
+        k_scores=[pb.KScore(k=int(s["k"]), silhouette=s["silhouette"], inertia=s["inertia"],
+                            davies_bouldin=s["davies_bouldin"], calinski_harabasz=s["calinski_harabasz"],
+                            knee=bool(s["knee"]), mean_rank=s["mean_rank"], chosen=bool(s["chosen"]))
+                  for s in r.k_scores],
         created_at=r.created_at, finished_at=r.finished_at, points_labelled=r.points_labelled,
     )
 

@@ -75,7 +75,8 @@ def choose_k(
         fit = fit_kmeans(x, k, metric=metric, seed=seed, n_init=n_init)
         q = quality(x, fit.labels, metric=metric, seed=seed)
         fits.append(fit)
-        table.append(KScore(k=k, inertia=fit.inertia, **q))
+        table.append(KScore(k=k, inertia=fit.inertia, silhouette=q["silhouette"],
+                            davies_bouldin=q["davies_bouldin"], calinski_harabasz=q["calinski_harabasz"]))
         if on_step:
             on_step(i + 1, len(candidates))
     sil = np.array([t.silhouette for t in table])

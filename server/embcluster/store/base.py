@@ -7,6 +7,7 @@ paged scrolls with an opaque offset, and per-point partial payload updates.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Protocol, Sequence, Union
 
@@ -14,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "Metric",
+    "PointId",
     "FieldEquals",
     "FieldMissing",
     "Condition",
@@ -24,6 +26,8 @@ __all__ = [
 ]
 
 Metric = Literal["cosine", "euclid"]
+# Point ids are UUIDs, as strings or as uuid.UUID objects (the fast path of bulk writes).
+PointId = Union[str, uuid.UUID]
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class VectorStore(Protocol):
         """Every matching point's id and vector, page by page as ``(ids, float32 matrix)``."""
         ...
 
-    def set_fields(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def set_fields(self, updates: Sequence[tuple[PointId, dict[str, Any]]]) -> None:
         """Merge each payload dict into its point's payload; each point's keys in one write."""
         ...
 

@@ -18,7 +18,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from ..errors import FailedPrecondition
-from .base import Condition, FieldEquals, FieldMissing, Metric, PointFilter, StoredPoint
+from .base import Condition, FieldEquals, FieldMissing, Metric, PointFilter, PointId, StoredPoint
 
 __all__ = ["EdgeStore", "EdgeStoreFactory"]
 
@@ -151,7 +151,7 @@ class EdgeStore:
                 return
             offset = str(nxt)
 
-    def set_fields(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def set_fields(self, updates: Sequence[tuple[PointId, dict[str, Any]]]) -> None:
         """Merge payload fields per point (one operation per point, so its keys land together).
 
         Points deleted meanwhile are skipped: a point that no longer exists needs no label.

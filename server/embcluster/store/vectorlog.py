@@ -172,8 +172,9 @@ class VectorLog:
     def ids_since(self, start: int) -> list[str]:
         """Distinct ids of records appended after record ``start``."""
         keys, _ = self._ids_ops(start, self.records)
-        uniq = np.unique(keys.view("V16").ravel()) if len(keys) else []
-        return [str(uuid.UUID(bytes=bytes(b))) for b in uniq]
+        if not len(keys):
+            return []
+        return [str(uuid.UUID(bytes=bytes(b))) for b in np.unique(keys.view("V16").ravel())]
 
     def _gather(self, read: Callable[[int, int], np.ndarray], page: np.ndarray) -> np.ndarray:
         lo, hi = int(page[0]), int(page[-1]) + 1
@@ -207,7 +208,7 @@ class VectorLog:
         ids = list(dict.fromkeys(ids))
         for s in range(0, len(ids), 1024):
             chunk = ids[s:s + 1024]
-            found = {p.id: p.vector for p in store.retrieve(chunk, with_vectors=True)}
+            found = {p.id: p.vector for p in store.retrieve(chunk, with_vectors=True) if p.vector is not None}
             present = [i for i in chunk if i in found]
             if present:
                 self.append(present, np.stack([found[i] for i in present]).astype(np.float32))
