@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit_result, environment, print_table, ratio  # noqa: E402
+from _common import emit_result, print_table, ratio  # noqa: E402
 
 
 def _rss_kib(field: str) -> int:

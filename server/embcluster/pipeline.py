@@ -44,7 +44,7 @@ from .embed.registry import EmbedderRegistry
 from .embed.vector import VectorEmbedder
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from .fsio import read_json, write_json_atomic
-from .models import Assignments, ClusterModel, ModelStore
+from .models import ClusterModel, ModelStore
 from .scheduler import RunContext, RunManager, utcnow
 from .schema import (
     Assignment,
@@ -62,7 +62,7 @@ from .schema import (
     SearchHit,
     VectorLike,
 )
-from .store.base import FieldEquals, FieldMissing, PointFilter, PointId, StoreFactory, VectorStore
+from .store.base import FieldEquals, PointFilter, PointId, StoreFactory, VectorStore
 from .store.edge import EdgeStoreFactory
 from .store.vectorlog import LiveSet, VectorLog
 from .validation import (

@@ -178,22 +178,21 @@ def get_point(
     collection: str, *, id: str | None = None, point_id: str | None = None, with_vector: bool = False
 ) -> pb.GetPointRequest:
     """Builds a ``GetPointRequest``; raises ValueError unless exactly one of id/point_id is given."""
-    if (id is None) == (point_id is None):
-        raise ValueError("give exactly one of id or point_id")
-    if id is not None:
-        return pb.GetPointRequest(collection=collection, id=id, with_vector=with_vector)
-    return pb.GetPointRequest(collection=collection, point_id=point_id, with_vector=with_vector)
+    return pb.GetPointRequest(collection=collection, with_vector=with_vector, **_point_key(id, point_id))
 
 
 def explain_point(
     collection: str, *, id: str | None = None, point_id: str | None = None, neighbours: int = 5
 ) -> pb.ExplainPointRequest:
     """Builds an ``ExplainPointRequest``; raises ValueError unless exactly one of id/point_id is given."""
+    return pb.ExplainPointRequest(collection=collection, neighbours=neighbours, **_point_key(id, point_id))
+
+
+def _point_key(id: str | None, point_id: str | None) -> dict[str, str]:
+    """The ``key`` oneof of point requests: exactly one of the caller's id or the point id."""
     if (id is None) == (point_id is None):
         raise ValueError("give exactly one of id or point_id")
-    if id is not None:
-        return pb.ExplainPointRequest(collection=collection, id=id, neighbours=neighbours)
-    return pb.ExplainPointRequest(collection=collection, point_id=point_id, neighbours=neighbours)
+    return {"id": id} if id is not None else {"point_id": point_id}  # type: ignore[dict-item]
 
 
 def list_cluster_members(

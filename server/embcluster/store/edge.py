@@ -18,7 +18,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from ..errors import FailedPrecondition
-from .base import Condition, FieldEquals, FieldMissing, Metric, PointFilter, PointId, StoredPoint
+from .base import Condition, FieldEquals, Metric, PointFilter, PointId, StoredPoint
 
 __all__ = ["EdgeStore", "EdgeStoreFactory"]
 
