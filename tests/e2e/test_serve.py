@@ -193,3 +193,19 @@ def test_sigkill_during_write_back_keeps_the_served_model(tmp_path: Path) -> Non
         assert again.state == pb.RUN_STATE_SUCCEEDED and again.model_version == killed.model_version + 1
     finally:
         server.stop()
+
+
+def test_demo_prints_clusters_and_anomalies() -> None:
+    """`embcluster demo` as a new user runs it: its own embedded server, real WordNet text."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "embcluster.cli", "demo", "-n", "300", "-k", "4"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "ingested 300 WordNet definitions" in out
+    assert "model v1: k=4, 300 points labelled" in out
+    table = out[out.index("cluster  size"):out.index("top anomalies")]
+    sizes = [int(line.split()[1]) for line in table.splitlines()[1:] if line[:7].strip().isdigit()]
+    assert len(sizes) == 4 and sum(sizes) == 300
+    assert "top anomalies (of " in out and "score " in out

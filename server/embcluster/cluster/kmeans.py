@@ -102,7 +102,7 @@ def _fit_faiss(
     best: tuple[float, np.ndarray] | None = None
     for restart, start in enumerate(_seeds(x, k, seed, n_init, init)):
         km = faiss.Kmeans(
-            x.shape[1], k, niter=max_iter, nredo=1, seed=int(seed + restart) % (2**31),
+            x.shape[1], k, niter=max_iter, nredo=1, seed=(int(seed) + restart) % (2**31),
             spherical=metric == "cosine", max_points_per_centroid=max(len(x) // k + 1, 256), verbose=False,
         )
         km.train(x, init_centroids=start)
@@ -122,12 +122,14 @@ def _seeds(x: np.ndarray, k: int, seed: int, n_init: int, init: np.ndarray | Non
 
     # Seeding on a subsample: k-means++ costs O(n k d log k) and the Lloyd iterations that
     # follow use every point anyway; 40 points per centroid keep its spread-out property.
+    # Restart seeds come from a SeedSequence, so runs with neighbouring seeds share no restart.
+    restart_seeds = np.random.SeedSequence(seed).generate_state(max(1, n_init))
     rng = np.random.default_rng(seed)
     m = min(len(x), max(10_000, 40 * k))
     starts = []
-    for r in range(max(1, n_init)):
+    for restart_seed in restart_seeds:
         sub = x if m == len(x) else x[np.sort(rng.choice(len(x), size=m, replace=False))]
-        centers, _ = kmeans_plusplus(sub, k, random_state=(seed + r) % (2**32))
+        centers, _ = kmeans_plusplus(sub, k, random_state=int(restart_seed))
         starts.append(np.ascontiguousarray(centers, dtype=np.float32))
     return starts
 
