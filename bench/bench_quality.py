@@ -47,9 +47,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit_result, print_table, quiet_logs  # noqa: E402
 
-# What EmbclusterService._run passes to fit_kmeans when the request's n_init is 0:
-# ``n_init = req.n_init or 3`` (pipeline.py). Cross-checked against the model params in (b).
-SERVICE_N_INIT = 3
+# When a request gives no n_init, EmbclusterService._run uses default_n_init(sample, k) — the same
+# function is used here; the stability runs in (b) record what the service used in their params.
 QUALITY_TOLERANCE = 0.01  # target: ours >= sklearn - 0.01
 STABILITY_TARGET = 0.95
 
@@ -104,13 +103,13 @@ def quality_on(name: str, x: np.ndarray, y: np.ndarray, k: int, metric: str, see
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    from embcluster.cluster.kmeans import fit_kmeans
+    from embcluster.cluster.kmeans import default_n_init, fit_kmeans
 
     out: dict[str, Any] = {"ours": {"ari": [], "nmi": [], "s": []}, "sklearn": {"ari": [], "nmi": [], "s": []},
                            "n": len(x), "k": k, "metric": metric}
     for seed in seeds:
         t0 = time.perf_counter()
-        fit = fit_kmeans(x, k, metric=metric, seed=seed, n_init=SERVICE_N_INIT)  # type: ignore[arg-type]
+        fit = fit_kmeans(x, k, metric=metric, seed=seed, n_init=default_n_init(len(x), k))  # type: ignore[arg-type]
         out["ours"]["s"].append(time.perf_counter() - t0)
         out["ours"]["ari"].append(adjusted_rand_score(y, fit.labels))
         out["ours"]["nmi"].append(normalized_mutual_info_score(y, fit.labels))
@@ -250,7 +249,7 @@ def main() -> None:
           f"({'cache ' + wn_info['cache_file'] if wn_info['cached'] else 'embedded'}, "
           f"{time.perf_counter() - t0:.1f}s)")
 
-    params = {"seeds": args.seeds, "service_n_init": SERVICE_N_INIT, "first_frac": args.first_frac,
+    params = {"seeds": args.seeds, "service_n_init": "default_n_init(n, k)", "first_frac": args.first_frac,
               "split_seed": args.split_seed, "wordnet_n": len(rows), "wordnet_k": len(categories)}
     results: dict[str, Any] = {"wordnet_embeddings": wn_info}
 
@@ -272,7 +271,7 @@ def main() -> None:
                 targets.append({"dataset": ds, "metric": m, "ours": ours, "sklearn": ref, "met": ok})
         print_table(
             f"(a) quality vs true labels, mean over seeds 0..{args.seeds - 1}: embcluster fit_kmeans "
-            f"(backend={sets['digits'].get('ours_backend')}, n_init={SERVICE_N_INIT}) vs sklearn KMeans(n_init=10); "
+            f"(backend={sets['digits'].get('ours_backend')}, n_init=default_n_init(n, k)) vs sklearn KMeans(n_init=10); "
             f"digits k=10 euclid, WordNet k={len(categories)} cosine",
             ["data", "metric", "embcluster", "sklearn", "diff", "ours >= sklearn - 0.01"], table,
         )

@@ -35,7 +35,7 @@ from .anomaly.threshold import calibrate_thresholds, decide
 from .anomaly.feed import AnomalyFeed, Subscription
 from .cluster.assign import assign_nearest, pairwise_distance
 from .cluster.choose_k import choose_k
-from .cluster.kmeans import fit_kmeans, refine_minibatch
+from .cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
 from .cluster.matching import match_clusters
 from .cluster.quality import quality
 from .config import Settings
@@ -84,6 +84,7 @@ RESERVED_FIELDS = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomal
 INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
 _ID_NAMESPACE = uuid.UUID("6f1c7d0e-6d1b-4b8e-9a51-8a6f0c2e4b11")
 RECORD_SCHEMA_VERSION = 1
+WARM_MAX_ITER = 10  # Lloyd iterations from the previous model's centroids (same k)
 MAX_REFINE_BATCHES = 3  # mini-batches of sample size each, drawn from the rest of the collection
 
 
@@ -595,7 +596,6 @@ class EmbclusterService:
         rec = coll.record
         settings = rec.settings
         seed = int(req.seed if req.seed is not None else (settings.seed or 0))
-        n_init = req.n_init or 3
         with coll.lock:
             version = rec.next_version
             rec.next_version += 1  # never reuse a version, even one whose run failed
@@ -612,6 +612,7 @@ class EmbclusterService:
         sample_size = min(total, req.sample_size or max(10_000, 256 * k_max))
         ctx.progress("sampling", 0.02)
         sample = coll.vlog.sample(live, sample_size, seed)
+        n_init = req.n_init or default_n_init(len(sample), k_max)
         timings["read_sample_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -626,7 +627,9 @@ class EmbclusterService:
         else:
             k = int(req.k or 2)
             warm = prev.centroids if prev is not None and prev.k == k else None
-            fit = fit_kmeans(sample, k, metric=rec.metric, seed=seed, n_init=n_init, init=warm)  # type: ignore[arg-type]
+            # A warm start needs few iterations, and each further one only drifts the boundaries.
+            fit = fit_kmeans(sample, k, metric=rec.metric, seed=seed, n_init=n_init, init=warm,  # type: ignore[arg-type]
+                             max_iter=WARM_MAX_ITER if warm is not None else 50)
         ctx.info.k = k
         centroids = fit.centroids
         refine_batches = min(MAX_REFINE_BATCHES, (total - 1) // max(len(sample), 1))
