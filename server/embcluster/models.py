@@ -19,6 +19,7 @@ import numpy as np
 from .anomaly.scoring import score
 from .anomaly.threshold import decide
 from .cluster.assign import pairwise_distance
+from .fsio import write_json_atomic
 from .store.base import Metric
 
 __all__ = ["SCHEMA_VERSION", "Assignments", "ClusterModel", "ModelStore"]
@@ -166,6 +167,10 @@ class ModelStore:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return final
+
+    def save_metadata(self, model: ClusterModel) -> None:
+        """Rewrite an already saved version's ``model.json`` (new metrics) atomically; centroids stay."""
+        write_json_atomic(self.directory / f"v{model.version}" / "model.json", model.to_json())
 
     def load(self, version: int) -> ClusterModel:
         """Load ``v<version>``."""

@@ -42,7 +42,7 @@ from .config import Settings
 from .embed.base import Embedder
 from .embed.registry import EmbedderRegistry
 from .embed.vector import VectorEmbedder
-from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from .errors import AlreadyExists, EmbclusterError, FailedPrecondition, InvalidArgument, NotFound
 from .fsio import read_json, write_json_atomic
 from .models import ClusterModel, ModelStore
 from .scheduler import RunContext, RunManager, utcnow
@@ -62,7 +62,7 @@ from .schema import (
     SearchHit,
     VectorLike,
 )
-from .store.base import FieldEquals, PointFilter, PointId, StoreFactory, VectorStore
+from .store.base import FieldEquals, FieldMissing, PointFilter, PointId, StoreFactory, VectorStore
 from .store.edge import EdgeStoreFactory
 from .store.vectorlog import LiveSet, VectorLog
 from .validation import (
@@ -138,6 +138,12 @@ class _Collection:
     # while switching versions, so no point is labelled with a version that is no longer served
     # after the catch-up has passed it.
     lock: threading.RLock = field(default_factory=threading.RLock)
+    closed: bool = False  # set (under ``lock``) when the collection is deleted or the service closes
+
+    def check_open(self) -> None:
+        """Writers call this under ``lock``: a deleted collection takes no more writes."""
+        if self.closed:
+            raise NotFound(f"collection {self.record.name!r} not found (deleted)")
 
     def save(self) -> None:
         write_json_atomic(self.directory / "collection.json", self.record.to_json())
@@ -177,27 +183,40 @@ class EmbclusterService:
             if not rec_path.exists():  # a create that died before recording: discard
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
-            record = CollectionRecord.from_json(read_json(rec_path))
-            store = self.store_factory.open(record.name)
-            coll = _Collection(
-                record=record, store=store, vlog=VectorLog(directory, record.dim), directory=directory,
-                models=ModelStore(directory / "models"),
-            )
-            if not coll.vlog.was_clean:
-                coll.vlog.repair_tail(store)
-            if record.served_version:
-                coll.model = coll.models.load(record.served_version)
+            coll = self._open_one(directory, rec_path)
+            record = coll.record
             self.runs.register(record.name, directory / "runs")
             self._collections[record.name] = coll
             logger.info("opened collection %s (%d points, model v%d)", record.name,
                         coll.store.count(), record.served_version)
-            stale = PointFilter(must_not=(FieldEquals("model_version", record.served_version),),
-                                must=()) if record.served_version else None
-            if stale is not None and coll.store.count(stale):
+            if coll.store.count(self._stale(coll)):  # a run died mid write-back: undo it
                 thread = threading.Thread(target=self._catch_up_safely, args=(coll,), daemon=True,
                                           name=f"catch-up-{record.name}")
                 thread.start()
                 self._catchups.append(thread)
+
+    def _open_one(self, directory: Path, rec_path: Path) -> _Collection:
+        """Open one collection's store, vector log and served model; a failure is a clear error."""
+        store: VectorStore | None = None
+        try:
+            record = CollectionRecord.from_json(read_json(rec_path))
+            store = self.store_factory.open(record.name)
+            coll = _Collection(record=record, store=store, vlog=VectorLog(directory, record.dim),
+                               directory=directory, models=ModelStore(directory / "models"))
+            if not coll.vlog.was_clean:
+                coll.vlog.repair_tail(store)
+            if record.served_version:
+                coll.model = coll.models.load(record.served_version)
+            return coll
+        except EmbclusterError:
+            if store is not None:
+                store.close()
+            raise
+        except Exception as exc:
+            if store is not None:
+                store.close()  # release the shard's WAL lock
+            raise FailedPrecondition(f"collection at {str(directory)!r} cannot be opened: "
+                                     f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         """Stop runs and close every store."""
@@ -206,8 +225,10 @@ class EmbclusterService:
             thread.join(timeout=30)
         with self._lock:
             for coll in self._collections.values():
-                coll.store.close()
-                coll.vlog.close()
+                with coll.lock:
+                    coll.closed = True
+                    coll.store.close()
+                    coll.vlog.close()
             self._collections.clear()
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -276,7 +297,9 @@ class EmbclusterService:
 
     def list_collections(self) -> list[CollectionInfo]:
         """Every collection, by name."""
-        return [self._info(self._collections[n]) for n in sorted(self._collections)]
+        with self._lock:
+            colls = sorted(self._collections.items())
+        return [self._info(c) for _, c in colls]
 
     def update_collection(self, name: str, settings: CollectionSettings) -> CollectionInfo:
         """Change mutable settings; they apply from the next run."""
@@ -289,20 +312,23 @@ class EmbclusterService:
 
     def delete_collection(self, name: str) -> bool:
         """Delete a collection, its points and models (an active run is cancelled first)."""
-        coll = self._get(check_name(name))
+        with self._lock:  # from here on, new calls see NOT_FOUND and no run can start
+            coll = self._get(check_name(name))
+            self._collections.pop(name)
+            self.runs.unregister(name)
         active = self.runs.active(name)
         if active:
             self.runs.cancel(name, active.run_id)
-            self.runs.wait(name, timeout=120)
-        with self._lock:
-            self._collections.pop(name, None)
-            self.runs.unregister(name)
+            self.runs.wait(name)  # a cancelled run stops at its next page
+        with coll.lock:  # in-flight writers finish first; later ones see `closed`
+            coll.closed = True
             coll.store.close()
             coll.vlog.close()
-            # Record first: without it a half-deleted directory is discarded at the next start.
-            (coll.directory / "collection.json").unlink(missing_ok=True)
-            self.store_factory.drop(name)
-            shutil.rmtree(coll.directory, ignore_errors=True)
+        self.anomaly_feed.close(name)
+        # Record first: without it a half-deleted directory is discarded at the next start.
+        (coll.directory / "collection.json").unlink(missing_ok=True)
+        self.store_factory.drop(name)
+        shutil.rmtree(coll.directory, ignore_errors=True)
         logger.info("deleted collection %s", name)
         return True
 
@@ -360,6 +386,7 @@ class EmbclusterService:
             if fields is not None:
                 for payload, five in zip(payloads, fields):
                     payload.update(five)
+            coll.check_open()
             coll.vlog.append(ids, vectors)  # ahead of the store: a crash leaves the doubt in the log's tail
             try:
                 coll.store.upsert(ids, vectors, payloads)
@@ -384,6 +411,7 @@ class EmbclusterService:
         if not targets:
             raise InvalidArgument("give at least one id or point_id to delete")
         with coll.lock:
+            coll.check_open()
             existing = [p.id for p in coll.store.retrieve(targets)]
             if existing:
                 coll.vlog.append(existing, None)
@@ -576,8 +604,9 @@ class EmbclusterService:
 
     def _live_vectors(self, coll: _Collection, ctx: RunContext) -> LiveSet:
         """The vector log's live set, checked against the store (rebuilt or compacted if needed)."""
-        live = coll.vlog.live()
-        stored = coll.store.count()
+        with coll.lock:  # ingest appends and upserts under this lock: the pair is consistent
+            live = coll.vlog.live()
+            stored = coll.store.count()
         if len(live) != stored:
             logger.warning("vector log of %s has %d live points, the store %d: rebuilding it",
                            coll.record.name, len(live), stored)
@@ -660,7 +689,7 @@ class EmbclusterService:
                                      len(live), phase="assigning", start=start, span=0.9 - start)
             model.metrics.setdefault("timings", {})["write_back_s"] = time.perf_counter() - t0
             model.metrics.update(stats)
-            coll.models.save(model)
+            coll.models.save_metadata(model)
             ctx.progress("switching", 0.9, persist=True)  # the last point where a cancel is honoured
         except BaseException:
             self._revert(coll, model.version)
@@ -676,7 +705,6 @@ class EmbclusterService:
         # have (replaced after the pass read it): relabel every id the log saw since the snapshot.
         self._relabel_ids(coll, coll.vlog.ids_since(live.end))
         self._catch_up(coll)
-        coll.vlog.mark_consistent()
 
     def _calibrate(self, coll: _Collection, version: int, sample: np.ndarray, centroids: np.ndarray, *,
                    seed: int, n_init: int, sample_size: int, backend: str, inertia: float) -> ClusterModel:
@@ -725,8 +753,11 @@ class EmbclusterService:
         )
 
     def _write_back(self, coll: _Collection, model: ClusterModel, pages: Iterator[tuple[Sequence[PointId], np.ndarray]],
-                    ctx: RunContext | None, total: int, *, phase: str, start: float, span: float) -> dict[str, Any]:
+                    ctx: RunContext | None, total: int, *, phase: str, start: float, span: float,
+                    while_served: bool = False) -> dict[str, Any]:
         """Label every point of ``pages`` with ``model``; returns full-pass statistics.
+
+        With ``while_served`` (catch-ups), stop as soon as ``model`` is no longer the served one.
 
         Each page is read, labelled and written under the collection lock, so an ingest that
         replaces a point cannot interleave between reading its vector and writing its label.
@@ -739,6 +770,9 @@ class EmbclusterService:
         done = 0
         while True:
             with coll.lock:
+                coll.check_open()
+                if while_served and coll.model is not model:
+                    break  # a run switched the served version meanwhile: its own catch-up takes over
                 page = next(pages, None)
                 if page is None:
                     break
@@ -760,21 +794,6 @@ class EmbclusterService:
             "anomalies_full": anomalies,
         }
 
-    def _store_pages(self, coll: _Collection, flt: PointFilter) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Pages of matching points read from the store itself (the slow path, for few points).
-
-        Pages follow the id order, so points relabelled meanwhile (which stop matching) are
-        neither revisited nor skipped.
-        """
-        offset: str | None = None
-        while True:
-            points, offset = coll.store.scroll(limit=self.settings.page_size, offset=offset, flt=flt,
-                                               with_vectors=True, with_payload=False)
-            if points:
-                yield [p.id for p in points], np.stack([p.vector for p in points]).astype(np.float32)  # type: ignore[misc]
-            if offset is None:
-                return
-
     def _relabel_ids(self, coll: _Collection, ids: list[str]) -> None:
         """Relabel specific points with the served model, reading their current vectors."""
         model = coll.model
@@ -787,19 +806,35 @@ class EmbclusterService:
                 if found:
                     yield [p.id for p in found], np.stack([p.vector for p in found]).astype(np.float32)  # type: ignore[misc]
 
-        self._write_back(coll, model, pages(), None, len(ids), phase="catching_up", start=0, span=0)
+        self._write_back(coll, model, pages(), None, len(ids), phase="catching_up", start=0, span=0,
+                         while_served=True)
+
+    @staticmethod
+    def _stale(coll: _Collection) -> PointFilter:
+        """Points whose fields are not the served version's (labelled points, when none is served)."""
+        if coll.model is None:
+            return PointFilter(must_not=(FieldMissing("model_version"),))
+        return PointFilter(must_not=(FieldEquals("model_version", coll.model.version),))
 
     def _catch_up(self, coll: _Collection) -> int:
-        """Relabel with the served model every point that carries another version (or none)."""
+        """Put every point on the served version: relabel stale points, or clear the fields if none is served."""
         model = coll.model
-        if model is None:
-            return 0
-        stale = PointFilter(must_not=(FieldEquals("model_version", model.version),))
+        stale = self._stale(coll)
         total = coll.store.count(stale)
         if not total:
             return 0
-        stats = self._write_back(coll, model, self._store_pages(coll, stale), None, total, phase="catching_up",
-                                 start=0, span=0)
+        if model is None:
+            while True:  # a run that never got served left its fields: remove them
+                with coll.lock:
+                    coll.check_open()
+                    if coll.model is not None:
+                        return 0
+                    points, _ = coll.store.scroll(limit=self.settings.page_size, flt=stale, with_payload=False)
+                    if not points:
+                        return total
+                    coll.store.delete_fields([p.id for p in points], RESERVED_FIELDS)
+        stats = self._write_back(coll, model, coll.store.iter_vectors(page_size=self.settings.page_size, flt=stale),
+                                 None, total, phase="catching_up", start=0, span=0, while_served=True)
         logger.info("caught up %d points of %s to model v%d", stats["points_labelled"], coll.record.name,
                     model.version)
         return int(stats["points_labelled"])
@@ -812,17 +847,8 @@ class EmbclusterService:
 
     def _revert(self, coll: _Collection, version: int) -> None:
         """Undo a failed run's partial write-back: points go back to the served version (or none)."""
-        written = PointFilter(must=(FieldEquals("model_version", version),))
         try:
-            if coll.model is not None:
-                self._catch_up(coll)
-            else:
-                # No served model: the reserved fields are removed again.
-                while True:
-                    points, _ = coll.store.scroll(limit=self.settings.page_size, flt=written, with_payload=False)
-                    if not points:
-                        break
-                    coll.store.delete_fields([p.id for p in points], RESERVED_FIELDS)
+            self._catch_up(coll)
         except Exception:
             logger.exception("reverting the partial write-back of v%d in %s failed; the next start retries",
                              version, coll.record.name)

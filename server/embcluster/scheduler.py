@@ -92,6 +92,8 @@ class RunManager:
     def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None]) -> RunInfo:
         """Queue ``job`` as a new run, unless one is active for the collection."""
         with self._lock:
+            if collection not in self._runs_dirs:
+                raise NotFound(f"collection {collection!r} not found")
             if collection in self._active:
                 ctx, _ = self._active[collection]
                 raise FailedPrecondition(

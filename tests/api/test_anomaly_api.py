@@ -116,3 +116,29 @@ def test_async_client_streams(running) -> None:
             return [r.external_id for a in acks for r in a.results]
 
     assert asyncio.run(main()) == ["a1"]
+
+
+def test_watch_ends_with_resource_exhausted_when_behind_and_not_found_when_deleted(running) -> None:
+    from embcluster.anomaly.feed import AnomalyFeed
+
+    c = running.client
+    _clustered(c)
+    running.service.anomaly_feed = AnomalyFeed(capacity=1)
+    call = c.watch_anomalies("feed")
+    deadline = time.monotonic() + 10
+    while running.service.anomaly_feed.watchers("feed") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.ingest("feed", [{"vector": [40.0 + i, -40, 40, 0]} for i in range(50)])  # 50 anomalies at once
+    with pytest.raises(grpc.RpcError) as e:
+        for _ in call:
+            pass
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "ListAnomalies" in e.value.details()
+
+    call = c.watch_anomalies("feed")
+    while running.service.anomaly_feed.watchers("feed") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.delete_collection("feed")
+    with pytest.raises(grpc.RpcError) as e:
+        for _ in call:
+            pass
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

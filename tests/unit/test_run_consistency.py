@@ -115,3 +115,57 @@ def test_versions_are_never_reused_after_a_failed_run(tmp_path: Path) -> None:
     svc.runs.wait("c")
     assert svc.get_run("c", good.run_id).model_version == 3
     svc.close()
+
+
+def test_fields_of_a_never_served_run_are_cleared_at_the_next_start(tmp_path: Path) -> None:
+    """A process that died during the first run: no model is served, so no point may keep fields."""
+    svc = _service(tmp_path)
+    x, _ = _blobs(30)
+    svc.create_collection(CollectionSpec(name="c", input_kind="vector", vector_dim=DIM))
+    svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
+    coll = svc._get("c")  # noqa: SLF001
+    points, _ = coll.store.scroll(limit=50)
+    fake = {"cluster_id": 0, "cluster_distance": 0.1, "anomaly_score": 9.0, "is_anomaly": True, "model_version": 1}
+    coll.store.set_fields([(p.id, fake) for p in points[:10]])  # what a killed first run leaves behind
+    svc.close()
+    svc = _service(tmp_path)
+    svc.wait_idle()
+    assert svc.get_collection("c").served_model_version == 0
+    assert svc.list_anomalies("c")[0] == []
+    assert all(svc.get_point("c", id=f"p{i}").assignment is None for i in range(len(x)))
+    svc.close()
+
+
+def test_delete_while_ingesting_answers_not_found(tmp_path: Path) -> None:
+    import threading
+
+    from embcluster.errors import NotFound
+
+    svc = _service(tmp_path)
+    x, _ = _blobs(50)
+    svc.create_collection(CollectionSpec(name="c", input_kind="vector", vector_dim=DIM))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                svc.ingest("c", [ItemInput(id=f"w{i}-{j}", vector=v) for j, v in enumerate(x[:20])])
+            except BaseException as exc:  # noqa: BLE001 - collected and checked below
+                errors.append(exc)
+                return
+            i += 1
+
+    threads = [threading.Thread(target=writer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    import time
+
+    time.sleep(0.2)
+    assert svc.delete_collection("c")
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert errors and all(isinstance(e, NotFound) for e in errors), errors
+    svc.close()

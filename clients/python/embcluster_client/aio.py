@@ -323,7 +323,7 @@ class AsyncEmbclusterClient:
         Args:
             collection: The collection.
             k: Number of clusters.
-            k_range: ``(min, max)``: choose k by silhouette. Neither k nor k_range
+            k_range: ``(min, max)``: choose k by the server's rank vote. Neither k nor k_range
                 uses the collection's default_k.
             seed: Random seed; None = the collection's seed.
             sample_size: Fit sample size; 0 = automatic.

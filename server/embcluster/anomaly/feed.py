@@ -22,6 +22,7 @@ class Subscription(Generic[T]):
     def __init__(self, capacity: int) -> None:
         self.queue: queue.Queue[T] = queue.Queue(maxsize=capacity)
         self.overflowed = False
+        self.closed = False  # the collection was deleted
 
     def get(self, timeout: float) -> T | None:
         """The next item, or None after ``timeout`` seconds."""
@@ -66,6 +67,13 @@ class AnomalyFeed(Generic[T]):
                     sub.overflowed = True
                     self.unsubscribe(collection, sub)
                     break
+
+    def close(self, collection: str) -> None:
+        """End every watcher of a (deleted) collection."""
+        with self._lock:
+            subs = self._subs.pop(collection, set())
+        for sub in subs:
+            sub.closed = True
 
     def watchers(self, collection: str) -> int:
         """Number of active watchers (tests and metrics)."""

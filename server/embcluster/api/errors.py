@@ -37,6 +37,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
 
         def fail(exc: Exception, context: grpc.ServicerContext) -> None:
+            if context.code() is not None:  # the handler already aborted with its own status
+                raise exc
             if isinstance(exc, EmbclusterError):
                 context.abort(STATUS_BY_CODE[exc.code], exc.message)
             logger.exception("unexpected error in %s", method)

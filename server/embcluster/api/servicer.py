@@ -6,7 +6,7 @@ from typing import Iterator
 
 import grpc
 
-from ..errors import EmbclusterError
+from ..errors import EmbclusterError, NotFound, ResourceExhausted
 from ..pipeline import EmbclusterService
 from .errors import STATUS_BY_CODE
 from . import convert as cv
@@ -59,9 +59,11 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
                 if point is not None:
                     yield cv.point_to_pb(point)
                 elif sub.overflowed:
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                  f"watcher fell more than {self.svc.anomaly_feed.capacity} anomalies behind; "
-                                  "catch up with ListAnomalies and watch again")
+                    raise ResourceExhausted(
+                        f"watcher fell more than {self.svc.anomaly_feed.capacity} anomalies behind; "
+                        "catch up with ListAnomalies and watch again")
+                elif sub.closed:
+                    raise NotFound(f"collection {request.collection!r} was deleted")
         finally:
             self.svc.anomaly_feed.unsubscribe(request.collection, sub)
 

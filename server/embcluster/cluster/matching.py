@@ -65,21 +65,16 @@ def match_clusters(
         kept = {int(i) for i in ids if i >= 0}
         report.persisted = sorted(kept)
         report.vanished = sorted(int(o) for o in old_ids if int(o) not in kept)
-        fresh = next_id
-        for r in range(k_new):
-            if ids[r] < 0:
-                ids[r] = fresh
-                report.appeared.append(fresh)
-                fresh += 1
-        for c, o in enumerate(old_ids):
-            takers = [int(ids[r]) for r in range(k_new) if old_size[c] and table[r, c] >= SHARE * old_size[c]]
-            if len(takers) >= 2:
-                report.split[int(o)] = sorted(takers)
-        for r in range(k_new):
-            givers = [int(old_ids[c]) for c in range(len(old_ids)) if new_size[r] and table[r, c] >= SHARE * new_size[r]]
-            if len(givers) >= 2:
-                report.merged[int(ids[r])] = sorted(givers)
-        return ids, report, fresh
+        unmatched = np.flatnonzero(ids < 0)
+        ids[unmatched] = np.arange(next_id, next_id + len(unmatched))
+        report.appeared = [int(i) for i in ids[unmatched]]
+        took = (table >= SHARE * old_size[None, :]) & (old_size[None, :] > 0)  # new r took >= 20% of old c
+        gave = (table >= SHARE * new_size[:, None]) & (new_size[:, None] > 0)  # old c gave >= 20% of new r
+        for c in np.flatnonzero(took.sum(axis=0) >= 2):
+            report.split[int(old_ids[c])] = sorted(int(i) for i in ids[took[:, c]])
+        for r in np.flatnonzero(gave.sum(axis=1) >= 2):
+            report.merged[int(ids[r])] = sorted(int(o) for o in old_ids[gave[r]])
+        return ids, report, next_id + len(unmatched)
     ids = np.arange(next_id, next_id + k_new, dtype=np.int64)
     report.appeared = [int(i) for i in ids]
     return ids, report, next_id + k_new

@@ -79,6 +79,7 @@ class VectorLog:
         self.vec_path = directory / "vectors.f32"
         self.meta_path = directory / "vectors.json"
         self._lock = threading.Lock()
+        self._meta_lock = threading.Lock()
         self._last_checkpoint = 0.0
         fresh = not self.ids_path.exists() or not self.vec_path.exists()
         if fresh:
@@ -125,6 +126,10 @@ class VectorLog:
             self._write_meta(clean=False)
 
     def _write_meta(self, *, clean: bool) -> None:
+        with self._meta_lock:  # one writer of vectors.json at a time (its temp file is shared)
+            self._write_meta_locked(clean=clean)
+
+    def _write_meta_locked(self, *, clean: bool) -> None:
         self._last_checkpoint = time.monotonic()
         write_json_atomic(self.meta_path, {"schema_version": SCHEMA_VERSION, "dim": self.dim,
                                            "checkpoint": self.checkpoint, "clean": clean})
@@ -266,17 +271,19 @@ class VectorLog:
         with self._lock:
             self._ids_file.close()
             self._vec_file.close()
-            # The vectors file first: a crash between the renames leaves more vectors than ids,
-            # which open() cuts back, and the count check before the next run rebuilds anyway.
-            os.replace(tmp_vec, self.vec_path)
-            os.replace(tmp_ids, self.ids_path)
-            self._ids_file = open(self.ids_path, "ab")
-            self._vec_file = open(self.vec_path, "ab")
-            os.close(self._ids_fd)
-            os.close(self._vec_fd)
-            self._ids_fd = os.open(self.ids_path, os.O_RDONLY)
-            self._vec_fd = os.open(self.vec_path, os.O_RDONLY)
-            self.records = count
-            self.checkpoint = count
+            try:
+                # The vectors file first: a crash between the renames leaves more vectors than ids,
+                # which open() cuts back, and the count check before the next run rebuilds anyway.
+                os.replace(tmp_vec, self.vec_path)
+                os.replace(tmp_ids, self.ids_path)
+                self.records = count
+                self.checkpoint = count
+            finally:  # whatever happened, appends and reads go on against the files in place
+                self._ids_file = open(self.ids_path, "ab")
+                self._vec_file = open(self.vec_path, "ab")
+                os.close(self._ids_fd)
+                os.close(self._vec_fd)
+                self._ids_fd = os.open(self.ids_path, os.O_RDONLY)
+                self._vec_fd = os.open(self.vec_path, os.O_RDONLY)
         self._write_meta(clean=False)
         return count
