@@ -36,6 +36,7 @@ class Assignments:
     anomaly_score: np.ndarray  # float64
     is_anomaly: np.ndarray  # bool
     model_version: int
+    rows: np.ndarray  # centroid row of each point (cluster_id == cluster_ids[rows])
 
     def payloads(self) -> list[dict[str, Any]]:
         """The reserved fields of every point, as plain Python values (converted in bulk)."""
@@ -92,6 +93,7 @@ class ClusterModel:
         return Assignments(
             cluster_id=self.cluster_ids[rows], cluster_distance=dist_all[np.arange(len(rows)), rows].astype(np.float64),
             anomaly_score=scores, is_anomaly=decide(scores, rows, self.thresholds), model_version=self.version,
+            rows=rows,
         )
 
     def distances(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

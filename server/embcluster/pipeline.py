@@ -481,7 +481,7 @@ class EmbclusterService:
         if model is None:
             raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
         assigned = model.assign(self._embed(coll, items, parsed))
-        return [Assignment(**assigned.payload(i)) for i in range(len(items))]
+        return [Assignment(**five) for five in assigned.payloads()]
 
     def search(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
                limit: int = 10, cluster_id: int | None = None) -> list[SearchHit]:
@@ -763,7 +763,6 @@ class EmbclusterService:
         replaces a point cannot interleave between reading its vector and writing its label.
         """
         k = model.k
-        row_of_id = {int(cid): r for r, cid in enumerate(model.cluster_ids)}
         sq = np.zeros(k)
         counts = np.zeros(k, dtype=np.int64)
         anomalies = 0
@@ -779,9 +778,8 @@ class EmbclusterService:
                 ids, x = page
                 labels = model.assign(x)
                 coll.store.set_fields(list(zip(ids, labels.payloads())))
-            rows = np.fromiter((row_of_id[int(c)] for c in labels.cluster_id), dtype=np.int64, count=len(ids))
-            np.add.at(sq, rows, labels.cluster_distance**2)
-            np.add.at(counts, rows, 1)
+            sq += np.bincount(labels.rows, weights=labels.cluster_distance**2, minlength=k)
+            counts += np.bincount(labels.rows, minlength=k)
             anomalies += int(labels.is_anomaly.sum())
             done += len(ids)
             if ctx is not None:
