@@ -174,6 +174,11 @@ class ModelStore:
         """Rewrite an already saved version's ``model.json`` (new metrics) atomically; centroids stay."""
         write_json_atomic(self.directory / f"v{model.version}" / "model.json", model.to_json())
 
+    def load_meta(self, version: int) -> dict[str, Any]:
+        """``model.json`` of a version only (listing versions needs no centroids)."""
+        meta: dict[str, Any] = json.loads((self.directory / f"v{version}" / "model.json").read_text())
+        return meta
+
     def load(self, version: int) -> ClusterModel:
         """Load ``v<version>``."""
         return ClusterModel.from_files(self.directory / f"v{version}")

@@ -559,7 +559,7 @@ class EmbclusterService:
     def list_models(self, name: str) -> list[ModelInfo]:
         """Every saved model version of a collection, oldest first."""
         coll = self._get(check_name(name))
-        return [self._model_info(coll, coll.models.load(v)) for v in coll.models.versions()]
+        return [self._model_info(coll, coll.models.load_meta(v)) for v in coll.models.versions()]
 
     def get_model(self, name: str, version: int) -> ModelInfo:
         """One model version (0 = the served one)."""
@@ -568,12 +568,14 @@ class EmbclusterService:
         if version not in coll.models.versions():
             raise NotFound(f"model version {version} not found in collection {name!r}"
                            + ("" if coll.record.served_version else " (no model yet)"))
-        return self._model_info(coll, coll.models.load(version))
+        return self._model_info(coll, coll.models.load_meta(version))
 
-    def _model_info(self, coll: _Collection, model: ClusterModel) -> ModelInfo:
-        return ModelInfo(version=model.version, k=model.k, served=model.version == coll.record.served_version,
-                         created_at=model.created_at, cluster_ids=[int(i) for i in model.cluster_ids],
-                         params=model.params, metrics=model.metrics)
+    @staticmethod
+    def _model_info(coll: _Collection, meta: dict[str, Any]) -> ModelInfo:
+        return ModelInfo(version=int(meta["version"]), k=int(meta["k"]),
+                         served=int(meta["version"]) == coll.record.served_version, created_at=meta["created_at"],
+                         cluster_ids=[int(i) for i in meta["cluster_ids"]], params=meta["params"],
+                         metrics=meta["metrics"])
 
     def rollback(self, name: str, version: int) -> RunInfo:
         """Serve an earlier model version again: a run that rewrites every point's fields to it."""

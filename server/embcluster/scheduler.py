@@ -19,7 +19,9 @@ from .errors import FailedPrecondition, NotFound
 from .fsio import read_json, write_json_atomic
 from .schema import RunInfo, RunRequest, RunState
 
-__all__ = ["RunCancelled", "RunContext", "RunManager", "utcnow"]
+__all__ = ["RunCancelled", "RunContext", "RunManager", "utcnow", "KEEP_RUNS"]
+
+KEEP_RUNS = 200  # run records kept per collection (older ones are removed at start-up)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class RunManager:
     def register(self, collection: str, runs_dir: Path) -> None:
         """Track a collection's run directory; runs left RUNNING by a dead process become FAILED."""
         self._runs_dirs[collection] = runs_dir
+        records: list[tuple[str, Path]] = []
         for path in runs_dir.glob("*.json") if runs_dir.exists() else []:
             info = RunInfo.from_json(read_json(path))
             if not info.state.finished:
@@ -84,6 +87,9 @@ class RunManager:
                 info.finished_at = utcnow()
                 write_json_atomic(path, info.to_json())
                 logger.warning("run %s of %s was interrupted by a restart", info.run_id, collection)
+            records.append((info.created_at, path))
+        for _, path in sorted(records)[:-KEEP_RUNS]:  # the oldest beyond the last KEEP_RUNS
+            path.unlink(missing_ok=True)
 
     def unregister(self, collection: str) -> None:
         """Forget a (deleted) collection."""
