@@ -18,7 +18,7 @@ import numpy as np
 
 from .anomaly.scoring import score
 from .anomaly.threshold import decide
-from .cluster.assign import pairwise_distance
+from .cluster.assign import nearest_rows, pairwise_distance
 from .fsio import write_json_atomic
 from .store.base import Metric
 
@@ -99,8 +99,7 @@ class ClusterModel:
     def distances(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest populated row per point and the ``(n, k)`` distances to every centroid."""
         dist_all = np.maximum(pairwise_distance(np.asarray(x, dtype=np.float32), self.centroids, self.metric), 0.0)
-        masked = np.where(self.populated[None, :], dist_all, np.inf)
-        return masked.argmin(axis=1), dist_all
+        return nearest_rows(dist_all, self.populated), dist_all
 
     def row_of(self, cluster_id: int) -> int | None:
         """Centroid row of a stable id, or None."""

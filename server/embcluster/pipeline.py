@@ -33,7 +33,7 @@ from .anomaly.scoring import DEFAULT_SCORER, large_clusters
 from .anomaly.scoring import score as anomaly_score
 from .anomaly.threshold import calibrate_thresholds, decide
 from .anomaly.feed import AnomalyFeed, Subscription
-from .cluster.assign import assign_nearest, pairwise_distance
+from .cluster.assign import nearest_rows, pairwise_distance
 from .cluster.choose_k import choose_k
 from .cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
 from .cluster.matching import match_clusters
@@ -618,9 +618,9 @@ class EmbclusterService:
                 live = coll.vlog.live()
         elif coll.vlog.records > 2 * len(live) + 10_000:
             with coll.lock:
-                live = coll.vlog.live()
+                live = coll.vlog.live()  # again: appends may have come since the check
                 coll.vlog.compact(live)
-                live = coll.vlog.live()
+                live = LiveSet(np.arange(coll.vlog.records, dtype=np.int64), coll.vlog.records)  # all live now
         return live
 
     def _run(self, coll: _Collection, req: RunRequest, ctx: RunContext) -> None:
@@ -715,12 +715,13 @@ class EmbclusterService:
         metric = rec.metric
         settings = rec.settings
         k = len(centroids)
-        rows, _ = assign_nearest(sample, centroids, metric)  # type: ignore[arg-type]
-        sizes = np.bincount(rows, minlength=k)
+        dist_all = np.maximum(pairwise_distance(sample, centroids, metric), 0.0)  # type: ignore[arg-type]
+        sizes = np.bincount(nearest_rows(dist_all), minlength=k)
         populated = sizes >= int(settings.min_cluster_size or 1)
         if not populated.any():
             populated[:] = True
-        rows, dist = assign_nearest(sample, centroids, metric, populated)  # type: ignore[arg-type]
+        rows = nearest_rows(dist_all, populated)
+        dist = dist_all[np.arange(len(rows)), rows]
         sq = np.bincount(rows, weights=dist**2, minlength=k)
         counts = np.bincount(rows, minlength=k)
         radius = np.sqrt(sq / np.maximum(counts, 1))
@@ -736,7 +737,7 @@ class EmbclusterService:
         scorer = settings.anomaly_scorer or DEFAULT_SCORER
         mode = settings.threshold_mode or "contamination"
         contamination = float(settings.contamination or 0.01)
-        scores = anomaly_score(scorer, pairwise_distance(sample, centroids, metric), rows, radius, large)  # type: ignore[arg-type]
+        scores = anomaly_score(scorer, dist_all, rows, radius, large)
         thresholds = calibrate_thresholds(mode, scores, rows, k, contamination=contamination,
                                           absolute=settings.anomaly_threshold)
         return ClusterModel(

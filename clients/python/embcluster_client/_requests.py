@@ -62,22 +62,10 @@ def settings(
     anomaly_threshold: float | None = None,
 ) -> pb.CollectionSettings:
     """Builds ``CollectionSettings`` with only the given fields set."""
-    msg = pb.CollectionSettings()
-    if contamination is not None:
-        msg.contamination = contamination
-    if min_cluster_size is not None:
-        msg.min_cluster_size = min_cluster_size
-    if default_k is not None:
-        msg.default_k = default_k
-    if seed is not None:
-        msg.seed = seed
-    if anomaly_scorer is not None:
-        msg.anomaly_scorer = anomaly_scorer
-    if threshold_mode is not None:
-        msg.threshold_mode = threshold_mode
-    if anomaly_threshold is not None:
-        msg.anomaly_threshold = anomaly_threshold
-    return msg
+    given = {"contamination": contamination, "min_cluster_size": min_cluster_size, "default_k": default_k,
+             "seed": seed, "anomaly_scorer": anomaly_scorer, "threshold_mode": threshold_mode,
+             "anomaly_threshold": anomaly_threshold}
+    return pb.CollectionSettings(**{name: value for name, value in given.items() if value is not None})
 
 
 def create_collection(
