@@ -18,22 +18,30 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+from . import cli_snapshot, cli_tools
+
 __all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("faiss.loader", "sentence_transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    from .logs import configure_logging
+
+    configure_logging(level, "json" if fmt == "json" else "text")
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .config import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "data_dir": args.data_dir,
-                                   "log_level": args.log_level}.items() if v is not None}
+                                   "log_level": args.log_level, "store": getattr(args, "store", None),
+                                   "qdrant_url": getattr(args, "qdrant_url", None),
+                                   "log_format": getattr(args, "log_format", None),
+                                   "metrics_port": getattr(args, "metrics_port", None),
+                                   "metrics_host": getattr(args, "metrics_host", None),
+                                   "metrics_enabled": False if getattr(args, "no_metrics", False) else None,
+                                   }.items() if v is not None}
     return Settings(**overrides)
 
 
@@ -50,9 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"embcluster: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     limit_blas_threads(settings.blas_threads)
-    service = EmbclusterService(settings)
+    try:
+        service = EmbclusterService(settings)  # connects to the store (a Qdrant server: fails fast)
+    except EmbclusterError as exc:
+        print(f"embcluster: {exc.message}", file=sys.stderr)
+        return 1
     try:
         service.open()
         server = GrpcServer(service, settings)
@@ -65,12 +77,24 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    endpoint = None
+    if settings.metrics_enabled:
+        from .metrics import MetricsEndpoint
+
+        try:
+            endpoint = MetricsEndpoint(service.metrics, settings.metrics_host, settings.metrics_port)
+            print(f"embcluster metrics on {endpoint.url}", flush=True)
+        except OSError as exc:  # an auxiliary endpoint: the service itself still runs
+            logger.warning("metrics endpoint disabled: cannot bind %s:%d (%s); set EMBCLUSTER_METRICS_PORT "
+                           "(0 = any free port) or --no-metrics", settings.metrics_host, settings.metrics_port, exc)
     server.start()
     # A line tools can wait for (tests parse the port from it).
     print(f"embcluster serving on {server.address} (data: {Path(settings.data_dir).resolve()})", flush=True)
     stop.wait()
     logger.info("shutting down")
     server.stop()
+    if endpoint is not None:
+        endpoint.close()
     service.close()
     return 0
 
@@ -100,23 +124,37 @@ def _demo(args: argparse.Namespace) -> int:
               f"pass --target HOST:PORT to use a running one")
     try:
         with EmbclusterClient(target, timeout=120) as client:
-            rows = load_wordnet(args.n)
-            name = args.collection
+            kind = getattr(args, "kind", "text")
+            name = args.collection or ("demo-icons" if kind == "image_metadata" else "demo-wordnet")
             if any(c.name == name for c in client.list_collections()):
                 client.delete_collection(name)
-            client.create_collection(name, input_kind="text", contamination=0.01)
+            if kind == "event":  # Lending Club loans as events, then user profiles (see demo_events.py)
+                from .demo_events import run_event_demo
+
+                return run_event_demo(client, args.collection or "demo-loans", args.n, args.k)
+            if kind == "image_metadata":  # Phosphor icon metadata: title + tags as text, a number appended
+                from .demo_image import phosphor_demo_items
+
+                spec, items = phosphor_demo_items(args.n)
+                client.create_collection(name, input_kind="image_metadata", contamination=0.01, image_metadata=spec)
+                what, k = "Phosphor icons (image metadata)", args.k or 18
+            else:
+                items = [{"id": r["id"], "text": r["text"], "metadata": {"word": r["word"], "category": r["category"]}}
+                         for r in load_wordnet(args.n or 2000)]
+                client.create_collection(name, input_kind="text", contamination=0.01)
+                what, k = "WordNet definitions", args.k or 12
             started = time.perf_counter()
             done = 0
-            for i in range(0, len(rows), 128):
-                batch = rows[i:i + 128]
-                client.ingest(name, [{"id": r["id"], "text": r["text"],
-                                      "metadata": {"word": r["word"], "category": r["category"]}} for r in batch])
+            for i in range(0, len(items), 128):
+                batch = items[i:i + 128]
+                client.ingest(name, batch)
                 done += len(batch)
-                _bar("ingest", done, len(rows))
-            print(f"\ningested {done} WordNet definitions in {time.perf_counter() - started:.1f}s")
+                _bar("ingest", done, len(items))
+            print(f"\ningested {done} {what} in {time.perf_counter() - started:.1f}s")
             try:
-                run = client.cluster(name, k=args.k, seed=0,
-                                     on_progress=lambda r: _bar(f"cluster ({r.phase})", r.progress, 1.0))
+                print()
+                started_run = client.start_clustering(name, k=k, seed=0)
+                run = cli_tools.watch_with_progress(client, name, started_run.run_id)  # bar on stderr
             except RunFailed as exc:
                 print(f"\nclustering failed: {exc.run.error}", file=sys.stderr)
                 return 1
@@ -172,12 +210,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--data-dir", help="data directory (default ./embcluster-data)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--lazy-model", action="store_true", help="load the text model on first use")
+    serve.add_argument("--log-format", choices=["text", "json"], help="log lines (default text; env EMBCLUSTER_LOG_FORMAT)")
+    serve.add_argument("--metrics-host", help="metrics HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--metrics-port", type=int, help="metrics HTTP port (default 9464; 0 = any free port)")
+    serve.add_argument("--no-metrics", action="store_true", help="do not serve Prometheus metrics")
+    serve.add_argument("--store", choices=["edge", "qdrant"], help="vector store (default edge; env EMBCLUSTER_STORE)")
+    serve.add_argument("--qdrant-url", help="Qdrant server URL for --store qdrant (env EMBCLUSTER_QDRANT_URL)")
     demo = sub.add_parser("demo", help="ingest and cluster WordNet definitions, print the clusters")
     demo.add_argument("--target", help="HOST:PORT of a running server (default: start an embedded one)")
-    demo.add_argument("--collection", default="demo-wordnet")
-    demo.add_argument("-n", type=int, default=2000, help="definitions to ingest (max 5141)")
-    demo.add_argument("-k", type=int, default=12)
+    demo.add_argument("--kind", choices=["text", "image_metadata", "event"], default="text",
+                      help="text: WordNet definitions; image_metadata: Phosphor icon metadata (title, tags); "
+                           "event: Lending Club loans as events, then user profiles of a synthetic card stream")
+    demo.add_argument("--collection", help="collection name (default demo-wordnet / demo-icons)")
+    demo.add_argument("-n", type=int, help="items to ingest (default 2000 of 5141 definitions / all 1512 icons)")
+    demo.add_argument("-k", type=int, help="clusters (default 12 for text, 18 for icons)")
+    cli_snapshot.add_parsers(sub)
+    cli_tools.add_parsers(sub)
     args = parser.parse_args(argv)
+    if args.command in cli_tools.COMMANDS:
+        return cli_tools.run(args)
+    if args.command in ("export", "import"):
+        return cli_snapshot.run(args)
     if args.command == "serve":
         return _serve(args)
     return _demo(args)

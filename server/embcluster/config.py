@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "DEFAULT_TEXT_MODEL"]
@@ -21,7 +21,22 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the gRPC server binds.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 = pick a free one).")
     data_dir: Path = Field(Path("./embcluster-data"), description="Collections, shards and models.")
-    store: Literal["edge"] = Field("edge", description="Vector store backend.")
+    store: Literal["edge", "qdrant"] = Field(
+        "edge", description="Vector store backend: embedded Qdrant Edge, or Qdrant through qdrant-client.")
+    qdrant_url: str = Field(
+        "", description="Qdrant server URL, e.g. http://qdrant:6333 (gRPC on qdrant_grpc_port); store=qdrant.")
+    qdrant_path: str = Field(
+        "", description="qdrant-client local mode instead of a server: a directory or ':memory:' (tests only).")
+    qdrant_grpc_port: int = Field(6334, ge=1, le=65535, description="Qdrant gRPC port (prefer_grpc).")
+    qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (sent only over the connection).")
+    qdrant_https: bool | None = Field(None, description="Force TLS on/off (default: from the URL scheme).")
+    qdrant_ca_cert: Path | None = Field(None, description="PEM CA certificate to verify the server's TLS cert.")
+    qdrant_timeout_s: int = Field(30, ge=1, le=3600, description="Timeout of one Qdrant request, seconds.")
+    qdrant_shard_number: int | None = Field(None, ge=1, le=1024, description="Shards per created collection.")
+    qdrant_replication_factor: int | None = Field(None, ge=1, le=64, description="Replicas per shard.")
+    qdrant_collection_prefix: str = Field(
+        "embcluster_", pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="Prefix of the Qdrant collections the service creates (never applied to attached ones).")
     default_text_model: str = Field(DEFAULT_TEXT_MODEL, description="Model for TEXT collections.")
     text_models: dict[str, str] = Field(
         default_factory=dict,
@@ -36,4 +51,19 @@ class Settings(BaseSettings):
     run_workers: int = Field(1, ge=1, le=64, description="Clustering runs in parallel (all collections).")
     blas_threads: int = Field(1, ge=1, le=256, description="numpy BLAS threads (small products: 1 is fastest).")
     page_size: int = Field(1024, ge=16, le=65536, description="Points per page when streaming a collection.")
+    featurizer_min_points: int = Field(
+        1000, ge=1, description="EVENT collections: points at which the provisional featurizer is refitted on all of them.")
+    schedule_tick_s: float = Field(1.0, gt=0, le=3600, description="How often the scheduler checks every collection.")
+    schedule_retry_s: float = Field(
+        30.0, ge=0, description="After a failed scheduled run, wait max(this, the interval) before the next one.")
+    restart_attempts: int = Field(
+        1, ge=0, le=10, description="Re-runs of a run interrupted by a crash, after restarts (0 = never).")
+    drift_window: int = Field(10_000, ge=10, le=10_000_000, description="Recent online labels kept per collection.")
+    drift_min_points: int = Field(
+        200, ge=1, description="Recent points needed before the drift trigger can fire.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines: text, or json (one object per line: ts, level, logger, msg, request_id).")
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics over HTTP (`serve` only).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics HTTP endpoint binds.")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Metrics HTTP port (0 = pick a free one).")

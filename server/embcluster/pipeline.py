@@ -23,9 +23,10 @@ import shutil
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -39,20 +40,31 @@ from .cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
 from .cluster.matching import match_clusters
 from .cluster.quality import quality
 from .config import Settings
+from .metrics import ServiceMetrics
 from .embed.base import Embedder
+from .embed.events import EventSchema
+from .embed.image import ImageMetadataEmbedder, render_image_metadata
 from .embed.registry import EmbedderRegistry
 from .embed.vector import VectorEmbedder
 from .errors import AlreadyExists, EmbclusterError, FailedPrecondition, InvalidArgument, NotFound
+from .eventops import EventOps, source_view
 from .fsio import read_json, write_json_atomic
+from .autorun import AutoRunner, ScheduleState
+from .drift import RecentWindow, fit_summary, recent_drift, version_drift
 from .models import ClusterModel, ModelStore
 from .scheduler import RunContext, RunManager, utcnow
 from .schema import (
+    AttachedSource,
+    AttachSpec,
     Assignment,
     ClusterInfo,
     CollectionInfo,
     CollectionSettings,
     CollectionSpec,
+    DriftReport,
     Explanation,
+    ImageMetadataInput,
+    ImageMetadataSpec,
     ItemInput,
     ItemResult,
     ModelInfo,
@@ -63,7 +75,9 @@ from .schema import (
     VectorLike,
 )
 from .store.base import FieldEquals, FieldMissing, PointFilter, PointId, StoreFactory, VectorStore
-from .store.edge import EdgeStoreFactory
+from .store import make_store_factory
+from .store.attached import AttachedStore, taken_keys
+from .store.server import parse_public_point_id, public_point_id
 from .store.vectorlog import LiveSet, VectorLog
 from .validation import (
     check_effective_settings,
@@ -74,6 +88,7 @@ from .validation import (
     check_run_request,
     check_settings,
     check_spec,
+    check_attach_spec,
 )
 
 __all__ = ["EmbclusterService", "point_id_for", "RESERVED_FIELDS"]
@@ -109,6 +124,26 @@ class CollectionRecord:
     served_version: int = 0
     next_version: int = 1
     next_cluster_id: int = 0
+    # Scheduler bookkeeping: points ingested/deleted so far, the count at the last successful
+    # run's snapshot, and when the last run started (epoch seconds). Saved at least when a run
+    # starts and ends (and by the scheduler while it changes).
+    changes_total: int = 0
+    changes_at_run: int = 0
+    last_run_at: float = 0.0
+    # An attached Qdrant collection (store=qdrant): its own name, the vector clustered and the
+    # prefix of the reserved fields; empty for collections the service created.
+    external_collection: str = ""
+    vector_name: str = ""
+    field_prefix: str = ""
+    image_spec: dict[str, Any] | None = None  # IMAGE_METADATA: ImageMetadataSpec.to_json()
+    event_schema: dict[str, Any] | None = None  # EVENT: EventSchema.to_json()
+    featurizer_version: int = 0  # EVENT: the version every stored vector is written with (0 = none yet)
+    featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
+
+    @property
+    def image(self) -> ImageMetadataSpec:
+        """The IMAGE_METADATA spec (the default one for other kinds, where it is unused)."""
+        return ImageMetadataSpec.from_json(self.image_spec) if self.image_spec else ImageMetadataSpec()
 
     def to_json(self) -> dict[str, Any]:
         """JSON form with a schema version."""
@@ -134,6 +169,7 @@ class _Collection:
     models: ModelStore
     model: ClusterModel | None = None
     embedder: Embedder | None = None
+    featurizer: Any = None  # EVENT: the loaded EventFeaturizer (see eventops.py)
     # Held while labelling with the served model and writing (ingest, write-back pages) and
     # while switching versions, so no point is labelled with a version that is no longer served
     # after the catch-up has passed it.
@@ -149,13 +185,14 @@ class _Collection:
         write_json_atomic(self.directory / "collection.json", self.record.to_json())
 
 
-class EmbclusterService:
+class EmbclusterService(EventOps):
     """Everything the API offers, usable without gRPC.
 
     Args:
         settings: The service settings (read once at start-up).
         embedders: Text model registry; shared between services in tests.
-        store_factory: Vector store backend; default Qdrant Edge under ``data_dir/shards``.
+        store_factory: Vector store backend; default the one ``settings.store`` names
+            (:func:`~embcluster.store.make_store_factory`).
     """
 
     def __init__(
@@ -165,12 +202,20 @@ class EmbclusterService:
         self.settings = settings
         self.embedders = embedders or EmbedderRegistry(settings)
         self.root = Path(settings.data_dir)
-        self.store_factory = store_factory or EdgeStoreFactory(self.root / "shards")
+        self._owns_factory = store_factory is None  # a factory made here is closed by close()
+        self.store_factory = store_factory or make_store_factory(settings)
         self.runs = RunManager(settings.run_workers)
+        self.metrics = ServiceMetrics()  # its own registry: several services may share a process
+        self.metrics.watch(self)
+        self.runs.on_finished.append(self.metrics.observe_run)
         self._collections: dict[str, _Collection] = {}
         self._lock = threading.Lock()
         self.anomaly_feed: AnomalyFeed[PointView] = AnomalyFeed()
         self._catchups: list[threading.Thread] = []
+        self._recent: dict[str, RecentWindow] = {}  # collection -> recent online labels (drift)
+        self._version_drift: dict[tuple[str, int], dict[str, float | None]] = {}  # (name, served) -> numbers
+        self.autorun = AutoRunner(self, settings)
+        self._reserved_names: set[str] = set()  # names being imported (not yet visible)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -185,8 +230,11 @@ class EmbclusterService:
                 continue
             coll = self._open_one(directory, rec_path)
             record = coll.record
-            self.runs.register(record.name, directory / "runs")
+            interrupted = self.runs.register(record.name, directory / "runs")
+            if interrupted:  # re-run the newest one once the start-up catch-up is done
+                self.autorun.add_restart(record.name, interrupted[-1])
             self._collections[record.name] = coll
+            self._event_open(coll)  # EVENT: finish a refit a crash interrupted
             logger.info("opened collection %s (%d points, model v%d)", record.name,
                         coll.store.count(), record.served_version)
             if coll.store.count(self._stale(coll)):  # a run died mid write-back: undo it
@@ -194,13 +242,14 @@ class EmbclusterService:
                                           name=f"catch-up-{record.name}")
                 thread.start()
                 self._catchups.append(thread)
+        self.autorun.start()
 
     def _open_one(self, directory: Path, rec_path: Path) -> _Collection:
         """Open one collection's store, vector log and served model; a failure is a clear error."""
         store: VectorStore | None = None
         try:
             record = CollectionRecord.from_json(read_json(rec_path))
-            store = self.store_factory.open(record.name)
+            store = self._open_store(record)
             coll = _Collection(record=record, store=store, vlog=VectorLog(directory, record.dim),
                                directory=directory, models=ModelStore(directory / "models"))
             if not coll.vlog.was_clean:
@@ -219,7 +268,8 @@ class EmbclusterService:
                                      f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        """Stop runs and close every store."""
+        """Stop the scheduler and runs, and close every store."""
+        self.autorun.stop()
         self.runs.shutdown()
         for thread in self._catchups:
             thread.join(timeout=30)
@@ -230,6 +280,10 @@ class EmbclusterService:
                     coll.store.close()
                     coll.vlog.close()
             self._collections.clear()
+        close_factory = getattr(self.store_factory, "close", None)
+        if self._owns_factory and close_factory is not None:
+            close_factory()
+            self._owns_factory = False
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait for start-up catch-ups and active runs (tests and tools)."""
@@ -252,7 +306,9 @@ class EmbclusterService:
             if rec.input_kind == "vector":
                 coll.embedder = VectorEmbedder(rec.dim)
             else:
-                emb = self.embedders.text(rec.embedder)
+                emb: Embedder = self.embedders.text(rec.embedder)
+                if rec.input_kind == "image_metadata":
+                    emb = ImageMetadataEmbedder(emb, rec.image)
                 if emb.fingerprint != rec.embedder_fingerprint or emb.dim != rec.dim:
                     raise FailedPrecondition(
                         f"collection {rec.name!r} was created with model {rec.embedder!r} "
@@ -267,10 +323,16 @@ class EmbclusterService:
         check_spec(spec)
         if spec.input_kind == "text":
             emb: Embedder = self.embedders.text(spec.embedding_model)
+        elif spec.input_kind == "image_metadata":
+            emb = ImageMetadataEmbedder(self.embedders.text(spec.embedding_model), spec.image_spec or ImageMetadataSpec())
+        elif spec.input_kind == "event":
+            featurizer, emb_name, emb_fp = self._event_setup(spec)
+            emb = VectorEmbedder(featurizer.dim)  # the width only: event vectors come from the featurizer
+            emb.name, emb.fingerprint = emb_name, emb_fp
         else:
             emb = VectorEmbedder(spec.vector_dim)
         with self._lock:
-            if spec.name in self._collections:
+            if spec.name in self._collections or spec.name in self._reserved_names:
                 raise AlreadyExists(f"collection {spec.name!r} already exists")
             directory = self.root / "collections" / spec.name
             shutil.rmtree(directory, ignore_errors=True)
@@ -281,6 +343,9 @@ class EmbclusterService:
                 embedder=emb.name, embedder_fingerprint=emb.fingerprint, store_source=spec.store_source,
                 settings=check_effective_settings(CollectionSettings.defaults().merged(spec.settings)),
                 created_at=utcnow(),
+                image_spec=(spec.image_spec or ImageMetadataSpec()).to_json()
+                if spec.input_kind == "image_metadata" else None,
+                event_schema=featurizer.schema.to_json() if spec.input_kind == "event" else None,
             )
             coll = _Collection(record=record, store=store, vlog=VectorLog(directory, emb.dim), directory=directory,
                                models=ModelStore(directory / "models"), embedder=emb)
@@ -290,6 +355,107 @@ class EmbclusterService:
         logger.info("created collection %s (%s, %s, %d-d, %s)", spec.name, spec.input_kind, spec.metric,
                     emb.dim, emb.name)
         return self._info(coll)
+
+    def attach_collection(self, spec: AttachSpec) -> CollectionInfo:
+        """Cluster an existing Qdrant collection the service did not create (``store=qdrant``).
+
+        The collection is recorded as a VECTOR collection over ``spec.vector_name``; the service
+        writes only the five reserved fields (as ``<field_prefix><name>``) and creates payload
+        indexes on them; every other payload key stays as it is.
+
+        Raises:
+            InvalidArgument: a malformed name or prefix, or a distance that is not the collection's.
+            FailedPrecondition: the server runs Qdrant Edge; or the reserved names are taken.
+            NotFound: no such Qdrant collection or vector name.
+        """
+        check_attach_spec(spec)
+        attach = getattr(self.store_factory, "attach", None)
+        if attach is None:
+            raise FailedPrecondition("attaching an existing Qdrant collection needs store=qdrant "
+                                     "(this server runs the embedded Qdrant Edge store)")
+        prefix = spec.field_prefix
+        stored = [prefix + f for f in RESERVED_FIELDS]
+        with self._lock:
+            if spec.name in self._collections or spec.name in self._reserved_names:
+                raise AlreadyExists(f"collection {spec.name!r} already exists")
+            qdrant_name = getattr(self.store_factory, "qdrant_name", None)
+            for other in self._collections.values():
+                rec = other.record
+                if not rec.external_collection and qdrant_name is not None \
+                        and qdrant_name(rec.name) == spec.qdrant_collection:
+                    raise FailedPrecondition(f"Qdrant collection {spec.qdrant_collection!r} is this service's own "
+                                             f"collection {rec.name!r}: use it directly")
+                if rec.external_collection == spec.qdrant_collection and rec.field_prefix == prefix:
+                    raise AlreadyExists(f"Qdrant collection {spec.qdrant_collection!r} is already attached as "
+                                        f"{rec.name!r} with field_prefix {prefix!r}")
+            inner = attach(spec.qdrant_collection, spec.vector_name)
+            if spec.metric is not None and spec.metric != inner.metric:
+                raise InvalidArgument(f"distance {spec.metric!r} given, but vector {inner.vector_name or '(unnamed)'!r} "
+                                      f"of Qdrant collection {spec.qdrant_collection!r} uses {inner.metric!r}")
+            taken = taken_keys(inner, stored)
+            if taken:
+                hint = "choose another field_prefix" if prefix else "give a field_prefix such as 'ec_'"
+                raise FailedPrecondition(f"Qdrant collection {spec.qdrant_collection!r} already has payload keys "
+                                         f"{taken} that embcluster would write: {hint}")
+            inner.create_indexes({prefix + k: v for k, v in INDEXED_FIELDS.items() if k in RESERVED_FIELDS})
+            emb = VectorEmbedder(inner.dim)
+            directory = self.root / "collections" / spec.name
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+            record = CollectionRecord(
+                name=spec.name, input_kind="vector", metric=inner.metric, dim=inner.dim, embedder=emb.name,
+                embedder_fingerprint=emb.fingerprint, store_source=False,
+                settings=check_effective_settings(CollectionSettings.defaults().merged(spec.settings)),
+                created_at=utcnow(), external_collection=spec.qdrant_collection, vector_name=inner.vector_name,
+                field_prefix=prefix,
+            )
+            store = AttachedStore(inner, RESERVED_FIELDS, prefix)
+            coll = _Collection(record=record, store=store, vlog=VectorLog(directory, inner.dim), directory=directory,
+                               models=ModelStore(directory / "models"), embedder=emb)
+            coll.save()
+            self.runs.register(spec.name, directory / "runs")
+            self._collections[spec.name] = coll
+        logger.info("attached Qdrant collection %s as %s (%s, %d-d, vector %r, field prefix %r)",
+                    spec.qdrant_collection, spec.name, inner.metric, inner.dim, inner.vector_name, prefix)
+        return self._info(coll)
+
+    def _open_store(self, record: CollectionRecord) -> VectorStore:
+        """The store of a recorded collection: the factory's own, or an attached Qdrant collection."""
+        if not record.external_collection:
+            return self.store_factory.open(record.name)
+        attach = getattr(self.store_factory, "attach", None)
+        if attach is None:
+            raise FailedPrecondition(f"collection {record.name!r} is attached to Qdrant collection "
+                                     f"{record.external_collection!r}: start the server with store=qdrant")
+        try:
+            inner = attach(record.external_collection, record.vector_name)
+        except NotFound as exc:
+            raise FailedPrecondition(
+                f"collection {record.name!r} is attached to a Qdrant collection that is gone ({exc.message}): "
+                f"restore it, or remove {str(self.root / 'collections' / record.name)!r} to forget the attachment"
+            ) from exc
+        return AttachedStore(inner, RESERVED_FIELDS, record.field_prefix)
+
+    @staticmethod
+    def _check_writable(coll: _Collection) -> None:
+        if coll.record.external_collection:
+            raise FailedPrecondition(
+                f"collection {coll.record.name!r} is attached to Qdrant collection "
+                f"{coll.record.external_collection!r}: write its points with your own Qdrant client; "
+                "new and changed points are labelled by the next run's catch-up")
+
+    def _remove_written_fields(self, coll: _Collection) -> None:
+        """Take the reserved fields this service wrote off an attached collection's points."""
+        labelled = PointFilter(must_not=(FieldMissing("model_version"),))
+        try:
+            while True:
+                points, _ = coll.store.scroll(limit=self.settings.page_size, flt=labelled, with_payload=False)
+                if not points:
+                    return
+                coll.store.delete_fields([p.id for p in points], RESERVED_FIELDS)
+        except Exception:
+            logger.exception("removing the fields written on attached collection %s failed; its other "
+                             "payload keys are untouched", coll.record.name)
 
     def get_collection(self, name: str) -> CollectionInfo:
         """A collection with live counts."""
@@ -316,18 +482,22 @@ class EmbclusterService:
             coll = self._get(check_name(name))
             self._collections.pop(name)
             self.runs.unregister(name)
+            self._recent.pop(name, None)
         active = self.runs.active(name)
         if active:
             self.runs.cancel(name, active.run_id)
             self.runs.wait(name)  # a cancelled run stops at its next page
         with coll.lock:  # in-flight writers finish first; later ones see `closed`
+            if coll.record.external_collection:
+                self._remove_written_fields(coll)
             coll.closed = True
             coll.store.close()
             coll.vlog.close()
         self.anomaly_feed.close(name)
         # Record first: without it a half-deleted directory is discarded at the next start.
         (coll.directory / "collection.json").unlink(missing_ok=True)
-        self.store_factory.drop(name)
+        if not coll.record.external_collection:  # an attached collection is its owner's: never dropped
+            self.store_factory.drop(name)
         shutil.rmtree(coll.directory, ignore_errors=True)
         logger.info("deleted collection %s", name)
         return True
@@ -343,7 +513,11 @@ class EmbclusterService:
             served_model_version=rec.served_version,
             cluster_count=int(model.populated.sum()) if model else 0,
             anomaly_count=coll.store.count(PointFilter(must=(FieldEquals("is_anomaly", True),))) if model else 0,
-            created_at=rec.created_at,
+            created_at=rec.created_at, image_spec=rec.image if rec.input_kind == "image_metadata" else None,
+            event_schema=EventSchema.from_json(rec.event_schema) if rec.event_schema else None,
+            featurizer_version=rec.featurizer_version, featurizer_provisional=rec.featurizer_provisional,
+            attached=AttachedSource(rec.external_collection, rec.vector_name, rec.field_prefix)
+            if rec.external_collection else None,
         )
 
     # ------------------------------------------------------------------ points
@@ -351,10 +525,18 @@ class EmbclusterService:
     def _embed(self, coll: _Collection, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
         """Vectors of validated items (``parsed``: the matrix validation built for VECTOR input)."""
         emb = self._embedder(coll)
+        started = time.perf_counter()
         if coll.record.input_kind == "text":
             vectors = emb.embed([it.text for it in items])
+        elif coll.record.input_kind == "image_metadata":
+            image_emb: ImageMetadataEmbedder = emb  # type: ignore[assignment]
+            if all(it.image is not None for it in items):
+                vectors = image_emb.embed([it.image for it in items])  # type: ignore[misc]
+            else:  # a text query (validation lets no other mix through)
+                vectors = image_emb.embed_texts([it.text or "" for it in items])
         else:
             vectors = emb.embed(parsed)  # type: ignore[arg-type]
+        self.metrics.observe_embed(emb.name, time.perf_counter() - started)
         if not np.isfinite(vectors).all():
             bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
             raise InvalidArgument(f"item {bad}: the embedding has non-finite values")
@@ -369,16 +551,26 @@ class EmbclusterService:
         Returns per item its point id and, when a model is served, its five fields.
         """
         coll = self._get(check_name(name))
+        self._check_writable(coll)
         rec = coll.record
+        if rec.input_kind == "event":
+            event_results = self._ingest_events(coll, items)
+            self.metrics.observe_ingest(name, len(event_results))
+            return event_results
         parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
-                             cosine=rec.metric == "cosine")
+                             cosine=rec.metric == "cosine", image_spec=rec.image)
         vectors = self._embed(coll, items, parsed)
         ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
+        # What a point shows as its text: the text itself, or the rendering of its image metadata.
+        texts = ([render_image_metadata(it.image, rec.image) for it in items]  # type: ignore[arg-type]
+                 if rec.input_kind == "image_metadata" else [it.text for it in items])
         payloads: list[dict[str, Any]] = []
-        for it in items:
+        for it, text in zip(items, texts):
             payload: dict[str, Any] = {"external_id": it.id, "meta": it.metadata or {}}
-            if rec.store_source and it.text is not None:
-                payload["source"] = {"text": it.text}
+            if rec.store_source and text is not None:
+                payload["source"] = {"text": text}
+                if it.image is not None:
+                    payload["source"]["image"] = it.image.to_json()
             payloads.append(payload)
         with coll.lock:
             assigned = coll.model.assign(vectors) if coll.model else None
@@ -394,11 +586,16 @@ class EmbclusterService:
                 coll.vlog.reconcile(ids, coll.store)
                 raise
             coll.vlog.mark_consistent()
+            rec.changes_total += len(ids)
+            if assigned is not None:  # drift: what the served model saw of the newest ingests
+                self._recent_window(name).add(assigned.model_version, assigned.rows, assigned.cluster_distance,
+                                              assigned.is_anomaly)
+        self.metrics.observe_ingest(name, len(items))
         labels = [Assignment(**five) for five in fields] if fields is not None else [None] * len(items)
         if assigned is not None and assigned.is_anomaly.any():
             self.anomaly_feed.publish(name, (
                 PointView(point_id=ids[i], external_id=items[i].id, metadata=items[i].metadata or {},
-                          text=items[i].text or "", assignment=labels[i])
+                          text=texts[i] or "", assignment=labels[i], image=items[i].image)
                 for i in np.flatnonzero(assigned.is_anomaly).tolist()
             ))
         return [ItemResult(point_id=pid, external_id=it.id, assignment=label)
@@ -407,6 +604,7 @@ class EmbclusterService:
     def delete_points(self, name: str, *, ids: Sequence[str] = (), point_ids: Sequence[str] = ()) -> int:
         """Delete points by caller id and/or point id; returns how many existed."""
         coll = self._get(check_name(name))
+        self._check_writable(coll)
         targets = [point_id_for(name, i) for i in ids] + [self._check_point_id(p) for p in point_ids]
         if not targets:
             raise InvalidArgument("give at least one id or point_id to delete")
@@ -421,22 +619,27 @@ class EmbclusterService:
                     coll.vlog.reconcile(existing, coll.store)
                     raise
                 coll.vlog.mark_consistent()
+                coll.record.changes_total += len(existing)
         return len(existing)
 
     @staticmethod
     def _check_point_id(point_id: str) -> str:
         try:
-            return str(uuid.UUID(point_id))
+            return parse_public_point_id(point_id)  # a UUID, or an attached collection's unsigned int
         except ValueError:
-            raise InvalidArgument(f"point_id {point_id!r} is not a UUID") from None
+            raise InvalidArgument(f"point_id {point_id!r} is not a UUID (or, in an attached collection, "
+                                  "an unsigned int)") from None
 
     @staticmethod
     def _view(point: Any, with_vector: bool = False) -> PointView:
         payload = point.payload
         return PointView(
-            point_id=point.id, external_id=payload.get("external_id", ""), metadata=payload.get("meta", {}),
+            point_id=public_point_id(point.id), external_id=payload.get("external_id", ""), metadata=payload.get("meta", {}),
             text=(payload.get("source") or {}).get("text", ""), assignment=Assignment.from_payload(payload),
             vector=point.vector.tolist() if with_vector and point.vector is not None else None,
+            image=ImageMetadataInput.from_json(payload["source"]["image"])
+            if "image" in (payload.get("source") or {}) else None,
+            source=source_view(payload.get("source")),
         )
 
     def get_point(self, name: str, *, id: str = "", point_id: str = "", with_vector: bool = False) -> PointView:
@@ -475,8 +678,10 @@ class EmbclusterService:
         """Label items with the served model without storing them."""
         coll = self._get(check_name(name))
         rec = coll.record
+        if rec.input_kind == "event":
+            return self._classify_events(coll, items)
         parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
-                             cosine=rec.metric == "cosine", with_ids=False)
+                             cosine=rec.metric == "cosine", with_ids=False, image_spec=rec.image)
         model = coll.model
         if model is None:
             raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
@@ -484,18 +689,26 @@ class EmbclusterService:
         return [Assignment(**five) for five in assigned.payloads()]
 
     def search(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
-               limit: int = 10, cluster_id: int | None = None) -> list[SearchHit]:
-        """Nearest stored points to a text or vector, optionally within one cluster."""
+               limit: int = 10, cluster_id: int | None = None, image: ImageMetadataInput | None = None,
+               event: dict[str, Any] | None = None) -> list[SearchHit]:
+        """Nearest stored points to a text, vector, image metadata or event, optionally within one cluster."""
         coll = self._get(check_name(name))
         rec = coll.record
+        if rec.input_kind == "event" or event is not None:
+            if rec.input_kind != "event" or text is not None or vector is not None or image is not None:
+                raise InvalidArgument(f"collection {name!r} is {rec.input_kind.upper()}: search it with "
+                                      f"{'an event' if rec.input_kind == 'event' else 'its own kind of query'}")
+            if event is None:
+                raise InvalidArgument("give an event to search an EVENT collection")
+            return self._search_event(coll, event, limit or 10, cluster_id)
         parsed = check_query(text, vector, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
-                             cosine=rec.metric == "cosine")
+                             cosine=rec.metric == "cosine", image=image, image_spec=rec.image)
         if limit == 0:
             limit = 10
         if not (1 <= limit <= 1000):
             raise InvalidArgument(f"limit must be in [1, 1000], got {limit}")
         flt = PointFilter(must=(FieldEquals("cluster_id", int(cluster_id)),)) if cluster_id is not None else None
-        query = self._embed(coll, [ItemInput(text=text, vector=vector)], parsed)[0]
+        query = self._embed(coll, [ItemInput(text=text, vector=vector, image=image)], parsed)[0]
         return [SearchHit(point=self._view(p), score=s) for p, s in coll.store.search(query, limit=limit, flt=flt)]
 
     def subscribe_anomalies(self, name: str) -> Subscription[PointView]:
@@ -529,7 +742,7 @@ class EmbclusterService:
             reference_radius=float(model.radius[ref]), anomaly_score=float(labels.anomaly_score[0]),
             threshold=float(model.thresholds[row]), is_anomaly=bool(labels.is_anomaly[0]),
             normal_neighbours=[SearchHit(point=self._view(p), score=sc) for p, sc in normal
-                               if p.id != point.point_id][:neighbours],
+                               if public_point_id(p.id) != point.point_id][:neighbours],
         )
 
     def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]:
@@ -549,12 +762,20 @@ class EmbclusterService:
 
     # ------------------------------------------------------------------ clustering runs
 
-    def start_clustering(self, name: str, request: RunRequest) -> RunInfo:
-        """Validate and queue a clustering run; returns it (state PENDING)."""
+    def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
+                         attempt: int = 0) -> RunInfo:
+        """Validate and queue a clustering run; returns it (state PENDING).
+
+        Args:
+            name: The collection.
+            request: k or a k range (neither = the collection's default_k), seed, sample size.
+            trigger: What started it (manual; the scheduler passes interval, changes, drift or restart).
+            attempt: Re-run count of an interrupted run (the scheduler's restart re-runs).
+        """
         coll = self._get(check_name(name))
         req = check_run_request(request, point_count=coll.store.count(),
                                 default_k=int(coll.record.settings.default_k or 8))
-        return self.runs.start(name, req, lambda ctx: self._run(coll, req, ctx))
+        return self._start_run(name, req, lambda ctx: self._run(coll, req, ctx), trigger=trigger, attempt=attempt)
 
     def list_models(self, name: str) -> list[ModelInfo]:
         """Every saved model version of a collection, oldest first."""
@@ -577,7 +798,7 @@ class EmbclusterService:
                          cluster_ids=[int(i) for i in meta["cluster_ids"]], params=meta["params"],
                          metrics=meta["metrics"])
 
-    def rollback(self, name: str, version: int) -> RunInfo:
+    def rollback(self, name: str, version: int, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
         """Serve an earlier model version again: a run that rewrites every point's fields to it."""
         coll = self._get(check_name(name))
         if version not in coll.models.versions():
@@ -586,13 +807,42 @@ class EmbclusterService:
         if version == coll.record.served_version:
             raise FailedPrecondition(f"model version {version} is already served in {name!r}")
         model = coll.models.load(version)
+        self._check_model_featurizer(coll, model)
 
         def job(ctx: RunContext) -> None:
             ctx.info.model_version, ctx.info.k = version, model.k
             ctx.progress("reading", 0.0, persist=True)
             self._publish(coll, model, self._live_vectors(coll, ctx), ctx, start=0.05)
 
-        return self.runs.start(name, RunRequest(k=model.k, rollback_to=version), job)
+        return self._start_run(name, RunRequest(k=model.k, rollback_to=version), job, trigger=trigger,
+                               attempt=attempt)
+
+    def _start_run(self, name: str, req: RunRequest, job: Callable[[RunContext], None], *,
+                   trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        """Queue a run (FAILED_PRECONDITION while one is active or an export holds runs off)."""
+        return self.runs.start(name, req, job, trigger=trigger, attempt=attempt)
+
+    def hold_runs(self, name: str) -> AbstractContextManager[None]:
+        """No run (clustering, rollback, refit) starts on ``name`` inside this block; refused while one is active."""
+        return self.runs.hold(name)
+
+    @contextmanager
+    def reserve_name(self, name: str) -> Iterator[None]:
+        """Keep ``name`` from being created while an import builds it; ALREADY_EXISTS if taken."""
+        with self._lock:
+            if name in self._collections or name in self._reserved_names:
+                raise AlreadyExists(f"collection {name!r} already exists")
+            self._reserved_names.add(name)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reserved_names.discard(name)
+
+    def watch_run(self, name: str, run_id: str, *, is_active: Callable[[], bool] = lambda: True) -> Iterator[RunInfo]:
+        """A run's state now and after each change of state, phase or progress, until it ends."""
+        self._get(check_name(name))
+        return self.runs.watch(name, run_id, is_active=is_active)
 
     def get_run(self, name: str, run_id: str) -> RunInfo:
         """A run's state and progress."""
@@ -604,12 +854,84 @@ class EmbclusterService:
         self._get(check_name(name))
         return self.runs.cancel(name, run_id)
 
+    # ------------------------------------------------------------------ scheduling and drift
+
+    def _recent_window(self, name: str) -> RecentWindow:
+        window = self._recent.get(name)
+        if window is None:
+            window = self._recent.setdefault(name, RecentWindow(self.settings.drift_window))
+        return window
+
+    def drift(self, name: str) -> DriftReport:
+        """How far a collection has moved from its served model (see :mod:`embcluster.drift`).
+
+        Compares the served version with the one it replaced (cluster-share PSI of their full
+        passes, centroid shift of matched clusters) and the served version's fit sample with
+        the points labelled online since it was served (share PSI, distance quantiles and KS,
+        anomaly rate). Numbers that cannot be measured yet are None.
+        """
+        coll = self._get(check_name(name))
+        model = coll.model
+        window = self._recent_window(name).snapshot()
+        if model is None:
+            return DriftReport(collection=name, model_version=0, previous_version=0, recent_points=0,
+                               psi_shares=None, psi_versions=None, centroid_shift_mean=None,
+                               centroid_shift_max=None, distance_p50_fit=None, distance_p90_fit=None,
+                               distance_p50_recent=None, distance_p90_recent=None, distance_ks=None,
+                               anomaly_rate_fit=None, anomaly_rate_recent=None)
+        previous = int(model.params.get("previous_version") or 0)
+        key = (name, model.version)
+        versions = self._version_drift.get(key)
+        if versions is None:  # fixed for a served version: computed once
+            prev_model = coll.models.load(previous) if previous and previous in coll.models.versions() else None
+            versions = version_drift(model, prev_model)
+            self._version_drift = {k: v for k, v in self._version_drift.items() if k[0] != name}
+            self._version_drift[key] = versions
+        recent = recent_drift(model, window)
+        return DriftReport(
+            collection=name, model_version=model.version, previous_version=previous,
+            recent_points=window.count if window.model_version == model.version else 0,
+            psi_shares=recent["psi_shares"], psi_versions=versions["psi_versions"],
+            centroid_shift_mean=versions["centroid_shift_mean"], centroid_shift_max=versions["centroid_shift_max"],
+            distance_p50_fit=recent["distance_p50_fit"], distance_p90_fit=recent["distance_p90_fit"],
+            distance_p50_recent=recent["distance_p50_recent"], distance_p90_recent=recent["distance_p90_recent"],
+            distance_ks=recent["distance_ks"], anomaly_rate_fit=recent["anomaly_rate_fit"],
+            anomaly_rate_recent=recent["anomaly_rate_recent"],
+        )
+
+    def collection_names(self) -> list[str]:
+        """Names of the open collections."""
+        with self._lock:
+            return sorted(self._collections)
+
+    def schedule_state(self, name: str) -> ScheduleState:
+        """What the scheduler needs to decide whether ``name`` is due for a run."""
+        coll = self._get(name)
+        rec = coll.record
+        return ScheduleState(
+            schedule=rec.settings.schedule, default_k=int(rec.settings.default_k or 8),
+            changes_since_run=rec.changes_total - rec.changes_at_run, changes_total=rec.changes_total,
+            last_run_at=rec.last_run_at, served_version=rec.served_version,
+            catching_up=any(t.is_alive() and t.name == f"catch-up-{name}" for t in self._catchups),
+        )
+
+    def point_count(self, name: str) -> int:
+        """Points stored in a collection."""
+        return int(self._get(name).store.count())
+
+    def save_counters(self, name: str) -> None:
+        """Persist the collection record (the scheduler's change counter) now."""
+        coll = self._get(name)
+        with coll.lock:
+            if not coll.closed:
+                coll.save()
+
     def _live_vectors(self, coll: _Collection, ctx: RunContext) -> LiveSet:
         """The vector log's live set, checked against the store (rebuilt or compacted if needed)."""
         with coll.lock:  # ingest appends and upserts under this lock: the pair is consistent
             live = coll.vlog.live()
             stored = coll.store.count()
-        if len(live) != stored:
+        if len(live) != stored or coll.record.external_collection:  # an attached one changes behind our back
             logger.warning("vector log of %s has %d live points, the store %d: rebuilding it",
                            coll.record.name, len(live), stored)
             ctx.progress("rebuilding_vector_log", 0.0, persist=True)
@@ -630,6 +952,8 @@ class EmbclusterService:
         with coll.lock:
             version = rec.next_version
             rec.next_version += 1  # never reuse a version, even one whose run failed
+            changes_snapshot = rec.changes_total  # the scheduler's change count this run covers
+            rec.last_run_at = time.time()
             coll.save()
         ctx.info.model_version = version
         timings: dict[str, float] = {}
@@ -677,10 +1001,16 @@ class EmbclusterService:
         model = self._calibrate(coll, version, sample, centroids, seed=seed, n_init=n_init,
                                 sample_size=len(sample), backend=fit.backend, inertia=fit.inertia)
         model.params["refine_batches"] = refine_batches
+        model.params["trigger"] = ctx.info.trigger  # manual, or what the scheduler saw
+        if rec.input_kind == "event":  # the feature space this model lives in
+            model.params["featurizer_version"] = rec.featurizer_version
         model.metrics["timings"] = timings
         model.metrics["k_scores"] = ctx.info.k_scores
         coll.models.save(model)  # before any point carries this version
         self._publish(coll, model, live, ctx, start=0.35)
+        with coll.lock:
+            rec.changes_at_run = max(rec.changes_at_run, changes_snapshot)
+            coll.save()
 
     def _publish(self, coll: _Collection, model: ClusterModel, live: LiveSet, ctx: RunContext, *, start: float) -> None:
         """Write ``model`` onto every point, switch the served version to it, catch up."""
@@ -700,6 +1030,7 @@ class EmbclusterService:
             rec.served_version = model.version
             coll.model = model
             coll.save()
+            self._recent_window(rec.name).reset(model.version)  # drift: a new version's window
         logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
         # Switched: the run is committed; it finishes its catch-up whatever is asked now.
         ctx.progress("catching_up", 0.95, persist=True, cancellable=False)
@@ -740,6 +1071,7 @@ class EmbclusterService:
         scores = anomaly_score(scorer, dist_all, rows, radius, large)
         thresholds = calibrate_thresholds(mode, scores, rows, k, contamination=contamination,
                                           absolute=settings.anomaly_threshold)
+        flags = decide(scores, rows, thresholds)
         return ClusterModel(
             version=version, metric=metric, centroids=centroids.astype(np.float32),  # type: ignore[arg-type]
             cluster_ids=ids, populated=populated, radius=radius, large=large, scorer=scorer,
@@ -750,8 +1082,9 @@ class EmbclusterService:
                     "previous_version": prev.version if prev else 0},
             metrics={"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
                      **quality(sample, rows, metric=metric, seed=seed),  # type: ignore[arg-type]
-                     "anomalies_sample": int(decide(scores, rows, thresholds).sum()),
-                     "matching": asdict(report)},
+                     "anomalies_sample": int(flags.sum()),
+                     "matching": asdict(report),
+                     "drift_fit": fit_summary(rows, dist, flags, k)},
             created_at=utcnow(),
         )
 

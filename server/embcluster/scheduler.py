@@ -7,13 +7,16 @@ partial write-back is undone by the catch-up that start performs).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .errors import FailedPrecondition, NotFound
 from .fsio import read_json, write_json_atomic
@@ -38,9 +41,11 @@ class RunCancelled(Exception):
 class RunContext:
     """What a running job sees: progress reporting and cancellation checks."""
 
-    def __init__(self, info: RunInfo, save: Callable[[RunInfo], None]) -> None:
+    def __init__(self, info: RunInfo, save: Callable[[RunInfo], None],
+                 notify: Callable[[], None] | None = None) -> None:
         self.info = info
         self._save = save
+        self._notify = notify  # wakes watchers of the run (RunManager.watch)
         self._cancel = threading.Event()
 
     def progress(self, phase: str, fraction: float, *, persist: bool = False, cancellable: bool = True) -> None:
@@ -53,6 +58,8 @@ class RunContext:
         self.info.progress = max(self.info.progress, min(1.0, fraction))
         if persist:
             self._save(self.info)
+        elif self._notify is not None:
+            self._notify()
         if cancellable:
             self.check()
 
@@ -73,12 +80,24 @@ class RunManager:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
         self._lock = threading.Lock()
         self._active: dict[str, tuple[RunContext, Future[None]]] = {}  # collection -> its run
+        # Bumped on every state/progress change; watchers wait on it (see ``watch``).
+        self._changed = threading.Condition()
+        self._generation = 0
+        #: Called with (final run info, seconds it took) when a run ends (metrics).
+        self.on_finished: list[Callable[[RunInfo, float], None]] = []
         self._runs_dirs: dict[str, Path] = {}
+        self._holds: dict[str, int] = {}  # collection -> holders (exports) while no run may start
 
-    def register(self, collection: str, runs_dir: Path) -> None:
-        """Track a collection's run directory; runs left RUNNING by a dead process become FAILED."""
+    def register(self, collection: str, runs_dir: Path) -> list[RunInfo]:
+        """Track a collection's run directory; runs left RUNNING by a dead process become FAILED.
+
+        Returns:
+            The runs that were interrupted (now FAILED), oldest first; the caller decides
+            whether to re-run them.
+        """
         self._runs_dirs[collection] = runs_dir
         records: list[tuple[str, Path]] = []
+        interrupted: list[RunInfo] = []
         for path in runs_dir.glob("*.json") if runs_dir.exists() else []:
             info = RunInfo.from_json(read_json(path))
             if not info.state.finished:
@@ -87,16 +106,44 @@ class RunManager:
                 info.finished_at = utcnow()
                 write_json_atomic(path, info.to_json())
                 logger.warning("run %s of %s was interrupted by a restart", info.run_id, collection)
+                interrupted.append(info)
             records.append((info.created_at, path))
         for _, path in sorted(records)[:-KEEP_RUNS]:  # the oldest beyond the last KEEP_RUNS
             path.unlink(missing_ok=True)
+        return sorted(interrupted, key=lambda r: r.created_at)
+
+    @contextmanager
+    def hold(self, collection: str) -> Iterator[None]:
+        """No run of ``collection`` starts inside this block (snapshots); refused while one is active."""
+        with self._lock:
+            if collection in self._active:
+                ctx, _ = self._active[collection]
+                raise FailedPrecondition(f"collection {collection!r} has run {ctx.info.run_id} in progress; "
+                                         "wait for it (or cancel it) and retry")
+            self._holds[collection] = self._holds.get(collection, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds[collection] -= 1
+                if not self._holds[collection]:
+                    del self._holds[collection]
 
     def unregister(self, collection: str) -> None:
         """Forget a (deleted) collection."""
         self._runs_dirs.pop(collection, None)
 
-    def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None]) -> RunInfo:
-        """Queue ``job`` as a new run, unless one is active for the collection."""
+    def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None], *,
+              trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        """Queue ``job`` as a new run, unless one is active for the collection.
+
+        Args:
+            collection: The collection's name.
+            request: The validated run parameters (kept in the record, e.g. to re-run it).
+            job: The work; it reports progress and checks cancellation through its context.
+            trigger: What started it: manual, interval, changes, drift or restart.
+            attempt: 0, or how many times an interrupted run has been re-run (restart).
+        """
         with self._lock:
             if collection not in self._runs_dirs:
                 raise NotFound(f"collection {collection!r} not found")
@@ -106,19 +153,27 @@ class RunManager:
                     f"collection {collection!r} already has run {ctx.info.run_id} in progress; "
                     "wait for it or cancel it"
                 )
+            if self._holds.get(collection):
+                raise FailedPrecondition(f"collection {collection!r} is being exported; "
+                                         "start the run when the export ends")
             info = RunInfo(
                 run_id=uuid.uuid4().hex[:16], collection=collection, state=RunState.PENDING,
-                request=request, created_at=utcnow(),
+                request=request, created_at=utcnow(), trigger=trigger, attempt=attempt,
             )
-            ctx = RunContext(info, self._save)
+            ctx = RunContext(info, self._save, self._notify)
             self._save(info)
             snapshot = RunInfo.from_json(info.to_json())  # before the worker can touch it
-            future = self._pool.submit(self._execute, ctx, job)
+            # The run's log lines carry the request id of the call that started it.
+            future = self._pool.submit(self._execute, ctx, job, contextvars.copy_context())
             self._active[collection] = (ctx, future)
             return snapshot
 
-    def _execute(self, ctx: RunContext, job: Callable[[RunContext], None]) -> None:
+    def _execute(self, ctx: RunContext, job: Callable[[RunContext], None],
+                 context: contextvars.Context | None = None) -> None:
+        if context is not None:  # in the starting call's context (its request id in the run's logs)
+            return context.run(self._execute, ctx, job)
         info = ctx.info
+        started = time.perf_counter()
         info.state = RunState.RUNNING
         self._save(info)
         try:
@@ -133,6 +188,11 @@ class RunManager:
             logger.exception("run %s of %s failed", info.run_id, info.collection)
         finally:
             info.finished_at = utcnow()
+            for callback in self.on_finished:  # before watchers can see the final state
+                try:
+                    callback(info, time.perf_counter() - started)
+                except Exception:
+                    logger.exception("run-finished callback failed")
             self._save(info)
             with self._lock:
                 self._active.pop(info.collection, None)
@@ -141,6 +201,34 @@ class RunManager:
         runs_dir = self._runs_dirs.get(info.collection)
         if runs_dir is not None and runs_dir.parent.exists():
             write_json_atomic(runs_dir / f"{info.run_id}.json", info.to_json())
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def watch(self, collection: str, run_id: str, *, is_active: Callable[[], bool] = lambda: True,
+              poll_s: float = 0.5) -> Iterator[RunInfo]:
+        """Yield the run's state now and after every change of state, phase or progress.
+
+        Ends after yielding a finished state, or when ``is_active()`` turns false (checked at
+        least every ``poll_s`` seconds). Raises NotFound for an unknown run.
+        """
+        last: tuple[object, ...] | None = None
+        while is_active():
+            with self._changed:
+                seen = self._generation
+            info = self.get(collection, run_id)
+            key = (info.state, info.phase, round(info.progress, 3), info.k, info.model_version,
+                   info.points_labelled, info.error)
+            if key != last:
+                last = key
+                yield info
+            if info.state.finished:
+                return
+            with self._changed:
+                self._changed.wait_for(lambda: self._generation != seen, timeout=poll_s)
 
     def get(self, collection: str, run_id: str) -> RunInfo:
         """Current state of a run (live if active, else from disk)."""

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Sequence, Union
+from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
 
 import numpy as np
 
 from .store.base import Metric
 
+if TYPE_CHECKING:
+    from .embed.events import EventSchema
+
 __all__ = [
     "InputKind",
     "VectorLike",
+    "Schedule",
     "CollectionSettings",
     "CollectionSpec",
     "CollectionInfo",
+    "AttachedSource",
+    "AttachSpec",
     "ItemInput",
     "Assignment",
     "ItemResult",
@@ -27,10 +33,95 @@ __all__ = [
     "SearchHit",
     "ModelInfo",
     "Explanation",
+    "DriftReport",
+    "IMAGE_TEXT_FIELDS",
+    "ImageMetadataInput",
+    "NumericAttribute",
+    "ImageMetadataSpec",
 ]
 
-InputKind = Literal["text", "vector"]
+InputKind = Literal["text", "vector", "image_metadata", "event"]
 VectorLike = Union[Sequence[float], np.ndarray]
+
+IMAGE_TEXT_FIELDS = ("title", "caption", "alt_text", "tags")
+"""The text fields of image metadata, in their default rendering order."""
+
+
+@dataclass
+class ImageMetadataInput:
+    """Metadata of one image (no pixels): text fields, tags and free-form attributes."""
+
+    title: str = ""
+    caption: str = ""
+    alt_text: str = ""
+    tags: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)  # camera, colours, dimensions, ...
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (what a point keeps under ``source.image``)."""
+        return {"title": self.title, "caption": self.caption, "alt_text": self.alt_text,
+                "tags": list(self.tags), "attributes": dict(self.attributes)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ImageMetadataInput":
+        """Inverse of :meth:`to_json` (missing keys take their defaults)."""
+        return cls(title=data.get("title", ""), caption=data.get("caption", ""), alt_text=data.get("alt_text", ""),
+                   tags=list(data.get("tags") or []), attributes=dict(data.get("attributes") or {}))
+
+
+@dataclass
+class NumericAttribute:
+    """A numeric image attribute appended as one feature: ``weight * (t(x) - t(low)) / (t(high) - t(low))``.
+
+    ``t`` is ``log1p`` when ``log`` is set, else the identity. No fit is needed; values outside
+    ``[low, high]`` are not clipped. ``default_value`` stands in for a missing attribute (None =
+    the attribute is required).
+    """
+
+    key: str
+    low: float
+    high: float
+    log: bool = False
+    weight: float = 1.0
+    default_value: float | None = None
+
+
+@dataclass
+class ImageMetadataSpec:
+    """Which image metadata an IMAGE_METADATA collection renders and embeds (see ``embed/image.py``)."""
+
+    text_fields: list[str] = field(default_factory=lambda: list(IMAGE_TEXT_FIELDS))
+    text_attributes: list[str] = field(default_factory=list)
+    numeric_attributes: list[NumericAttribute] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (kept in the collection record)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ImageMetadataSpec":
+        """Inverse of :meth:`to_json`."""
+        return cls(text_fields=list(data["text_fields"]), text_attributes=list(data["text_attributes"]),
+                   numeric_attributes=[NumericAttribute(**a) for a in data["numeric_attributes"]])
+
+
+@dataclass
+class Schedule:
+    """When a collection re-clusters by itself; each trigger is off while None.
+
+    A schedule is set and replaced as a whole: an update that carries a schedule replaces the
+    previous one, so ``Schedule()`` (every trigger None) switches re-clustering by itself off.
+    """
+
+    interval_s: float | None = None  # re-cluster every this many seconds
+    after_changes: int | None = None  # ... after this many new, changed or deleted points
+    drift_psi: float | None = None  # ... when the recent ingests' cluster-share PSI exceeds this
+    k: int | None = None  # k of a scheduled run (None = the collection's default_k)
+
+    @property
+    def active(self) -> bool:
+        """True if any trigger is on."""
+        return self.interval_s is not None or self.after_changes is not None or self.drift_psi is not None
 
 
 @dataclass
@@ -44,12 +135,17 @@ class CollectionSettings:
     anomaly_scorer: str | None = None  # cblof | normalized | distance
     threshold_mode: str | None = None  # contamination | cluster_quantile | absolute
     anomaly_threshold: float | None = None  # the score threshold of the absolute mode
+    schedule: Schedule | None = None  # replaced as a whole when given (see :class:`Schedule`)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.schedule, dict):  # from JSON / asdict()
+            self.schedule = Schedule(**self.schedule)
 
     @classmethod
     def defaults(cls) -> "CollectionSettings":
-        """Effective values for a new collection (``anomaly_threshold`` stays unset)."""
+        """Effective values for a new collection (``anomaly_threshold`` stays unset, no schedule)."""
         return cls(contamination=0.01, min_cluster_size=3, default_k=8, seed=0, anomaly_scorer="cblof",
-                   threshold_mode="contamination")
+                   threshold_mode="contamination", schedule=Schedule())
 
     def merged(self, update: "CollectionSettings") -> "CollectionSettings":
         """A copy with every non-None field of ``update`` applied."""
@@ -68,6 +164,29 @@ class CollectionSpec:
     embedding_model: str = ""
     vector_dim: int = 0
     store_source: bool = True
+    settings: CollectionSettings = field(default_factory=CollectionSettings)
+    image_spec: ImageMetadataSpec | None = None  # IMAGE_METADATA (None = the default spec)
+    event_schema: EventSchema | None = None  # EVENT (required there)
+
+
+@dataclass
+class AttachedSource:
+    """The existing Qdrant collection an attached collection clusters."""
+
+    qdrant_collection: str
+    vector_name: str = ""  # "" = the collection's unnamed vector
+    field_prefix: str = ""  # the five reserved fields are stored as <prefix><name>
+
+
+@dataclass
+class AttachSpec:
+    """What a caller asks for when attaching an existing Qdrant collection (``store=qdrant``)."""
+
+    name: str
+    qdrant_collection: str
+    vector_name: str = ""  # required when the collection has several named vectors
+    metric: Metric | None = None  # None = the collection's own distance; given = must match it
+    field_prefix: str = ""
     settings: CollectionSettings = field(default_factory=CollectionSettings)
 
 
@@ -88,6 +207,11 @@ class CollectionInfo:
     cluster_count: int
     anomaly_count: int
     created_at: str
+    image_spec: ImageMetadataSpec | None = None  # IMAGE_METADATA: the effective spec
+    attached: "AttachedSource | None" = None  # set when the collection is an attached Qdrant collection
+    event_schema: EventSchema | None = None  # EVENT: the schema
+    featurizer_version: int = 0  # EVENT: the version every stored vector was written with
+    featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
 
 
 @dataclass
@@ -98,6 +222,8 @@ class ItemInput:
     text: str | None = None
     vector: VectorLike | None = None
     metadata: dict[str, Any] | None = None
+    image: ImageMetadataInput | None = None  # IMAGE_METADATA collections
+    event: dict[str, Any] | None = None  # EVENT collections: field -> number/str/bool/datetime
 
 
 @dataclass
@@ -141,6 +267,8 @@ class PointView:
     text: str
     assignment: Assignment | None
     vector: list[float] | None = None
+    image: ImageMetadataInput | None = None  # IMAGE_METADATA: the stored source (``text`` is its rendering)
+    source: dict[str, Any] | None = None  # EVENT: the stored event fields, or a profile's aggregates
 
 
 @dataclass
@@ -179,6 +307,7 @@ class RunRequest:
     sample_size: int = 0
     n_init: int = 0
     rollback_to: int = 0  # a rollback run: serve this saved version again (no fit)
+    refit_featurizer: bool = False  # an EVENT featurizer refit (then a re-cluster if a model is served)
 
 
 @dataclass
@@ -198,6 +327,8 @@ class RunInfo:
     created_at: str = ""
     finished_at: str = ""
     points_labelled: int = 0
+    trigger: str = "manual"  # manual | interval | changes | drift | restart
+    attempt: int = 0  # re-runs of an interrupted run after restarts (0 = the original request)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -253,3 +384,28 @@ class SearchHit:
 
     point: PointView
     score: float
+
+
+@dataclass
+class DriftReport:
+    """How far a collection has moved from its served model (None = not measurable yet).
+
+    ``recent_*`` describe the points labelled online since the served model was published
+    (a bounded window of the newest ones); ``fit_*`` the model's own fit sample.
+    """
+
+    collection: str
+    model_version: int  # the served version (0 = no model)
+    previous_version: int  # the version it is compared against (0 = none)
+    recent_points: int
+    psi_shares: float | None  # population stability index of cluster shares, recent vs fit sample
+    psi_versions: float | None  # PSI of cluster shares, served vs previous version (full passes)
+    centroid_shift_mean: float | None  # mean distance moved by clusters matched to the previous version
+    centroid_shift_max: float | None
+    distance_p50_fit: float | None
+    distance_p90_fit: float | None
+    distance_p50_recent: float | None
+    distance_p90_recent: float | None
+    distance_ks: float | None  # two-sample KS statistic, fit-sample vs recent cluster_distance
+    anomaly_rate_fit: float | None
+    anomaly_rate_recent: float | None

@@ -16,25 +16,44 @@ import numpy as np
 from .anomaly.scoring import SCORERS
 from .anomaly.threshold import MODES
 from .config import Settings
+from .embed.image import render_image_metadata
 from .errors import FailedPrecondition, InvalidArgument
-from .schema import CollectionSettings, CollectionSpec, InputKind, ItemInput, RunRequest
+from .schema import (
+    IMAGE_TEXT_FIELDS,
+    AttachSpec,
+    CollectionSettings,
+    CollectionSpec,
+    ImageMetadataInput,
+    ImageMetadataSpec,
+    InputKind,
+    ItemInput,
+    RunRequest,
+    Schedule,
+)
 
 __all__ = [
     "NAME_RE",
     "check_name",
     "check_spec",
+    "check_attach_spec",
     "check_settings",
+    "check_schedule",
     "check_effective_settings",
     "check_items",
     "check_query",
     "check_run_request",
     "check_page_size",
+    "check_image_spec",
+    "check_image_item",
 ]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_DIM = 65_536
 MAX_K = 10_000
 MAX_K_RANGE = 32
+MIN_SCHEDULE_INTERVAL_S = 1.0
+MAX_SCHEDULE_INTERVAL_S = 366 * 86_400.0
+MAX_DRIFT_PSI = 100.0
 
 
 def check_name(name: str) -> str:
@@ -61,7 +80,27 @@ def check_settings(settings: CollectionSettings) -> CollectionSettings:
     if settings.anomaly_threshold is not None and not (math.isfinite(settings.anomaly_threshold)
                                                        and settings.anomaly_threshold >= 0):
         raise InvalidArgument(f"anomaly_threshold must be a finite score >= 0, got {settings.anomaly_threshold}")
+    if settings.schedule is not None:
+        check_schedule(settings.schedule)
     return settings
+
+
+def check_schedule(schedule: Schedule) -> Schedule:
+    """Each trigger that is set must be a usable value (an unset trigger is off)."""
+    iv = schedule.interval_s
+    if iv is not None and not (math.isfinite(iv) and MIN_SCHEDULE_INTERVAL_S <= iv <= MAX_SCHEDULE_INTERVAL_S):
+        raise InvalidArgument(f"schedule interval_s must be in [{MIN_SCHEDULE_INTERVAL_S:g}, "
+                              f"{MAX_SCHEDULE_INTERVAL_S:g}] seconds, got {iv} (leave it unset for no interval)")
+    if schedule.after_changes is not None and schedule.after_changes < 1:
+        raise InvalidArgument(f"schedule after_changes must be >= 1 point, got {schedule.after_changes} "
+                              "(leave it unset for no change trigger)")
+    psi = schedule.drift_psi
+    if psi is not None and not (math.isfinite(psi) and 0.0 < psi <= MAX_DRIFT_PSI):
+        raise InvalidArgument(f"schedule drift_psi must be in (0, {MAX_DRIFT_PSI:g}], got {psi} "
+                              "(leave it unset for no drift trigger)")
+    if schedule.k is not None and not (2 <= schedule.k <= MAX_K):
+        raise InvalidArgument(f"schedule k must be in [2, {MAX_K}], got {schedule.k} (unset = default_k)")
+    return schedule
 
 
 def check_effective_settings(settings: CollectionSettings) -> CollectionSettings:
@@ -74,8 +113,18 @@ def check_effective_settings(settings: CollectionSettings) -> CollectionSettings
 def check_spec(spec: CollectionSpec) -> CollectionSpec:
     """A creatable collection."""
     check_name(spec.name)
-    if spec.input_kind not in ("text", "vector"):
-        raise InvalidArgument(f"input_kind must be text or vector, got {spec.input_kind!r}")
+    if spec.input_kind not in ("text", "vector", "image_metadata", "event"):
+        raise InvalidArgument(f"input_kind must be text, vector, image_metadata or event, got {spec.input_kind!r}")
+    if (spec.event_schema is not None) != (spec.input_kind == "event"):
+        raise InvalidArgument("an EVENT collection needs an event_schema, and only EVENT collections take one "
+                              f"(input_kind {spec.input_kind!r})")
+    if spec.input_kind == "event" and not spec.store_source:
+        raise InvalidArgument("an EVENT collection needs store_source=true: its featurizer is fitted and refitted "
+                              "from the raw fields kept in each point's source")
+    if spec.image_spec is not None:
+        if spec.input_kind != "image_metadata":
+            raise InvalidArgument(f"an image_metadata spec needs input_kind image_metadata, got {spec.input_kind!r}")
+        check_image_spec(spec.image_spec)
     if spec.metric not in ("cosine", "euclid"):
         raise InvalidArgument(f"distance must be cosine or euclid, got {spec.metric!r}")
     if spec.input_kind == "vector":
@@ -84,7 +133,8 @@ def check_spec(spec: CollectionSpec) -> CollectionSpec:
         if spec.embedding_model:
             raise InvalidArgument(f"a VECTOR collection takes no embedding_model, got {spec.embedding_model!r}")
     elif spec.vector_dim:
-        raise InvalidArgument(f"a TEXT collection's dimension comes from its model; vector_dim must be 0, got {spec.vector_dim}")
+        raise InvalidArgument(f"a {spec.input_kind.upper()} collection's dimension comes from its model; "
+                              f"vector_dim must be 0, got {spec.vector_dim}")
     check_settings(spec.settings)
     return spec
 
@@ -114,7 +164,7 @@ def _vector_value_errors(items: Sequence[ItemInput], dim: int, cosine: bool) -> 
 
 def check_items(
     items: Sequence[ItemInput], *, kind: InputKind, dim: int, settings: Settings, cosine: bool = False,
-    with_ids: bool = True,
+    with_ids: bool = True, image_spec: ImageMetadataSpec | None = None,
 ) -> np.ndarray | None:
     """Every item of an Ingest/Classify batch; the first bad one is reported by index.
 
@@ -135,7 +185,22 @@ def check_items(
             if item.id in seen:
                 raise InvalidArgument(f"{where}: id {item.id!r} repeats item {seen[item.id]}")
             seen[item.id] = i
-        if kind == "text":
+        if kind == "image_metadata":
+            if item.text is not None or item.vector is not None:
+                raise InvalidArgument(f"{where}: this collection takes image metadata, got "
+                                      f"{'text' if item.text is not None else 'a vector'}")
+            if item.image is None:
+                raise InvalidArgument(f"{where}: image metadata is missing")
+            check_image_item(where, item.image, image_spec or ImageMetadataSpec(), settings)
+        elif kind == "event":  # the fields are checked against the schema by embed.events.parse_events
+            if item.text is not None or item.vector is not None or item.image is not None:
+                raise InvalidArgument(f"{where}: this collection takes events, got "
+                                      f"{'text' if item.text is not None else 'a vector' if item.vector is not None else 'image metadata'}")
+            if item.event is None:
+                raise InvalidArgument(f"{where}: event is missing")
+        elif kind == "text":
+            if item.image is not None:
+                raise InvalidArgument(f"{where}: this collection takes text, got image metadata")
             if item.vector is not None:
                 raise InvalidArgument(f"{where}: this collection takes text, got a vector")
             if item.text is None or not item.text.strip():
@@ -145,6 +210,8 @@ def check_items(
                     f"{where}: text is {len(item.text)} characters; the limit is {settings.max_text_chars}"
                 )
         else:
+            if item.image is not None:
+                raise InvalidArgument(f"{where}: this collection takes vectors, got image metadata")
             if item.text is not None:
                 raise InvalidArgument(f"{where}: this collection takes vectors, got text")
             if item.vector is None:
@@ -168,11 +235,21 @@ def _check_metadata(where: str, metadata: dict[str, Any], limit: int) -> None:
 
 
 def check_query(
-    text: str | None, vector: Sequence[float] | None, *, kind: InputKind, dim: int, settings: Settings, cosine: bool
+    text: str | None, vector: Sequence[float] | None, *, kind: InputKind, dim: int, settings: Settings, cosine: bool,
+    image: ImageMetadataInput | None = None, image_spec: ImageMetadataSpec | None = None,
 ) -> np.ndarray | None:
-    """A search query of the collection's kind (returns the vector as a 1 x dim matrix)."""
-    return check_items([ItemInput(text=text, vector=vector)], kind=kind, dim=dim, settings=settings,
-                       cosine=cosine, with_ids=False)
+    """A search query of the collection's kind (returns the vector as a 1 x dim matrix).
+
+    IMAGE_METADATA collections take image metadata or a plain text (see ``embed/image.py``).
+    """
+    if kind == "image_metadata" and text is not None and image is None and vector is None:
+        if not text.strip():
+            raise InvalidArgument("query: text is empty")
+        if len(text) > settings.max_text_chars:
+            raise InvalidArgument(f"query: text is {len(text)} characters; the limit is {settings.max_text_chars}")
+        return None
+    return check_items([ItemInput(text=text, vector=vector, image=image)], kind=kind, dim=dim, settings=settings,
+                       cosine=cosine, with_ids=False, image_spec=image_spec)
 
 
 def check_page_size(page_size: int) -> int:
@@ -215,3 +292,130 @@ def check_run_request(req: RunRequest, *, point_count: int, default_k: int) -> R
     if req.sample_size and k > req.sample_size:
         raise InvalidArgument(f"k={k} exceeds sample_size {req.sample_size}")
     return RunRequest(k=k, k_range=None, seed=req.seed, sample_size=req.sample_size, n_init=req.n_init)
+
+
+MAX_IMAGE_ATTRIBUTES = 64  # keys listed in one spec (text or numeric)
+
+
+def check_image_spec(spec: ImageMetadataSpec) -> ImageMetadataSpec:
+    """An IMAGE_METADATA collection's choice of fields: known text fields, sane numeric ranges."""
+    for name in spec.text_fields:
+        if name not in IMAGE_TEXT_FIELDS:
+            raise InvalidArgument(f"image_metadata.text_fields: unknown field {name!r}; "
+                                  f"choose from {', '.join(IMAGE_TEXT_FIELDS)}")
+    if len(set(spec.text_fields)) != len(spec.text_fields):
+        raise InvalidArgument(f"image_metadata.text_fields repeats a field: {spec.text_fields}")
+    if not spec.text_fields and not spec.text_attributes:
+        raise InvalidArgument("image_metadata: choose at least one text field or text attribute "
+                              "(the rendering embedded with the text model)")
+    numeric_keys = [a.key for a in spec.numeric_attributes]
+    for what, keys in (("text_attributes", spec.text_attributes), ("numeric_attributes", numeric_keys)):
+        if len(keys) > MAX_IMAGE_ATTRIBUTES:
+            raise InvalidArgument(f"image_metadata.{what}: {len(keys)} keys; the limit is {MAX_IMAGE_ATTRIBUTES}")
+        for key in keys:
+            if not key or len(key) > 128:
+                raise InvalidArgument(f"image_metadata.{what}: key {key!r} must be 1-128 characters")
+        if len(set(keys)) != len(keys):
+            raise InvalidArgument(f"image_metadata.{what} repeats a key: {keys}")
+    for i, attr in enumerate(spec.numeric_attributes):
+        where = f"image_metadata.numeric_attributes[{i}] ({attr.key!r})"
+        numbers = {"low": attr.low, "high": attr.high, "weight": attr.weight}
+        if attr.default_value is not None:
+            numbers["default_value"] = attr.default_value
+        for name, value in numbers.items():
+            if not math.isfinite(value):
+                raise InvalidArgument(f"{where}: {name} must be finite, got {value}")
+        if not attr.high > attr.low:
+            raise InvalidArgument(f"{where}: high must be > low, got low={attr.low}, high={attr.high}")
+        if not 0 < attr.weight <= 100:
+            raise InvalidArgument(f"{where}: weight must be in (0, 100], got {attr.weight}")
+        if attr.log and attr.low < 0:
+            raise InvalidArgument(f"{where}: log scaling needs low >= 0, got {attr.low}")
+        if attr.log and attr.default_value is not None and attr.default_value < 0:
+            raise InvalidArgument(f"{where}: log scaling needs default_value >= 0, got {attr.default_value}")
+    return spec
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_text_attribute(where: str, key: str, value: Any) -> None:
+    scalars = value if isinstance(value, (list, tuple)) else [value]
+    for v in scalars:
+        if v is None or isinstance(v, (str, bool)):
+            continue
+        if _is_number(v):
+            if not math.isfinite(float(v)):
+                raise InvalidArgument(f"{where}: attribute {key!r} is {v}; numbers must be finite")
+            continue
+        raise InvalidArgument(f"{where}: attribute {key!r} is rendered as text and must be a string, number, "
+                              f"boolean or a list of them, got {type(v).__name__} {v!r}")
+
+
+def check_image_item(where: str, image: ImageMetadataInput, spec: ImageMetadataSpec, settings: Settings) -> None:
+    """One item's image metadata under the collection's spec; errors name the item and the field."""
+    for name in ("title", "caption", "alt_text"):
+        value = getattr(image, name)
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{where}: image {name} must be a string, got {type(value).__name__} {value!r}")
+    if not isinstance(image.tags, (list, tuple)):
+        raise InvalidArgument(f"{where}: image tags must be a list of strings, got {type(image.tags).__name__}")
+    for j, tag in enumerate(image.tags):
+        if not isinstance(tag, str):
+            raise InvalidArgument(f"{where}: image tags[{j}] must be a string, got {type(tag).__name__} {tag!r}")
+    if not isinstance(image.attributes, dict):
+        raise InvalidArgument(f"{where}: image attributes must be an object, got {type(image.attributes).__name__}")
+    try:
+        encoded = json.dumps(image.attributes, allow_nan=False).encode()
+    except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON cannot hold
+        raise InvalidArgument(f"{where}: image attributes must be JSON with finite numbers ({exc})") from exc
+    if len(encoded) > settings.max_metadata_bytes:
+        raise InvalidArgument(f"{where}: image attributes are {len(encoded)} bytes as JSON; "
+                              f"the limit is {settings.max_metadata_bytes}")
+    for key in spec.text_attributes:
+        if key in image.attributes:
+            _check_text_attribute(where, key, image.attributes[key])
+    for attr in spec.numeric_attributes:
+        value = image.attributes.get(attr.key)
+        if value is None:
+            if attr.default_value is None:
+                raise InvalidArgument(f"{where}: numeric attribute {attr.key!r} is missing (the collection's "
+                                      "spec requires it: it has no default_value)")
+            continue
+        if not _is_number(value):
+            raise InvalidArgument(f"{where}: attribute {attr.key!r} must be a number, got "
+                                  f"{type(value).__name__} {value!r}")
+        if not math.isfinite(float(value)):
+            raise InvalidArgument(f"{where}: attribute {attr.key!r} is {value}; numbers must be finite")
+        if attr.log and value < 0:
+            raise InvalidArgument(f"{where}: attribute {attr.key!r} is {value}; log scaling needs values >= 0")
+    text = render_image_metadata(image, spec)
+    if not text:
+        chosen = [*spec.text_fields, *(f"attributes.{k}" for k in spec.text_attributes)]
+        raise InvalidArgument(f"{where}: image metadata has none of the collection's chosen fields "
+                              f"({', '.join(chosen)})")
+    if len(text) > settings.max_text_chars:
+        raise InvalidArgument(f"{where}: image metadata renders to {len(text)} characters; "
+                              f"the limit is {settings.max_text_chars}")
+
+
+FIELD_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+QDRANT_NAME_RE = re.compile(r"^[^/\\\x00]{1,255}$")
+
+
+def check_attach_spec(spec: AttachSpec) -> AttachSpec:
+    """An attachable Qdrant collection: names and prefix well formed (existence is checked by the store)."""
+    check_name(spec.name)
+    if not QDRANT_NAME_RE.match(spec.qdrant_collection or ""):
+        raise InvalidArgument(f"qdrant_collection {spec.qdrant_collection!r} is not a Qdrant collection name "
+                              "(1-255 characters, no '/', '\\' or NUL)")
+    if spec.vector_name and not QDRANT_NAME_RE.match(spec.vector_name):
+        raise InvalidArgument(f"vector_name {spec.vector_name!r} is not a Qdrant vector name")
+    if spec.field_prefix and not FIELD_PREFIX_RE.match(spec.field_prefix):
+        raise InvalidArgument(f"field_prefix {spec.field_prefix!r} must match [A-Za-z_][A-Za-z0-9_]{{0,31}} "
+                              "(e.g. 'ec_')")
+    if spec.metric is not None and spec.metric not in ("cosine", "euclid"):
+        raise InvalidArgument(f"distance must be cosine or euclid (or unset = the collection's), got {spec.metric!r}")
+    check_settings(spec.settings)
+    return spec

@@ -148,7 +148,8 @@ def test_sigkill_during_write_back_keeps_the_served_model(tmp_path: Path) -> Non
     import numpy as np
 
     data = tmp_path / "data"
-    small_pages = {"EMBCLUSTER_PAGE_SIZE": "16"}  # many small write-back pages: a wide window to kill in
+    small_pages = {"EMBCLUSTER_PAGE_SIZE": "16",  # many small write-back pages: a wide window to kill in
+                   "EMBCLUSTER_RESTART_ATTEMPTS": "0"}  # re-run by hand here (tests/e2e/test_schedule.py: by itself)
     server = Server(data, "--lazy-model", **small_pages)
     n = 30_000
     try:

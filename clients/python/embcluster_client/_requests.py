@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
-from typing import Literal
+from typing import Any, Literal
 
 from embcluster.api.v1 import embcluster_pb2 as pb
 
 from .errors import RunFailed
-from .items import ItemLike, VectorLike, iter_items, make_items, make_vector
+from .items import ItemLike, VectorLike, iter_items, make_image_metadata, make_items, make_vector
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -18,7 +18,10 @@ __all__ = [
     "InputKindName",
     "DistanceName",
     "settings",
+    "schedule",
+    "get_drift",
     "create_collection",
+    "attach_collection",
     "update_collection",
     "ingest",
     "ingest_batches",
@@ -30,16 +33,22 @@ __all__ = [
     "clustering_run",
     "classify",
     "search",
+    "infer_schema",
     "run_finished",
+    "SNAPSHOT_TIMEOUT_S",
+    "export_collection",
+    "import_collection",
 ]
 
-InputKindName = Literal["text", "vector"]
+InputKindName = Literal["text", "vector", "image_metadata", "event"]
 DistanceName = Literal["cosine", "euclid"]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SNAPSHOT_TIMEOUT_S = 3600.0  # default deadline of ExportCollection / ImportCollection
 
-_INPUT_KINDS = {"text": pb.INPUT_KIND_TEXT, "vector": pb.INPUT_KIND_VECTOR}
+_INPUT_KINDS = {"text": pb.INPUT_KIND_TEXT, "vector": pb.INPUT_KIND_VECTOR,
+                "image_metadata": pb.INPUT_KIND_IMAGE_METADATA, "event": pb.INPUT_KIND_EVENT}
 _DISTANCES = {"cosine": pb.DISTANCE_COSINE, "euclid": pb.DISTANCE_EUCLID}
 
 
@@ -60,12 +69,59 @@ def settings(
     anomaly_scorer: str | None = None,
     threshold_mode: str | None = None,
     anomaly_threshold: float | None = None,
+    schedule: pb.Schedule | None = None,
 ) -> pb.CollectionSettings:
     """Builds ``CollectionSettings`` with only the given fields set."""
     given = {"contamination": contamination, "min_cluster_size": min_cluster_size, "default_k": default_k,
              "seed": seed, "anomaly_scorer": anomaly_scorer, "threshold_mode": threshold_mode,
-             "anomaly_threshold": anomaly_threshold}
+             "anomaly_threshold": anomaly_threshold, "schedule": schedule}
     return pb.CollectionSettings(**{name: value for name, value in given.items() if value is not None})
+
+
+def schedule(
+    *,
+    interval_s: float | None = None,
+    after_changes: int | None = None,
+    drift_psi: float | None = None,
+    k: int | None = None,
+) -> pb.Schedule:
+    """Builds a ``Schedule``: when a collection re-clusters by itself.
+
+    A schedule replaces the collection's previous one as a whole; ``schedule()`` with no
+    arguments switches re-clustering by itself off.
+
+    Args:
+        interval_s: Re-cluster every this many seconds (>= 1).
+        after_changes: Re-cluster after this many ingested, replaced or deleted points (>= 1).
+        drift_psi: Re-cluster when the recent ingests' cluster-share PSI exceeds this (> 0).
+        k: k of a scheduled run; None = the collection's default_k.
+    """
+    given = {"interval_s": interval_s, "after_changes": after_changes, "drift_psi": drift_psi, "k": k}
+    return pb.Schedule(**{name: value for name, value in given.items() if value is not None})
+
+
+def get_drift(collection: str) -> pb.GetDriftRequest:
+    """Builds a ``GetDriftRequest``."""
+    return pb.GetDriftRequest(collection=collection)
+
+
+def attach_collection(
+    name: str,
+    qdrant_collection: str,
+    *,
+    vector_name: str = "",
+    distance: DistanceName | None = None,
+    field_prefix: str = "",
+    collection_settings: pb.CollectionSettings | None = None,
+) -> pb.AttachCollectionRequest:
+    """Builds an ``AttachCollectionRequest``; ``distance=None`` = the Qdrant collection's own."""
+    if distance is not None and distance not in _DISTANCES:
+        raise ValueError(f"distance must be one of {sorted(_DISTANCES)} or None, got {distance!r}")
+    return pb.AttachCollectionRequest(
+        name=name, qdrant_collection=qdrant_collection, vector_name=vector_name,
+        distance=_DISTANCES[distance] if distance is not None else pb.DISTANCE_UNSPECIFIED,
+        field_prefix=field_prefix, settings=collection_settings,
+    )
 
 
 def create_collection(
@@ -83,6 +139,9 @@ def create_collection(
     anomaly_scorer: str | None = None,
     threshold_mode: str | None = None,
     anomaly_threshold: float | None = None,
+    image_metadata: pb.ImageMetadataSpec | None = None,
+    schedule: pb.Schedule | None = None,
+    event_schema: pb.EventSchema | None = None,
 ) -> pb.CreateCollectionRequest:
     """Builds a ``CreateCollectionRequest``; raises ValueError on an unknown kind or distance."""
     if input_kind not in _INPUT_KINDS:
@@ -103,10 +162,15 @@ def create_collection(
             anomaly_scorer=anomaly_scorer,
             threshold_mode=threshold_mode,
             anomaly_threshold=anomaly_threshold,
+            schedule=schedule,
         ),
     )
     if store_source is not None:
         req.store_source = store_source
+    if image_metadata is not None:
+        req.image_metadata.CopyFrom(image_metadata)
+    if event_schema is not None:
+        req.event_schema.CopyFrom(event_schema)
     return req
 
 
@@ -120,8 +184,12 @@ def update_collection(
     anomaly_scorer: str | None = None,
     threshold_mode: str | None = None,
     anomaly_threshold: float | None = None,
+    schedule: pb.Schedule | None = None,
 ) -> pb.UpdateCollectionRequest:
-    """Builds an ``UpdateCollectionRequest`` that changes only the given settings."""
+    """Builds an ``UpdateCollectionRequest`` that changes only the given settings.
+
+    A given ``schedule`` replaces the previous one as a whole (see :func:`schedule`).
+    """
     return pb.UpdateCollectionRequest(
         name=name,
         settings=settings(
@@ -132,6 +200,7 @@ def update_collection(
             anomaly_scorer=anomaly_scorer,
             threshold_mode=threshold_mode,
             anomaly_threshold=anomaly_threshold,
+            schedule=schedule,
         ),
     )
 
@@ -233,12 +302,20 @@ def classify(collection: str, items: Iterable[ItemLike]) -> pb.ClassifyRequest:
 
 
 def search(
-    collection: str, query: str | VectorLike, *, limit: int = 10, cluster_id: int | None = None
+    collection: str, query: str | VectorLike | pb.ImageMetadata | pb.Event | Mapping[str, Any], *, limit: int = 10,
+    cluster_id: int | None = None,
 ) -> pb.SearchRequest:
-    """Builds a ``SearchRequest``; a str query is text, anything else a vector."""
+    """Builds a ``SearchRequest``: a str query is text, an ``ImageMetadata`` or a dict image metadata
+    (``title``/``caption``/``alt_text``/``tags``/``attributes``), anything else a vector."""
     req = pb.SearchRequest(collection=collection, limit=limit)
     if isinstance(query, str):
         req.text = query
+    elif isinstance(query, pb.ImageMetadata):
+        req.image.CopyFrom(query)
+    elif isinstance(query, pb.Event):
+        req.event.CopyFrom(query)
+    elif isinstance(query, Mapping):
+        req.image.CopyFrom(make_image_metadata(**query))
     else:
         req.vector.CopyFrom(make_vector(query))
     if cluster_id is not None:
@@ -258,3 +335,20 @@ def run_finished(run: pb.ClusteringRun) -> bool:
         raise RunFailed(run)
     return False
 
+
+def export_collection(collection: str, path: str, *, overwrite: bool = False) -> pb.ExportCollectionRequest:
+    """ExportCollection request: ``path`` is on the server's machine."""
+    return pb.ExportCollectionRequest(collection=collection, path=path, overwrite=overwrite)
+
+
+def import_collection(path: str, *, name: str = "") -> pb.ImportCollectionRequest:
+    """ImportCollection request: ``path`` is on the server's machine; ``name`` empty = the snapshot's."""
+    return pb.ImportCollectionRequest(path=path, name=name)
+
+
+def infer_schema(samples: Iterable[Mapping[str, Any] | pb.Event], *, entity_key: str = "") -> pb.InferSchemaRequest:
+    """Builds an ``InferSchemaRequest`` from sample events (dicts or ``pb.Event``)."""
+    from .items import make_event
+
+    return pb.InferSchemaRequest(
+        samples=[s if isinstance(s, pb.Event) else make_event(s) for s in samples], entity_key=entity_key)

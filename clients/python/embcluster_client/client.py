@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -93,12 +94,15 @@ class EmbclusterClient:
         anomaly_scorer: str | None = None,
         threshold_mode: str | None = None,
         anomaly_threshold: float | None = None,
+        image_metadata: pb.ImageMetadataSpec | None = None,
+        schedule: pb.Schedule | None = None,
+        event_schema: pb.EventSchema | None = None,
     ) -> pb.Collection:
         """Creates a collection.
 
         Args:
             name: Collection name, ``[A-Za-z0-9_-]{1,64}``.
-            input_kind: ``"text"`` (embedded by the server) or ``"vector"``.
+            input_kind: ``"text"`` (embedded by the server), ``"vector"`` or ``"image_metadata"``.
             distance: ``"cosine"`` or ``"euclid"``.
             embedding_model: Text collections: the model name; empty = server default.
             vector_dim: Vector collections: the vectors' dimension.
@@ -110,6 +114,12 @@ class EmbclusterClient:
             anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
             threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
             anomaly_threshold: The score threshold of the ``absolute`` mode.
+            image_metadata: Image metadata collections: which fields are rendered and embedded
+                (see :func:`~embcluster_client.items.make_image_spec`); None = the default spec.
+            schedule: When it re-clusters by itself (build one with
+                :func:`embcluster_client.schedule`); None = never.
+            event_schema: EVENT collections (required there): the typed fields, built with
+                :func:`~embcluster_client.items.make_event_schema` or proposed by :meth:`infer_schema`.
 
         Returns:
             The created collection.
@@ -128,8 +138,41 @@ class EmbclusterClient:
             anomaly_scorer=anomaly_scorer,
             threshold_mode=threshold_mode,
             anomaly_threshold=anomaly_threshold,
+            image_metadata=image_metadata,
+            schedule=schedule,
+            event_schema=event_schema,
         )
         return self._stub.CreateCollection(req, timeout=self._timeout)
+
+    def attach_collection(
+        self,
+        name: str,
+        qdrant_collection: str,
+        *,
+        vector_name: str = "",
+        distance: rq.DistanceName | None = None,
+        field_prefix: str = "",
+        collection_settings: pb.CollectionSettings | None = None,
+    ) -> pb.Collection:
+        """Clusters an existing Qdrant collection the service did not create (server: store=qdrant).
+
+        Only the five reserved fields are written onto its points (as ``<field_prefix><name>``);
+        every other payload key is left as it is, and the Qdrant collection is never dropped.
+
+        Args:
+            name: The service's name for it, ``[A-Za-z0-9_-]{1,64}``.
+            qdrant_collection: The existing Qdrant collection.
+            vector_name: Which named vector to cluster (required when there are several).
+            distance: ``"cosine"`` or ``"euclid"`` to check against the collection; None = its own.
+            field_prefix: Prefix of the reserved fields, e.g. ``"ec_"``, when ``cluster_id`` etc. are taken.
+            collection_settings: Settings (build with :func:`embcluster_client.settings`).
+
+        Returns:
+            The attached collection (``attached`` set).
+        """
+        req = rq.attach_collection(name, qdrant_collection, vector_name=vector_name, distance=distance,
+                                   field_prefix=field_prefix, collection_settings=collection_settings)
+        return self._stub.AttachCollection(req, timeout=self._timeout)
 
     def get_collection(self, name: str) -> pb.Collection:
         """Returns the collection ``name`` with its effective settings and counts."""
@@ -151,6 +194,7 @@ class EmbclusterClient:
         anomaly_scorer: str | None = None,
         threshold_mode: str | None = None,
         anomaly_threshold: float | None = None,
+        schedule: pb.Schedule | None = None,
     ) -> pb.Collection:
         """Changes the given settings of a collection; None leaves a setting as it is.
 
@@ -163,6 +207,8 @@ class EmbclusterClient:
             anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
             threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
             anomaly_threshold: The score threshold of the ``absolute`` mode.
+            schedule: Replaces the re-clustering schedule as a whole (build one with
+                :func:`embcluster_client.schedule`; an empty one switches it off).
 
         Returns:
             The updated collection.
@@ -176,6 +222,7 @@ class EmbclusterClient:
             anomaly_scorer=anomaly_scorer,
             threshold_mode=threshold_mode,
             anomaly_threshold=anomaly_threshold,
+            schedule=schedule,
         )
         return self._stub.UpdateCollection(req, timeout=self._timeout)
 
@@ -381,6 +428,25 @@ class EmbclusterClient:
                 raise TimeoutError(f"clustering run {run_id} not finished after {timeout}s")
             time.sleep(min(poll_interval, remaining))
 
+    def watch_run(self, collection: str, run_id: str, *, timeout: float | None = None) -> Iterator[pb.ClusteringRun]:
+        """Streams the run's state now and at each change of state, phase or progress, until it ends.
+
+        No polling: the server pushes each change (``WatchClusteringRun``). The stream ends after
+        the final state (SUCCEEDED, FAILED or CANCELLED); ``cancel()`` the returned call to stop
+        early. An unknown run raises ``grpc.RpcError`` with ``NOT_FOUND`` on iteration.
+
+        Example::
+
+            for run in client.watch_run("docs", run_id):
+                print(run.phase, run.progress)
+
+        Args:
+            collection: The collection.
+            run_id: The run.
+            timeout: Deadline in seconds for the whole stream; None = no deadline.
+        """
+        return self._stub.WatchClusteringRun(rq.clustering_run(collection, run_id), timeout=timeout)
+
     def cluster(
         self,
         collection: str,
@@ -418,6 +484,10 @@ class EmbclusterClient:
         """Returns the served model's version and clusters."""
         req = pb.ListClustersRequest(collection=collection)
         return self._stub.ListClusters(req, timeout=self._timeout)
+
+    def get_drift(self, collection: str) -> pb.Drift:
+        """Returns how far the collection has moved from its served model (unset = not measurable yet)."""
+        return self._stub.GetDrift(rq.get_drift(collection), timeout=self._timeout)
 
     def ingest_stream(self, collection: str, batches: Iterable[Iterable[ItemLike]]) -> Iterator[pb.IngestStreamResponse]:
         """Streams batches (a feed); yields one acknowledgement per batch, in order.
@@ -460,6 +530,28 @@ class EmbclusterClient:
 
     # Reads.
 
+    def infer_schema(
+        self, samples: Iterable[Mapping[str, Any] | pb.Event], *, entity_key: str = ""
+    ) -> pb.InferSchemaResponse:
+        """Asks the server to propose an ``EventSchema`` from sample events (nothing is stored).
+
+        Args:
+            samples: Events as dicts of field values (see :func:`~embcluster_client.items.make_event`).
+            entity_key: Propose a profile schema keyed by this field.
+
+        Returns:
+            The proposed ``schema`` (pass it to ``create_collection(event_schema=...)``) and ``notes``.
+        """
+        req = rq.infer_schema(samples, entity_key=entity_key)
+        return self._stub.InferSchema(req, timeout=self._timeout)
+
+    def fit_featurizer(self, collection: str) -> pb.ClusteringRun:
+        """Starts a featurizer refit of an EVENT collection (re-featurizes every point, then
+        re-clusters if a model is served). Wait for it with :meth:`wait_for_run`.
+        """
+        req = pb.FitFeaturizerRequest(collection=collection)
+        return self._stub.FitFeaturizer(req, timeout=self._timeout)
+
     def classify(self, collection: str, items: Iterable[ItemLike]) -> list[pb.Assignment]:
         """Assigns items to clusters with the served model without storing them.
 
@@ -476,7 +568,7 @@ class EmbclusterClient:
     def search(
         self,
         collection: str,
-        query: str | VectorLike,
+        query: str | VectorLike | pb.ImageMetadata | pb.Event | Mapping[str, Any],
         *,
         limit: int = 10,
         cluster_id: int | None = None,
@@ -485,7 +577,9 @@ class EmbclusterClient:
 
         Args:
             collection: The collection.
-            query: A text, or a vector (sequence of numbers / 1-D array).
+            query: A text, a vector (sequence of numbers / 1-D array), or image metadata
+                (``pb.ImageMetadata`` or a dict with ``title``/``caption``/``alt_text``/``tags``/``attributes``),
+                or an event (``pb.Event``, see :func:`~embcluster_client.items.make_event`).
             limit: Maximum number of hits.
             cluster_id: Only search members of this cluster.
 
@@ -494,6 +588,45 @@ class EmbclusterClient:
         """
         req = rq.search(collection, query, limit=limit, cluster_id=cluster_id)
         return list(self._stub.Search(req, timeout=self._timeout).hits)
+
+    # Move and back up.
+
+    def export_collection(
+        self, collection: str, path: str, *, overwrite: bool = False, timeout: float | None = None
+    ) -> pb.SnapshotSummary:
+        """Has the server write ``collection`` to a snapshot file.
+
+        Args:
+            collection: The collection.
+            path: The snapshot file **on the server's machine** (absolute, or relative to the
+                server's ``<data_dir>/snapshots``).
+            overwrite: Replace an existing file (otherwise ALREADY_EXISTS).
+            timeout: Deadline in seconds (default: the larger of the client's and one hour).
+
+        Returns:
+            The summary: points, model versions, bytes and sha256 of the file.
+        """
+        req = rq.export_collection(collection, path, overwrite=overwrite)
+        return self._stub.ExportCollection(req, timeout=self._snapshot_timeout(timeout))
+
+    def import_collection(
+        self, path: str, *, name: str = "", timeout: float | None = None
+    ) -> pb.SnapshotSummary:
+        """Has the server create a collection from a snapshot file, in its own storage backend.
+
+        Args:
+            path: The snapshot file **on the server's machine**.
+            name: The new collection's name (default: the name in the snapshot).
+            timeout: Deadline in seconds (default: the larger of the client's and one hour).
+
+        Returns:
+            The summary: the collection created, points, model versions, the served version.
+        """
+        req = rq.import_collection(path, name=name)
+        return self._stub.ImportCollection(req, timeout=self._snapshot_timeout(timeout))
+
+    def _snapshot_timeout(self, timeout: float | None) -> float:
+        return timeout if timeout is not None else max(self._timeout, rq.SNAPSHOT_TIMEOUT_S)
 
     def health(self) -> str:
         """Returns the server's overall health status name, e.g. ``"SERVING"``."""

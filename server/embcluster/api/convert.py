@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -10,26 +11,39 @@ from google.protobuf import json_format, struct_pb2
 from ..errors import InvalidArgument
 from ..schema import (
     Assignment,
+    AttachSpec,
     ClusterInfo,
     CollectionInfo,
     CollectionSettings,
     CollectionSpec,
+    DriftReport,
     Explanation,
+    ImageMetadataInput,
+    ImageMetadataSpec,
     ItemInput,
+    NumericAttribute,
     ItemResult,
     ModelInfo,
     PointView,
     RunInfo,
     RunRequest,
     RunState,
+    Schedule,
     SearchHit,
 )
+from ..snapshot import SnapshotSummary
+from .convert_events import event_from_pb, event_schema_from_pb, event_schema_to_pb, infer_response_to_pb
 from .v1 import embcluster_pb2 as pb
 
 __all__ = [
     "spec_from_pb",
+    "attach_spec_from_pb",
+    "snapshot_to_pb",
     "settings_from_pb",
     "settings_to_pb",
+    "schedule_from_pb",
+    "schedule_to_pb",
+    "drift_to_pb",
     "collection_to_pb",
     "items_from_pb",
     "vector_from_pb",
@@ -42,9 +56,18 @@ __all__ = [
     "model_to_pb",
     "item_result_to_pb",
     "explanation_to_pb",
+    "image_from_pb",
+    "event_from_pb",
+    "event_schema_from_pb",
+    "event_schema_to_pb",
+    "infer_response_to_pb",
+    "image_to_pb",
+    "image_spec_from_pb",
+    "image_spec_to_pb",
 ]
 
-_KINDS = {pb.INPUT_KIND_TEXT: "text", pb.INPUT_KIND_VECTOR: "vector"}
+_KINDS = {pb.INPUT_KIND_TEXT: "text", pb.INPUT_KIND_VECTOR: "vector", pb.INPUT_KIND_IMAGE_METADATA: "image_metadata",
+          pb.INPUT_KIND_EVENT: "event"}
 _KINDS_PB = {v: k for k, v in _KINDS.items()}
 _METRICS = {pb.DISTANCE_UNSPECIFIED: "cosine", pb.DISTANCE_COSINE: "cosine", pb.DISTANCE_EUCLID: "euclid"}
 _METRICS_PB = {"cosine": pb.DISTANCE_COSINE, "euclid": pb.DISTANCE_EUCLID}
@@ -67,7 +90,24 @@ def settings_from_pb(msg: pb.CollectionSettings) -> CollectionSettings:
         anomaly_scorer=msg.anomaly_scorer if msg.HasField("anomaly_scorer") else None,
         threshold_mode=msg.threshold_mode if msg.HasField("threshold_mode") else None,
         anomaly_threshold=msg.anomaly_threshold if msg.HasField("anomaly_threshold") else None,
+        schedule=schedule_from_pb(msg.schedule) if msg.HasField("schedule") else None,
     )
+
+
+def schedule_from_pb(msg: pb.Schedule) -> Schedule:
+    """A schedule as a whole: unset triggers are off."""
+    return Schedule(
+        interval_s=msg.interval_s if msg.HasField("interval_s") else None,
+        after_changes=msg.after_changes if msg.HasField("after_changes") else None,
+        drift_psi=msg.drift_psi if msg.HasField("drift_psi") else None,
+        k=msg.k if msg.HasField("k") else None,
+    )
+
+
+def schedule_to_pb(s: Schedule | None) -> pb.Schedule:
+    """The effective schedule (off triggers unset)."""
+    s = s or Schedule()
+    return pb.Schedule(interval_s=s.interval_s, after_changes=s.after_changes, drift_psi=s.drift_psi, k=s.k)
 
 
 def settings_to_pb(s: CollectionSettings) -> pb.CollectionSettings:
@@ -75,13 +115,32 @@ def settings_to_pb(s: CollectionSettings) -> pb.CollectionSettings:
     return pb.CollectionSettings(
         contamination=s.contamination, min_cluster_size=s.min_cluster_size, default_k=s.default_k, seed=s.seed,
         anomaly_scorer=s.anomaly_scorer, threshold_mode=s.threshold_mode, anomaly_threshold=s.anomaly_threshold,
+        schedule=schedule_to_pb(s.schedule),
+    )
+
+
+def drift_to_pb(d: DriftReport) -> pb.Drift:
+    """A drift report (None numbers stay unset; fields the message lacks are not sent)."""
+    fields = pb.Drift.DESCRIPTOR.fields_by_name
+    return pb.Drift(**{k: v for k, v in asdict(d).items() if k in fields})
+
+
+def attach_spec_from_pb(req: pb.AttachCollectionRequest) -> AttachSpec:
+    """An attach request (DISTANCE_UNSPECIFIED = the Qdrant collection's own distance)."""
+    if req.distance not in _METRICS:
+        raise InvalidArgument(f"distance must be DISTANCE_COSINE or DISTANCE_EUCLID (or unset), got {req.distance}")
+    return AttachSpec(
+        name=req.name, qdrant_collection=req.qdrant_collection, vector_name=req.vector_name,
+        metric=None if req.distance == pb.DISTANCE_UNSPECIFIED else _METRICS[req.distance],  # type: ignore[arg-type]
+        field_prefix=req.field_prefix, settings=settings_from_pb(req.settings),
     )
 
 
 def spec_from_pb(req: pb.CreateCollectionRequest) -> CollectionSpec:
     """A create request; an unknown enum value is an invalid argument."""
     if req.input_kind not in _KINDS:
-        raise InvalidArgument(f"input_kind must be INPUT_KIND_TEXT or INPUT_KIND_VECTOR, got {req.input_kind}")
+        raise InvalidArgument(f"input_kind must be one of {', '.join(pb.InputKind.Name(k) for k in _KINDS)}, "
+                              f"got {req.input_kind}")
     if req.distance not in _METRICS:
         raise InvalidArgument(f"distance must be DISTANCE_COSINE or DISTANCE_EUCLID, got {req.distance}")
     return CollectionSpec(
@@ -89,7 +148,47 @@ def spec_from_pb(req: pb.CreateCollectionRequest) -> CollectionSpec:
         embedding_model=req.embedding_model, vector_dim=req.vector_dim,
         store_source=req.store_source if req.HasField("store_source") else True,
         settings=settings_from_pb(req.settings),
+        image_spec=image_spec_from_pb(req.image_metadata) if req.HasField("image_metadata") else None,
+        event_schema=event_schema_from_pb(req.event_schema) if req.HasField("event_schema") else None,
     )
+
+
+def image_spec_from_pb(msg: pb.ImageMetadataSpec) -> ImageMetadataSpec:
+    """An image metadata spec; no text fields listed = all four (the core validates the rest)."""
+    default = ImageMetadataSpec()
+    return ImageMetadataSpec(
+        text_fields=list(msg.text_fields) or default.text_fields, text_attributes=list(msg.text_attributes),
+        numeric_attributes=[
+            NumericAttribute(key=a.key, low=a.low, high=a.high, log=a.log,
+                             weight=a.weight if a.HasField("weight") else 1.0,
+                             default_value=a.default_value if a.HasField("default_value") else None)
+            for a in msg.numeric_attributes
+        ],
+    )
+
+
+def image_spec_to_pb(spec: ImageMetadataSpec) -> pb.ImageMetadataSpec:
+    """The effective spec."""
+    return pb.ImageMetadataSpec(
+        text_fields=spec.text_fields, text_attributes=spec.text_attributes,
+        numeric_attributes=[pb.NumericAttribute(key=a.key, low=a.low, high=a.high, log=a.log, weight=a.weight,
+                                                default_value=a.default_value)
+                            for a in spec.numeric_attributes],
+    )
+
+
+def image_from_pb(msg: pb.ImageMetadata) -> ImageMetadataInput:
+    """Image metadata; attribute numbers arrive as floats (Struct holds doubles)."""
+    return ImageMetadataInput(title=msg.title, caption=msg.caption, alt_text=msg.alt_text, tags=list(msg.tags),
+                              attributes=_struct_to_dict(msg.attributes) if msg.HasField("attributes") else {})
+
+
+def image_to_pb(image: ImageMetadataInput) -> pb.ImageMetadata:
+    """Stored image metadata."""
+    msg = pb.ImageMetadata(title=image.title, caption=image.caption, alt_text=image.alt_text, tags=image.tags)
+    if image.attributes:
+        msg.attributes.update(image.attributes)
+    return msg
 
 
 def collection_to_pb(c: CollectionInfo) -> pb.Collection:
@@ -100,6 +199,12 @@ def collection_to_pb(c: CollectionInfo) -> pb.Collection:
         settings=settings_to_pb(c.settings), point_count=c.point_count,
         served_model_version=c.served_model_version, cluster_count=c.cluster_count,
         anomaly_count=c.anomaly_count, created_at=c.created_at,
+        image_metadata=image_spec_to_pb(c.image_spec) if c.image_spec is not None else None,
+        event_schema=event_schema_to_pb(c.event_schema) if c.event_schema is not None else None,
+        featurizer_version=c.featurizer_version, featurizer_provisional=c.featurizer_provisional,
+        attached=pb.AttachedSource(qdrant_collection=c.attached.qdrant_collection,
+                                   vector_name=c.attached.vector_name, field_prefix=c.attached.field_prefix)
+        if c.attached is not None else None,
     )
 
 
@@ -135,6 +240,8 @@ def items_from_pb(items: Any) -> list[ItemInput]:
                 text=it.text if which == "text" else None,
                 vector=vector_from_pb(it.vector, f"item {i}") if which == "vector" else None,
                 metadata=_struct_to_dict(it.metadata) if it.HasField("metadata") else None,
+                image=image_from_pb(it.image) if which == "image" else None,
+                event=event_from_pb(it.event) if which == "event" else None,
             )
         )
     return out
@@ -156,6 +263,10 @@ def point_to_pb(p: PointView) -> pb.Point:
         msg.assignment.CopyFrom(assignment_to_pb(p.assignment))
     if p.vector is not None:
         msg.vector.values.extend(p.vector)
+    if p.image is not None:
+        msg.image.CopyFrom(image_to_pb(p.image))
+    if p.source is not None:
+        msg.source.CopyFrom(_dict_to_struct(_finite(p.source)))
     return msg
 
 
@@ -179,6 +290,7 @@ def run_to_pb(r: RunInfo) -> pb.ClusteringRun:
                             knee=bool(s["knee"]), mean_rank=s["mean_rank"], chosen=bool(s["chosen"]))
                   for s in r.k_scores],
         created_at=r.created_at, finished_at=r.finished_at, points_labelled=r.points_labelled,
+        trigger=r.trigger, attempt=r.attempt,
     )
 
 
@@ -224,4 +336,13 @@ def explanation_to_pb(e: Explanation) -> pb.Explanation:
         reference_cluster_id=e.reference_cluster_id, reference_distance=e.reference_distance,
         reference_radius=e.reference_radius, anomaly_score=e.anomaly_score, threshold=e.threshold,
         is_anomaly=e.is_anomaly, normal_neighbours=[hit_to_pb(h) for h in e.normal_neighbours],
+    )
+
+
+def snapshot_to_pb(s: SnapshotSummary) -> pb.SnapshotSummary:
+    """An export's or import's summary."""
+    return pb.SnapshotSummary(
+        collection=s.collection, source_collection=s.source_collection, path=s.path, points=s.points,
+        models=s.models, bytes=s.bytes, sha256=s.sha256, served_model_version=s.served_model_version,
+        seconds=s.seconds,
     )

@@ -1,4 +1,4 @@
-"""Builds the gRPC server: the servicer, health, reflection and the error interceptor."""
+"""Builds the gRPC server: the servicer, health, reflection, the observability and error interceptors."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..config import Settings
 from ..errors import Unavailable
 from ..pipeline import EmbclusterService
 from .errors import ErrorInterceptor
+from .observe import ObservabilityInterceptor
 from .servicer import EmbclusterServicer
 from .v1 import embcluster_pb2 as pb
 from .v1 import embcluster_pb2_grpc as pb_grpc
@@ -30,14 +31,19 @@ class GrpcServer:
     Args:
         service: The core, already opened.
         settings: Host, port, worker and message-size settings.
+        observe: Request ids + RPC metrics (:class:`ObservabilityInterceptor`); default on.
     """
 
-    def __init__(self, service: EmbclusterService, settings: Settings) -> None:
+    def __init__(self, service: EmbclusterService, settings: Settings, *, observe: bool = True) -> None:
         self.service = service
+        # Outermost first: request ids and metrics see the status the error interceptor set.
+        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor()]
+        if observe:  # off only to measure what it costs (bench/bench_metrics.py)
+            interceptors.insert(0, ObservabilityInterceptor(service.metrics))
         limit = settings.max_message_bytes
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
-            interceptors=[ErrorInterceptor()],
+            interceptors=interceptors,
             # Over-limit messages are refused by gRPC before parsing: RESOURCE_EXHAUSTED.
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
         )

@@ -8,6 +8,7 @@ import grpc
 
 from ..errors import EmbclusterError, NotFound, ResourceExhausted
 from ..pipeline import EmbclusterService
+from ..snapshot import export_collection, import_collection
 from .errors import STATUS_BY_CODE
 from . import convert as cv
 from .v1 import embcluster_pb2 as pb
@@ -24,6 +25,9 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
 
     def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
         return cv.collection_to_pb(self.svc.create_collection(cv.spec_from_pb(request)))
+
+    def AttachCollection(self, request: pb.AttachCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
+        return cv.collection_to_pb(self.svc.attach_collection(cv.attach_spec_from_pb(request)))
 
     def GetCollection(self, request: pb.GetCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
         return cv.collection_to_pb(self.svc.get_collection(request.name))
@@ -104,9 +108,16 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
     def CancelClusteringRun(self, request: pb.GetClusteringRunRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
         return cv.run_to_pb(self.svc.cancel_run(request.collection, request.run_id))
 
+    def WatchClusteringRun(self, request: pb.GetClusteringRunRequest, context: grpc.ServicerContext) -> Iterator[pb.ClusteringRun]:
+        for info in self.svc.watch_run(request.collection, request.run_id, is_active=context.is_active):
+            yield cv.run_to_pb(info)
+
     def ListClusters(self, request: pb.ListClustersRequest, context: grpc.ServicerContext) -> pb.ListClustersResponse:
         version, clusters = self.svc.list_clusters(request.collection)
         return pb.ListClustersResponse(model_version=version, clusters=[cv.cluster_to_pb(c) for c in clusters])
+
+    def GetDrift(self, request: pb.GetDriftRequest, context: grpc.ServicerContext) -> pb.Drift:
+        return cv.drift_to_pb(self.svc.drift(request.collection))
 
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=[cv.model_to_pb(m) for m in self.svc.list_models(request.collection)])
@@ -126,6 +137,23 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
         hits = self.svc.search(
             request.collection, text=request.text if which == "text" else None,
             vector=cv.vector_from_pb(request.vector, "query") if which == "vector" else None, limit=request.limit,
+            image=cv.image_from_pb(request.image) if which == "image" else None,
+            event=cv.event_from_pb(request.event) if which == "event" else None,
             cluster_id=request.cluster_id if request.HasField("cluster_id") else None,
         )
         return pb.SearchResponse(hits=[cv.hit_to_pb(h) for h in hits])
+
+    def InferSchema(self, request: pb.InferSchemaRequest, context: grpc.ServicerContext) -> pb.InferSchemaResponse:
+        schema, notes = self.svc.infer_schema([cv.event_from_pb(e) for e in request.samples],
+                                              entity_key=request.entity_key)
+        return cv.infer_response_to_pb(schema, notes)
+
+    def FitFeaturizer(self, request: pb.FitFeaturizerRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
+        return cv.run_to_pb(self.svc.fit_featurizer(request.collection))
+
+    def ExportCollection(self, request: pb.ExportCollectionRequest, context: grpc.ServicerContext) -> pb.SnapshotSummary:
+        return cv.snapshot_to_pb(export_collection(self.svc, request.collection, request.path,
+                                                   overwrite=request.overwrite))
+
+    def ImportCollection(self, request: pb.ImportCollectionRequest, context: grpc.ServicerContext) -> pb.SnapshotSummary:
+        return cv.snapshot_to_pb(import_collection(self.svc, request.path, name=request.name))

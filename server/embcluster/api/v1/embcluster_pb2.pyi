@@ -1,4 +1,7 @@
+import datetime
+
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -13,12 +16,22 @@ class InputKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INPUT_KIND_UNSPECIFIED: _ClassVar[InputKind]
     INPUT_KIND_TEXT: _ClassVar[InputKind]
     INPUT_KIND_VECTOR: _ClassVar[InputKind]
+    INPUT_KIND_EVENT: _ClassVar[InputKind]
+    INPUT_KIND_IMAGE_METADATA: _ClassVar[InputKind]
 
 class Distance(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DISTANCE_UNSPECIFIED: _ClassVar[Distance]
     DISTANCE_COSINE: _ClassVar[Distance]
     DISTANCE_EUCLID: _ClassVar[Distance]
+
+class EventFieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_FIELD_TYPE_UNSPECIFIED: _ClassVar[EventFieldType]
+    EVENT_FIELD_TYPE_NUMERIC: _ClassVar[EventFieldType]
+    EVENT_FIELD_TYPE_CATEGORICAL: _ClassVar[EventFieldType]
+    EVENT_FIELD_TYPE_TIMESTAMP: _ClassVar[EventFieldType]
+    EVENT_FIELD_TYPE_TEXT: _ClassVar[EventFieldType]
 
 class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,9 +44,16 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 INPUT_KIND_UNSPECIFIED: InputKind
 INPUT_KIND_TEXT: InputKind
 INPUT_KIND_VECTOR: InputKind
+INPUT_KIND_EVENT: InputKind
+INPUT_KIND_IMAGE_METADATA: InputKind
 DISTANCE_UNSPECIFIED: Distance
 DISTANCE_COSINE: Distance
 DISTANCE_EUCLID: Distance
+EVENT_FIELD_TYPE_UNSPECIFIED: EventFieldType
+EVENT_FIELD_TYPE_NUMERIC: EventFieldType
+EVENT_FIELD_TYPE_CATEGORICAL: EventFieldType
+EVENT_FIELD_TYPE_TIMESTAMP: EventFieldType
+EVENT_FIELD_TYPE_TEXT: EventFieldType
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_PENDING: RunState
 RUN_STATE_RUNNING: RunState
@@ -42,7 +62,7 @@ RUN_STATE_FAILED: RunState
 RUN_STATE_CANCELLED: RunState
 
 class CollectionSettings(_message.Message):
-    __slots__ = ("contamination", "min_cluster_size", "default_k", "seed", "anomaly_scorer", "threshold_mode", "anomaly_threshold")
+    __slots__ = ("contamination", "min_cluster_size", "default_k", "seed", "anomaly_scorer", "threshold_mode", "anomaly_threshold", "schedule")
     CONTAMINATION_FIELD_NUMBER: _ClassVar[int]
     MIN_CLUSTER_SIZE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_K_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +70,7 @@ class CollectionSettings(_message.Message):
     ANOMALY_SCORER_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_MODE_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     contamination: float
     min_cluster_size: int
     default_k: int
@@ -57,10 +78,23 @@ class CollectionSettings(_message.Message):
     anomaly_scorer: str
     threshold_mode: str
     anomaly_threshold: float
-    def __init__(self, contamination: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., default_k: _Optional[int] = ..., seed: _Optional[int] = ..., anomaly_scorer: _Optional[str] = ..., threshold_mode: _Optional[str] = ..., anomaly_threshold: _Optional[float] = ...) -> None: ...
+    schedule: Schedule
+    def __init__(self, contamination: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., default_k: _Optional[int] = ..., seed: _Optional[int] = ..., anomaly_scorer: _Optional[str] = ..., threshold_mode: _Optional[str] = ..., anomaly_threshold: _Optional[float] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("interval_s", "after_changes", "drift_psi", "k")
+    INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    AFTER_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_PSI_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    interval_s: float
+    after_changes: int
+    drift_psi: float
+    k: int
+    def __init__(self, interval_s: _Optional[float] = ..., after_changes: _Optional[int] = ..., drift_psi: _Optional[float] = ..., k: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings")
+    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +102,8 @@ class CreateCollectionRequest(_message.Message):
     VECTOR_DIM_FIELD_NUMBER: _ClassVar[int]
     STORE_SOURCE_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -75,10 +111,129 @@ class CreateCollectionRequest(_message.Message):
     vector_dim: int
     store_source: bool
     settings: CollectionSettings
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ...) -> None: ...
+    image_metadata: ImageMetadataSpec
+    event_schema: EventSchema
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ...) -> None: ...
+
+class EventField(_message.Message):
+    __slots__ = ("name", "type", "weight", "required", "log", "clip", "buckets")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    CLIP_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: EventFieldType
+    weight: float
+    required: bool
+    log: bool
+    clip: float
+    buckets: int
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[EventFieldType, str]] = ..., weight: _Optional[float] = ..., required: _Optional[bool] = ..., log: _Optional[bool] = ..., clip: _Optional[float] = ..., buckets: _Optional[int] = ...) -> None: ...
+
+class EventSchema(_message.Message):
+    __slots__ = ("fields", "entity_key", "window_days", "max_profile_events")
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_KEY_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_DAYS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROFILE_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.RepeatedCompositeFieldContainer[EventField]
+    entity_key: str
+    window_days: float
+    max_profile_events: int
+    def __init__(self, fields: _Optional[_Iterable[_Union[EventField, _Mapping]]] = ..., entity_key: _Optional[str] = ..., window_days: _Optional[float] = ..., max_profile_events: _Optional[int] = ...) -> None: ...
+
+class FieldValue(_message.Message):
+    __slots__ = ("number_value", "string_value", "bool_value", "timestamp_value")
+    NUMBER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_VALUE_FIELD_NUMBER: _ClassVar[int]
+    number_value: float
+    string_value: str
+    bool_value: bool
+    timestamp_value: _timestamp_pb2.Timestamp
+    def __init__(self, number_value: _Optional[float] = ..., string_value: _Optional[str] = ..., bool_value: _Optional[bool] = ..., timestamp_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("fields",)
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FieldValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FieldValue, _Mapping]] = ...) -> None: ...
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.MessageMap[str, FieldValue]
+    def __init__(self, fields: _Optional[_Mapping[str, FieldValue]] = ...) -> None: ...
+
+class InferSchemaRequest(_message.Message):
+    __slots__ = ("samples", "entity_key")
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_KEY_FIELD_NUMBER: _ClassVar[int]
+    samples: _containers.RepeatedCompositeFieldContainer[Event]
+    entity_key: str
+    def __init__(self, samples: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., entity_key: _Optional[str] = ...) -> None: ...
+
+class InferSchemaResponse(_message.Message):
+    __slots__ = ("schema", "notes")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    schema: EventSchema
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema: _Optional[_Union[EventSchema, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FitFeaturizerRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class ImageMetadataSpec(_message.Message):
+    __slots__ = ("text_fields", "text_attributes", "numeric_attributes")
+    TEXT_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    NUMERIC_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    text_fields: _containers.RepeatedScalarFieldContainer[str]
+    text_attributes: _containers.RepeatedScalarFieldContainer[str]
+    numeric_attributes: _containers.RepeatedCompositeFieldContainer[NumericAttribute]
+    def __init__(self, text_fields: _Optional[_Iterable[str]] = ..., text_attributes: _Optional[_Iterable[str]] = ..., numeric_attributes: _Optional[_Iterable[_Union[NumericAttribute, _Mapping]]] = ...) -> None: ...
+
+class NumericAttribute(_message.Message):
+    __slots__ = ("key", "low", "high", "log", "weight", "default_value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    low: float
+    high: float
+    log: bool
+    weight: float
+    default_value: float
+    def __init__(self, key: _Optional[str] = ..., low: _Optional[float] = ..., high: _Optional[float] = ..., log: _Optional[bool] = ..., weight: _Optional[float] = ..., default_value: _Optional[float] = ...) -> None: ...
+
+class ImageMetadata(_message.Message):
+    __slots__ = ("title", "caption", "alt_text", "tags", "attributes")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    ALT_TEXT_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    caption: str
+    alt_text: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    attributes: _struct_pb2.Struct
+    def __init__(self, title: _Optional[str] = ..., caption: _Optional[str] = ..., alt_text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at")
+    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +247,11 @@ class Collection(_message.Message):
     CLUSTER_COUNT_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    FEATURIZER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEATURIZER_PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
+    ATTACHED_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -105,7 +265,22 @@ class Collection(_message.Message):
     cluster_count: int
     anomaly_count: int
     created_at: str
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ...) -> None: ...
+    image_metadata: ImageMetadataSpec
+    event_schema: EventSchema
+    featurizer_version: int
+    featurizer_provisional: bool
+    attached: AttachedSource
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ...) -> None: ...
+
+class AttachedSource(_message.Message):
+    __slots__ = ("qdrant_collection", "vector_name", "field_prefix")
+    QDRANT_COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELD_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    qdrant_collection: str
+    vector_name: str
+    field_prefix: str
+    def __init__(self, qdrant_collection: _Optional[str] = ..., vector_name: _Optional[str] = ..., field_prefix: _Optional[str] = ...) -> None: ...
 
 class GetCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -143,6 +318,22 @@ class DeleteCollectionResponse(_message.Message):
     deleted: bool
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
 
+class AttachCollectionRequest(_message.Message):
+    __slots__ = ("name", "qdrant_collection", "vector_name", "distance", "field_prefix", "settings")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    QDRANT_COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    qdrant_collection: str
+    vector_name: str
+    distance: Distance
+    field_prefix: str
+    settings: CollectionSettings
+    def __init__(self, name: _Optional[str] = ..., qdrant_collection: _Optional[str] = ..., vector_name: _Optional[str] = ..., distance: _Optional[_Union[Distance, str]] = ..., field_prefix: _Optional[str] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ...) -> None: ...
+
 class Vector(_message.Message):
     __slots__ = ("values", "f32")
     VALUES_FIELD_NUMBER: _ClassVar[int]
@@ -152,16 +343,20 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ..., f32: _Optional[bytes] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("id", "text", "vector", "metadata")
+    __slots__ = ("id", "text", "vector", "image", "event", "metadata")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     vector: Vector
+    image: ImageMetadata
+    event: Event
     metadata: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomaly", "model_version")
@@ -218,20 +413,24 @@ class DeletePointsResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class Point(_message.Message):
-    __slots__ = ("point_id", "external_id", "metadata", "text", "assignment", "vector")
+    __slots__ = ("point_id", "external_id", "metadata", "text", "assignment", "vector", "image", "source")
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     point_id: str
     external_id: str
     metadata: _struct_pb2.Struct
     text: str
     assignment: Assignment
     vector: Vector
-    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., text: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+    image: ImageMetadata
+    source: _struct_pb2.Struct
+    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., text: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., source: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class GetPointRequest(_message.Message):
     __slots__ = ("collection", "id", "point_id", "with_vector")
@@ -320,7 +519,7 @@ class KScore(_message.Message):
     def __init__(self, k: _Optional[int] = ..., silhouette: _Optional[float] = ..., inertia: _Optional[float] = ..., davies_bouldin: _Optional[float] = ..., calinski_harabasz: _Optional[float] = ..., knee: _Optional[bool] = ..., mean_rank: _Optional[float] = ..., chosen: _Optional[bool] = ...) -> None: ...
 
 class ClusteringRun(_message.Message):
-    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled")
+    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled", "trigger", "attempt")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +532,8 @@ class ClusteringRun(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     POINTS_LABELLED_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     collection: str
     state: RunState
@@ -345,7 +546,49 @@ class ClusteringRun(_message.Message):
     created_at: str
     finished_at: str
     points_labelled: int
-    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ...) -> None: ...
+    trigger: str
+    attempt: int
+    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ..., trigger: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class GetDriftRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class Drift(_message.Message):
+    __slots__ = ("collection", "model_version", "previous_version", "recent_points", "psi_shares", "psi_versions", "centroid_shift_mean", "centroid_shift_max", "distance_p50_fit", "distance_p90_fit", "distance_p50_recent", "distance_p90_recent", "distance_ks", "anomaly_rate_fit", "anomaly_rate_recent")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECENT_POINTS_FIELD_NUMBER: _ClassVar[int]
+    PSI_SHARES_FIELD_NUMBER: _ClassVar[int]
+    PSI_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CENTROID_SHIFT_MEAN_FIELD_NUMBER: _ClassVar[int]
+    CENTROID_SHIFT_MAX_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_P50_FIT_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_P90_FIT_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_P50_RECENT_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_P90_RECENT_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_KS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_RATE_FIT_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_RATE_RECENT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    previous_version: int
+    recent_points: int
+    psi_shares: float
+    psi_versions: float
+    centroid_shift_mean: float
+    centroid_shift_max: float
+    distance_p50_fit: float
+    distance_p90_fit: float
+    distance_p50_recent: float
+    distance_p90_recent: float
+    distance_ks: float
+    anomaly_rate_fit: float
+    anomaly_rate_recent: float
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., previous_version: _Optional[int] = ..., recent_points: _Optional[int] = ..., psi_shares: _Optional[float] = ..., psi_versions: _Optional[float] = ..., centroid_shift_mean: _Optional[float] = ..., centroid_shift_max: _Optional[float] = ..., distance_p50_fit: _Optional[float] = ..., distance_p90_fit: _Optional[float] = ..., distance_p50_recent: _Optional[float] = ..., distance_p90_recent: _Optional[float] = ..., distance_ks: _Optional[float] = ..., anomaly_rate_fit: _Optional[float] = ..., anomaly_rate_recent: _Optional[float] = ...) -> None: ...
 
 class GetClusteringRunRequest(_message.Message):
     __slots__ = ("collection", "run_id")
@@ -444,18 +687,22 @@ class ClassifyResponse(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "text", "vector", "limit", "cluster_id")
+    __slots__ = ("collection", "text", "vector", "image", "event", "limit", "cluster_id")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     collection: str
     text: str
     vector: Vector
+    image: ImageMetadata
+    event: Event
     limit: int
     cluster_id: int
-    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., limit: _Optional[int] = ..., cluster_id: _Optional[int] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., limit: _Optional[int] = ..., cluster_id: _Optional[int] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("point", "score")
@@ -532,3 +779,43 @@ class Explanation(_message.Message):
     is_anomaly: bool
     normal_neighbours: _containers.RepeatedCompositeFieldContainer[SearchHit]
     def __init__(self, point: _Optional[_Union[Point, _Mapping]] = ..., model_version: _Optional[int] = ..., scorer: _Optional[str] = ..., cluster_id: _Optional[int] = ..., distance: _Optional[float] = ..., cluster_radius: _Optional[float] = ..., distance_in_radii: _Optional[float] = ..., reference_cluster_id: _Optional[int] = ..., reference_distance: _Optional[float] = ..., reference_radius: _Optional[float] = ..., anomaly_score: _Optional[float] = ..., threshold: _Optional[float] = ..., is_anomaly: _Optional[bool] = ..., normal_neighbours: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+
+class ExportCollectionRequest(_message.Message):
+    __slots__ = ("collection", "path", "overwrite")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    path: str
+    overwrite: bool
+    def __init__(self, collection: _Optional[str] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+
+class ImportCollectionRequest(_message.Message):
+    __slots__ = ("path", "name")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    name: str
+    def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SnapshotSummary(_message.Message):
+    __slots__ = ("collection", "source_collection", "path", "points", "models", "bytes", "sha256", "served_model_version", "seconds")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SERVED_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    source_collection: str
+    path: str
+    points: int
+    models: int
+    bytes: int
+    sha256: str
+    served_model_version: int
+    seconds: float
+    def __init__(self, collection: _Optional[str] = ..., source_collection: _Optional[str] = ..., path: _Optional[str] = ..., points: _Optional[int] = ..., models: _Optional[int] = ..., bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., served_model_version: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...

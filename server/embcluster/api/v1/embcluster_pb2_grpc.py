@@ -59,6 +59,11 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.DeleteCollectionRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.DeleteCollectionResponse.FromString,
                 _registered_method=True)
+        self.AttachCollection = channel.unary_unary(
+                '/embcluster.v1.Embcluster/AttachCollection',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.AttachCollectionRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.Collection.FromString,
+                _registered_method=True)
         self.Ingest = channel.unary_unary(
                 '/embcluster.v1.Embcluster/Ingest',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.IngestRequest.SerializeToString,
@@ -104,10 +109,20 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.GetClusteringRunRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
                 _registered_method=True)
+        self.WatchClusteringRun = channel.unary_stream(
+                '/embcluster.v1.Embcluster/WatchClusteringRun',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.GetClusteringRunRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
+                _registered_method=True)
         self.ListClusters = channel.unary_unary(
                 '/embcluster.v1.Embcluster/ListClusters',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.FromString,
+                _registered_method=True)
+        self.GetDrift = channel.unary_unary(
+                '/embcluster.v1.Embcluster/GetDrift',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.GetDriftRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.Drift.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/embcluster.v1.Embcluster/ListModels',
@@ -134,6 +149,16 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.SearchRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.InferSchema = channel.unary_unary(
+                '/embcluster.v1.Embcluster/InferSchema',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.InferSchemaRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.InferSchemaResponse.FromString,
+                _registered_method=True)
+        self.FitFeaturizer = channel.unary_unary(
+                '/embcluster.v1.Embcluster/FitFeaturizer',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.FitFeaturizerRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
+                _registered_method=True)
         self.WatchAnomalies = channel.unary_stream(
                 '/embcluster.v1.Embcluster/WatchAnomalies',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.WatchAnomaliesRequest.SerializeToString,
@@ -143,6 +168,16 @@ class EmbclusterStub:
                 '/embcluster.v1.Embcluster/ExplainPoint',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ExplainPointRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.Explanation.FromString,
+                _registered_method=True)
+        self.ExportCollection = channel.unary_unary(
+                '/embcluster.v1.Embcluster/ExportCollection',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ExportCollectionRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.FromString,
+                _registered_method=True)
+        self.ImportCollection = channel.unary_unary(
+                '/embcluster.v1.Embcluster/ImportCollection',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ImportCollectionRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.FromString,
                 _registered_method=True)
 
 
@@ -176,6 +211,20 @@ class EmbclusterServicer:
 
     def DeleteCollection(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachCollection(self, request, context):
+        """Cluster an existing Qdrant collection the service did not create (server runs store=qdrant).
+        Recorded as a VECTOR collection; only the five reserved fields are written (under
+        `field_prefix` if given), every other payload key is left as it is. Points are not ingested
+        or deleted through the service (FAILED_PRECONDITION); points the owner adds are labelled by
+        the next run. DeleteCollection on it keeps the Qdrant collection and removes only the five
+        fields the service wrote. Errors: NOT_FOUND (collection or vector name), FAILED_PRECONDITION
+        (edge store; several named vectors and none chosen; reserved names already taken — the
+        message names the keys), INVALID_ARGUMENT (names, prefix, a distance that is not the collection's).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -240,8 +289,24 @@ class EmbclusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchClusteringRun(self, request, context):
+        """The run's state now and again whenever its state, phase or progress changes (changes faster
+        than the stream is read are coalesced into the latest state); the stream ends after the final
+        state (SUCCEEDED, FAILED or CANCELLED), which is always sent. NOT_FOUND for an unknown run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListClusters(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDrift(self, request, context):
+        """Drift of the served model: against the version it replaced and against the recent ingests.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -279,6 +344,23 @@ class EmbclusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InferSchema(self, request, context):
+        """Events: propose an EventSchema from sample events (nothing is stored).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FitFeaturizer(self, request, context):
+        """EVENT collections: refit the featurizer from every point's stored source, re-featurize
+        every point (store and vector log) and, if a model is served, re-cluster with its k (a new
+        model version). A run like StartClustering (phases fitting_featurizer, featurizing, then
+        the clustering phases), serialised with them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchAnomalies(self, request, context):
         """Anomalies.
         Points flagged at ingest, as they arrive, until the caller cancels. A watcher that falls
@@ -291,6 +373,27 @@ class EmbclusterServicer:
     def ExplainPoint(self, request, context):
         """Why a point is (or is not) flagged: its clusters, distances against radii, its nearest
         normal neighbours.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportCollection(self, request, context):
+        """Move and back up. Paths are on the SERVER's machine (the server reads and writes the file);
+        a relative path is under the server's <data_dir>/snapshots.
+        Write one collection (record, every model version, every point) to a snapshot file.
+        FAILED_PRECONDITION while a clustering run is active (and no run starts during the export);
+        ALREADY_EXISTS if the file exists and overwrite is false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportCollection(self, request, context):
+        """Create a collection from a snapshot file, in this server's storage backend. INVALID_ARGUMENT
+        (naming the member) for a corrupt or truncated file; ALREADY_EXISTS for a taken name;
+        FAILED_PRECONDITION when the snapshot's text model differs from this server's. A failed import
+        leaves nothing behind.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -323,6 +426,11 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.DeleteCollection,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.DeleteCollectionRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.DeleteCollectionResponse.SerializeToString,
+            ),
+            'AttachCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachCollection,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.AttachCollectionRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.Collection.SerializeToString,
             ),
             'Ingest': grpc.unary_unary_rpc_method_handler(
                     servicer.Ingest,
@@ -369,10 +477,20 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.GetClusteringRunRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.SerializeToString,
             ),
+            'WatchClusteringRun': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchClusteringRun,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.GetClusteringRunRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.SerializeToString,
+            ),
             'ListClusters': grpc.unary_unary_rpc_method_handler(
                     servicer.ListClusters,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.SerializeToString,
+            ),
+            'GetDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDrift,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.GetDriftRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.Drift.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -399,6 +517,16 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.SearchRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.SearchResponse.SerializeToString,
             ),
+            'InferSchema': grpc.unary_unary_rpc_method_handler(
+                    servicer.InferSchema,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.InferSchemaRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.InferSchemaResponse.SerializeToString,
+            ),
+            'FitFeaturizer': grpc.unary_unary_rpc_method_handler(
+                    servicer.FitFeaturizer,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.FitFeaturizerRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.SerializeToString,
+            ),
             'WatchAnomalies': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchAnomalies,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.WatchAnomaliesRequest.FromString,
@@ -408,6 +536,16 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.ExplainPoint,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ExplainPointRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.Explanation.SerializeToString,
+            ),
+            'ExportCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportCollection,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ExportCollectionRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.SerializeToString,
+            ),
+            'ImportCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportCollection,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ImportCollectionRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -545,6 +683,33 @@ class Embcluster:
             '/embcluster.v1.Embcluster/DeleteCollection',
             embcluster_dot_v1_dot_embcluster__pb2.DeleteCollectionRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.DeleteCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/AttachCollection',
+            embcluster_dot_v1_dot_embcluster__pb2.AttachCollectionRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.Collection.FromString,
             options,
             channel_credentials,
             insecure,
@@ -799,6 +964,33 @@ class Embcluster:
             _registered_method=True)
 
     @staticmethod
+    def WatchClusteringRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/WatchClusteringRun',
+            embcluster_dot_v1_dot_embcluster__pb2.GetClusteringRunRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListClusters(request,
             target,
             options=(),
@@ -815,6 +1007,33 @@ class Embcluster:
             '/embcluster.v1.Embcluster/ListClusters',
             embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/GetDrift',
+            embcluster_dot_v1_dot_embcluster__pb2.GetDriftRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.Drift.FromString,
             options,
             channel_credentials,
             insecure,
@@ -961,6 +1180,60 @@ class Embcluster:
             _registered_method=True)
 
     @staticmethod
+    def InferSchema(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/InferSchema',
+            embcluster_dot_v1_dot_embcluster__pb2.InferSchemaRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.InferSchemaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FitFeaturizer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/FitFeaturizer',
+            embcluster_dot_v1_dot_embcluster__pb2.FitFeaturizerRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def WatchAnomalies(request,
             target,
             options=(),
@@ -1004,6 +1277,60 @@ class Embcluster:
             '/embcluster.v1.Embcluster/ExplainPoint',
             embcluster_dot_v1_dot_embcluster__pb2.ExplainPointRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/ExportCollection',
+            embcluster_dot_v1_dot_embcluster__pb2.ExportCollectionRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/ImportCollection',
+            embcluster_dot_v1_dot_embcluster__pb2.ImportCollectionRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,249 @@
+"""Re-clustering by itself: a background thread that starts runs when a collection's schedule fires.
+
+Every ``schedule_tick_s`` seconds the :class:`AutoRunner` looks at each collection and starts a
+run through the same path as StartClustering (:meth:`EmbclusterService.start_clustering`) when
+
+* ``interval``: ``schedule.interval_s`` seconds have passed since the last run started (or
+  since the scheduler first saw the collection, if it never ran);
+* ``changes``: at least ``schedule.after_changes`` points were ingested, replaced or deleted
+  since the snapshot of the last successful run;
+* ``drift``: the population stability index of the recent ingests' cluster shares against the
+  served model's fit sample exceeds ``schedule.drift_psi``, over at least ``drift_min_points``
+  recent points and at least ``DRIFT_POINTS_PER_CLUSTER`` per cluster of the served model (the
+  PSI of ``k`` shares drawn from ``n`` points of an unchanged distribution is about
+  ``(k - 1) / n``: 0.5 for k=64 and n=200, which would re-trigger a run after every 200 points);
+* ``restart``: a run was interrupted by a crash; it is re-run once after the start-up catch-up
+  (at most ``restart_attempts`` times over successive crashes, counted in the run records).
+
+One run per collection at a time: a busy collection is skipped. A scheduled run that fails or is
+cancelled holds that collection's schedule off for ``max(schedule_retry_s, interval_s)`` so a
+failing run cannot hot-loop. An unexpected error while checking one collection (its store
+unreachable, its record unwritable) is logged and that collection is left alone for
+``max(schedule_retry_s, 1 s)``; the other collections are checked as usual. The change counter is persisted in the collection record when a
+run starts and ends and by this thread whenever it moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .errors import EmbclusterError, NotFound
+from .schema import RunInfo, RunRequest, RunState, Schedule
+
+if TYPE_CHECKING:
+    from .pipeline import EmbclusterService
+
+__all__ = ["AutoRunner", "ScheduleState", "TRIGGERS", "DRIFT_POINTS_PER_CLUSTER"]
+
+logger = logging.getLogger(__name__)
+
+TRIGGERS = ("manual", "interval", "changes", "drift", "restart")
+#: Recent points per served cluster before the drift trigger may fire: keeps the PSI's sampling
+#: noise of an unchanged distribution near (k - 1) / (20 k) ~ 0.05, under the usual 0.1 "stable".
+DRIFT_POINTS_PER_CLUSTER = 20
+
+
+def _epoch(timestamp: str, default: float) -> float:
+    """Epoch seconds of an RFC 3339 timestamp (``default`` if it is empty or malformed)."""
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return default
+
+
+@dataclass
+class ScheduleState:
+    """One collection's scheduling inputs, as the service reports them."""
+
+    schedule: Schedule | None
+    default_k: int
+    changes_since_run: int
+    changes_total: int
+    last_run_at: float  # epoch seconds the last run started (0 = never)
+    served_version: int
+    catching_up: bool  # the start-up catch-up is still relabelling
+
+
+@dataclass
+class _Tracked:
+    """What the runner remembers per collection (in memory)."""
+
+    first_seen: float
+    persisted_changes: int
+    run_id: str = ""  # the scheduled run it started last, until it finishes
+    not_before: float = 0.0  # back-off after a failed scheduled run
+    quiet_until: float = 0.0  # not checked at all until then (after an unexpected error checking it)
+
+
+class AutoRunner:
+    """The scheduler thread owned by :class:`~embcluster.pipeline.EmbclusterService`.
+
+    Args:
+        service: The service whose collections it watches and whose runs it starts.
+        settings: Tick period, retry back-off, restart attempts, drift minimum.
+    """
+
+    def __init__(self, service: "EmbclusterService", settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self._tracked: dict[str, _Tracked] = {}
+        self._restarts: dict[str, RunInfo] = {}
+        self._tick_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add_restart(self, collection: str, interrupted: RunInfo) -> None:
+        """Re-run ``interrupted`` (a run a crash left unfinished) once the collection is caught up."""
+        self._restarts[collection] = interrupted
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="embcluster-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread; runs it started go on until the service shuts them down."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.schedule_tick_s):
+            try:
+                self.tick()
+            except Exception:  # never let one bad tick end scheduling
+                logger.exception("scheduler tick failed")
+
+    def tick(self, now: float | None = None) -> list[RunInfo]:
+        """Check every collection once; returns the runs started."""
+        with self._tick_lock:
+            now = time.time() if now is None else now
+            started: list[RunInfo] = []
+            names = self.service.collection_names()
+            for gone in set(self._tracked) - set(names):
+                del self._tracked[gone]
+            for name in names:
+                if self._stop.is_set():
+                    break
+                tracked = self._tracked.get(name)
+                if tracked is not None and now < tracked.quiet_until:
+                    continue
+                try:
+                    run = self._check(name, now)
+                except NotFound:  # deleted meanwhile
+                    self._tracked.pop(name, None)
+                    continue
+                except Exception:  # one broken collection must not starve the others
+                    wait = max(self.settings.schedule_retry_s, 1.0)
+                    logger.exception("scheduler: checking %s failed; next check in %.0f s", name, wait)
+                    self._tracked.setdefault(name, _Tracked(first_seen=now, persisted_changes=-1)).quiet_until = now + wait
+                    continue
+                if run is not None:
+                    started.append(run)
+            return started
+
+    def _check(self, name: str, now: float) -> RunInfo | None:
+        svc = self.service
+        state = svc.schedule_state(name)
+        tracked = self._tracked.get(name)
+        if tracked is None:
+            tracked = self._tracked[name] = _Tracked(first_seen=now, persisted_changes=-1)  # unknown: save
+        if state.changes_total != tracked.persisted_changes:  # keep the counter across a crash
+            svc.save_counters(name)
+            tracked.persisted_changes = state.changes_total
+        if svc.runs.active(name) is not None:
+            return None
+        schedule = state.schedule or Schedule()
+        if tracked.run_id:  # the last scheduled run has ended: back off if it did not succeed
+            try:
+                last = svc.runs.get(name, tracked.run_id)
+            except NotFound:
+                last = None
+            if last is not None and last.state.finished and last.state is not RunState.SUCCEEDED:
+                wait = max(self.settings.schedule_retry_s, schedule.interval_s or 0.0)
+                tracked.not_before = _epoch(last.finished_at, now) + wait
+                logger.warning("scheduled run %s of %s ended %s (%s); next scheduled run in %.0f s at the earliest",
+                               last.run_id, name, last.state.value, last.error or "no error", wait)
+            tracked.run_id = ""
+        if name in self._restarts:
+            if state.catching_up:
+                return None
+            restarted = self._restart(name, self._restarts[name])  # kept if this raises: retried
+            del self._restarts[name]
+            return restarted
+        if now < tracked.not_before or not schedule.active:
+            return None
+        trigger = self._due(name, state, schedule, tracked, now)
+        if trigger is None or self._stop.is_set():  # no new run once the service is closing
+            return None
+        try:
+            run = svc.start_clustering(name, RunRequest(k=schedule.k), trigger=trigger)
+        except EmbclusterError as exc:
+            if svc.runs.active(name) is not None:  # a run started by hand meanwhile: just skip
+                return None
+            tracked.not_before = now + max(self.settings.schedule_retry_s, schedule.interval_s or 0.0)
+            logger.warning("scheduled run of %s (%s) not started: %s", name, trigger, exc)
+            return None
+        tracked.run_id = run.run_id
+        return run
+
+    def _due(self, name: str, state: ScheduleState, schedule: Schedule, tracked: _Tracked, now: float) -> str | None:
+        """The trigger that fires now, if any (and the collection can be clustered at all)."""
+        k = schedule.k or state.default_k
+        trigger, why = None, ""
+        if schedule.interval_s is not None:
+            since = now - max(state.last_run_at, tracked.first_seen)
+            if since >= schedule.interval_s:
+                trigger, why = "interval", f"{since:.1f} s since the last run >= {schedule.interval_s:g} s"
+        if trigger is None and schedule.after_changes is not None and state.changes_since_run >= schedule.after_changes:
+            trigger, why = "changes", f"{state.changes_since_run} changed points >= {schedule.after_changes}"
+        if trigger is None and schedule.drift_psi is not None and state.served_version:
+            report = self.service.drift(name)
+            if (report.psi_shares is not None and report.recent_points >= self.settings.drift_min_points
+                    and report.psi_shares > schedule.drift_psi):
+                bins = self.service.get_model(name, report.model_version).k  # only when it could fire
+                if report.recent_points >= DRIFT_POINTS_PER_CLUSTER * bins:
+                    trigger, why = "drift", (f"cluster-share PSI {report.psi_shares:.3f} > {schedule.drift_psi:g} "
+                                             f"over {report.recent_points} recent points")
+                else:
+                    logger.debug("%s: PSI %.3f over %d recent points of %d clusters: too few to tell drift from noise",
+                                 name, report.psi_shares, report.recent_points, bins)
+        if trigger is None:
+            return None
+        count = self.service.point_count(name)
+        if count < max(k, 1):  # nothing a run could do yet; not a failure
+            logger.debug("%s: %s trigger, but %d points < k=%d", name, trigger, count, k)
+            return None
+        logger.info("scheduler: re-clustering %s (trigger %s: %s)", name, trigger, why)
+        return trigger
+
+    def _restart(self, name: str, interrupted: RunInfo) -> RunInfo | None:
+        """Re-run an interrupted run with its own request, unless it already used its attempts."""
+        attempt = interrupted.attempt + 1
+        if attempt > self.settings.restart_attempts:
+            logger.warning("run %s of %s was interrupted again (re-run %d of at most %d): not re-running it",
+                           interrupted.run_id, name, interrupted.attempt, self.settings.restart_attempts)
+            return None
+        req = interrupted.request
+        try:
+            if req.rollback_to:
+                run = self.service.rollback(name, req.rollback_to, trigger="restart", attempt=attempt)
+            else:
+                run = self.service.start_clustering(name, req, trigger="restart", attempt=attempt)
+        except EmbclusterError as exc:
+            logger.warning("interrupted run %s of %s not re-run: %s", interrupted.run_id, name, exc)
+            return None
+        logger.info("scheduler: re-running %s's interrupted run %s as %s (trigger restart, attempt %d)",
+                    name, interrupted.run_id, run.run_id, attempt)
+        self._tracked.setdefault(name, _Tracked(first_seen=time.time(), persisted_changes=-1)).run_id = run.run_id
+        return run

@@ -1,0 +1,402 @@
+"""EVENT collections in the service: ingest, classify and search of typed events, user profiles,
+InferSchema, and the featurizer life cycle.
+
+Life cycle (see also :mod:`embcluster.embed.featurizer`):
+
+* **Before the first fit.** The first ingest batch fits a *provisional* featurizer (version 1)
+  on its own events, so points get vectors from the first call on.
+* **Automatic fit.** When the collection first holds ``Settings.featurizer_min_points`` points
+  while its featurizer is provisional, a refit job is queued (same path as ``FitFeaturizer``).
+* **Refit** (a run on the :class:`~embcluster.scheduler.RunManager`, serialised with clustering
+  runs): fits version F+1 from every point's ``source``, saves it (JSON) and switches the
+  collection record to it, then re-featurizes every point, writing the vector log and the store
+  together under the collection lock, as ingest does (writes to the collection wait meanwhile);
+  each point's payload says its ``featurizer_version``. If a model was served, the same job
+  then re-clusters with its k: a new model version in the new feature space.
+* **Models and featurizers.** Each model records ``params.featurizer_version``. A model fitted on
+  another featurizer version is never applied: until the re-cluster is served, ingest stores
+  unlabelled points and Classify is FAILED_PRECONDITION; a rollback to such a version is refused.
+* **Crash mid-refit.** The record names the new version before any vector is rewritten; points
+  whose ``featurizer_version`` differs from the record's are re-featurized when the collection is
+  opened (and when a refit fails half-way, by the next start), so stored vectors are never
+  silently stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .embed.events import EventFeaturizer, EventSchema, check_schema, infer_schema, parse_events
+from .embed.featurizer import FeaturizerStore
+from .embed.profiles import merge_profile
+from .errors import FailedPrecondition, InvalidArgument
+from .schema import Assignment, CollectionSpec, ItemInput, ItemResult, PointView, RunInfo, RunRequest, SearchHit
+from .store.base import FieldEquals, PointFilter
+from .validation import check_items, check_name
+
+if TYPE_CHECKING:
+    from .anomaly.feed import AnomalyFeed
+    from .config import Settings
+    from .embed.registry import EmbedderRegistry
+    from .models import ClusterModel
+    from .pipeline import _Collection
+    from .scheduler import RunContext, RunManager
+
+__all__ = ["EventOps", "source_view", "MAX_INFER_SAMPLES_FACTOR"]
+
+logger = logging.getLogger(__name__)
+
+MAX_INFER_SAMPLES_FACTOR = 10  # InferSchema takes up to 10 x max_batch_items samples
+
+
+def source_view(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a point shows of its EVENT source: the event's fields, or a profile's aggregates."""
+    if not source:
+        return None
+    if "event" in source:
+        return dict(source["event"])
+    if "profile" in source:
+        return {"entity": source.get("entity", ""), "profile": source["profile"]}
+    return None
+
+
+class EventOps:
+    """EVENT-collection methods of :class:`~embcluster.pipeline.EmbclusterService` (a mixin)."""
+
+    if TYPE_CHECKING:  # provided by EmbclusterService
+        settings: Settings
+        embedders: EmbedderRegistry
+        runs: RunManager
+        anomaly_feed: AnomalyFeed[PointView]
+        metrics: Any
+        _get: Callable[[str], "_Collection"]
+        _view: Callable[..., PointView]
+        _recent_window: Callable[[str], Any]
+        _run: Callable[["_Collection", RunRequest, "RunContext"], None]
+        _start_run: Callable[..., RunInfo]
+
+    # ------------------------------------------------------------------ creation
+
+    def _event_setup(self, spec: CollectionSpec) -> tuple[EventFeaturizer, str, str]:
+        """The unfitted featurizer of a new EVENT collection, its embedder name and fingerprint."""
+        assert spec.event_schema is not None  # check_spec
+        schema = check_schema(spec.event_schema)
+        if schema.has_text:
+            emb = self.embedders.text(spec.embedding_model)
+            return EventFeaturizer(schema, text_embed=emb.embed, text_dim=emb.dim), emb.name, emb.fingerprint
+        if spec.embedding_model:
+            raise InvalidArgument(f"an EVENT schema without text fields takes no embedding_model, "
+                                  f"got {spec.embedding_model!r}")
+        digest = hashlib.sha256(json.dumps(schema.to_json(), sort_keys=True).encode()).hexdigest()
+        return EventFeaturizer(schema), "event", f"event:sha256:{digest}"
+
+    def _event_featurizer(self, coll: "_Collection") -> EventFeaturizer:
+        """The collection's current featurizer (loaded once; unfitted before the first ingest)."""
+        if coll.featurizer is None:
+            rec = coll.record
+            schema = EventSchema.from_json(rec.event_schema or {})
+            text_embed, text_dim = None, 0
+            if schema.has_text:
+                emb = self.embedders.text(rec.embedder)
+                if emb.fingerprint != rec.embedder_fingerprint:
+                    raise FailedPrecondition(
+                        f"collection {rec.name!r} was created with text model {rec.embedder!r} "
+                        f"({rec.embedder_fingerprint[:19]}…); the server now has {emb.fingerprint[:19]}…. "
+                        "Restore that model or re-create the collection")
+                text_embed, text_dim = emb.embed, emb.dim
+            if rec.featurizer_version:
+                data = FeaturizerStore(coll.directory / "featurizers").load_json(rec.featurizer_version)
+                coll.featurizer = EventFeaturizer.from_json(data, text_embed=text_embed)
+            else:
+                coll.featurizer = EventFeaturizer(schema, text_embed=text_embed, text_dim=text_dim)
+        feat: EventFeaturizer = coll.featurizer
+        return feat
+
+    def _install_featurizer(self, coll: "_Collection", feat: EventFeaturizer) -> None:
+        """Save a fitted featurizer and make it the collection's (call under the collection lock)."""
+        FeaturizerStore(coll.directory / "featurizers").save(feat)
+        coll.record.featurizer_version = feat.version
+        coll.record.featurizer_provisional = feat.provisional
+        coll.featurizer = feat
+        coll.save()
+
+    # ------------------------------------------------------------------ featurizing
+
+    def _featurize(self, coll: "_Collection", feat: EventFeaturizer,
+                   sources: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        vectors = feat.transform(sources)
+        if not np.isfinite(vectors).all():
+            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+            raise InvalidArgument(f"item {bad}: the features have non-finite values")
+        if coll.record.metric == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            if (norms == 0).any():
+                bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+                raise InvalidArgument(f"point {bad}: every feature is zero, which has no direction under cosine "
+                                      "distance (give more fields, or create the collection with euclid distance)")
+            vectors = vectors / norms
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _event_points(self, coll: "_Collection", items: Sequence[ItemInput],
+                      parsed: list[dict[str, Any]]) -> tuple[list[str], list[str], list[dict[str, Any]],
+                                                            list[dict[str, Any]], list[int]]:
+        """Point ids, external ids, sources, metadata of the points a batch writes, and each item's point.
+
+        One point per event, or for a profile collection one per entity (its stored profile
+        merged with the batch's events; call under the collection lock).
+        """
+        from .pipeline import point_id_for
+
+        name = coll.record.name
+        schema = self._event_featurizer(coll).schema
+        if not schema.entity_key:
+            ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
+            return (ids, [it.id for it in items], [{"event": ev} for ev in parsed],
+                    [it.metadata or {} for it in items], list(range(len(items))))
+        keys: list[str] = []
+        groups: dict[str, list[int]] = {}
+        for i, ev in enumerate(parsed):
+            key = ev[schema.entity_key]
+            if key not in groups:
+                groups[key] = []
+                keys.append(key)
+            groups[key].append(i)
+        ids = [point_id_for(name, key) for key in keys]
+        stored = {p.id: p.payload for p in coll.store.retrieve(ids)}
+        sources, metas, owner = [], [], [0] * len(items)
+        for g, (key, pid) in enumerate(zip(keys, ids)):
+            old = stored.get(pid, {})
+            events = []
+            meta = dict(old.get("meta") or {})
+            for i in groups[key]:
+                owner[i] = g
+                events.append({**parsed[i], "_id": items[i].id} if items[i].id else parsed[i])
+                meta.update(items[i].metadata or {})
+            sources.append(merge_profile(schema, old.get("source"), key, events))
+            metas.append(meta)
+        return ids, keys, sources, metas, owner
+
+    def _event_model(self, coll: "_Collection") -> "ClusterModel | None":
+        """The served model if it was fitted on the collection's current featurizer version."""
+        model = coll.model
+        if model is None:
+            return None
+        if int(model.params.get("featurizer_version", coll.record.featurizer_version)) != coll.record.featurizer_version:
+            return None
+        return model
+
+    def _check_model_featurizer(self, coll: "_Collection", model: "ClusterModel") -> None:
+        """Refuse to serve a model fitted on another featurizer version than the stored vectors'."""
+        fv = model.params.get("featurizer_version")
+        if coll.record.input_kind == "event" and fv is not None and int(fv) != coll.record.featurizer_version:
+            raise FailedPrecondition(
+                f"model v{model.version} was fitted on featurizer v{fv}; the points are featurized with "
+                f"v{coll.record.featurizer_version}: start a clustering run instead")
+
+    # ------------------------------------------------------------------ ingest / classify / search
+
+    def _ingest_events(self, coll: "_Collection", items: Sequence[ItemInput]) -> list[ItemResult]:
+        """EVENT ingest: parse, (fit the provisional featurizer), featurize, label, write; all or nothing."""
+        rec = coll.record
+        name = rec.name
+        check_items(items, kind="event", dim=rec.dim, settings=self.settings)
+        schema = self._event_featurizer(coll).schema
+        parsed = parse_events(schema, [it.event for it in items], max_text_chars=self.settings.max_text_chars)
+        with coll.lock:
+            coll.check_open()
+            ids, external, sources, metas, owner = self._event_points(coll, items, parsed)
+            feat = self._event_featurizer(coll)
+            first = not feat.version
+            if first:  # before the first fit: a provisional featurizer fitted on this batch
+                feat = feat.fit(sources, version=1, provisional=True)
+            vectors = self._featurize(coll, feat, sources)
+            if first:
+                self._install_featurizer(coll, feat)
+            payloads = [{"external_id": ext, "meta": meta, "source": src, "featurizer_version": feat.version}
+                        for ext, meta, src in zip(external, metas, sources)]
+            model = self._event_model(coll)
+            assigned = model.assign(vectors) if model is not None else None
+            fields = assigned.payloads() if assigned is not None else None
+            if fields is not None:
+                for payload, five in zip(payloads, fields):
+                    payload.update(five)
+            coll.vlog.append(ids, vectors)  # ahead of the store: a crash leaves the doubt in the log's tail
+            try:
+                coll.store.upsert(ids, vectors, payloads)
+            except BaseException:
+                coll.vlog.reconcile(ids, coll.store)
+                raise
+            coll.vlog.mark_consistent()
+            rec.changes_total += len(ids)
+            if assigned is not None:
+                self._recent_window(name).add(assigned.model_version, assigned.rows, assigned.cluster_distance,
+                                              assigned.is_anomaly)
+        self.metrics.observe_ingest(name, len(items))
+        labels = [Assignment(**five) for five in fields] if fields is not None else [None] * len(ids)
+        if assigned is not None and assigned.is_anomaly.any():
+            self.anomaly_feed.publish(name, (
+                PointView(point_id=ids[g], external_id=external[g], metadata=metas[g], text="",
+                          assignment=labels[g], source=source_view(sources[g]))
+                for g in np.flatnonzero(assigned.is_anomaly).tolist()
+            ))
+        self._maybe_auto_refit(coll)
+        return [ItemResult(point_id=ids[g], external_id=external[g], assignment=labels[g]) for g in owner]
+
+    def _event_query_vectors(self, coll: "_Collection", items: Sequence[ItemInput]) -> np.ndarray:
+        """Vectors of events that are not stored (profiles: the entity's profile with them added)."""
+        rec = coll.record
+        check_items(items, kind="event", dim=rec.dim, settings=self.settings, with_ids=False)
+        schema = self._event_featurizer(coll).schema
+        parsed = parse_events(schema, [it.event for it in items], max_text_chars=self.settings.max_text_chars)
+        with coll.lock:
+            feat = self._event_featurizer(coll)
+            if not feat.version:
+                raise FailedPrecondition(f"collection {rec.name!r} has no featurizer yet: ingest events first")
+            if not schema.entity_key:
+                return self._featurize(coll, feat, [{"event": ev} for ev in parsed])
+            out = []
+            for item, ev in zip(items, parsed):  # each event on its own: what its entity would become
+                _, _, sources, _, _ = self._event_points(coll, [item], [ev])
+                out.append(self._featurize(coll, feat, sources))
+            return np.concatenate(out, axis=0)
+
+    def _classify_events(self, coll: "_Collection", items: Sequence[ItemInput]) -> list[Assignment]:
+        vectors = self._event_query_vectors(coll, items)
+        with coll.lock:
+            model = self._event_model(coll)
+            if model is None:
+                raise FailedPrecondition(
+                    f"collection {coll.record.name!r} has no cluster model on featurizer "
+                    f"v{coll.record.featurizer_version} yet: start a clustering run")
+            assigned = model.assign(vectors)
+        return [Assignment(**five) for five in assigned.payloads()]
+
+    def _search_event(self, coll: "_Collection", event: dict[str, Any], limit: int,
+                      cluster_id: int | None) -> list[SearchHit]:
+        if not (1 <= limit <= 1000):
+            raise InvalidArgument(f"limit must be in [1, 1000], got {limit}")
+        query = self._event_query_vectors(coll, [ItemInput(event=event)])[0]
+        flt = PointFilter(must=(FieldEquals("cluster_id", int(cluster_id)),)) if cluster_id is not None else None
+        return [SearchHit(point=self._view(p), score=s) for p, s in coll.store.search(query, limit=limit, flt=flt)]
+
+    # ------------------------------------------------------------------ InferSchema
+
+    def infer_schema(self, samples: Sequence[Mapping[str, Any]], *,
+                     entity_key: str = "") -> tuple[EventSchema, list[str]]:
+        """Propose an event schema from sample events (nothing is stored).
+
+        Returns:
+            The proposed schema and one note per field: the type chosen and why.
+        """
+        limit = MAX_INFER_SAMPLES_FACTOR * self.settings.max_batch_items
+        if len(samples) > limit:
+            raise InvalidArgument(f"{len(samples)} samples; the limit is {limit}")
+        schema, notes = infer_schema(samples, entity_key=entity_key)
+        if not schema.fields:
+            raise InvalidArgument("no usable field in the samples: " + "; ".join(notes))
+        return check_schema(schema), notes
+
+    # ------------------------------------------------------------------ refit
+
+    def fit_featurizer(self, name: str) -> RunInfo:
+        """Queue a featurizer refit of an EVENT collection (a run; see the module docstring)."""
+        coll = self._get(check_name(name))
+        if coll.record.input_kind != "event":
+            raise FailedPrecondition(f"collection {name!r} is {coll.record.input_kind.upper()}: only EVENT "
+                                     "collections have a featurizer")
+        if not coll.store.count():
+            raise FailedPrecondition(f"collection {name!r} is empty: ingest events before fitting the featurizer")
+        return self._start_run(name, RunRequest(refit_featurizer=True), lambda ctx: self._refit_job(coll, ctx, auto=False))
+
+    def _maybe_auto_refit(self, coll: "_Collection") -> None:
+        """Queue the automatic fit once the collection has enough points (provisional featurizer only)."""
+        rec = coll.record
+        if not rec.featurizer_provisional or self.runs.active(rec.name) is not None:
+            return
+        if coll.store.count() < self.settings.featurizer_min_points:
+            return
+        try:
+            # trigger "changes": the point count reached the threshold
+            self._start_run(rec.name, RunRequest(refit_featurizer=True),
+                            lambda ctx: self._refit_job(coll, ctx, auto=True), trigger="changes")
+            logger.info("collection %s reached %d points: fitting its featurizer", rec.name,
+                        self.settings.featurizer_min_points)
+        except FailedPrecondition:  # a run started meanwhile: the next ingest tries again
+            pass
+
+    def _refit_job(self, coll: "_Collection", ctx: "RunContext", *, auto: bool) -> None:
+        rec = coll.record
+        with coll.lock:  # writes wait: no point is featurized or labelled across the switch
+            coll.check_open()
+            old = self._event_featurizer(coll)
+            if auto and not old.provisional:
+                ctx.progress("done", 1.0, persist=True)
+                return
+            ctx.progress("fitting_featurizer", 0.0, persist=True)
+            records = [p.payload["source"] for p in self._scroll_all(coll, with_vectors=False)]
+            if not records:
+                raise FailedPrecondition(f"collection {rec.name!r} is empty")
+            new = old.fit(records, version=rec.featurizer_version + 1, provisional=False)
+            ctx.progress("featurizing", 0.05, persist=True)  # the last point where a cancel is honoured
+            self._install_featurizer(coll, new)  # from here on, points of another version are stale
+            done = self._refeaturize(coll, new, ctx, total=len(records))
+            logger.info("collection %s: featurizer v%d fitted on %d points, %d points re-featurized",
+                        rec.name, new.version, len(records), done)
+            prev = coll.model
+            if prev is not None:  # the served model is in the old feature space: re-cluster
+                self._run(coll, RunRequest(k=prev.k, seed=int(prev.params.get("seed", 0))), ctx)
+            else:
+                ctx.progress("done", 1.0, persist=True, cancellable=False)
+
+    def _scroll_all(self, coll: "_Collection", *, with_vectors: bool,
+                    flt: PointFilter | None = None) -> Iterator[Any]:
+        offset: str | None = None
+        while True:
+            points, offset = coll.store.scroll(limit=self.settings.page_size, offset=offset, flt=flt,
+                                               with_vectors=with_vectors)
+            yield from points
+            if not offset:
+                return
+
+    def _refeaturize(self, coll: "_Collection", feat: EventFeaturizer,
+                     ctx: "RunContext | None", *, total: int) -> int:
+        """Rewrite every point not on ``feat``'s version from its source (store + vector log), page by page."""
+        stale = PointFilter(must_not=(FieldEquals("featurizer_version", feat.version),))
+        done = 0
+        with coll.lock:
+            while True:
+                coll.check_open()
+                points, _ = coll.store.scroll(limit=self.settings.page_size, flt=stale)
+                if not points:
+                    return done
+                ids = [p.id for p in points]
+                vectors = self._featurize(coll, feat, [p.payload["source"] for p in points])
+                payloads = [{**p.payload, "featurizer_version": feat.version} for p in points]
+                coll.vlog.append(ids, vectors)
+                try:
+                    coll.store.upsert(ids, vectors, payloads)
+                except BaseException:
+                    coll.vlog.reconcile(ids, coll.store)
+                    raise
+                coll.vlog.mark_consistent()
+                done += len(ids)
+                if ctx is not None:
+                    ctx.info.points_labelled = done
+                    ctx.progress("featurizing", 0.05 + 0.3 * done / max(total, 1), cancellable=False)
+
+    def _event_open(self, coll: "_Collection") -> None:
+        """At start-up: re-featurize the points an interrupted refit left on an older version."""
+        rec = coll.record
+        if rec.input_kind != "event" or not rec.featurizer_version:
+            return
+        stale = coll.store.count(PointFilter(must_not=(FieldEquals("featurizer_version", rec.featurizer_version),)))
+        if stale:
+            logger.warning("collection %s: %d points are not on featurizer v%d (an interrupted refit): "
+                           "re-featurizing them", rec.name, stale, rec.featurizer_version)
+            self._refeaturize(coll, self._event_featurizer(coll), None, total=stale)

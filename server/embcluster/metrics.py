@@ -1,0 +1,223 @@
+"""Prometheus metrics of one service: counters and histograms recorded as work happens, and
+gauges read from the service when scraped.
+
+Each :class:`ServiceMetrics` owns its own :class:`~prometheus_client.CollectorRegistry` (never the
+process-global one), so several services can live in one process (tests, benchmarks). Every
+series is listed in README.md ("Metrics"); :data:`SERIES` names them for tests and docs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest, start_http_server
+from prometheus_client.registry import Collector
+
+from .errors import EmbclusterError
+from .schema import DriftReport
+
+if TYPE_CHECKING:
+    from .schema import ClusterInfo, CollectionInfo, RunInfo
+
+__all__ = ["ServiceMetrics", "ServiceCollector", "MetricsEndpoint", "SERIES", "DRIFT_FIELDS"]
+
+logger = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_EMBED_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_RUN_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+#: Numeric fields of :class:`~embcluster.schema.DriftReport` exported as ``embcluster_drift_<field>``.
+DRIFT_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(DriftReport) if f.name not in ("collection", "model_version", "previous_version")
+)
+
+#: name -> (type, labels) of every series, as exposed (counters with their ``_total`` suffix).
+SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "embcluster_rpc_requests_total": ("counter", ("method", "code")),
+    "embcluster_rpc_duration_seconds": ("histogram", ("method",)),
+    "embcluster_points_ingested_total": ("counter", ("collection",)),
+    "embcluster_embed_batch_duration_seconds": ("histogram", ("embedder",)),
+    "embcluster_runs_total": ("counter", ("state",)),
+    "embcluster_run_duration_seconds": ("histogram", ("state",)),
+    "embcluster_collection_points": ("gauge", ("collection",)),
+    "embcluster_cluster_points": ("gauge", ("collection", "cluster_id")),
+    "embcluster_collection_clusters": ("gauge", ("collection",)),
+    "embcluster_collection_anomalies": ("gauge", ("collection",)),
+    "embcluster_collection_anomaly_rate": ("gauge", ("collection",)),
+    "embcluster_collection_model_version": ("gauge", ("collection",)),
+    **{f"embcluster_drift_{name}": ("gauge", ("collection",)) for name in DRIFT_FIELDS},
+}
+
+
+class _Observed(Protocol):
+    """What the scrape-time collector reads (``EmbclusterService`` provides it)."""
+
+    def collection_names(self) -> list[str]: ...
+
+    def get_collection(self, name: str) -> CollectionInfo: ...
+
+    def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]: ...
+
+
+class ServiceCollector(Collector):
+    """Gauges read from the service at scrape time: sizes, anomalies, served model, drift.
+
+    A collection deleted between listing and reading is skipped, and so is one whose reading
+    fails otherwise (logged): one broken collection never fails the whole scrape. Drift gauges
+    appear once the service offers ``drift(name)`` and only for values it could measure (None
+    is left out).
+    """
+
+    def __init__(self, service: _Observed) -> None:
+        self._service = service
+
+    def describe(self) -> list[Metric]:
+        return []  # no collect() at registration: the service may not be open yet
+
+    def collect(self) -> Iterator[Metric]:
+        g = {name: GaugeMetricFamily(name, doc, labels=labels) for name, doc, labels in (
+            ("embcluster_collection_points", "Points stored in a collection.", ["collection"]),
+            ("embcluster_cluster_points", "Points labelled with a cluster of the served model.", ["collection", "cluster_id"]),
+            ("embcluster_collection_clusters", "Populated clusters of the served model.", ["collection"]),
+            ("embcluster_collection_anomalies", "Points flagged as anomalies.", ["collection"]),
+            ("embcluster_collection_anomaly_rate", "Flagged share of the collection's points.", ["collection"]),
+            ("embcluster_collection_model_version", "Served model version (0 = none).", ["collection"]),
+        )}
+        drift = {name: GaugeMetricFamily(f"embcluster_drift_{name}", f"Drift of the served model: {name}.",
+                                         labels=["collection"]) for name in DRIFT_FIELDS}
+        drift_of = getattr(self._service, "drift", None)
+        for c in self._service.collection_names():
+            try:
+                info = self._service.get_collection(c)
+            except EmbclusterError:  # deleted meanwhile
+                continue
+            except Exception:  # e.g. its store closed by a concurrent delete
+                logger.warning("metrics of collection %s not exported", c, exc_info=True)
+                continue
+            g["embcluster_collection_points"].add_metric([c], info.point_count)
+            g["embcluster_collection_clusters"].add_metric([c], info.cluster_count)
+            g["embcluster_collection_anomalies"].add_metric([c], info.anomaly_count)
+            g["embcluster_collection_anomaly_rate"].add_metric([c], info.anomaly_count / max(info.point_count, 1))
+            g["embcluster_collection_model_version"].add_metric([c], info.served_model_version)
+            if info.served_model_version:
+                try:
+                    _, clusters = self._service.list_clusters(c)
+                except EmbclusterError:  # deleted or model gone meanwhile
+                    clusters = []
+                except Exception:
+                    logger.warning("cluster sizes of %s not exported", c, exc_info=True)
+                    clusters = []
+                for cl in clusters:
+                    g["embcluster_cluster_points"].add_metric([c, str(cl.cluster_id)], cl.size)
+            if drift_of is not None:
+                try:
+                    report: Any = drift_of(c)
+                except EmbclusterError:  # deleted meanwhile
+                    continue
+                except Exception:  # a scrape must not fail because one report did
+                    logger.warning("drift of %s not exported", c, exc_info=True)
+                    continue
+                for name in DRIFT_FIELDS:
+                    value = getattr(report, name, None)
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        drift[name].add_metric([c], float(value))
+        yield from g.values()
+        yield from drift.values()
+
+
+class ServiceMetrics:
+    """The instruments of one service and the registry that exposes them.
+
+    Args:
+        registry: Registry to use; default a fresh one of its own.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.rpc_requests = Counter("embcluster_rpc_requests", "gRPC calls by method and final status code.",
+                                    ["method", "code"], registry=self.registry)
+        self.rpc_duration = Histogram("embcluster_rpc_duration_seconds",
+                                      "gRPC call latency (a stream: until its last message).", ["method"],
+                                      buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.points_ingested = Counter("embcluster_points_ingested", "Points accepted by Ingest/IngestStream.",
+                                       ["collection"], registry=self.registry)
+        self.embed_duration = Histogram("embcluster_embed_batch_duration_seconds",
+                                        "Time to embed one ingest/classify/search batch.", ["embedder"],
+                                        buckets=_EMBED_BUCKETS, registry=self.registry)
+        self.runs = Counter("embcluster_runs", "Clustering runs by final state.", ["state"], registry=self.registry)
+        self.run_duration = Histogram("embcluster_run_duration_seconds",
+                                      "Clustering run wall time, start to final state.", ["state"],
+                                      buckets=_RUN_BUCKETS, registry=self.registry)
+        self._watched = False
+        self._lock = threading.Lock()
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}  # skips label checks per call
+
+    def watch(self, service: _Observed) -> None:
+        """Export the service's scrape-time gauges (once)."""
+        with self._lock:
+            if not self._watched:
+                self.registry.register(ServiceCollector(service))
+                self._watched = True
+
+    def observe_rpc(self, method: str, code: str, seconds: float) -> None:
+        """One finished gRPC call."""
+        children = self._rpc_children.get((method, code))
+        if children is None:
+            children = (self.rpc_requests.labels(method, code), self.rpc_duration.labels(method))
+            self._rpc_children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_ingest(self, collection: str, points: int) -> None:
+        """Points accepted into a collection."""
+        self.points_ingested.labels(collection).inc(points)
+
+    def forget_collection(self, collection: str) -> None:
+        """Drop a deleted collection's recorded series (else its label stays until the process ends)."""
+        try:
+            self.points_ingested.remove(collection)
+        except KeyError:  # nothing was ingested into it
+            pass
+
+    def observe_embed(self, embedder: str, seconds: float) -> None:
+        """One embedding batch."""
+        self.embed_duration.labels(embedder).observe(seconds)
+
+    def observe_run(self, info: RunInfo, seconds: float) -> None:
+        """A run reached its final state."""
+        state = info.state.value
+        self.runs.labels(state).inc()
+        self.run_duration.labels(state).observe(seconds)
+
+    def render(self) -> bytes:
+        """The text exposition format of every series (what a scrape returns)."""
+        return generate_latest(self.registry)
+
+
+class MetricsEndpoint:
+    """An HTTP server answering ``GET /metrics`` from one registry, on a daemon thread.
+
+    Args:
+        metrics: The metrics to expose.
+        host: Bind address (loopback by default in the settings: metrics name collections).
+        port: Port; 0 picks a free one (see :attr:`port`).
+    """
+
+    def __init__(self, metrics: ServiceMetrics, host: str, port: int) -> None:
+        self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+        self.host = host
+        self.port = int(self._server.server_port)
+        self.url = f"http://{host}:{self.port}/metrics"
+        logger.info("metrics on %s", self.url)
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,185 @@
+"""EVENT collections through the service core: real Lending Club rows end to end, the featurizer
+life cycle (provisional fit, automatic fit, refit with re-featurizing and re-clustering), and
+user profiles built from a stream with two planted behaviours. Qdrant Edge in tmp_path, no gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embcluster.config import Settings
+from embcluster.data import load_lending_club_events
+from embcluster.data.synthetic_events import PROFILE_SCHEMA_FIELDS, planted_profile_stream
+from embcluster.embed.events import EventSchema, FieldSpec
+from embcluster.errors import FailedPrecondition, InvalidArgument
+from embcluster.pipeline import EmbclusterService, point_id_for
+from embcluster.schema import CollectionSettings, CollectionSpec, ItemInput, RunRequest, RunState
+from embcluster.store.base import FieldEquals, PointFilter
+
+
+@pytest.fixture
+def svc(tmp_path: Path):  # type: ignore[no-untyped-def]
+    service = EmbclusterService(Settings(data_dir=tmp_path / "data", featurizer_min_points=600))
+    service.open()
+    yield service
+    service.close()
+
+
+def _auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney AUROC (ties count half)."""
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for v in np.unique(scores):  # average ranks of ties
+        tie = scores == v
+        ranks[tie] = ranks[tie].mean()
+    pos = labels.sum()
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * (len(labels) - pos)))
+
+
+def _ingest(svc: EmbclusterService, name: str, rows: list[dict], batch: int = 500) -> None:
+    for s in range(0, len(rows), batch):
+        svc.ingest(name, [ItemInput(id=r["id"], event=r["event"], metadata={"bad": r["bad"]})
+                          for r in rows[s:s + batch]])
+
+
+def _wait(svc: EmbclusterService, name: str, run_id: str) -> None:
+    svc.wait_idle()
+    run = svc.get_run(name, run_id)
+    assert run.state == RunState.SUCCEEDED, run.error
+
+
+def test_lending_club_flags_concentrate_on_bad_loans(svc: EmbclusterService) -> None:
+    rows = load_lending_club_events()
+    labels = np.array([r["bad"] for r in rows])
+    schema, _ = svc.infer_schema([r["event"] for r in rows[:500]])
+    svc.create_collection(CollectionSpec(name="loans", input_kind="event", metric="euclid", event_schema=schema,
+                                         settings=CollectionSettings(contamination=0.05)))
+    _ingest(svc, "loans", rows)  # the automatic fit fires at 600 points
+    svc.wait_idle()
+    info = svc.get_collection("loans")
+    assert info.featurizer_version == 2 and not info.featurizer_provisional
+    run = svc.start_clustering("loans", RunRequest(k=8))
+    _wait(svc, "loans", run.run_id)
+    views = [svc.get_point("loans", id=r["id"]) for r in rows]
+    scores = np.array([v.assignment.anomaly_score for v in views])
+    flagged = np.array([v.assignment.is_anomaly for v in views])
+    # Bad loans are only mildly unusual (IsolationForest on the numbers scores 0.55 here, see
+    # bench/bench_events.py); a broken featurizer would sit at 0.5 +- 0.03.
+    assert _auroc(scores, labels) > 0.55
+    assert labels[flagged].mean() > 1.4 * labels.mean()  # flags hold more bad loans than chance
+    assert views[0].source["term"] == rows[0]["event"]["term"]  # the event comes back as stored
+    # online = batch: classifying stored events reproduces their stored labels
+    got = svc.classify("loans", [ItemInput(event=r["event"]) for r in rows[:50]])
+    assert [a.cluster_id for a in got] == [v.assignment.cluster_id for v in views[:50]]
+    assert np.allclose([a.anomaly_score for a in got], scores[:50], rtol=1e-4, atol=1e-5)
+    hits = svc.search("loans", event=rows[7]["event"], limit=3)
+    assert hits[0].point.external_id == rows[7]["id"]
+    expl = svc.explain("loans", id=rows[int(np.argmax(scores))]["id"])
+    assert expl.is_anomaly and expl.anomaly_score == pytest.approx(scores.max(), rel=1e-5)
+
+
+def test_featurizer_life_cycle_refit_rewrites_vectors_and_reclusters(svc: EmbclusterService) -> None:
+    rows = load_lending_club_events(limit=400)
+    schema = EventSchema(fields=[FieldSpec("funded_amnt", "numeric", log=True), FieldSpec("term", "categorical"),
+                                 FieldSpec("int_rate", "numeric"), FieldSpec("sub_grade", "categorical", buckets=8)])
+    svc.create_collection(CollectionSpec(name="c", input_kind="event", metric="euclid", event_schema=schema))
+    _ingest(svc, "c", rows[:100])
+    coll = svc._get("c")
+    first = svc.get_collection("c")
+    assert (first.featurizer_version, first.featurizer_provisional) == (1, True)
+    p0 = svc.get_point("c", id=rows[0]["id"], with_vector=True).vector
+    _ingest(svc, "c", rows[100:])  # 400 < 600: no automatic fit
+    svc.wait_idle()
+    assert svc.get_collection("c").featurizer_version == 1
+    run = svc.start_clustering("c", RunRequest(k=4))
+    _wait(svc, "c", run.run_id)
+    assert svc.get_model("c", 0).params["featurizer_version"] == 1
+    refit = svc.fit_featurizer("c")
+    _wait(svc, "c", refit.run_id)
+    info = svc.get_collection("c")
+    assert (info.featurizer_version, info.featurizer_provisional) == (2, False)
+    assert info.served_model_version == 2 and svc.get_model("c", 2).params["featurizer_version"] == 2
+    # every stored vector is the new featurizer's (store and vector log agree), every label the new model's
+    assert coll.store.count(PointFilter(must_not=(FieldEquals("featurizer_version", 2),))) == 0
+    assert coll.store.count(PointFilter(must_not=(FieldEquals("model_version", 2),))) == 0
+    sources = [{"event": svc.get_point("c", id=r["id"]).source} for r in rows[:20]]
+    expected = coll.featurizer.transform(sources)
+    stored = np.array([svc.get_point("c", id=r["id"], with_vector=True).vector for r in rows[:20]])
+    assert np.allclose(stored, expected, atol=1e-6)
+    assert not np.allclose(p0, stored[0])  # the provisional vector was replaced
+    live = coll.vlog.live()
+    ids, vecs = next(coll.vlog.iter_pages(live, 1000))
+    by_id = dict(zip((str(i) for i in ids), vecs))
+    assert np.allclose(by_id[point_id_for("c", rows[0]["id"])], stored[0])
+    assert (tmp := coll.directory / "featurizers" / "f2.json").exists(), tmp
+    # the old model (featurizer v1) cannot be served over v2 vectors
+    with pytest.raises(FailedPrecondition, match="featurizer v1"):
+        svc.rollback("c", 1)
+    # a restart loads the fitted featurizer from JSON and transforms identically
+    svc.close()
+    again = EmbclusterService(svc.settings)
+    again.open()
+    try:
+        assert np.allclose(again._event_featurizer(again._get("c")).transform(sources), expected)
+        assert again.classify("c", [ItemInput(event=rows[0]["event"])])[0].model_version == 2
+    finally:
+        again.close()
+
+
+def test_event_collections_refuse_bad_specs_and_items(svc: EmbclusterService) -> None:
+    schema = EventSchema(fields=[FieldSpec("amount", "numeric", required=True), FieldSpec("ts", "timestamp")])
+    with pytest.raises(InvalidArgument, match="store_source=true"):
+        svc.create_collection(CollectionSpec(name="e", input_kind="event", event_schema=schema, store_source=False))
+    with pytest.raises(InvalidArgument, match="needs an event_schema"):
+        svc.create_collection(CollectionSpec(name="e", input_kind="event"))
+    svc.create_collection(CollectionSpec(name="e", input_kind="event", metric="euclid", event_schema=schema))
+    with pytest.raises(FailedPrecondition, match="no featurizer yet"):
+        svc.classify("e", [ItemInput(event={"amount": 1.0})])
+    good = ItemInput(event={"amount": 1.0, "ts": "2026-01-01T00:00:00Z"})
+    for bad, message in [
+        (ItemInput(event={"amount": "1"}), "item 1 field 'amount': numeric field expects a number"),
+        (ItemInput(event={"ts": 5.0}), "item 1 field 'amount': required field is missing"),
+        (ItemInput(event={"amount": 1.0, "ts": "31/12/2026"}), "item 1 field 'ts': cannot parse timestamp"),
+        (ItemInput(event={"amount": float("nan")}), "item 1 field 'amount': value nan is not finite"),
+        (ItemInput(text="hello"), "item 1: this collection takes events, got text"),
+    ]:
+        with pytest.raises(InvalidArgument, match=message):
+            svc.ingest("e", [good, bad])
+    assert svc.get_collection("e").point_count == 0  # all or nothing
+    with pytest.raises(FailedPrecondition, match="only EVENT collections"):
+        svc.create_collection(CollectionSpec(name="v", input_kind="vector", vector_dim=2))
+        svc.fit_featurizer("v")
+
+
+def test_profiles_separate_planted_behaviours(svc: EmbclusterService) -> None:
+    events, behaviour = planted_profile_stream(n_users=60, events_per_user=15, seed=3)
+    fields = [FieldSpec(**f) for f in PROFILE_SCHEMA_FIELDS]
+    schema = EventSchema(fields=fields, entity_key="user", window_days=30)
+    svc.create_collection(CollectionSpec(name="users", input_kind="event", metric="euclid", event_schema=schema,
+                                         settings=CollectionSettings(contamination=0.02)))
+    for s in range(0, len(events), 100):  # arrives in time order, users interleaved
+        results = svc.ingest("users", [ItemInput(id=f"ev{s + i}", event=e) for i, e in enumerate(events[s:s + 100])])
+        assert results[0].external_id == events[s]["user"]  # each event reports its profile point
+    assert svc.get_collection("users").point_count == 60  # one point per user
+    refit = svc.fit_featurizer("users")
+    _wait(svc, "users", refit.run_id)
+    run = svc.start_clustering("users", RunRequest(k=2))
+    _wait(svc, "users", run.run_id)
+    users = sorted(behaviour)
+    views = [svc.get_point("users", id=u) for u in users]
+    assert views[0].source["profile"]["count"] == 15 and sum(views[0].source["profile"]["hours"]) == 15
+    clusters = np.array([v.assignment.cluster_id for v in views])
+    truth = np.array([behaviour[u] for u in users])
+    purity = sum(np.bincount(truth[clusters == c]).max() for c in np.unique(clusters)) / len(users)
+    assert purity == 1.0 and len(np.unique(clusters)) == 2
+    # a night-time spender's profile moves towards the night cluster as such events arrive
+    day_user = next(u for u in users if behaviour[u] == 0)
+    night_cluster = clusters[truth == 1][0]
+    late = [{"user": day_user, "amount": 900.0, "merchant": "crypto-exchange", "ts": f"2026-11-0{1 + d // 4}T02:{d:02d}:00Z"}
+            for d in range(30)]
+    assert svc.classify("users", [ItemInput(event=late[0])])[0].cluster_id != night_cluster
+    svc.ingest("users", [ItemInput(id=f"late{d}", event=e) for d, e in enumerate(late)])
+    assert svc.get_point("users", id=day_user).assignment.cluster_id == night_cluster
