@@ -349,10 +349,12 @@ class EventOps:
             logger.info("collection %s: featurizer v%d fitted on %d points, %d points re-featurized",
                         rec.name, new.version, len(records), done)
             prev = coll.model
-            if prev is not None:  # the served model is in the old feature space: re-cluster
-                self._run(coll, RunRequest(k=prev.k, seed=int(prev.params.get("seed", 0))), ctx)
-            else:
-                ctx.progress("done", 1.0, persist=True, cancellable=False)
+        # Writes go on from here: until the re-cluster below publishes, new points are stored
+        # unlabelled (the served model is in the old feature space) and its catch-up labels them.
+        if prev is not None:
+            self._run(coll, RunRequest(k=prev.k, seed=int(prev.params.get("seed", 0))), ctx)
+        else:
+            ctx.progress("done", 1.0, persist=True, cancellable=False)
 
     def _scroll_all(self, coll: "_Collection", *, with_vectors: bool,
                     flt: PointFilter | None = None) -> Iterator[Any]:

@@ -483,6 +483,7 @@ class EmbclusterService(EventOps):
             self._collections.pop(name)
             self.runs.unregister(name)
             self._recent.pop(name, None)
+            self._version_drift = {k: v for k, v in self._version_drift.items() if k[0] != name}
         active = self.runs.active(name)
         if active:
             self.runs.cancel(name, active.run_id)
@@ -493,6 +494,8 @@ class EmbclusterService(EventOps):
             coll.closed = True
             coll.store.close()
             coll.vlog.close()
+        self._recent.pop(name, None)  # again: an ingest that held coll.lock may have re-created it
+        self.metrics.forget_collection(name)
         self.anomaly_feed.close(name)
         # Record first: without it a half-deleted directory is discarded at the next start.
         (coll.directory / "collection.json").unlink(missing_ok=True)
@@ -554,9 +557,7 @@ class EmbclusterService(EventOps):
         self._check_writable(coll)
         rec = coll.record
         if rec.input_kind == "event":
-            event_results = self._ingest_events(coll, items)
-            self.metrics.observe_ingest(name, len(event_results))
-            return event_results
+            return self._ingest_events(coll, items)  # records its points in the metrics itself
         parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
                              cosine=rec.metric == "cosine", image_spec=rec.image)
         vectors = self._embed(coll, items, parsed)
@@ -885,8 +886,9 @@ class EmbclusterService(EventOps):
         if versions is None:  # fixed for a served version: computed once
             prev_model = coll.models.load(previous) if previous and previous in coll.models.versions() else None
             versions = version_drift(model, prev_model)
-            self._version_drift = {k: v for k, v in self._version_drift.items() if k[0] != name}
-            self._version_drift[key] = versions
+            with self._lock:  # the scheduler and a scrape may both get here
+                self._version_drift = {k: v for k, v in self._version_drift.items() if k[0] != name}
+                self._version_drift[key] = versions
         recent = recent_drift(model, window)
         return DriftReport(
             collection=name, model_version=model.version, previous_version=previous,
@@ -972,7 +974,7 @@ class EmbclusterService(EventOps):
 
         t0 = time.perf_counter()
         ctx.progress("fitting", 0.05, persist=True)
-        prev = coll.model
+        prev = self._event_model(coll)  # None when it is in another feature space (a refit)
         if req.k_range:
             k, fit, table = choose_k(
                 sample, req.k_range[0], req.k_range[1], metric=rec.metric, seed=seed,  # type: ignore[arg-type]
@@ -1057,7 +1059,7 @@ class EmbclusterService(EventOps):
         counts = np.bincount(rows, minlength=k)
         radius = np.sqrt(sq / np.maximum(counts, 1))
         large = large_clusters(counts)
-        prev = coll.model
+        prev = self._event_model(coll)  # None when it is in another feature space (a refit)
         ids, report, next_id = match_clusters(
             rows, k, prev.assign(sample).cluster_id if prev is not None else None,
             prev.cluster_ids if prev is not None else None, next_id=rec.next_cluster_id,

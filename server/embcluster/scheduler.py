@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import FailedPrecondition, NotFound
+from .errors import FailedPrecondition, NotFound, Unavailable
 from .fsio import read_json, write_json_atomic
 from .schema import RunInfo, RunRequest, RunState
 
@@ -164,7 +164,12 @@ class RunManager:
             self._save(info)
             snapshot = RunInfo.from_json(info.to_json())  # before the worker can touch it
             # The run's log lines carry the request id of the call that started it.
-            future = self._pool.submit(self._execute, ctx, job, contextvars.copy_context())
+            try:
+                future = self._pool.submit(self._execute, ctx, job, contextvars.copy_context())
+            except RuntimeError:  # the pool is shut down: the service is closing
+                info.state, info.error, info.finished_at = RunState.CANCELLED, "the server is shutting down", utcnow()
+                self._save(info)
+                raise Unavailable("the server is shutting down") from None
             self._active[collection] = (ctx, future)
             return snapshot
 
@@ -174,9 +179,9 @@ class RunManager:
             return context.run(self._execute, ctx, job)
         info = ctx.info
         started = time.perf_counter()
-        info.state = RunState.RUNNING
-        self._save(info)
         try:
+            info.state = RunState.RUNNING
+            self._save(info)
             ctx.check()
             job(ctx)
             info.state, info.progress, info.phase = RunState.SUCCEEDED, 1.0, "done"
@@ -193,9 +198,13 @@ class RunManager:
                     callback(info, time.perf_counter() - started)
                 except Exception:
                     logger.exception("run-finished callback failed")
-            self._save(info)
-            with self._lock:
-                self._active.pop(info.collection, None)
+            try:
+                self._save(info)
+            except Exception:  # e.g. a full disk: the collection must still take runs afterwards
+                logger.exception("run %s of %s: final state not saved", info.run_id, info.collection)
+            finally:
+                with self._lock:
+                    self._active.pop(info.collection, None)
 
     def _save(self, info: RunInfo) -> None:
         runs_dir = self._runs_dirs.get(info.collection)
