@@ -38,7 +38,8 @@ def add_parsers(sub: Any) -> None:
     ing.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="default: from the file's suffix")
     ing.add_argument("--id-field", help="field with the caller's id (default 'id', optional per row; "
                                         "when given, every row must have it)")
-    ing.add_argument("--text-field", default="text", help="field with the text (TEXT collections)")
+    ing.add_argument("--text-field", default="text", help="field with the text (TEXT collections; EVENT rows are every field but "
+                     "the id and metadata, IMAGE_METADATA rows title/caption/alt_text/tags/attributes)")
     ing.add_argument("--vector-field", default="vector", help="field with the vector (VECTOR collections)")
     ing.add_argument("--metadata-fields", default="", help="comma-separated fields stored as metadata")
     ing.add_argument("--skip-invalid", action="store_true",

@@ -261,3 +261,46 @@ def test_a_repeated_id_in_one_batch_is_a_later_version_not_a_bad_row(running, tm
     assert c.get_point("log", id="p2").metadata["price"] == 42  # the file's last version
     cp = _checkpoint(path)
     assert (cp["rows"], cp["ingested"], cp["skipped"]) == (12, 12, 0)
+
+
+def test_ingest_event_csv_reads_cells_by_the_schema_and_names_a_bad_number(running, tmp_path, capsys) -> None:
+    from embcluster_client import make_event_schema
+
+    c = running.client
+    c.create_collection("tx", input_kind="event", distance="euclid", event_schema=make_event_schema([
+        {"name": "amount", "type": "numeric", "log": True, "required": True},
+        {"name": "merchant", "type": "categorical"},
+        {"name": "ts", "type": "timestamp"},
+    ]))
+    path = tmp_path / "tx.csv"
+    lines = ["id,amount,merchant,ts,channel"]
+    lines += [f"t{i},{5 + i},{['cafe', 'grocery'][i % 2]},2026-10-0{1 + i % 9}T13:00:00Z,web" for i in range(20)]
+    lines.append("t20,12.5,cafe,,web")  # an empty timestamp cell is a missing value
+    lines.append("t21,lots,cafe,2026-10-01T13:00:00Z,web")  # not a number
+    path.write_text("\n".join(lines) + "\n")
+    assert _ingest(running, path, "-c", "tx", "--batch-size", "8") != 0
+    err = capsys.readouterr().err
+    assert "row 22" in err and "amount" in err and "'lots'" in err
+    assert c.get_collection("tx").point_count == 21  # every row before the bad one
+    p = c.get_point("tx", id="t3")
+    assert p.source["amount"] == 8.0 and p.source["merchant"] == "grocery" and p.source["channel"] == "web"
+    assert "ts" not in c.get_point("tx", id="t20").source
+
+
+def test_ingest_image_metadata_jsonl_and_csv(running, tmp_path, capsys) -> None:
+    c = running.client
+    c.create_collection("icons", input_kind="image_metadata")
+    rows = [{"id": f"i{i}", "title": f"icon {i}", "tags": ["arrow", "left"] if i % 2 else ["cat", "animal"],
+             "attributes": {"weight": "bold"}} for i in range(6)]
+    path = tmp_path / "icons.jsonl"
+    _jsonl(path, rows)
+    assert _ingest(running, path, "-c", "icons") == 0
+    p = c.get_point("icons", id="i1")
+    assert p.image.title == "icon 1" and list(p.image.tags) == ["arrow", "left"]
+    assert p.image.attributes["weight"] == "bold"
+    csv_path = tmp_path / "more.csv"
+    csv_path.write_text('id,title,tags,attributes\nc1,a house,"home; building",{}\nc2,a tree,,"[1]"\n')
+    assert _ingest(running, csv_path, "-c", "icons") != 0
+    err = capsys.readouterr().err
+    assert "row 2" in err and "attributes" in err
+    assert list(c.get_point("icons", id="c1").image.tags) == ["home", "building"]

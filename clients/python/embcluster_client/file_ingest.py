@@ -39,6 +39,7 @@ import grpc
 from embcluster.api.v1 import embcluster_pb2 as pb
 
 from .client import EmbclusterClient
+from .items import make_event, make_image_metadata
 
 __all__ = ["IngestOptions", "IngestSummary", "IngestFailed", "ingest_file", "detect_format",
            "checkpoint_path", "CHECKPOINT_SCHEMA_VERSION"]
@@ -331,7 +332,63 @@ def _vector(value: Any, dim: int) -> list[float]:
     return out
 
 
-def _to_item(data: dict[str, Any], opts: IngestOptions, kind: int, dim: int) -> dict[str, Any]:
+_IMAGE_TEXT_FIELDS = ("title", "caption", "alt_text")
+
+
+def _event_fields(data: dict[str, Any], opts: IngestOptions, types: dict[str, int]) -> pb.Event:
+    """An EVENT row: every field but the id and metadata fields; CSV strings read by the schema's types."""
+    fields: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == opts.id_field or name in opts.metadata_fields:
+            continue
+        ftype = types.get(name)
+        if isinstance(value, str) and ftype in (pb.EVENT_FIELD_TYPE_NUMERIC, pb.EVENT_FIELD_TYPE_TIMESTAMP):
+            if not value.strip():
+                continue  # an empty CSV cell is a missing value (the schema says if it is required)
+            if ftype == pb.EVENT_FIELD_TYPE_NUMERIC:
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise _BadRow(name, f"expected a number, got {value!r:.60}") from None
+        if value is None:
+            continue
+        fields[name] = value
+    try:
+        return make_event(fields)
+    except (TypeError, ValueError) as exc:
+        raise _BadRow(None, str(exc)) from None
+
+
+def _image(data: dict[str, Any]) -> pb.ImageMetadata:
+    """An IMAGE_METADATA row: title, caption, alt_text, tags (a list, or in CSV a string split on , ; |),
+    attributes (an object, or in CSV its JSON text)."""
+    kwargs: dict[str, Any] = {}
+    for name in _IMAGE_TEXT_FIELDS:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _BadRow(name, f"expected a string, got {type(value).__name__} {value!r:.60}")
+        kwargs[name] = value or ""
+    tags = data.get("tags")
+    if isinstance(tags, str):
+        tags = [t.strip() for t in re.split(r"[,;|]", tags) if t.strip()]
+    kwargs["tags"] = tags or []
+    attributes = data.get("attributes")
+    if isinstance(attributes, str):
+        try:
+            attributes = json.loads(attributes) if attributes.strip() else None
+        except json.JSONDecodeError as exc:
+            raise _BadRow("attributes", f"not a JSON object: {exc}") from None
+    if attributes is not None and not isinstance(attributes, dict):
+        raise _BadRow("attributes", f"expected an object, got {type(attributes).__name__}")
+    kwargs["attributes"] = attributes
+    try:
+        return make_image_metadata(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise _BadRow(None, str(exc)) from None
+
+
+def _to_item(data: dict[str, Any], opts: IngestOptions, kind: int, dim: int,
+             event_types: dict[str, int] | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {}
     raw_id = data.get(opts.id_field)
     if raw_id is None or raw_id == "":
@@ -341,7 +398,11 @@ def _to_item(data: dict[str, Any], opts: IngestOptions, kind: int, dim: int) -> 
         item["id"] = str(raw_id)
     else:
         raise _BadRow(opts.id_field, f"id must be a string or an integer, got {type(raw_id).__name__} {raw_id!r:.60}")
-    if kind == pb.INPUT_KIND_VECTOR:
+    if kind == pb.INPUT_KIND_EVENT:
+        item["event"] = _event_fields(data, opts, event_types or {})
+    elif kind == pb.INPUT_KIND_IMAGE_METADATA:
+        item["image"] = _image(data)
+    elif kind == pb.INPUT_KIND_VECTOR:
         if data.get(opts.vector_field) in (None, ""):
             raise _BadRow(opts.vector_field, f"no {opts.vector_field!r} value")
         try:
@@ -443,17 +504,19 @@ def ingest_file(client: EmbclusterClient, path: Path, opts: IngestOptions, *,
         coll = client.get_collection(opts.collection)
     except grpc.RpcError as exc:
         raise IngestFailed(f"collection {opts.collection!r}: {exc.code().name}: {exc.details()}") from None
-    if coll.input_kind not in (pb.INPUT_KIND_TEXT, pb.INPUT_KIND_VECTOR):
+    if coll.input_kind not in (pb.INPUT_KIND_TEXT, pb.INPUT_KIND_VECTOR, pb.INPUT_KIND_EVENT,
+                               pb.INPUT_KIND_IMAGE_METADATA):
         raise IngestFailed(f"collection {opts.collection!r} is {pb.InputKind.Name(coll.input_kind)}; "
-                           "file ingest supports TEXT and VECTOR collections")
+                           "file ingest supports TEXT, VECTOR, EVENT and IMAGE_METADATA collections")
+    event_types = {f.name: f.type for f in coll.event_schema.fields}
+    content_field = {pb.INPUT_KIND_TEXT: opts.text_field, pb.INPUT_KIND_VECTOR: opts.vector_field}.get(coll.input_kind)
     cp_path = checkpoint_path(path, opts.checkpoint)
     cp, digest = _load_checkpoint(path, cp_path, fmt, opts)
     summary = IngestSummary(checkpoint=str(cp_path))
     header: list[str] = []
     if fmt == "csv":
         header, header_raw, header_lines = _csv_header(path)
-        for name in (opts.id_field, opts.text_field if coll.input_kind == pb.INPUT_KIND_TEXT else opts.vector_field,
-                     *opts.metadata_fields):
+        for name in (opts.id_field, *([content_field] if content_field else []), *opts.metadata_fields):
             if name not in header and (name != opts.id_field or opts.require_id):
                 raise IngestFailed(f"{path}: no column {name!r} in the header ({', '.join(header)})")
     if cp is None:
@@ -545,7 +608,7 @@ def ingest_file(client: EmbclusterClient, path: Path, opts: IngestOptions, *,
             try:
                 if row.error is not None or row.data is None:
                     raise _BadRow(row.field, row.error or "unreadable row")
-                item = _to_item(row.data, opts, coll.input_kind, coll.dim)
+                item = _to_item(row.data, opts, coll.input_kind, coll.dim, event_types)
             except _BadRow as exc:
                 if not opts.skip_invalid:
                     store(rows[start:i], good, skipped)
