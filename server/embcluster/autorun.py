@@ -238,6 +238,8 @@ class AutoRunner:
         try:
             if req.rollback_to:
                 run = self.service.rollback(name, req.rollback_to, trigger="restart", attempt=attempt)
+            elif req.refit_featurizer:  # an EVENT featurizer refit (and the re-cluster it entails)
+                run = self.service.fit_featurizer(name, trigger="restart", attempt=attempt)
             else:
                 run = self.service.start_clustering(name, req, trigger="restart", attempt=attempt)
         except EmbclusterError as exc:

@@ -304,7 +304,7 @@ class EventOps:
 
     # ------------------------------------------------------------------ refit
 
-    def fit_featurizer(self, name: str) -> RunInfo:
+    def fit_featurizer(self, name: str, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
         """Queue a featurizer refit of an EVENT collection (a run; see the module docstring)."""
         coll = self._get(check_name(name))
         if coll.record.input_kind != "event":
@@ -312,7 +312,8 @@ class EventOps:
                                      "collections have a featurizer")
         if not coll.store.count():
             raise FailedPrecondition(f"collection {name!r} is empty: ingest events before fitting the featurizer")
-        return self._start_run(name, RunRequest(refit_featurizer=True), lambda ctx: self._refit_job(coll, ctx, auto=False))
+        return self._start_run(name, RunRequest(refit_featurizer=True), lambda ctx: self._refit_job(coll, ctx, auto=False),
+                               trigger=trigger, attempt=attempt)
 
     def _maybe_auto_refit(self, coll: "_Collection") -> None:
         """Queue the automatic fit once the collection has enough points (provisional featurizer only)."""

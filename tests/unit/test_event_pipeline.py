@@ -183,3 +183,39 @@ def test_profiles_separate_planted_behaviours(svc: EmbclusterService) -> None:
     assert svc.classify("users", [ItemInput(event=late[0])])[0].cluster_id != night_cluster
     svc.ingest("users", [ItemInput(id=f"late{d}", event=e) for d, e in enumerate(late)])
     assert svc.get_point("users", id=day_user).assignment.cluster_id == night_cluster
+
+
+def test_a_refit_interrupted_by_a_crash_is_redone_as_a_refit(tmp_path: Path) -> None:
+    from embcluster.fsio import write_json_atomic
+    from embcluster.schema import RunInfo
+
+    root = tmp_path / "data"
+    settings = Settings(data_dir=root, featurizer_min_points=10_000, schedule_tick_s=3600.0)
+    rows = load_lending_club_events()[:300]
+    svc = EmbclusterService(settings)
+    svc.open()
+    schema, _ = svc.infer_schema([r["event"] for r in rows])
+    svc.create_collection(CollectionSpec(name="loans", input_kind="event", metric="euclid", event_schema=schema))
+    _ingest(svc, "loans", rows, batch=100)
+    run = svc.start_clustering("loans", RunRequest(k=4))
+    _wait(svc, "loans", run.run_id)
+    assert svc.get_collection("loans").featurizer_version == 1  # provisional (first batch only)
+    svc.close()
+    dead = RunInfo(run_id="deadrefit", collection="loans", state=RunState.RUNNING,
+                   request=RunRequest(refit_featurizer=True), phase="featurizing",
+                   created_at="2099-01-01T00:00:00.000+00:00", trigger="manual")
+    write_json_atomic(root / "collections" / "loans" / "runs" / "deadrefit.json", dead.to_json())
+    svc = EmbclusterService(settings)
+    svc.open()
+    try:
+        svc.wait_idle()
+        started = svc.autorun.tick()
+        assert len(started) == 1 and started[0].request.refit_featurizer and started[0].trigger == "restart"
+        _wait(svc, "loans", started[0].run_id)
+        info = svc.get_collection("loans")
+        assert info.featurizer_version == 2 and not info.featurizer_provisional
+        assert info.served_model_version == 2  # the refit re-clustered in the new feature space
+        model = svc.get_model("loans", 0)
+        assert model.params["featurizer_version"] == 2 and model.params["previous_version"] == 0
+    finally:
+        svc.close()
