@@ -917,6 +917,21 @@ class EmbclusterService(EventOps):
             catching_up=any(t.is_alive() and t.name == f"catch-up-{name}" for t in self._catchups),
         )
 
+    def state_key(self, name: str) -> tuple[int, int, int] | None:
+        """A key that changes whenever the collection's counts may have (None = they may change any time).
+
+        Lets scrapes reuse counts instead of scanning the store: ingests and deletes move the change
+        counter and a run switches the served version; while a run or catch-up relabels points, or
+        when the points belong to someone else (attached), there is no such key.
+        """
+        coll = self._get(name)
+        rec = coll.record
+        if rec.external_collection or self.runs.active(name) is not None:
+            return None
+        if any(t.is_alive() and t.name == f"catch-up-{name}" for t in self._catchups):
+            return None
+        return rec.changes_total, rec.served_version, rec.featurizer_version
+
     def point_count(self, name: str) -> int:
         """Points stored in a collection."""
         return int(self._get(name).store.count())

@@ -244,3 +244,23 @@ def test_a_forgotten_collection_leaves_no_series() -> None:
     metrics.forget_collection("never-seen")  # nothing to drop: no error
     text = metrics.render().decode()
     assert 'embcluster_points_ingested_total{collection="kept"} 2.0' in text and 'collection="gone"' not in text
+
+
+def test_scrapes_reuse_counts_until_the_collection_changes(running, monkeypatch) -> None:
+    c = running.client
+    svc = running.service
+    c.create_collection("cache", input_kind="vector", vector_dim=8, distance="euclid")
+    vecs = _vectors(60, seed=3)
+    c.ingest("cache", [{"id": f"p{j}", "vector": vecs[j]} for j in range(40)])
+    reads = []
+    real = svc.get_collection
+    monkeypatch.setattr(svc, "get_collection", lambda name: reads.append(name) or real(name))
+    render = svc.metrics.render
+    first = render().decode()
+    assert 'embcluster_collection_points{collection="cache"} 40.0' in first
+    assert render().decode().count('collection="cache"') and reads.count("cache") == 1  # nothing moved: cached
+    c.ingest("cache", [{"id": f"p{j}", "vector": vecs[j]} for j in range(40, 60)])
+    assert 'embcluster_collection_points{collection="cache"} 60.0' in render().decode()
+    assert reads.count("cache") == 2
+    c.delete_points("cache", ids=["p0"])
+    assert 'embcluster_collection_points{collection="cache"} 59.0' in render().decode()
