@@ -109,6 +109,7 @@ def _offline(args: argparse.Namespace) -> int:
     try:
         service = EmbclusterService(settings)  # a Qdrant backend that cannot be reached fails here
         service.open()
+        service.autorun.stop()  # a snapshot command starts no scheduled or restarted clustering runs
         if args.command == "export":
             summary = export_collection(service, args.collection, args.path, overwrite=args.overwrite,
                                         on_progress=progress)

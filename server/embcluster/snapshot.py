@@ -95,6 +95,18 @@ _POINTS_MEMBER = re.compile(r"^points/([0-9]{6,9})\.(ids|f32|payload\.jsonl)$")
 _FILE_MEMBER = re.compile(r"^files/((?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}/){0,3}[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
 _NOT_COPIED_DIRS = ("models", "runs")  # models are members of their own; run records are history
 
+
+def _is_state_file(rel: str) -> bool:
+    """Whether ``rel`` (a ``files/`` member's path) may be written into a collection directory.
+
+    The record, the vector log, models and run records are never taken from ``files/``: a
+    crafted snapshot could otherwise replace them behind the import's own checks.
+    """
+    parts = rel.split("/")
+    return not (rel == "collection.json" or parts[0] in _NOT_COPIED_DIRS
+                or (len(parts) == 1 and parts[0].startswith("vectors.")))
+
+
 _TEXT_MODEL_KINDS = ("text", "image_metadata")  # kinds whose vectors come from a text model
 
 # phase ("export", "verify", "import"), done, total: points (bytes for "verify")
@@ -138,7 +150,21 @@ def resolve_snapshot_path(settings: Settings, path: str) -> Path:
     if "\x00" in path:
         raise InvalidArgument(f"path {path!r} contains a NUL byte")
     p = Path(path).expanduser()
-    return p if p.is_absolute() else (Path(settings.data_dir) / "snapshots" / p).absolute()
+    if p.is_absolute():
+        return p
+    if ".." in p.parts:  # relative paths stay under <data_dir>/snapshots
+        raise InvalidArgument(f"relative snapshot path {path!r} leaves <data_dir>/snapshots ('..'): "
+                              "give an absolute path for a file elsewhere")
+    return (Path(settings.data_dir) / "snapshots" / p).absolute()
+
+
+def _check_export_target(settings: Settings, target: Path) -> None:
+    """An export never writes over the service's own state (its data directory, but for ``snapshots/``)."""
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    where = target.resolve()
+    if where.is_relative_to(data_dir) and not where.is_relative_to(data_dir / "snapshots"):
+        raise InvalidArgument(f"snapshot path {str(target)!r} is inside the data directory {str(data_dir)!r}: "
+                              "write snapshots under its snapshots/ directory (a relative path) or elsewhere")
 
 
 class _Progress:
@@ -239,6 +265,7 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
     started = time.perf_counter()
     coll = service._get(check_name(name))  # noqa: SLF001 - the core's own snapshot stage
     target = resolve_snapshot_path(service.settings, path)
+    _check_export_target(service.settings, target)
     if target.is_dir():
         raise InvalidArgument(f"snapshot path {str(target)!r} is a directory; name a file")
     if target.exists() and not overwrite:
@@ -313,6 +340,11 @@ def _store_pages(coll: _Collection, page_size: int) -> Iterator[_Page]:
         with coll.lock:  # a page never sees half of an ingest batch
             coll.check_open()
             page, offset = coll.store.scroll(limit=page_size, offset=offset, with_vectors=True, with_payload=True)
+        without = [p.id for p in page if p.vector is None]
+        if without:  # a point of an attached collection may lack the clustered vector: not exported
+            logger.warning("export of %s skips %d point(s) without the collection's vector (e.g. %s)",
+                           coll.record.name, len(without), without[0])
+            page = [p for p in page if p.vector is not None]
         if page:
             yield ([p.id for p in page], np.stack([np.asarray(p.vector, dtype=np.float32) for p in page]),
                    [p.payload for p in page])
@@ -376,7 +408,7 @@ def _state_files(directory: Path) -> list[str]:
             continue
         if path.name.startswith("vectors."):
             continue
-        if _FILE_MEMBER.match(f"files/{rel}"):
+        if _FILE_MEMBER.match(f"files/{rel}") and _is_state_file(rel):
             out.append(rel)
         else:  # temp files (".x.tmp") and names the format cannot carry
             logger.debug("snapshot of %s skips %s", directory.name, rel)
@@ -492,9 +524,17 @@ def _parse_manifest(path: Path, data: bytes) -> dict[str, Any]:
     ):
         raise InvalidArgument(f"snapshot {str(path)!r}: member 'manifest.json' has no valid member list")
     for m in members:
+        f = _FILE_MEMBER.match(m["name"])
         if m["name"] != "collection.json" and not _MODEL_MEMBER.match(m["name"]) \
-                and not _POINTS_MEMBER.match(m["name"]) and not _FILE_MEMBER.match(m["name"]):
+                and not _POINTS_MEMBER.match(m["name"]) and not (f and _is_state_file(f.group(1))):
             raise InvalidArgument(f"snapshot {str(path)!r}: unexpected member {m['name']!r}")
+    counts, versions = manifest.get("counts"), manifest.get("model_versions", [])
+    if not isinstance(manifest.get("collection"), dict) or not isinstance(counts, dict) \
+            or not isinstance(counts.get("points"), int) or isinstance(counts.get("points"), bool) \
+            or counts["points"] < 0 or not isinstance(versions, list) \
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in versions):
+        raise InvalidArgument(f"snapshot {str(path)!r}: member 'manifest.json' lacks a valid collection record, "
+                              "point count or model version list")
     return manifest
 
 
@@ -549,6 +589,10 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
         raise InvalidArgument(f"snapshot {str(source)!r}: member 'manifest.json' has an unreadable "
                               f"collection record: {exc}") from None
     source_name = record.name
+    if record.external_collection:  # exported from an attached Qdrant collection: imported as our own
+        logger.info("snapshot %s was exported from attached Qdrant collection %r: imported as a collection "
+                    "of this service", source, record.external_collection)
+        record.external_collection, record.vector_name, record.field_prefix = "", "", ""
     new_name = check_name(name or record.name)
     total = int(manifest["counts"]["points"])
     with service.reserve_name(new_name):  # ALREADY_EXISTS if taken
@@ -556,11 +600,13 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
         record.name = new_name
         directory = service.root / "collections" / new_name
         created: list[Any] = []  # what to undo: the store, the vector log
+        store_created = False  # a store that create() refused (e.g. someone's Qdrant collection) is never dropped
         try:
             shutil.rmtree(directory, ignore_errors=True)  # leftovers of a crashed create/import
             directory.mkdir(parents=True)
             store = service.store_factory.create(new_name, dim=record.dim, metric=record.metric,  # type: ignore[arg-type]
                                                  indexed=INDEXED_FIELDS)
+            store_created = True
             created.append(store)
             vlog = VectorLog(directory, record.dim)
             created.append(vlog)
@@ -580,7 +626,7 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
             vlog.mark_consistent()
             coll.save()  # the record is what makes the collection exist after a restart
         except BaseException:
-            _undo(service, new_name, directory, created)
+            _undo(service, new_name, directory, created, drop_store=store_created)
             raise
         with service._lock:  # noqa: SLF001 - register like create_collection does
             service.runs.register(new_name, directory / "runs")
@@ -595,17 +641,18 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
     return summary
 
 
-def _undo(service: EmbclusterService, name: str, directory: Path, created: list[Any]) -> None:
-    """Remove what a failed import made (its store, vector log and directory)."""
+def _undo(service: EmbclusterService, name: str, directory: Path, created: list[Any], *, drop_store: bool) -> None:
+    """Remove what a failed import made (its store, if it made one, vector log and directory)."""
     for obj in reversed(created):
         try:
             obj.close()
         except Exception:
             logger.exception("closing the partial import of %s failed", name)
-    try:
-        service.store_factory.drop(name)
-    except Exception:
-        logger.exception("dropping the partial store of %s failed", name)
+    if drop_store:
+        try:
+            service.store_factory.drop(name)
+        except Exception:
+            logger.exception("dropping the partial store of %s failed", name)
     shutil.rmtree(directory, ignore_errors=True)
     logger.warning("import of %s failed; removed what it had created", name)
 
@@ -641,6 +688,8 @@ def _load_members(service: EmbclusterService, source: Path, manifest: dict[str, 
                 continue
             f = _FILE_MEMBER.match(name)
             if f:
+                if not _is_state_file(f.group(1)):  # the manifest check refuses these already
+                    raise bad(name, "names a file the import never takes from a snapshot")
                 target = record_dir / f.group(1)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
@@ -688,6 +737,8 @@ def _load_members(service: EmbclusterService, source: Path, manifest: dict[str, 
             if not all(isinstance(pl, dict) for pl in payloads):
                 raise bad(f"{stem}.payload.jsonl", "holds a line that is not a JSON object")
             ids = [str(uuid.UUID(bytes=ids_raw[16 * i:16 * i + 16])) for i in range(n)]
+            if any(not isinstance(pl.get("external_id", ""), str) for pl in payloads):
+                raise bad(f"{stem}.payload.jsonl", "holds an external_id that is not a string")
             if renamed:  # caller ids map to the new collection's derived ids
                 ids = [point_id_for(record.name, pl["external_id"]) if pl.get("external_id") else pid
                        for pid, pl in zip(ids, payloads)]

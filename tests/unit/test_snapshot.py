@@ -260,6 +260,11 @@ def test_existing_names_files_and_active_runs(source: EmbclusterService, tmp_pat
     export_collection(source, NAME, str(snap), overwrite=True)
     with pytest.raises(InvalidArgument, match="does not exist"):
         export_collection(source, NAME, str(tmp_path / "no" / "dir" / "s.tar"))
+    with pytest.raises(InvalidArgument, match=r"leaves <data_dir>/snapshots"):
+        export_collection(source, NAME, "../collections/src/vectors.f32", overwrite=True)
+    with pytest.raises(InvalidArgument, match="inside the data directory"):  # the service's own state
+        export_collection(source, NAME, str(source.root / "collections" / NAME / "collection.json"), overwrite=True)
+    assert source.get_collection(NAME).point_count == N
     rel = export_collection(source, NAME, "nightly/s.tar")  # relative: under <data_dir>/snapshots
     assert rel.path == str((source.root / "snapshots" / "nightly" / "s.tar").absolute())
     with pytest.raises(NotFound):
@@ -284,7 +289,9 @@ def test_member_names_outside_the_format_are_refused(tmp_path: Path) -> None:
         out.addfile(info, io.BytesIO(data))
         return {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
-    for evil in ("files/../../escape.json", "files/.hidden", "/etc/passwd", "models/v1/../../x.npy"):
+    for evil in ("files/../../escape.json", "files/.hidden", "/etc/passwd", "models/v1/../../x.npy",
+                 # state the import never takes from files/: the record, the vector log, models, runs
+                 "files/collection.json", "files/vectors.ids", "files/models/v1/model.json", "files/runs/r.json"):
         path = tmp_path / "evil.tar"
         with tarfile.open(path, "w") as out:
             entries = [member(out, "collection.json", b"{}"), member(out, evil, b"x")]
@@ -326,3 +333,61 @@ def test_writes_during_an_export_never_tear_a_point(tmp_path: Path, vectors_from
         assert shifted >= out.points - 64 - 5  # all but the first page show the replacement
     finally:
         svc.close()
+
+
+def test_import_never_drops_a_qdrant_collection_it_did_not_create(source: EmbclusterService, tmp_path: Path) -> None:
+    """The Qdrant collection the new name maps to exists (someone's data): refused, and left alone."""
+    from qdrant_client import models as qm
+
+    export_collection(source, NAME, str(tmp_path / "snap.tar"))
+    factory = QdrantStoreFactory(QdrantConnection(path=":memory:"), prefix="t_")
+    factory.client.create_collection("t_" + NAME, vectors_config=qm.VectorParams(size=3, distance=qm.Distance.DOT))
+    factory.client.upsert("t_" + NAME, points=[qm.PointStruct(id=1, vector=[1.0, 2.0, 3.0], payload={"theirs": 1})])
+    other = make_service(tmp_path / "b", store_factory=factory)
+    try:
+        with pytest.raises(AlreadyExists, match="not one of this service's collections"):
+            import_collection(other, str(tmp_path / "snap.tar"))
+        assert factory.client.collection_exists("t_" + NAME)
+        (kept,) = factory.client.retrieve("t_" + NAME, ids=[1])
+        assert kept.payload == {"theirs": 1}
+        assert NAME not in [c.name for c in other.list_collections()]
+    finally:
+        other.close()
+        factory.close()
+
+
+def test_snapshot_of_an_attached_collection_imports_as_an_own_collection(tmp_path: Path) -> None:
+    """Export of an attached Qdrant collection, import into Edge: a plain collection of the service."""
+    from qdrant_client import models as qm
+
+    from embcluster.schema import AttachSpec
+
+    factory = QdrantStoreFactory(QdrantConnection(path=":memory:"), prefix="t_")
+    factory.client.create_collection("shop", vectors_config={
+        "image": qm.VectorParams(size=DIM, distance=qm.Distance.COSINE),
+        "text": qm.VectorParams(size=3, distance=qm.Distance.COSINE)})
+    x = blobs(60, 3)
+    points = [qm.PointStruct(id=i, vector={"image": row.tolist()}, payload={"sku": f"S{i}"}) for i, row in enumerate(x)]
+    points.append(qm.PointStruct(id=1000, vector={"text": [1.0, 0.0, 0.0]}, payload={"sku": "no image"}))
+    factory.client.upsert("shop", points=points)
+    svc = EmbclusterService(Settings(data_dir=tmp_path / "q", page_size=16, store="qdrant", qdrant_path=":memory:"),
+                            store_factory=factory)
+    svc.open()
+    edge = make_service(tmp_path / "e")
+    try:
+        svc.attach_collection(AttachSpec(name="shop-map", qdrant_collection="shop", vector_name="image",
+                                         field_prefix="ec_"))
+        run(svc, "shop-map", k=K)
+        out = export_collection(svc, "shop-map", str(tmp_path / "shop.tar"))
+        assert out.points == 60  # the point without the clustered vector is not exported
+        got = import_collection(edge, str(tmp_path / "shop.tar"), name="shop-copy")
+        info = edge.get_collection("shop-copy")
+        assert got.points == 60 and info.attached is None and info.point_count == 60
+        assert edge.get_point("shop-copy", point_id="7").metadata == {"sku": "S7"}
+        assert edge.get_point("shop-copy", point_id="7").assignment is not None
+        edge.ingest("shop-copy", [ItemInput(id="new", vector=CENTERS[0].tolist())])  # its own points now
+        assert edge.get_collection("shop-copy").point_count == 61
+    finally:
+        edge.close()
+        svc.close()
+        factory.close()

@@ -301,6 +301,20 @@ def test_value_counts(filled: VectorStore) -> None:
     assert anomalies == expected
 
 
+def test_value_counts_are_exact_beyond_a_facet_page(backend: Backend, store: VectorStore) -> None:
+    """More distinct values than Qdrant's default facet limit (10): every value, exactly counted."""
+    n = 120
+    store.upsert([uid(i) for i in range(n)], vectors(n), [{"cluster_id": i % 37, "is_anomaly": i % 2 == 0}
+                                                          for i in range(n)])
+    expected = {c: sum(1 for i in range(n) if i % 37 == c) for c in range(37)}
+    assert store.value_counts("cluster_id") == expected
+    flagged = {c: sum(1 for i in range(0, n, 2) if i % 37 == c) for c in range(37)}
+    assert store.value_counts("cluster_id", PointFilter(must=(FieldEquals("is_anomaly", True),))) == flagged
+    if backend.kind != "edge":  # a facet reply that reaches its limit may be truncated: counted by scroll
+        store.facet_limit = 5  # type: ignore[attr-defined]
+        assert store.value_counts("cluster_id") == expected
+
+
 # --------------------------------------------------------------------------- search
 
 
@@ -378,6 +392,23 @@ def test_wrong_dimension_upsert_raises(store: VectorStore) -> None:
         store.upsert([uid(1)], vectors(1, dim=DIM + 1), [{}])
     assert not isinstance(ei.value, AssertionError)
     assert store.count() == 0
+
+
+def test_create_that_fails_midway_leaves_no_collection(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A half-made Qdrant collection would later be refused as someone else's."""
+    if backend.kind == "edge":
+        pytest.skip("Qdrant collections only")
+    factory: QdrantStoreFactory = backend.factory  # type: ignore[assignment]
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("index creation refused")
+
+    monkeypatch.setattr(factory.client, "create_payload_index", refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        factory.create("half", dim=DIM, metric="euclid", indexed=INDEXED)
+    assert not factory.client.collection_exists(factory.qdrant_name("half"))
+    monkeypatch.undo()
+    factory.create("half", dim=DIM, metric="euclid", indexed=INDEXED).close()  # the name is free
 
 
 # --------------------------------------------------------------------------- qdrant-only: int ids

@@ -55,6 +55,9 @@ _INDEX_TYPES = {
     "bool": qm.PayloadSchemaType.BOOL,
     "keyword": qm.PayloadSchemaType.KEYWORD,
 }
+# Distinct values one facet request may return. The server keeps the ``limit`` largest values and
+# drops the rest silently (its default is 10): a reply that reaches the limit may be truncated,
+# so value_counts then counts by scroll instead.
 FACET_LIMIT = 1_000_000
 
 
@@ -206,6 +209,7 @@ class QdrantStore:
         self.metric: Metric = metric
         self.vector_name = vector_name
         self.where = where
+        self.facet_limit = FACET_LIMIT
         self._mutex: Any = lock if lock is not None else contextlib.nullcontext()
 
     @contextlib.contextmanager
@@ -379,8 +383,11 @@ class QdrantStore:
         try:
             with self._call():
                 resp = self._client.facet(self.qdrant_name, key=key, facet_filter=_filter(flt),
-                                          limit=FACET_LIMIT, exact=True)
-            return {hit.value: int(hit.count) for hit in resp.hits}
+                                          limit=self.facet_limit, exact=True)
+            if len(resp.hits) < self.facet_limit:
+                return {hit.value: int(hit.count) for hit in resp.hits}
+            logger.info("facet on %s.%s returned %d values, its limit: counting by scroll", self.qdrant_name,
+                        key, len(resp.hits))
         except Exception as exc:  # e.g. a server without an index on ``key``
             logger.debug("facet on %s.%s failed (%s): counting by scroll", self.qdrant_name, key, exc)
         counts: dict[Any, int] = {}
@@ -489,7 +496,16 @@ class QdrantStoreFactory:
                 shard_number=self.shard_number, replication_factor=self.replication_factor,
             )
         store = QdrantStore(self.client, qname, dim=dim, metric=metric, lock=self._lock, where=self.connection.where)
-        store.create_indexes(indexed)
+        try:
+            store.create_indexes(indexed)
+        except BaseException:
+            # Not left half-made: a later create would take it for someone else's collection.
+            try:
+                with self._guard():
+                    self.client.delete_collection(qname)
+            except Exception:
+                logger.exception("removing Qdrant collection %s after its payload indexes failed", qname)
+            raise
         return store
 
     def open(self, name: str) -> QdrantStore:
