@@ -108,8 +108,7 @@ def _offline(args: argparse.Namespace) -> int:
     service: EmbclusterService | None = None
     try:
         service = EmbclusterService(settings)  # a Qdrant backend that cannot be reached fails here
-        service.open()
-        service.autorun.stop()  # a snapshot command starts no scheduled or restarted clustering runs
+        service.open(background=False)  # no runs, catch-ups or scheduler: the next server start does those
         if args.command == "export":
             summary = export_collection(service, args.collection, args.path, overwrite=args.overwrite,
                                         on_progress=progress)

@@ -99,6 +99,7 @@ RESERVED_FIELDS = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomal
 INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
 _ID_NAMESPACE = uuid.UUID("6f1c7d0e-6d1b-4b8e-9a51-8a6f0c2e4b11")
 RECORD_SCHEMA_VERSION = 1
+CREATING_MARKER = "creating"  # in a collection directory: its store was made, its record not yet saved
 WARM_MAX_ITER = 10  # Lloyd iterations from the previous model's centroids (same k)
 MAX_REFINE_BATCHES = 3  # mini-batches of sample size each, drawn from the rest of the collection
 
@@ -139,6 +140,7 @@ class CollectionRecord:
     event_schema: dict[str, Any] | None = None  # EVENT: EventSchema.to_json()
     featurizer_version: int = 0  # EVENT: the version every stored vector is written with (0 = none yet)
     featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
+    store: str = "edge"  # the backend that holds its points (records older than this field: edge)
 
     @property
     def image(self) -> ImageMetadataSpec:
@@ -219,30 +221,55 @@ class EmbclusterService(EventOps):
 
     # ------------------------------------------------------------------ life cycle
 
-    def open(self) -> None:
-        """Open every collection under the data directory and repair interrupted write-backs."""
+    def open(self, *, background: bool = True) -> None:
+        """Open every collection under the data directory and repair interrupted work.
+
+        Args:
+            background: The server's start (default): interrupted runs are marked failed and
+                re-run, interrupted write-backs and refits are repaired, the scheduler starts.
+                ``False`` (offline tools such as ``embcluster export --data-dir``) opens the
+                collections as they are and leaves all of that to the next server start.
+        """
         coll_root = self.root / "collections"
         coll_root.mkdir(parents=True, exist_ok=True)
         for directory in sorted(p for p in coll_root.iterdir() if p.is_dir()):
             rec_path = directory / "collection.json"
             if not rec_path.exists():  # a create that died before recording: discard
-                shutil.rmtree(directory, ignore_errors=True)
+                self._discard_unrecorded(directory)
                 continue
             coll = self._open_one(directory, rec_path)
             record = coll.record
-            interrupted = self.runs.register(record.name, directory / "runs")
-            if interrupted:  # re-run the newest one once the start-up catch-up is done
-                self.autorun.add_restart(record.name, interrupted[-1])
+            interrupted = self.runs.register(record.name, directory / "runs", mark_interrupted=background)
             self._collections[record.name] = coll
-            self._event_open(coll)  # EVENT: finish a refit a crash interrupted
             logger.info("opened collection %s (%d points, model v%d)", record.name,
                         coll.store.count(), record.served_version)
+            if not background:
+                continue
+            if interrupted:  # re-run the newest one once the start-up catch-up is done
+                self.autorun.add_restart(record.name, interrupted[-1])
+            self._event_open(coll)  # EVENT: finish a refit a crash interrupted
             if coll.store.count(self._stale(coll)):  # a run died mid write-back: undo it
                 thread = threading.Thread(target=self._catch_up_safely, args=(coll,), daemon=True,
                                           name=f"catch-up-{record.name}")
                 thread.start()
                 self._catchups.append(thread)
-        self.autorun.start()
+        if background:
+            self.autorun.start()
+
+    def _discard_unrecorded(self, directory: Path) -> None:
+        """Remove what a create (or import) that died before saving its record left behind.
+
+        Its store is dropped only if the ``creating`` marker says this service made it: the marker
+        is written right after the store's creation succeeds, so a name refused by the backend (a
+        collection of someone else's) never gets one.
+        """
+        if (directory / CREATING_MARKER).exists():
+            try:
+                self.store_factory.drop(directory.name)
+                logger.warning("removed the store of %s, whose creation a crash interrupted", directory.name)
+            except Exception:
+                logger.exception("store of the unfinished collection %s not removed", directory.name)
+        shutil.rmtree(directory, ignore_errors=True)
 
     def _open_one(self, directory: Path, rec_path: Path) -> _Collection:
         """Open one collection's store, vector log and served model; a failure is a clear error."""
@@ -338,6 +365,7 @@ class EmbclusterService(EventOps):
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir(parents=True)
             store = self.store_factory.create(spec.name, dim=emb.dim, metric=spec.metric, indexed=INDEXED_FIELDS)
+            (directory / CREATING_MARKER).touch()  # ours now: a crash before the record drops it at start-up
             record = CollectionRecord(
                 name=spec.name, input_kind=spec.input_kind, metric=spec.metric, dim=emb.dim,
                 embedder=emb.name, embedder_fingerprint=emb.fingerprint, store_source=spec.store_source,
@@ -346,10 +374,12 @@ class EmbclusterService(EventOps):
                 image_spec=(spec.image_spec or ImageMetadataSpec()).to_json()
                 if spec.input_kind == "image_metadata" else None,
                 event_schema=featurizer.schema.to_json() if spec.input_kind == "event" else None,
+                store=self.store_factory.backend,
             )
             coll = _Collection(record=record, store=store, vlog=VectorLog(directory, emb.dim), directory=directory,
                                models=ModelStore(directory / "models"), embedder=emb)
             coll.save()  # the record is what makes the collection exist after a restart
+            (directory / CREATING_MARKER).unlink()
             self.runs.register(spec.name, directory / "runs")
             self._collections[spec.name] = coll
         logger.info("created collection %s (%s, %s, %d-d, %s)", spec.name, spec.input_kind, spec.metric,
@@ -407,7 +437,7 @@ class EmbclusterService(EventOps):
                 embedder_fingerprint=emb.fingerprint, store_source=False,
                 settings=check_effective_settings(CollectionSettings.defaults().merged(spec.settings)),
                 created_at=utcnow(), external_collection=spec.qdrant_collection, vector_name=inner.vector_name,
-                field_prefix=prefix,
+                field_prefix=prefix, store=self.store_factory.backend,
             )
             store = AttachedStore(inner, RESERVED_FIELDS, prefix)
             coll = _Collection(record=record, store=store, vlog=VectorLog(directory, inner.dim), directory=directory,
@@ -421,6 +451,12 @@ class EmbclusterService(EventOps):
 
     def _open_store(self, record: CollectionRecord) -> VectorStore:
         """The store of a recorded collection: the factory's own, or an attached Qdrant collection."""
+        backend = self.store_factory.backend
+        if record.store != backend:  # never open (or later drop) a same-named collection of another backend
+            raise FailedPrecondition(
+                f"collection {record.name!r} lives in the {record.store!r} store, the server runs store="
+                f"{backend!r}: start it with store={record.store}, or move the collection with "
+                "`embcluster export` / `embcluster import`")
         if not record.external_collection:
             return self.store_factory.open(record.name)
         attach = getattr(self.store_factory, "attach", None)
@@ -448,11 +484,16 @@ class EmbclusterService(EventOps):
         """Take the reserved fields this service wrote off an attached collection's points."""
         labelled = PointFilter(must_not=(FieldMissing("model_version"),))
         try:
+            previous: list[str] = []
             while True:
                 points, _ = coll.store.scroll(limit=self.settings.page_size, flt=labelled, with_payload=False)
                 if not points:
                     return
-                coll.store.delete_fields([p.id for p in points], RESERVED_FIELDS)
+                ids = [p.id for p in points]
+                if ids == previous:  # the deletes did not take: never spin on the same page
+                    raise RuntimeError(f"fields of {len(ids)} points could not be removed")
+                coll.store.delete_fields(ids, RESERVED_FIELDS)
+                previous = ids
         except Exception:
             logger.exception("removing the fields written on attached collection %s failed; its other "
                              "payload keys are untouched", coll.record.name)

@@ -88,8 +88,14 @@ class RunManager:
         self._runs_dirs: dict[str, Path] = {}
         self._holds: dict[str, int] = {}  # collection -> holders (exports) while no run may start
 
-    def register(self, collection: str, runs_dir: Path) -> list[RunInfo]:
+    def register(self, collection: str, runs_dir: Path, *, mark_interrupted: bool = True) -> list[RunInfo]:
         """Track a collection's run directory; runs left RUNNING by a dead process become FAILED.
+
+        Args:
+            collection: The collection's name.
+            runs_dir: Where its run records live.
+            mark_interrupted: False for offline tools: unfinished records are left as they are,
+                for the next server start to mark and re-run.
 
         Returns:
             The runs that were interrupted (now FAILED), oldest first; the caller decides
@@ -101,6 +107,10 @@ class RunManager:
         for path in runs_dir.glob("*.json") if runs_dir.exists() else []:
             info = RunInfo.from_json(read_json(path))
             if not info.state.finished:
+                if not mark_interrupted:
+                    interrupted.append(info)
+                    records.append((info.created_at, path))
+                    continue
                 info.state = RunState.FAILED
                 info.error = "interrupted: the server stopped during the run"
                 info.finished_at = utcnow()

@@ -62,7 +62,7 @@ import numpy as np
 from . import __version__
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from .models import ClusterModel, ModelStore
-from .pipeline import INDEXED_FIELDS, CollectionRecord, _Collection, point_id_for
+from .pipeline import CREATING_MARKER, INDEXED_FIELDS, CollectionRecord, _Collection, point_id_for
 from .scheduler import utcnow
 from .store.vectorlog import VectorLog
 from .validation import check_name
@@ -607,6 +607,7 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
             store = service.store_factory.create(new_name, dim=record.dim, metric=record.metric,  # type: ignore[arg-type]
                                                  indexed=INDEXED_FIELDS)
             store_created = True
+            (directory / CREATING_MARKER).touch()  # ours now: a crash before the record drops it at start-up
             created.append(store)
             vlog = VectorLog(directory, record.dim)
             created.append(vlog)
@@ -624,7 +625,9 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
                                           f"is not among its models {models.versions()}")
                 coll.model = models.load(record.served_version)
             vlog.mark_consistent()
+            record.store = service.store_factory.backend  # the backend it now lives in
             coll.save()  # the record is what makes the collection exist after a restart
+            (directory / CREATING_MARKER).unlink()
         except BaseException:
             _undo(service, new_name, directory, created, drop_store=store_created)
             raise

@@ -332,3 +332,23 @@ def test_drift_of_many_clusters_waits_for_enough_points_to_tell_it_from_noise(ro
         svc.runs.wait(NAME, timeout=120)
     finally:
         svc.close()
+
+
+def test_an_offline_open_leaves_interrupted_runs_for_the_server(clustered: EmbclusterService, root: Path) -> None:
+    clustered.close()
+    _interrupt(root, RunRequest(k=3, seed=5))
+    offline = EmbclusterService(Settings(data_dir=root, schedule_tick_s=SLOW_TICK))
+    offline.open(background=False)  # what `embcluster export --data-dir` does
+    try:
+        assert offline.get_run(NAME, "dead0").state is RunState.RUNNING  # untouched
+        assert offline.autorun.tick() == []
+    finally:
+        offline.close()
+    svc = make(root)
+    try:
+        assert svc.get_run(NAME, "dead0").state is RunState.FAILED
+        started = svc.autorun.tick()
+        assert len(started) == 1 and started[0].trigger == "restart"
+        svc.runs.wait(NAME, timeout=120)
+    finally:
+        svc.close()

@@ -257,3 +257,36 @@ def test_attached_collection_deleted_by_its_owner_is_a_clear_start_error(tmp_pat
     with pytest.raises(FailedPrecondition, match=r"'g' is attached to a Qdrant collection that is gone.*remove"):
         svc.open()
     svc.close()
+
+
+def test_a_collection_is_opened_only_by_the_backend_that_holds_it(tmp_path: Path, factory: QdrantStoreFactory) -> None:
+    svc = service(tmp_path / "d", factory)
+    svc.create_collection(CollectionSpec(name="q", input_kind="vector", metric="euclid", vector_dim=DIM))
+    svc.close()
+    edge = EmbclusterService(Settings(data_dir=tmp_path / "d"))  # same data dir, the embedded store
+    with pytest.raises(FailedPrecondition, match=r"'q' lives in the 'qdrant' store, the server runs store='edge'"):
+        edge.open()
+    edge.close()
+    assert factory.client.collection_exists("ec_test_q")  # nothing of it was dropped
+
+
+def test_a_create_that_died_before_its_record_leaves_nothing_behind(tmp_path: Path, factory: QdrantStoreFactory) -> None:
+    svc = service(tmp_path / "d", factory)
+    svc.create_collection(CollectionSpec(name="half", input_kind="vector", metric="euclid", vector_dim=DIM))
+    svc.close()
+    directory = tmp_path / "d" / "collections" / "half"
+    (directory / "collection.json").unlink()  # as if the process died between the store and the record
+    (directory / "creating").touch()
+    svc = service(tmp_path / "d", factory)
+    try:
+        assert not directory.exists() and not factory.client.collection_exists("ec_test_half")
+        svc.create_collection(CollectionSpec(name="half", input_kind="vector", metric="euclid", vector_dim=DIM))
+    finally:
+        svc.close()
+    # without the marker the Qdrant collection is not known to be ours: it is left alone
+    (directory / "collection.json").unlink()
+    svc = service(tmp_path / "d", factory)
+    try:
+        assert factory.client.collection_exists("ec_test_half")
+    finally:
+        svc.close()

@@ -122,6 +122,8 @@ class VectorStore(Protocol):
 class StoreFactory(Protocol):
     """Creates, opens and drops the per-collection stores of one backend."""
 
+    backend: str  # "edge" or "qdrant": recorded with each collection, checked when it is opened
+
     def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> VectorStore:
         """Create an empty store; ``indexed`` maps payload keys to ``integer|bool|keyword``."""
         ...

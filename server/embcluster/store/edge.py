@@ -207,6 +207,8 @@ def shard_vector_params(path: Path) -> tuple[int, Metric]:
 class EdgeStoreFactory:
     """Shards under ``<root>/<name>``; the server process owns every shard it opens."""
 
+    backend = "edge"
+
     def __init__(self, root: Path) -> None:
         self.root = root
 

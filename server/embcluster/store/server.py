@@ -456,6 +456,8 @@ class QdrantStoreFactory:
         replication_factor: Replicas per shard (server default when None).
     """
 
+    backend = "qdrant"
+
     def __init__(self, connection: QdrantConnection, *, prefix: str = "embcluster_",
                  shard_number: int | None = None, replication_factor: int | None = None) -> None:
         self.connection = connection
