@@ -152,3 +152,31 @@ def test_create_never_drops_an_existing_qdrant_collection() -> None:
         f.create("theirs", dim=2, metric="euclid", indexed={})
     assert f.client.count("theirs").count == 1
     f.close()
+
+
+def test_a_refused_api_key_is_not_reported_as_unreachable(tmp_path: Path) -> None:
+    """A gRPC peer that answers every call UNAUTHENTICATED, as a Qdrant server does for a wrong key."""
+    from concurrent import futures
+
+    import grpc
+
+    from embcluster.errors import FailedPrecondition
+
+    class Refuse(grpc.GenericRpcHandler):
+        def service(self, handler_call_details):  # type: ignore[no-untyped-def]
+            def refuse(request, context):  # type: ignore[no-untyped-def]
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid api-key")
+            return grpc.unary_unary_rpc_method_handler(refuse)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Refuse()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        settings = Settings(data_dir=tmp_path, store="qdrant", qdrant_url=f"http://127.0.0.1:{port}",
+                            qdrant_grpc_port=port, qdrant_api_key="wrong", qdrant_timeout_s=5)
+        with pytest.raises(FailedPrecondition, match=r"refused the API key.*UNAUTHENTICATED: Invalid api-key") as e, \
+                pytest.warns(UserWarning, match="insecure connection"):
+            make_store_factory(settings)
+        assert "wrong" not in e.value.message  # the key itself is never printed
+    finally:
+        server.stop(0)

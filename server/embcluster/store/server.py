@@ -163,6 +163,10 @@ class QdrantConnection:
         except Exception as exc:
             client.close()
             detail = _short_error(exc)
+            if detail.startswith(("UNAUTHENTICATED", "PERMISSION_DENIED")):  # reached it: the key is wrong
+                raise FailedPrecondition(
+                    f"the Qdrant server at {self.url} refused the API key (qdrant_api_key"
+                    f"{' is not set' if not self.api_key else ''}): {detail[:300]}") from None
             raise Unavailable(
                 f"cannot reach the Qdrant server at {self.url} (gRPC port {self.grpc_port}): {detail[:300]}"
             ) from None
