@@ -267,8 +267,8 @@ class EventOps:
             return np.concatenate(out, axis=0)
 
     def _classify_events(self, coll: "_Collection", items: Sequence[ItemInput]) -> list[Assignment]:
-        vectors = self._event_query_vectors(coll, items)
-        with coll.lock:
+        with coll.lock:  # one hold: a refit between featurizing and assigning would mix feature spaces
+            vectors = self._event_query_vectors(coll, items)
             model = self._event_model(coll)
             if model is None:
                 raise FailedPrecondition(
@@ -281,9 +281,11 @@ class EventOps:
                       cluster_id: int | None) -> list[SearchHit]:
         if not (1 <= limit <= 1000):
             raise InvalidArgument(f"limit must be in [1, 1000], got {limit}")
-        query = self._event_query_vectors(coll, [ItemInput(event=event)])[0]
         flt = PointFilter(must=(FieldEquals("cluster_id", int(cluster_id)),)) if cluster_id is not None else None
-        return [SearchHit(point=self._view(p), score=s) for p, s in coll.store.search(query, limit=limit, flt=flt)]
+        with coll.lock:  # one hold: a refit between featurizing and searching would compare feature spaces
+            query = self._event_query_vectors(coll, [ItemInput(event=event)])[0]
+            found = coll.store.search(query, limit=limit, flt=flt)
+        return [SearchHit(point=self._view(p), score=s) for p, s in found]
 
     # ------------------------------------------------------------------ InferSchema
 
@@ -344,6 +346,7 @@ class EventOps:
             if not records:
                 raise FailedPrecondition(f"collection {rec.name!r} is empty")
             new = old.fit(records, version=rec.featurizer_version + 1, provisional=False)
+            self._check_refit_writable(coll, new, records)  # before the switch: a refused refit changes nothing
             ctx.progress("featurizing", 0.05, persist=True)  # the last point where a cancel is honoured
             self._install_featurizer(coll, new)  # from here on, points of another version are stale
             done = self._refeaturize(coll, new, ctx, total=len(records))
@@ -356,6 +359,39 @@ class EventOps:
             self._run(coll, RunRequest(k=prev.k, seed=int(prev.params.get("seed", 0))), ctx)
         else:
             ctx.progress("done", 1.0, persist=True, cancellable=False)
+
+    def _check_refit_writable(self, coll: "_Collection", feat: EventFeaturizer,
+                              records: Sequence[Mapping[str, Any]]) -> None:
+        """Refuse a fitted featurizer that cannot write some stored point (non-finite, or zero under cosine).
+
+        Runs before the record switches, so a refused refit leaves every vector on the old
+        version. Text blocks are probed with unit vectors instead of the model: a text embedding
+        is unit length, so only whether a point has text matters to these checks.
+        """
+        dim = feat.text_dim
+
+        def unit(texts: Sequence[str]) -> np.ndarray:
+            out = np.zeros((len(texts), dim))
+            out[:, 0] = 1.0
+            return out
+
+        probe = EventFeaturizer(feat.schema, text_embed=unit if dim else None, text_dim=dim, state=feat.state,
+                                version=feat.version, provisional=feat.provisional)
+        cosine = coll.record.metric == "cosine"
+        page = self.settings.page_size
+        for start in range(0, len(records), page):
+            vectors = probe.transform(records[start:start + page])
+            bad = ~np.isfinite(vectors).all(axis=1)
+            if cosine:
+                bad |= ~(np.linalg.norm(vectors.astype(np.float64), axis=1) > 0)
+            if bad.any():
+                i = start + int(np.flatnonzero(bad)[0])
+                why = "non-finite features" if not np.isfinite(vectors[i - start]).all() else (
+                    "every feature zero, which has no direction under cosine distance")
+                raise FailedPrecondition(
+                    f"featurizer v{feat.version} fitted on {len(records)} points of {coll.record.name!r} would give "
+                    f"a stored point {why} (source {dict(records[i])!r:.300}); the collection stays on featurizer "
+                    f"v{coll.record.featurizer_version} (give more fields, or use euclid distance)")
 
     def _scroll_all(self, coll: "_Collection", *, with_vectors: bool,
                     flt: PointFilter | None = None) -> Iterator[Any]:
@@ -402,4 +438,8 @@ class EventOps:
         if stale:
             logger.warning("collection %s: %d points are not on featurizer v%d (an interrupted refit): "
                            "re-featurizing them", rec.name, stale, rec.featurizer_version)
-            self._refeaturize(coll, self._event_featurizer(coll), None, total=stale)
+            try:
+                self._refeaturize(coll, self._event_featurizer(coll), None, total=stale)
+            except InvalidArgument as exc:  # deterministic: retrying cannot help, and must not stop the server
+                logger.error("collection %s: cannot re-featurize its points on featurizer v%d: %s; they stay "
+                             "on their old version until a refit succeeds", rec.name, rec.featurizer_version, exc)

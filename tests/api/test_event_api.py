@@ -126,3 +126,15 @@ def test_profile_collection_over_grpc(running) -> None:  # type: ignore[no-untyp
     assert p.source["entity"] == "user-0001" and p.source["profile"]["count"] == 10
     night = {m.external_id for m in c.iter_cluster_members("users", p.assignment.cluster_id)}
     assert night == {u for u, b in behaviour.items() if b == behaviour["user-0001"]}
+
+
+def test_out_of_range_timestamp_is_invalid_argument(running) -> None:  # type: ignore[no-untyped-def]
+    c = running.client
+    c.create_collection("tsrange", input_kind="event", distance="euclid", event_schema=SCHEMA)
+    ev = pb.Event()
+    ev.fields["amount"].number_value = 1.0
+    ev.fields["ts"].timestamp_value.seconds = 10**15  # past year 9999
+    with pytest.raises(grpc.RpcError) as e:
+        c._stub.Ingest(pb.IngestRequest(collection="tsrange", items=[pb.Item(event=ev)]))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+    assert "field 'ts': timestamp out of range" in e.value.details()

@@ -219,3 +219,26 @@ def test_a_refit_interrupted_by_a_crash_is_redone_as_a_refit(tmp_path: Path) -> 
         assert model.params["featurizer_version"] == 2 and model.params["previous_version"] == 0
     finally:
         svc.close()
+
+
+def test_a_refit_that_cannot_write_a_point_changes_nothing_and_the_server_restarts(tmp_path: Path) -> None:
+    """Refit median = a stored amount: a zero vector under cosine. Refused before the switch."""
+    settings = Settings(data_dir=tmp_path / "data", featurizer_min_points=10_000, schedule_tick_s=3600.0)
+    svc = EmbclusterService(settings)
+    svc.open()
+    schema = EventSchema(fields=[FieldSpec("amount", "numeric", required=True)])
+    svc.create_collection(CollectionSpec(name="c", input_kind="event", metric="cosine", event_schema=schema))
+    svc.ingest("c", [ItemInput(id="a", event={"amount": 1.0}), ItemInput(id="b", event={"amount": 10.0})])
+    svc.ingest("c", [ItemInput(id="m", event={"amount": 3.0})])  # the median of all three
+    refit = svc.fit_featurizer("c")
+    svc.wait_idle()
+    run = svc.get_run("c", refit.run_id)
+    assert run.state == RunState.FAILED and "stays on featurizer v1" in run.error
+    assert svc.get_collection("c").featurizer_version == 1
+    svc.close()
+    svc = EmbclusterService(settings)
+    svc.open()  # nothing stale: the start-up repair has nothing to do
+    try:
+        assert svc.get_collection("c").featurizer_version == 1 and svc.get_collection("c").point_count == 3
+    finally:
+        svc.close()

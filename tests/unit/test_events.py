@@ -154,3 +154,31 @@ def test_profile_window_dedupe_and_aggregates() -> None:
     feat = EventFeaturizer(schema).fit([src], version=1, provisional=True)
     assert feat.kind == "profile" and feat.dim == profile_dim(schema, 0) == 1 + 2 + 5
     assert feat.transform([src]).shape == (1, feat.dim)
+
+
+def test_hashed_buckets_are_the_same_in_every_process() -> None:
+    """Hashed slots must not depend on Python's per-process salted hash()."""
+    import subprocess
+    import sys
+
+    code = ("from embcluster.embed.events import _hash_slot; "
+            "print([_hash_slot(v, 32) for v in ('m1', 'merchant 7', 'zz')])")
+    outs = set()
+    for seed in ("1", "2"):
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        outs.add(run.stdout.strip())
+    from embcluster.embed.events import _hash_slot
+
+    assert outs == {str([_hash_slot(v, 32) for v in ("m1", "merchant 7", "zz")])}
+
+
+def test_infer_schema_keeps_an_all_distinct_entity_key() -> None:
+    samples = [{"user": f"u{i}", "ts": "2026-01-01T00:00:00Z", "amount": float(i)} for i in range(30)]
+    schema, notes = infer_schema(samples, entity_key="user")
+    key = schema.field("user")
+    assert key is not None and key.type == "categorical" and key.required
+    assert check_schema(schema).entity_key == "user"
+    assert any(n.startswith("user: categorical") for n in notes)
+    plain, _ = infer_schema(samples)  # without entity_key an all-distinct id is still skipped
+    assert plain.field("user") is None

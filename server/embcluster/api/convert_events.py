@@ -19,8 +19,12 @@ _TYPES = {pb.EVENT_FIELD_TYPE_NUMERIC: "numeric", pb.EVENT_FIELD_TYPE_CATEGORICA
 _TYPES_PB = {v: k for k, v in _TYPES.items()}
 
 
-def event_from_pb(msg: pb.Event) -> dict[str, Any]:
-    """Field values as Python values (timestamps as aware UTC datetimes; unset values are missing)."""
+def event_from_pb(msg: pb.Event, where: str = "event") -> dict[str, Any]:
+    """Field values as Python values (timestamps as aware UTC datetimes; unset values are missing).
+
+    Raises:
+        InvalidArgument: a timestamp outside years 1..9999, naming ``where`` and the field.
+    """
     out: dict[str, Any] = {}
     for name, value in msg.fields.items():
         which = value.WhichOneof("kind")
@@ -31,7 +35,11 @@ def event_from_pb(msg: pb.Event) -> dict[str, Any]:
         elif which == "bool_value":
             out[name] = value.bool_value
         elif which == "timestamp_value":
-            out[name] = value.timestamp_value.ToDatetime(tzinfo=timezone.utc)
+            try:
+                out[name] = value.timestamp_value.ToDatetime(tzinfo=timezone.utc)
+            except (ValueError, OverflowError) as exc:  # seconds outside years 1..9999
+                raise InvalidArgument(f"{where} field {name!r}: timestamp out of range "
+                                      f"(seconds {value.timestamp_value.seconds}): {exc}") from None
     return out
 
 

@@ -513,6 +513,8 @@ def infer_schema(samples: Sequence[Mapping[str, Any]], *, entity_key: str = "",
         vals = [s[name] for s in samples if s.get(name) is not None]
         required = len(vals) == n
         spec, note = _infer_field(name, vals, n, max_onehot)
+        if spec is None and name == entity_key and vals:  # an entity key is an identifier by design
+            spec, note = FieldSpec(name, "categorical"), "entity key"
         if spec is None:
             notes.append(f"{name}: skipped ({note})")
             continue
