@@ -181,6 +181,10 @@ class AutoRunner:
             restarted = self._restart(name, self._restarts[name])  # kept if this raises: retried
             del self._restarts[name]
             return restarted
+        if not self._stop.is_set():
+            fitting = svc.maybe_fit_featurizer(name)  # EVENT: an automatic featurizer fit that is due
+            if fitting is not None:
+                return fitting
         if now < tracked.not_before or not schedule.active:
             return None
         trigger = self._due(name, state, schedule, tracked, now)

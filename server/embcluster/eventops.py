@@ -317,21 +317,39 @@ class EventOps:
         return self._start_run(name, RunRequest(refit_featurizer=True), lambda ctx: self._refit_job(coll, ctx, auto=False),
                                trigger=trigger, attempt=attempt)
 
-    def _maybe_auto_refit(self, coll: "_Collection") -> None:
-        """Queue the automatic fit once the collection has enough points (provisional featurizer only)."""
+    def maybe_fit_featurizer(self, name: str) -> RunInfo | None:
+        """Queue the automatic featurizer fit if it is due (the scheduler asks each tick)."""
+        return self._maybe_auto_refit(self._get(name))
+
+    def _maybe_auto_refit(self, coll: "_Collection") -> RunInfo | None:
+        """Queue the automatic fit once the collection has enough points (provisional featurizer only).
+
+        Called after each EVENT ingest, at start-up and by the scheduler, so a threshold crossed
+        while another run was active (or before a crash) is not forgotten. A failed automatic fit
+        is tried again only once the collection has grown by half.
+        """
         rec = coll.record
         if not rec.featurizer_provisional or self.runs.active(rec.name) is not None:
-            return
-        if coll.store.count() < self.settings.featurizer_min_points:
-            return
+            return None
+        count = coll.store.count()
+        if count < max(self.settings.featurizer_min_points, coll.auto_fit_after):
+            return None
+
+        def job(ctx: "RunContext") -> None:
+            try:
+                self._refit_job(coll, ctx, auto=True)
+            except BaseException:
+                coll.auto_fit_after = count + count // 2 + 1
+                raise
+
         try:
             # trigger "changes": the point count reached the threshold
-            self._start_run(rec.name, RunRequest(refit_featurizer=True),
-                            lambda ctx: self._refit_job(coll, ctx, auto=True), trigger="changes")
-            logger.info("collection %s reached %d points: fitting its featurizer", rec.name,
-                        self.settings.featurizer_min_points)
-        except FailedPrecondition:  # a run started meanwhile: the next ingest tries again
-            pass
+            run = self._start_run(rec.name, RunRequest(refit_featurizer=True), job, trigger="changes")
+        except FailedPrecondition:  # a run started meanwhile: the next ingest or tick tries again
+            return None
+        logger.info("collection %s has %d points (>= %d): fitting its featurizer", rec.name, count,
+                    self.settings.featurizer_min_points)
+        return run
 
     def _refit_job(self, coll: "_Collection", ctx: "RunContext", *, auto: bool) -> None:
         rec = coll.record

@@ -177,6 +177,7 @@ class _Collection:
     # after the catch-up has passed it.
     lock: threading.RLock = field(default_factory=threading.RLock)
     closed: bool = False  # set (under ``lock``) when the collection is deleted or the service closes
+    auto_fit_after: int = 0  # EVENT: after a failed automatic featurizer fit, retry from this many points
 
     def check_open(self) -> None:
         """Writers call this under ``lock``: a deleted collection takes no more writes."""
@@ -248,6 +249,8 @@ class EmbclusterService(EventOps):
             if interrupted:  # re-run the newest one once the start-up catch-up is done
                 self.autorun.add_restart(record.name, interrupted[-1])
             self._event_open(coll)  # EVENT: finish a refit a crash interrupted
+            if not interrupted:  # EVENT: a fit due before a crash or while a run was active
+                self._maybe_auto_refit(coll)
             if coll.store.count(self._stale(coll)):  # a run died mid write-back: undo it
                 thread = threading.Thread(target=self._catch_up_safely, args=(coll,), daemon=True,
                                           name=f"catch-up-{record.name}")

@@ -242,3 +242,25 @@ def test_a_refit_that_cannot_write_a_point_changes_nothing_and_the_server_restar
         assert svc.get_collection("c").featurizer_version == 1 and svc.get_collection("c").point_count == 3
     finally:
         svc.close()
+
+
+def test_an_automatic_fit_missed_while_runs_were_held_is_queued_by_the_scheduler(tmp_path: Path) -> None:
+    rows = load_lending_club_events()[:300]
+    svc = EmbclusterService(Settings(data_dir=tmp_path / "data", featurizer_min_points=200, schedule_tick_s=3600.0))
+    svc.open()
+    try:
+        schema, _ = svc.infer_schema([r["event"] for r in rows])
+        svc.create_collection(CollectionSpec(name="loans", input_kind="event", metric="euclid", event_schema=schema))
+        _ingest(svc, "loans", rows[:150], batch=150)
+        with svc.hold_runs("loans"):  # e.g. an export: no run may start, so the ingest cannot queue the fit
+            _ingest(svc, "loans", rows[150:], batch=150)
+        svc.wait_idle()
+        assert svc.get_collection("loans").featurizer_provisional  # missed
+        started = svc.autorun.tick()
+        assert len(started) == 1 and started[0].request.refit_featurizer
+        _wait(svc, "loans", started[0].run_id)
+        info = svc.get_collection("loans")
+        assert info.featurizer_version == 2 and not info.featurizer_provisional
+        assert svc.autorun.tick() == []  # done: nothing more to fit
+    finally:
+        svc.close()

@@ -241,7 +241,7 @@ def items_from_pb(items: Any) -> list[ItemInput]:
                 vector=vector_from_pb(it.vector, f"item {i}") if which == "vector" else None,
                 metadata=_struct_to_dict(it.metadata) if it.HasField("metadata") else None,
                 image=image_from_pb(it.image) if which == "image" else None,
-                event=event_from_pb(it.event) if which == "event" else None,
+                event=event_from_pb(it.event, f"item {i}") if which == "event" else None,
             )
         )
     return out
