@@ -40,6 +40,7 @@ def test_bad_input_names_item_and_field() -> None:
     cases = [
         ({"amount": "12"}, "item 1 field 'amount': numeric field expects a number"),
         ({"amount": math.inf}, "item 1 field 'amount': value inf is not finite"),
+        ({"amount": 1e308}, r"item 1 field 'amount': value 1e\+308 is beyond"),
         ({"mcc": "x"}, "item 1 field 'amount': required field is missing"),
         ({"amount": 1.0, "ts": "last tuesday"}, "item 1 field 'ts': cannot parse timestamp 'last tuesday'"),
         ({"amount": 1.0, "mcc": ["a"]}, "item 1 field 'mcc': categorical field expects a string"),

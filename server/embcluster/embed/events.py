@@ -60,6 +60,7 @@ FIELD_TYPES = ("numeric", "categorical", "timestamp", "text")
 FEATURIZER_SCHEMA_VERSION = 1
 MAX_FIELDS = 256
 MAX_BUCKETS = 4096
+MAX_ABS_NUMBER = 1e300  # numeric field values: larger ones could overflow a profile's sums
 MAX_VOCAB = 100_000  # values remembered by a hashed field (the rest are unknown)
 MAX_CATEGORY_CHARS = 256
 HASHED_BUCKETS = 32  # what InferSchema proposes for a large vocabulary
@@ -232,6 +233,8 @@ def _parse_value(where: str, spec: FieldSpec, value: Any, max_text_chars: int) -
             raise InvalidArgument(f"{where}: numeric field expects a number, got {type(value).__name__} {value!r}")
         if not math.isfinite(value):
             raise InvalidArgument(f"{where}: value {value} is not finite")
+        if abs(value) > MAX_ABS_NUMBER:  # profile sums of up to 100k such values stay finite
+            raise InvalidArgument(f"{where}: value {value} is beyond +-{MAX_ABS_NUMBER:g}")
         return float(value)
     if t == "categorical":
         if isinstance(value, bool):
