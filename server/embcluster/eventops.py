@@ -80,6 +80,7 @@ class EventOps:
         _recent_window: Callable[[str], Any]
         _run: Callable[["_Collection", RunRequest, "RunContext"], None]
         _start_run: Callable[..., RunInfo]
+        _write_points: Callable[..., None]
 
     # ------------------------------------------------------------------ creation
 
@@ -226,13 +227,7 @@ class EventOps:
             if fields is not None:
                 for payload, five in zip(payloads, fields):
                     payload.update(five)
-            coll.vlog.append(ids, vectors)  # ahead of the store: a crash leaves the doubt in the log's tail
-            try:
-                coll.store.upsert(ids, vectors, payloads)
-            except BaseException:
-                coll.vlog.reconcile(ids, coll.store)
-                raise
-            coll.vlog.mark_consistent()
+            self._write_points(coll, ids, vectors, payloads)
             rec.changes_total += len(ids)
             if assigned is not None:
                 self._recent_window(name).add(assigned.model_version, assigned.rows, assigned.cluster_distance,
@@ -435,13 +430,7 @@ class EventOps:
                 ids = [p.id for p in points]
                 vectors = self._featurize(coll, feat, [p.payload["source"] for p in points])
                 payloads = [{**p.payload, "featurizer_version": feat.version} for p in points]
-                coll.vlog.append(ids, vectors)
-                try:
-                    coll.store.upsert(ids, vectors, payloads)
-                except BaseException:
-                    coll.vlog.reconcile(ids, coll.store)
-                    raise
-                coll.vlog.mark_consistent()
+                self._write_points(coll, ids, vectors, payloads)
                 done += len(ids)
                 if ctx is not None:
                     ctx.info.points_labelled = done

@@ -624,13 +624,7 @@ class EmbclusterService(EventOps):
                 for payload, five in zip(payloads, fields):
                     payload.update(five)
             coll.check_open()
-            coll.vlog.append(ids, vectors)  # ahead of the store: a crash leaves the doubt in the log's tail
-            try:
-                coll.store.upsert(ids, vectors, payloads)
-            except BaseException:
-                coll.vlog.reconcile(ids, coll.store)
-                raise
-            coll.vlog.mark_consistent()
+            self._write_points(coll, ids, vectors, payloads)
             rec.changes_total += len(ids)
             if assigned is not None:  # drift: what the served model saw of the newest ingests
                 self._recent_window(name).add(assigned.model_version, assigned.rows, assigned.cluster_distance,
@@ -645,6 +639,22 @@ class EmbclusterService(EventOps):
             ))
         return [ItemResult(point_id=pid, external_id=it.id, assignment=label)
                 for pid, it, label in zip(ids, items, labels)]
+
+    @staticmethod
+    def _write_points(coll: _Collection, ids: Sequence[str], vectors: np.ndarray,
+                      payloads: Sequence[dict[str, Any]]) -> None:
+        """Upsert points into the vector log and the store as one step (caller holds ``coll.lock``).
+
+        The log is appended first: a crash between the two leaves the doubt in the log's tail,
+        which the next open repairs against the store; a failed upsert reconciles it now.
+        """
+        coll.vlog.append(ids, vectors)
+        try:
+            coll.store.upsert(ids, vectors, payloads)
+        except BaseException:
+            coll.vlog.reconcile(ids, coll.store)
+            raise
+        coll.vlog.mark_consistent()
 
     def delete_points(self, name: str, *, ids: Sequence[str] = (), point_ids: Sequence[str] = ()) -> int:
         """Delete points by caller id and/or point id; returns how many existed."""

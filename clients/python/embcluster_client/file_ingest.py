@@ -626,30 +626,24 @@ def ingest_file(client: EmbclusterClient, path: Path, opts: IngestOptions, *,
             good.append((row, item))
         store(rows[start:], good, skipped)
 
+    def send_all(rows_iter: Iterator[_Row]) -> None:
+        batch: list[_Row] = []
+        for row in rows_iter:
+            batch.append(row)
+            if len(batch) >= opts.batch_size:
+                send(batch)
+                batch = []
+        if batch:
+            send(batch)
+
     try:
         if fmt == "parquet":
-            rows_iter: Iterator[_Row] = _read_parquet(path, cp.rows)
-            batch: list[_Row] = []
-            for row in rows_iter:
-                batch.append(row)
-                if len(batch) >= opts.batch_size:
-                    send(batch)
-                    batch = []
-            if batch:
-                send(batch)
+            send_all(_read_parquet(path, cp.rows))
         else:
             with open(path, "rb") as f:
                 f.seek(cp.offset)
-                rows_iter = (_read_jsonl(f, cp.rows, cp.lines) if fmt == "jsonl"
-                             else _read_csv(f, cp.header or header, cp.rows, cp.lines))
-                batch = []
-                for row in rows_iter:
-                    batch.append(row)
-                    if len(batch) >= opts.batch_size:
-                        send(batch)
-                        batch = []
-                if batch:
-                    send(batch)
+                send_all(_read_jsonl(f, cp.rows, cp.lines) if fmt == "jsonl"
+                         else _read_csv(f, cp.header or header, cp.rows, cp.lines))
     finally:
         if skipped_file is not None:
             skipped_file.close()
