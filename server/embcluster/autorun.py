@@ -68,6 +68,7 @@ class ScheduleState:
     last_run_at: float  # epoch seconds the last run started (0 = never)
     served_version: int
     catching_up: bool  # the start-up catch-up is still relabelling
+    served_k: int = 0  # clusters of the served model (0 = none), read from memory
 
 
 @dataclass
@@ -215,7 +216,8 @@ class AutoRunner:
             report = self.service.drift(name)
             if (report.psi_shares is not None and report.recent_points >= self.settings.drift_min_points
                     and report.psi_shares > schedule.drift_psi):
-                bins = self.service.get_model(name, report.model_version).k  # only when it could fire
+                bins = (state.served_k if state.served_k and report.model_version == state.served_version
+                        else self.service.get_model(name, report.model_version).k)  # no file read per tick
                 if report.recent_points >= DRIFT_POINTS_PER_CLUSTER * bins:
                     trigger, why = "drift", (f"cluster-share PSI {report.psi_shares:.3f} > {schedule.drift_psi:g} "
                                              f"over {report.recent_points} recent points")

@@ -145,12 +145,13 @@ class EventOps:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _event_points(self, coll: "_Collection", items: Sequence[ItemInput],
-                      parsed: list[dict[str, Any]]) -> tuple[list[str], list[str], list[dict[str, Any]],
-                                                            list[dict[str, Any]], list[int]]:
+                      parsed: list[dict[str, Any]], stored: Mapping[str, Any] | None = None,
+                      ) -> tuple[list[str], list[str], list[dict[str, Any]], list[dict[str, Any]], list[int]]:
         """Point ids, external ids, sources, metadata of the points a batch writes, and each item's point.
 
         One point per event, or for a profile collection one per entity (its stored profile
-        merged with the batch's events; call under the collection lock).
+        merged with the batch's events; call under the collection lock). ``stored``: the
+        entities' payloads by point id, when the caller has already retrieved them.
         """
         from .pipeline import point_id_for
 
@@ -169,7 +170,8 @@ class EventOps:
                 keys.append(key)
             groups[key].append(i)
         ids = [point_id_for(name, key) for key in keys]
-        stored = {p.id: p.payload for p in coll.store.retrieve(ids)}
+        if stored is None:
+            stored = {p.id: p.payload for p in coll.store.retrieve(ids)}
         sources, metas, owner = [], [], [0] * len(items)
         for g, (key, pid) in enumerate(zip(keys, ids)):
             old = stored.get(pid, {})
@@ -255,11 +257,13 @@ class EventOps:
                 raise FailedPrecondition(f"collection {rec.name!r} has no featurizer yet: ingest events first")
             if not schema.entity_key:
                 return self._featurize(coll, feat, [{"event": ev} for ev in parsed])
-            out = []
-            for item, ev in zip(items, parsed):  # each event on its own: what its entity would become
-                _, _, sources, _, _ = self._event_points(coll, [item], [ev])
-                out.append(self._featurize(coll, feat, sources))
-            return np.concatenate(out, axis=0)
+            from .pipeline import point_id_for
+
+            entity_ids = list(dict.fromkeys(point_id_for(rec.name, ev[schema.entity_key]) for ev in parsed))
+            stored = {p.id: p.payload for p in coll.store.retrieve(entity_ids)}  # one read for the batch
+            # each event on its own: what its entity would become; featurized (and text-embedded) as one batch
+            sources = [self._event_points(coll, [item], [ev], stored)[2][0] for item, ev in zip(items, parsed)]
+            return self._featurize(coll, feat, sources)
 
     def _classify_events(self, coll: "_Collection", items: Sequence[ItemInput]) -> list[Assignment]:
         with coll.lock:  # one hold: a refit between featurizing and assigning would mix feature spaces

@@ -77,7 +77,7 @@ from .schema import (
 from .store.base import FieldEquals, FieldMissing, PointFilter, PointId, StoreFactory, VectorStore
 from .store import make_store_factory
 from .store.attached import AttachedStore, taken_keys
-from .store.server import parse_public_point_id, public_point_id
+from .store.ids import parse_public_point_id, public_point_id
 from .store.vectorlog import LiveSet, VectorLog
 from .validation import (
     check_effective_settings,
@@ -602,12 +602,13 @@ class EmbclusterService(EventOps):
         rec = coll.record
         if rec.input_kind == "event":
             return self._ingest_events(coll, items)  # records its points in the metrics itself
+        image_spec = rec.image  # parsed once per call, not once per item
         parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
-                             cosine=rec.metric == "cosine", image_spec=rec.image)
+                             cosine=rec.metric == "cosine", image_spec=image_spec)
         vectors = self._embed(coll, items, parsed)
         ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
         # What a point shows as its text: the text itself, or the rendering of its image metadata.
-        texts = ([render_image_metadata(it.image, rec.image) for it in items]  # type: ignore[arg-type]
+        texts = ([render_image_metadata(it.image, image_spec) for it in items]  # type: ignore[arg-type]
                  if rec.input_kind == "image_metadata" else [it.text for it in items])
         payloads: list[dict[str, Any]] = []
         for it, text in zip(items, texts):
@@ -968,7 +969,7 @@ class EmbclusterService(EventOps):
             schedule=rec.settings.schedule, default_k=int(rec.settings.default_k or 8),
             changes_since_run=rec.changes_total - rec.changes_at_run, changes_total=rec.changes_total,
             last_run_at=rec.last_run_at, served_version=rec.served_version,
-            catching_up=any(t.is_alive() and t.name == f"catch-up-{name}" for t in self._catchups),
+            catching_up=self._catching_up(name), served_k=coll.model.k if coll.model is not None else 0,
         )
 
     def state_key(self, name: str) -> tuple[int, int, int] | None:
@@ -982,9 +983,13 @@ class EmbclusterService(EventOps):
         rec = coll.record
         if rec.external_collection or self.runs.active(name) is not None:
             return None
-        if any(t.is_alive() and t.name == f"catch-up-{name}" for t in self._catchups):
+        if self._catching_up(name):
             return None
         return rec.changes_total, rec.served_version, rec.featurizer_version
+
+    def _catching_up(self, name: str) -> bool:
+        """Whether the start-up catch-up of ``name`` is still relabelling."""
+        return any(t.is_alive() and t.name == f"catch-up-{name}" for t in self._catchups)
 
     def point_count(self, name: str) -> int:
         """Points stored in a collection."""

@@ -33,6 +33,8 @@ from qdrant_client import models as qm
 
 from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .base import Condition, FieldEquals, Metric, PointFilter, PointId, StoredPoint
+from .ids import INT_ID_TAG, int_point_id, parse_public_point_id, public_point_id
+from .ids import tagged_int as _tagged_int
 
 __all__ = [
     "INT_ID_TAG",
@@ -46,9 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-INT_ID_TAG = 0x9E3779B97F4A7C15  # high 64 bits of the UUID that carries an unsigned-int point id
-_TAG_SHIFT = 64
-_LOW_MASK = (1 << 64) - 1
 _DISTANCES = {"cosine": qm.Distance.COSINE, "euclid": qm.Distance.EUCLID}
 _INDEX_TYPES = {
     "integer": qm.PayloadSchemaType.INTEGER,
@@ -59,33 +58,6 @@ _INDEX_TYPES = {
 # drops the rest silently (its default is 10): a reply that reaches the limit may be truncated,
 # so value_counts then counts by scroll instead.
 FACET_LIMIT = 1_000_000
-
-
-def int_point_id(n: int) -> str:
-    """The UUID string that carries the unsigned-int Qdrant id ``n`` through the service."""
-    if not 0 <= n <= _LOW_MASK:
-        raise ValueError(f"point id {n} is not an unsigned 64-bit int")
-    return str(uuid.UUID(int=(INT_ID_TAG << _TAG_SHIFT) | n))
-
-
-def _tagged_int(u: uuid.UUID) -> int | None:
-    return u.int & _LOW_MASK if u.int >> _TAG_SHIFT == INT_ID_TAG else None
-
-
-def public_point_id(pid: str) -> str:
-    """How a point id is shown to users: the int for a tagged id, else the UUID string."""
-    try:
-        n = _tagged_int(uuid.UUID(pid))
-    except ValueError:
-        return pid
-    return str(n) if n is not None else pid
-
-
-def parse_public_point_id(text: str) -> str:
-    """Inverse of :func:`public_point_id`: an unsigned int or a UUID; ``ValueError`` otherwise."""
-    if text.isdigit():
-        return int_point_id(int(text))
-    return str(uuid.UUID(text))
 
 
 def _to_qdrant(pid: PointId | int) -> int | str:
