@@ -16,9 +16,10 @@ from embcluster.pipeline import EmbclusterService
 class Running:
     """A started server, its service and a connected client."""
 
-    def __init__(self, settings: Settings, text_embedder) -> None:  # type: ignore[no-untyped-def]
-        registry = EmbedderRegistry(settings)
-        registry.add(text_embedder)
+    def __init__(self, settings: Settings, text_embedder=None) -> None:  # type: ignore[no-untyped-def]
+        registry = EmbedderRegistry(settings)  # without the shared model: VECTOR-only servers load none
+        if text_embedder is not None:
+            registry.add(text_embedder)
         self.settings = settings
         self.service = EmbclusterService(settings, embedders=registry)
         self.service.open()

@@ -9,34 +9,18 @@ from typing import Iterator
 import grpc
 import numpy as np
 import pytest
-from embcluster_client import AsyncEmbclusterClient, EmbclusterClient, pb, schedule
+from embcluster_client import AsyncEmbclusterClient, pb, schedule
 
-from embcluster.api.server import GrpcServer
 from embcluster.config import Settings
-from embcluster.pipeline import EmbclusterService
+
+from .conftest import Running
 
 DIM = 6
 
 
-class VectorServer:
-    """An in-process server for VECTOR collections (no text model is loaded)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.service = EmbclusterService(settings)
-        self.service.open()
-        self.server = GrpcServer(self.service, settings)
-        self.server.start()
-        self.client = EmbclusterClient(self.server.address, timeout=60)
-
-    def stop(self) -> None:
-        self.client.close()
-        self.server.stop(grace=1)
-        self.service.close()
-
-
 @pytest.fixture
-def srv(tmp_path: Path) -> Iterator[VectorServer]:
-    s = VectorServer(Settings(data_dir=tmp_path / "data", port=0, schedule_tick_s=3600, drift_min_points=10))
+def srv(tmp_path: Path) -> Iterator[Running]:
+    s = Running(Settings(data_dir=tmp_path / "data", port=0, schedule_tick_s=3600, drift_min_points=10))
     yield s
     s.stop()
 
@@ -49,7 +33,7 @@ def _points(n: int, seed: int, weights: list[float] | None = None) -> list[dict]
     return [{"id": f"s{seed}-{i}", "vector": v} for i, v in enumerate(x)]
 
 
-def test_schedule_round_trip_and_switch_off(srv: VectorServer) -> None:
+def test_schedule_round_trip_and_switch_off(srv: Running) -> None:
     c = srv.client
     col = c.create_collection("s", input_kind="vector", vector_dim=DIM,
                               schedule=schedule(interval_s=3600, after_changes=500, k=3))
@@ -72,7 +56,7 @@ def test_schedule_round_trip_and_switch_off(srv: VectorServer) -> None:
     (schedule(drift_psi=0), "drift_psi must be in (0, 100], got 0.0"),
     (schedule(drift_psi=-1), "got -1.0"),
 ])
-def test_invalid_schedules_are_invalid_argument(srv: VectorServer, bad: pb.Schedule, shown: str) -> None:
+def test_invalid_schedules_are_invalid_argument(srv: Running, bad: pb.Schedule, shown: str) -> None:
     c = srv.client
     with pytest.raises(grpc.RpcError) as e:
         c.create_collection("bad", input_kind="vector", vector_dim=DIM, schedule=bad)
@@ -83,7 +67,7 @@ def test_invalid_schedules_are_invalid_argument(srv: VectorServer, bad: pb.Sched
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and shown in e.value.details()
 
 
-def test_get_drift_and_run_triggers(srv: VectorServer) -> None:
+def test_get_drift_and_run_triggers(srv: Running) -> None:
     c = srv.client
     c.create_collection("d", input_kind="vector", vector_dim=DIM, default_k=3)
     empty = c.get_drift("d")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from embcluster_client import EmbclusterClient, pb, schedule
 
-from .test_serve import Server
+from .test_serve import KILL_N, Server, kill_mid_write_back
 
 pytestmark = pytest.mark.slow
 
@@ -65,26 +65,8 @@ def test_an_interval_schedule_re_clusters_by_itself(tmp_path: Path) -> None:
 def test_a_run_killed_by_a_crash_is_redone_after_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     small_pages = {"EMBCLUSTER_PAGE_SIZE": "16", **FAST_TICK}  # many small write-back pages: a wide window
-    server = Server(data, "--lazy-model", **small_pages)
-    n = 30_000
-    try:
-        c = server.client
-        c.create_collection("v", input_kind="vector", vector_dim=16)
-        x = _blobs(n, 16, 6, 0)
-        c.ingest_many("v", [{"id": f"p{i}", "vector": v} for i, v in enumerate(x)], batch_size=1000)
-        first = c.cluster("v", k=6, seed=0)
-        run = c.start_clustering("v", k=5, seed=1)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            state = c.get_clustering_run("v", run.run_id)
-            if state.phase == "assigning" and state.points_labelled > 0:
-                break
-            assert state.state in (pb.RUN_STATE_PENDING, pb.RUN_STATE_RUNNING), state
-            time.sleep(0.01)
-        assert state.state == pb.RUN_STATE_RUNNING and 0 < state.points_labelled < n
-    finally:
-        server.stop(signal.SIGKILL)
-
+    first, run = kill_mid_write_back(data, small_pages)
+    n = KILL_N
     server = Server(data, "--lazy-model", **small_pages)
     try:
         c = server.client

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from embcluster_client import EmbclusterClient, pb
 
@@ -143,21 +144,21 @@ def test_second_server_on_same_data_dir_fails_clearly(tmp_path: Path) -> None:
         first.stop()
 
 
-def test_sigkill_during_write_back_keeps_the_served_model(tmp_path: Path) -> None:
-    """A run killed midway: the previous version stays served and every point returns to it."""
-    import numpy as np
+KILL_N = 30_000  # points of the collection kill_mid_write_back builds
 
-    data = tmp_path / "data"
-    small_pages = {"EMBCLUSTER_PAGE_SIZE": "16",  # many small write-back pages: a wide window to kill in
-                   "EMBCLUSTER_RESTART_ATTEMPTS": "0"}  # re-run by hand here (tests/e2e/test_schedule.py: by itself)
-    server = Server(data, "--lazy-model", **small_pages)
-    n = 30_000
+
+def kill_mid_write_back(data: Path, env: dict[str, str]) -> tuple[pb.ClusteringRun, pb.ClusteringRun]:
+    """Cluster KILL_N vectors (k=6), start a second run (k=5, seed 1) and SIGKILL the server mid write-back.
+
+    Returns the first (served) run and the killed one.
+    """
+    server = Server(data, "--lazy-model", **env)
     try:
         c = server.client
         c.create_collection("v", input_kind="vector", vector_dim=16)
         rng = np.random.default_rng(0)
         centers = rng.normal(size=(6, 16)) * 5
-        x = centers[rng.integers(0, 6, n)] + rng.normal(size=(n, 16))
+        x = centers[rng.integers(0, 6, KILL_N)] + rng.normal(size=(KILL_N, 16))
         c.ingest_many("v", [{"id": f"p{i}", "vector": v} for i, v in enumerate(x)], batch_size=1000)
         first = c.cluster("v", k=6, seed=0)
         run = c.start_clustering("v", k=5, seed=1)
@@ -168,10 +169,19 @@ def test_sigkill_during_write_back_keeps_the_served_model(tmp_path: Path) -> Non
                 break
             assert state.state in (pb.RUN_STATE_PENDING, pb.RUN_STATE_RUNNING), state
             time.sleep(0.01)
-        assert state.state == pb.RUN_STATE_RUNNING and 0 < state.points_labelled < n
+        assert state.state == pb.RUN_STATE_RUNNING and 0 < state.points_labelled < KILL_N
+        return first, run
     finally:
         server.stop(signal.SIGKILL)
 
+
+def test_sigkill_during_write_back_keeps_the_served_model(tmp_path: Path) -> None:
+    """A run killed midway: the previous version stays served and every point returns to it."""
+    data = tmp_path / "data"
+    small_pages = {"EMBCLUSTER_PAGE_SIZE": "16",  # many small write-back pages: a wide window to kill in
+                   "EMBCLUSTER_RESTART_ATTEMPTS": "0"}  # re-run by hand here (tests/e2e/test_schedule.py: by itself)
+    first, run = kill_mid_write_back(data, small_pages)
+    n = KILL_N
     server = Server(data, "--lazy-model", **small_pages)
     try:
         c = server.client
