@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +19,7 @@ from embcluster.errors import FailedPrecondition
 from embcluster.store.base import FieldEquals, FieldMissing, PointFilter
 from embcluster.store.edge import BOOL_MIRROR_PREFIX, EdgeStore, EdgeStoreFactory
 
-INDEXED = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
-DIM = 4
-
-
-def uid(i: int) -> str:
-    return str(uuid.UUID(int=i + 1))
-
-
-def vectors(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
-
-
-def payload_for(i: int) -> dict:
-    return {"external_id": f"e{i}", "cluster_id": i % 3, "is_anomaly": i % 5 == 0, "meta": {"i": i}}
+from .test_store_contract import DIM, INDEXED, all_points, payload_for, uid, vectors
 
 
 @pytest.fixture
@@ -56,20 +42,6 @@ def filled(store: EdgeStore) -> EdgeStore:
     n = 50
     store.upsert([uid(i) for i in range(n)], vectors(n), [payload_for(i) for i in range(n)])
     return store
-
-
-def all_points(store: EdgeStore, flt: PointFilter | None = None, limit: int = 7) -> list:
-    out = []
-    offset = None
-    while True:
-        page, offset = store.scroll(limit=limit, offset=offset, flt=flt)
-        assert len(page) <= limit
-        out.extend(page)
-        if offset is None:
-            return out
-
-
-# --------------------------------------------------------------------------- filters
 
 
 def test_filter_bool_equals_uses_mirror(filled) -> None:
