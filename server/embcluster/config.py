@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+import os
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "DEFAULT_TEXT_MODEL"]
 
@@ -48,6 +49,14 @@ class Settings(BaseSettings):
     max_metadata_bytes: int = Field(65_536, ge=2, description="JSON bytes of one item's metadata.")
     max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="gRPC message limit.")
     grpc_workers: int = Field(16, ge=1, le=256, description="gRPC handler threads; each open stream holds one.")
+    max_open_streams: int | None = Field(
+        None, ge=1, le=255,
+        description="Streaming calls open at once (watchers, stream ingest; one more is RESOURCE_EXHAUSTED); "
+                    "below grpc_workers so unary calls always have threads. Default: half of grpc_workers.")
+    snapshot_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories (besides <data_dir>/snapshots) where ExportCollection/ImportCollection may "
+                    "write and read files named by absolute path; env: paths joined by the OS path separator.")
     run_workers: int = Field(1, ge=1, le=64, description="Clustering runs in parallel (all collections).")
     blas_threads: int = Field(1, ge=1, le=256, description="numpy BLAS threads (small products: 1 is fastest).")
     page_size: int = Field(1024, ge=16, le=65536, description="Points per page when streaming a collection.")
@@ -67,3 +76,24 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics over HTTP (`serve` only).")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics HTTP endpoint binds.")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Metrics HTTP port (0 = pick a free one).")
+
+    @field_validator("snapshot_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: Any) -> Any:
+        """``EMBCLUSTER_SNAPSHOT_DIRS=/a:/b`` (``;`` on Windows), as PATH is written."""
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @property
+    def open_streams_limit(self) -> int:
+        """Streaming calls allowed at once: ``max_open_streams``, or half of ``grpc_workers`` (at least 1)."""
+        return self.max_open_streams or max(1, self.grpc_workers // 2)
+
+    @model_validator(mode="after")
+    def _streams_leave_workers(self) -> "Settings":
+        """Open streams each hold a gRPC thread: leave at least one for unary calls."""
+        if self.max_open_streams is not None and self.max_open_streams >= self.grpc_workers:
+            raise ValueError(f"max_open_streams ({self.max_open_streams}) must be below grpc_workers "
+                             f"({self.grpc_workers}): each open stream holds a worker thread")
+        return self

@@ -11,6 +11,7 @@ __all__ = [
     "NotFound",
     "AlreadyExists",
     "FailedPrecondition",
+    "PermissionDenied",
     "ResourceExhausted",
     "Unavailable",
 ]
@@ -23,6 +24,7 @@ class ErrorCode(enum.Enum):
     NOT_FOUND = "not_found"
     ALREADY_EXISTS = "already_exists"
     FAILED_PRECONDITION = "failed_precondition"
+    PERMISSION_DENIED = "permission_denied"
     RESOURCE_EXHAUSTED = "resource_exhausted"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
@@ -60,6 +62,12 @@ class FailedPrecondition(EmbclusterError):
     """The request is valid but the state does not allow it (e.g. no model yet)."""
 
     code = ErrorCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(EmbclusterError):
+    """The server is configured not to do this for a caller (e.g. a file outside its allowed directories)."""
+
+    code = ErrorCode.PERMISSION_DENIED
 
 
 class ResourceExhausted(EmbclusterError):

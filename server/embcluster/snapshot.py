@@ -60,7 +60,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Literal
 import numpy as np
 
 from . import __version__
-from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from .models import ClusterModel, ModelStore
 from .pipeline import CREATING_MARKER, INDEXED_FIELDS, CollectionRecord, _Collection, point_id_for
 from .scheduler import utcnow
@@ -77,6 +77,7 @@ __all__ = [
     "SnapshotSummary",
     "ProgressFn",
     "resolve_snapshot_path",
+    "snapshot_roots",
     "export_collection",
     "import_collection",
     "verify_snapshot",
@@ -140,22 +141,45 @@ class SnapshotSummary:
     seconds: float
 
 
-def resolve_snapshot_path(settings: Settings, path: str) -> Path:
+def resolve_snapshot_path(settings: Settings, path: str, *, confined: bool = False) -> Path:
     """The snapshot file a request names: absolute, or relative to ``<data_dir>/snapshots``.
 
-    The path is on the server's machine: the server reads and writes it.
+    The path is on the server's machine: the server reads and writes it. ``confined`` (requests
+    through the API) also refuses, with PERMISSION_DENIED, a file outside ``<data_dir>/snapshots``
+    and the ``snapshot_dirs`` setting, symlinks resolved.
     """
     if not path or not path.strip():
         raise InvalidArgument("path is empty: give a snapshot file path on the server's machine")
     if "\x00" in path:
         raise InvalidArgument(f"path {path!r} contains a NUL byte")
     p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    if ".." in p.parts:  # relative paths stay under <data_dir>/snapshots
-        raise InvalidArgument(f"relative snapshot path {path!r} leaves <data_dir>/snapshots ('..'): "
-                              "give an absolute path for a file elsewhere")
-    return (Path(settings.data_dir) / "snapshots" / p).absolute()
+    if not p.is_absolute():
+        if ".." in p.parts:  # relative paths stay under <data_dir>/snapshots
+            raise InvalidArgument(f"relative snapshot path {path!r} leaves <data_dir>/snapshots ('..'): "
+                                  "give an absolute path for a file elsewhere")
+        p = (Path(settings.data_dir) / "snapshots" / p).absolute()
+    if confined:
+        _check_allowed(settings, p)
+    return p
+
+
+def snapshot_roots(settings: Settings) -> list[Path]:
+    """Where the API may put or read snapshot files: ``<data_dir>/snapshots`` and ``snapshot_dirs``."""
+    return [(Path(settings.data_dir) / "snapshots").expanduser().resolve()] + [
+        Path(d).expanduser().resolve() for d in settings.snapshot_dirs]
+
+
+def _check_allowed(settings: Settings, target: Path) -> None:
+    """PERMISSION_DENIED unless ``target`` (its directory's symlinks resolved) is under a snapshot root."""
+    # The parent is resolved (the file may not exist yet); a final symlink is resolved too, so a
+    # link planted in an allowed directory cannot point a read or a write elsewhere.
+    where = target.resolve() if target.is_symlink() else target.parent.resolve() / target.name
+    roots = snapshot_roots(settings)
+    if not any(where.is_relative_to(root) for root in roots):
+        raise PermissionDenied(
+            f"snapshot path {str(target)!r} is outside the directories this server reads and writes "
+            f"snapshots in ({', '.join(repr(str(r)) for r in roots)}): give a path relative to "
+            "<data_dir>/snapshots, or have the server started with the directory in EMBCLUSTER_SNAPSHOT_DIRS")
 
 
 def _check_export_target(settings: Settings, target: Path) -> None:
@@ -239,7 +263,7 @@ def _json_bytes(obj: Any) -> bytes:
 
 def export_collection(service: EmbclusterService, name: str, path: str, *, overwrite: bool = False,
                       on_progress: ProgressFn | None = None,
-                      vectors_from: Literal["log", "store"] = "log") -> SnapshotSummary:
+                      vectors_from: Literal["log", "store"] = "log", confined: bool = False) -> SnapshotSummary:
     """Write one collection to a snapshot file on the server's machine.
 
     Args:
@@ -252,6 +276,8 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
             vector log: a ``pread``, no Python object per number), payloads from the store, when
             the log's live count matches the store's (else the store is read); ``store``: both
             from the store (a scroll with vectors, several times slower through the binding).
+        confined: Refuse a path outside :func:`snapshot_roots` (the API sets it; the offline CLI,
+            run by the machine's own user, does not).
 
     Returns:
         The summary: points, models, bytes and sha256 of the file.
@@ -261,10 +287,11 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
         FailedPrecondition: A clustering run is active on the collection.
         AlreadyExists: ``path`` exists and ``overwrite`` is false.
         InvalidArgument: ``path`` is empty or its directory does not exist.
+        PermissionDenied: ``confined`` and ``path`` is outside the snapshot directories.
     """
     started = time.perf_counter()
     coll = service._get(check_name(name))  # noqa: SLF001 - the core's own snapshot stage
-    target = resolve_snapshot_path(service.settings, path)
+    target = resolve_snapshot_path(service.settings, path, confined=confined)
     _check_export_target(service.settings, target)
     if target.is_dir():
         raise InvalidArgument(f"snapshot path {str(target)!r} is a directory; name a file")
@@ -457,8 +484,8 @@ def _read_member(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo, *, kee
     return b"".join(parts), sha.hexdigest(), size
 
 
-def _open_source(service_settings: Settings, path: str) -> Path:
-    source = resolve_snapshot_path(service_settings, path)
+def _open_source(service_settings: Settings, path: str, confined: bool) -> Path:
+    source = resolve_snapshot_path(service_settings, path, confined=confined)
     if not source.is_file():
         raise NotFound(f"snapshot file {str(source)!r} not found on the server's machine")
     return source
@@ -561,7 +588,7 @@ def _check_embedder(service: EmbclusterService, record: CollectionRecord) -> Non
 
 
 def import_collection(service: EmbclusterService, path: str, *, name: str = "",
-                      on_progress: ProgressFn | None = None) -> SnapshotSummary:
+                      on_progress: ProgressFn | None = None, confined: bool = False) -> SnapshotSummary:
     """Create a collection from a snapshot file on the server's machine, in the service's backend.
 
     Args:
@@ -569,6 +596,7 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
         path: The snapshot: absolute, or relative to ``<data_dir>/snapshots``.
         name: The new collection's name (default: the name in the snapshot).
         on_progress: Called as ``(phase, done, total)``: ``verify`` in bytes, then ``import`` in points.
+        confined: Refuse a path outside :func:`snapshot_roots` (set by the API).
 
     Returns:
         The summary (points, models, bytes, sha256 of the file, served version).
@@ -579,9 +607,10 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
         AlreadyExists: A collection of that name exists.
         FailedPrecondition: A TEXT collection whose embedding model this server lacks or has in
             another version.
+        PermissionDenied: ``confined`` and ``path`` is outside the snapshot directories.
     """
     started = time.perf_counter()
-    source = _open_source(service.settings, path)
+    source = _open_source(service.settings, path, confined)
     manifest, file_sha, file_size = verify_snapshot(source, on_progress)
     try:
         record = CollectionRecord.from_json(dict(manifest["collection"]))

@@ -10,11 +10,19 @@ import grpc
 import pytest
 from embcluster_client import AsyncEmbclusterClient
 
+from embcluster.config import Settings
+
 TEXTS = [
     "red cotton t-shirt", "blue denim jacket", "green wool scarf", "black leather belt",
     "stainless steel water bottle", "ceramic coffee mug", "glass teapot", "bamboo cutting board",
     "running shoes for trail", "tennis racket with strings", "yoga mat non-slip", "cycling helmet",
 ]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The test's own directory is a snapshot directory (``EMBCLUSTER_SNAPSHOT_DIRS``)."""
+    return Settings(data_dir=tmp_path / "data", port=0, snapshot_dirs=[tmp_path])
 
 
 def test_export_then_import_under_a_new_name_gives_the_same_answers(running, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -79,3 +87,38 @@ def test_cli_export_and_import_through_the_server(running, tmp_path: Path, capsy
     assert main(["import", str(tmp_path / "v.tar"), "--as", "vec2", "--server", addr]) == 1
     assert "ALREADY_EXISTS" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "v.tar"), "--server", addr, "--data-dir", str(tmp_path)]) == 2
+
+
+def test_paths_outside_the_snapshot_directories_are_permission_denied(  # type: ignore[no-untyped-def]
+        running, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    c = running.client
+    c.create_collection("vec", input_kind="vector", vector_dim=3, distance="euclid")
+    c.ingest("vec", [{"id": f"v{i}", "vector": [float(i % 5), float(i % 3), 1.0]} for i in range(20)])
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    c.export_collection("vec", str(tmp_path / "ok.tar"))  # inside snapshot_dirs: allowed
+    (elsewhere / "outside.tar").write_bytes((tmp_path / "ok.tar").read_bytes())
+    (tmp_path / "link").symlink_to(elsewhere, target_is_directory=True)
+    (tmp_path / "file-link.tar").symlink_to(elsewhere / "outside.tar")
+
+    for path in (str(elsewhere / "x.tar"), str(tmp_path / "link" / "x.tar"), str(tmp_path / "file-link.tar")):
+        with pytest.raises(grpc.RpcError) as err:
+            c.export_collection("vec", path, overwrite=True)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, path
+        assert "EMBCLUSTER_SNAPSHOT_DIRS" in (err.value.details() or "")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["outside.tar"]  # nothing written there
+    assert (elsewhere / "outside.tar").read_bytes() == (tmp_path / "ok.tar").read_bytes()
+
+    for path in (str(elsewhere / "outside.tar"), str(tmp_path / "link" / "outside.tar"),
+                 str(tmp_path / "file-link.tar")):
+        with pytest.raises(grpc.RpcError) as err:
+            c.import_collection(path, name="vec2")
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, path
+    assert "vec2" not in [x.name for x in c.list_collections()]
+    assert c.import_collection(str(tmp_path / "ok.tar"), name="vec3").points == 20
+
+
+def test_snapshot_dirs_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setenv("EMBCLUSTER_SNAPSHOT_DIRS", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}")
+    assert Settings().snapshot_dirs == [tmp_path / "a", tmp_path / "b"]

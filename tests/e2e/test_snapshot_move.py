@@ -22,7 +22,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_export_from_a_running_edge_server_then_import_offline_into_qdrant(tmp_path: Path) -> None:
-    edge = Server(tmp_path / "edge", "--lazy-model")
+    edge = Server(tmp_path / "edge", "--lazy-model", EMBCLUSTER_SNAPSHOT_DIRS=str(tmp_path))
     try:
         c = edge.client
         c.create_collection("tx", input_kind="vector", vector_dim=4, distance="euclid")
@@ -35,6 +35,9 @@ def test_export_from_a_running_edge_server_then_import_offline_into_qdrant(tmp_p
         # Through the server: while it runs, it owns the Edge shards.
         proc = _cli("export", "tx", str(tmp_path / "tx.tar"), "--server", edge.address)
         assert proc.returncode == 0, proc.stderr
+        outside = _cli("export", "tx", str(tmp_path.parent / f"{tmp_path.name}-outside.tar"), "--server", edge.address)
+        assert outside.returncode == 1 and "PERMISSION_DENIED" in outside.stderr, outside.stderr
+        assert not (tmp_path.parent / f"{tmp_path.name}-outside.tar").exists()
         busy = _cli("export", "tx", str(tmp_path / "no.tar"), "--data-dir", str(tmp_path / "edge"))
         assert busy.returncode == 1 and "another process" in busy.stderr and "Traceback" not in busy.stderr
     finally:

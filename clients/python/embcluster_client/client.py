@@ -599,7 +599,8 @@ class EmbclusterClient:
         Args:
             collection: The collection.
             path: The snapshot file **on the server's machine** (absolute, or relative to the
-                server's ``<data_dir>/snapshots``).
+                server's ``<data_dir>/snapshots``); outside that directory and the server's
+                ``EMBCLUSTER_SNAPSHOT_DIRS``, PERMISSION_DENIED.
             overwrite: Replace an existing file (otherwise ALREADY_EXISTS).
             timeout: Deadline in seconds (default: the larger of the client's and one hour).
 

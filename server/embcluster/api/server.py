@@ -47,7 +47,8 @@ class GrpcServer:
             # Over-limit messages are refused by gRPC before parsing: RESOURCE_EXHAUSTED.
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
         )
-        pb_grpc.add_EmbclusterServicer_to_server(EmbclusterServicer(service), self._server)
+        self.servicer = EmbclusterServicer(service)
+        pb_grpc.add_EmbclusterServicer_to_server(self.servicer, self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

@@ -241,6 +241,8 @@ class EmbclusterServicer:
     def IngestStream(self, request_iterator, context):
         """Feeds: a stream of batches, each acknowledged in order with its results or its error.
         All-or-nothing per message; a rejected message does not end the stream.
+        Streams (this one, WatchClusteringRun, WatchAnomalies) each hold a server thread: past the
+        server's EMBCLUSTER_MAX_OPEN_STREAMS open at once, a new one fails with RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -380,7 +382,8 @@ class EmbclusterServicer:
 
     def ExportCollection(self, request, context):
         """Move and back up. Paths are on the SERVER's machine (the server reads and writes the file);
-        a relative path is under the server's <data_dir>/snapshots.
+        a relative path is under the server's <data_dir>/snapshots. Only files under that directory
+        and the server's EMBCLUSTER_SNAPSHOT_DIRS are touched (symlinks resolved): PERMISSION_DENIED.
         Write one collection (record, every model version, every point) to a snapshot file.
         FAILED_PRECONDITION while a clustering run is active (and no run starts during the export);
         ALREADY_EXISTS if the file exists and overwrite is false.

@@ -1,0 +1,53 @@
+"""Open streams are capped below the gRPC worker count, so unary calls always find a thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from pydantic import ValidationError
+
+from embcluster.config import Settings
+
+from .conftest import Running
+
+
+def _wait_open(r: Running, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while r.server.servicer.streams.open != n:
+        assert time.monotonic() < deadline, f"{r.server.servicer.streams.open} streams open, waited for {n}"
+        time.sleep(0.02)
+
+
+def test_a_stream_over_the_cap_is_resource_exhausted_and_unary_calls_are_still_served(tmp_path: Path) -> None:
+    r = Running(Settings(data_dir=tmp_path / "data", port=0, grpc_workers=3, max_open_streams=2))
+    try:
+        c = r.client
+        c.create_collection("v", input_kind="vector", vector_dim=2, distance="euclid")
+        w1, w2 = c.watch_anomalies("v"), c.watch_anomalies("v")
+        _wait_open(r, 2)
+        assert c.get_collection("v").name == "v"  # the third worker is free for unary calls
+        for call in (c.watch_anomalies("v"), c.ingest_stream("v", [[{"vector": [0.0, 1.0]}]])):
+            with pytest.raises(grpc.RpcError) as err:
+                next(iter(call))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "2 streaming calls are already open" in (err.value.details() or "")
+        assert c.get_collection("v").point_count == 0  # the refused stream ingested nothing
+        w1.cancel()
+        _wait_open(r, 1)  # a cancelled watcher gives its slot back
+        acks = list(c.ingest_stream("v", [[{"vector": [0.0, 1.0]}], [{"vector": [1.0, 0.0]}]]))
+        assert [a.sequence for a in acks] == [0, 1] and c.get_collection("v").point_count == 2
+        _wait_open(r, 1)  # a finished stream gives its slot back too
+        w2.cancel()
+        _wait_open(r, 0)
+    finally:
+        r.stop()
+
+
+def test_the_stream_cap_must_leave_a_worker_for_unary_calls() -> None:
+    assert Settings(grpc_workers=16).open_streams_limit == 8
+    assert Settings(grpc_workers=5, max_open_streams=4).open_streams_limit == 4
+    with pytest.raises(ValidationError, match=r"max_open_streams \(4\) must be below grpc_workers \(4\)"):
+        Settings(grpc_workers=4, max_open_streams=4)
