@@ -366,12 +366,15 @@ class EventOps:
             self._check_refit_writable(coll, new, records)  # before the switch: a refused refit changes nothing
             ctx.progress("featurizing", 0.05, persist=True)  # the last point where a cancel is honoured
             self._install_featurizer(coll, new)  # from here on, points of another version are stale
-            done = self._refeaturize(coll, new, ctx, total=len(records))
-            logger.info("collection %s: featurizer v%d fitted on %d points, %d points re-featurized",
-                        rec.name, new.version, len(records), done)
             prev = coll.model
-        # Writes go on from here: until the re-cluster below publishes, new points are stored
-        # unlabelled (the served model is in the old feature space) and its catch-up labels them.
+        # Writes go on from here, between the pages of the re-featurize pass (each page is read and
+        # written under the lock, so a point re-sent meanwhile is never overwritten from its old
+        # source): new points are featurized with the new version, and until the re-cluster below
+        # publishes they are stored unlabelled (the served model is in the old feature space); its
+        # catch-up labels them.
+        done = self._refeaturize(coll, new, ctx, total=len(records))
+        logger.info("collection %s: featurizer v%d fitted on %d points, %d points re-featurized",
+                    rec.name, new.version, len(records), done)
         if prev is not None:
             self._run(coll, RunRequest(k=prev.k, seed=int(prev.params.get("seed", 0))), ctx)
         else:
@@ -422,11 +425,15 @@ class EventOps:
 
     def _refeaturize(self, coll: "_Collection", feat: EventFeaturizer,
                      ctx: "RunContext | None", *, total: int) -> int:
-        """Rewrite every point not on ``feat``'s version from its source (store + vector log), page by page."""
+        """Rewrite every point not on ``feat``'s version from its source (store + vector log), page by page.
+
+        Each page is read and written under the collection lock, released between pages so that
+        ingest is delayed by one page at most, not by the whole pass.
+        """
         stale = PointFilter(must_not=(FieldEquals("featurizer_version", feat.version),))
         done = 0
-        with coll.lock:
-            while True:
+        while True:
+            with coll.lock:
                 coll.check_open()
                 points, _ = coll.store.scroll(limit=self.settings.page_size, flt=stale)
                 if not points:
@@ -435,10 +442,10 @@ class EventOps:
                 vectors = self._featurize(coll, feat, [p.payload["source"] for p in points])
                 payloads = [{**p.payload, "featurizer_version": feat.version} for p in points]
                 self._write_points(coll, ids, vectors, payloads)
-                done += len(ids)
-                if ctx is not None:
-                    ctx.info.points_labelled = done
-                    ctx.progress("featurizing", 0.05 + 0.3 * done / max(total, 1), cancellable=False)
+            done += len(ids)
+            if ctx is not None:
+                ctx.info.points_labelled = done
+                ctx.progress("featurizing", 0.05 + 0.3 * min(done / max(total, 1), 1.0), cancellable=False)
 
     def _event_open(self, coll: "_Collection") -> None:
         """At start-up: re-featurize the points an interrupted refit left on an older version."""

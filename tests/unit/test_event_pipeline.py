@@ -264,3 +264,53 @@ def test_an_automatic_fit_missed_while_runs_were_held_is_queued_by_the_scheduler
         assert svc.autorun.tick() == []  # done: nothing more to fit
     finally:
         svc.close()
+
+
+def test_ingest_goes_on_between_the_pages_of_a_refit_and_is_never_overwritten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-featurize pass locks one page at a time: an ingest waits for a page, not the pass."""
+    import threading
+
+    from embcluster.scheduler import RunContext
+
+    svc = EmbclusterService(Settings(data_dir=tmp_path / "data", featurizer_min_points=10_000, page_size=16))
+    svc.open()
+    try:
+        rows = load_lending_club_events(limit=300)
+        schema = EventSchema(fields=[FieldSpec("funded_amnt", "numeric", log=True), FieldSpec("term", "categorical"),
+                                     FieldSpec("int_rate", "numeric")])
+        svc.create_collection(CollectionSpec(name="c", input_kind="event", metric="euclid", event_schema=schema))
+        _ingest(svc, "c", rows[:250])
+        _wait(svc, "c", svc.start_clustering("c", RunRequest(k=3)).run_id)
+
+        paused, resumed = threading.Event(), threading.Event()
+        ingested_while_paused: list[bool] = []
+        real_progress = RunContext.progress
+
+        def progress(self, phase, fraction, **kw):  # type: ignore[no-untyped-def]
+            # After the pass's first page (outside the collection lock): hold the pass until the
+            # test's ingest is through. A pass holding the lock throughout would time out here.
+            if phase == "featurizing" and fraction > 0.05 and not paused.is_set():
+                paused.set()
+                ingested_while_paused.append(resumed.wait(timeout=20))
+            real_progress(self, phase, fraction, **kw)
+
+        monkeypatch.setattr(RunContext, "progress", progress)
+        refit = svc.fit_featurizer("c")
+        assert paused.wait(timeout=60)
+        resent = {**rows[5]["event"], "funded_amnt": 777.0}  # a stored point, re-sent with a new amount
+        svc.ingest("c", [ItemInput(id=rows[5]["id"], event=resent), ItemInput(id=rows[260]["id"], event=rows[260]["event"])])
+        resumed.set()
+        _wait(svc, "c", refit.run_id)
+        assert ingested_while_paused == [True]
+
+        coll = svc._get("c")
+        assert coll.store.count(PointFilter(must_not=(FieldEquals("featurizer_version", 2),))) == 0
+        assert coll.store.count() == 251
+        p = svc.get_point("c", id=rows[5]["id"], with_vector=True)
+        assert p.source["funded_amnt"] == 777.0  # the pass did not write the old source back over it
+        assert np.allclose(p.vector, coll.featurizer.transform([{"event": p.source}])[0], atol=1e-6)
+        late = svc.get_point("c", id=rows[260]["id"])
+        assert late.assignment is not None and late.assignment.model_version == 2  # the re-cluster's catch-up
+    finally:
+        svc.close()
