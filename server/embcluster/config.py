@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, ge=1, description="Characters per text item.")
     max_metadata_bytes: int = Field(65_536, ge=2, description="JSON bytes of one item's metadata.")
     max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="gRPC message limit.")
-    grpc_workers: int = Field(16, ge=1, le=256, description="gRPC handler threads; each open stream holds one.")
+    grpc_workers: int = Field(
+        16, ge=2, le=256, description="gRPC handler threads; each open stream holds one (at least 2: one stream "
+                                      "and unary calls).")
     max_open_streams: int | None = Field(
         None, ge=1, le=255,
         description="Streaming calls open at once (watchers, stream ingest; one more is RESOURCE_EXHAUSTED); "
@@ -82,8 +84,24 @@ class Settings(BaseSettings):
     def _split_dirs(cls, value: Any) -> Any:
         """``EMBCLUSTER_SNAPSHOT_DIRS=/a:/b`` (``;`` on Windows), as PATH is written."""
         if isinstance(value, str):
-            return [part for part in value.split(os.pathsep) if part.strip()]
+            return [part.strip() for part in value.split(os.pathsep) if part.strip()]
         return value
+
+    @field_validator("snapshot_dirs")
+    @classmethod
+    def _absolute_dirs(cls, value: list[Path]) -> list[Path]:
+        """Absolute only: a relative entry would depend on the server's working directory."""
+        out = [Path(d).expanduser() for d in value]
+        relative = [str(d) for d in out if not d.is_absolute()]
+        if relative:
+            raise ValueError(f"snapshot_dirs entries must be absolute paths, got {relative}")
+        return out
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_data_dir(cls, value: Path) -> Path:
+        """``~/data`` means the home directory's, also when no shell expanded it (env files, compose)."""
+        return value.expanduser()
 
     @property
     def open_streams_limit(self) -> int:

@@ -9,10 +9,12 @@ Life cycle (see also :mod:`embcluster.embed.featurizer`):
   while its featurizer is provisional, a refit job is queued (same path as ``FitFeaturizer``).
 * **Refit** (a run on the :class:`~embcluster.scheduler.RunManager`, serialised with clustering
   runs): fits version F+1 from every point's ``source``, saves it (JSON) and switches the
-  collection record to it, then re-featurizes every point, writing the vector log and the store
-  together under the collection lock, as ingest does (writes to the collection wait meanwhile);
-  each point's payload says its ``featurizer_version``. If a model was served, the same job
-  then re-clusters with its k: a new model version in the new feature space.
+  collection record to it, then re-featurizes every point in pages, each page's vector log and
+  store written together under the collection lock, as ingest does (writes wait for the fit and
+  then for one page, not for the whole pass); each point's payload says its
+  ``featurizer_version``, and Search during the pass sees only points already on the new one.
+  If a model was served, the same job then re-clusters with its k: a new model version in the
+  new feature space.
 * **Models and featurizers.** Each model records ``params.featurizer_version``. A model fitted on
   another featurizer version is never applied: until the re-cluster is served, ingest stores
   unlabelled points and Classify is FAILED_PRECONDITION; a rollback to such a version is refused.
@@ -54,8 +56,10 @@ __all__ = ["EventOps", "source_view", "MAX_INFER_SAMPLES_FACTOR"]
 logger = logging.getLogger(__name__)
 
 # Points re-featurized per lock hold in a refit: an ingest waits for one such page at most
-# (~30 ms on 2 cores); larger pages made the pass no faster (bench/bench_refit_ingest.py).
+# (~30 ms on 2 cores without text fields; larger pages made the pass no faster,
+# bench/bench_refit_ingest.py). With text fields every page runs the text model, ~3 ms a text.
 REFEATURIZE_PAGE = 256
+REFEATURIZE_TEXT_PAGE = 32
 
 MAX_INFER_SAMPLES_FACTOR = 10  # InferSchema takes up to 10 x max_batch_items samples
 
@@ -285,10 +289,13 @@ class EventOps:
                       cluster_id: int | None) -> list[SearchHit]:
         if not (1 <= limit <= 1000):
             raise InvalidArgument(f"limit must be in [1, 1000], got {limit}")
-        flt = PointFilter(must=(FieldEquals("cluster_id", int(cluster_id)),)) if cluster_id is not None else None
+        in_cluster = (FieldEquals("cluster_id", int(cluster_id)),) if cluster_id is not None else ()
         with coll.lock:  # one hold: a refit between featurizing and searching would compare feature spaces
             query = self._event_query_vectors(coll, [ItemInput(event=event)])[0]
-            found = coll.store.search(query, limit=limit, flt=flt)
+            # Only points in the query's feature space: during a refit's re-featurize pass the rest
+            # are still on the previous version (a no-op filter otherwise).
+            same_space = FieldEquals("featurizer_version", coll.record.featurizer_version)
+            found = coll.store.search(query, limit=limit, flt=PointFilter(must=(same_space, *in_cluster)))
         return [SearchHit(point=self._view(p), score=s) for p, s in found]
 
     # ------------------------------------------------------------------ InferSchema
@@ -441,11 +448,11 @@ class EventOps:
         # first id for every page would cost O(n) per page. Points written behind the cursor during
         # the pass are on the new version already (ingest featurizes with the installed one).
         offset: str | None = None
+        page = min(self.settings.page_size, REFEATURIZE_TEXT_PAGE if feat.text_dim else REFEATURIZE_PAGE)
         while True:
             with coll.lock:
                 coll.check_open()
-                points, offset = coll.store.scroll(limit=min(self.settings.page_size, REFEATURIZE_PAGE),
-                                                   offset=offset, flt=stale)
+                points, offset = coll.store.scroll(limit=page, offset=offset, flt=stale)
                 if not points:
                     return done
                 ids = [p.id for p in points]

@@ -778,6 +778,12 @@ class EmbclusterService(EventOps):
         model = coll.model
         if model is None:
             raise FailedPrecondition(f"collection {name!r} has no cluster model yet: start a clustering run")
+        if coll.record.input_kind == "event" and self._event_model(coll) is None:
+            # A refit switched the featurizer: stored vectors and the served model are in different
+            # feature spaces until its re-cluster is served (Classify is refused the same way).
+            raise FailedPrecondition(
+                f"collection {name!r} has no cluster model on featurizer v{coll.record.featurizer_version} "
+                "yet (a featurizer refit is under way or its clustering run has not finished)")
         if not (0 <= neighbours <= 100):
             raise InvalidArgument(f"neighbours must be in [0, 100], got {neighbours}")
         point = self.get_point(name, id=id, point_id=point_id, with_vector=True)

@@ -152,14 +152,17 @@ def resolve_snapshot_path(settings: Settings, path: str, *, confined: bool = Fal
         raise InvalidArgument("path is empty: give a snapshot file path on the server's machine")
     if "\x00" in path:
         raise InvalidArgument(f"path {path!r} contains a NUL byte")
-    p = Path(path).expanduser()
+    try:
+        p = Path(path).expanduser()
+    except RuntimeError as exc:  # "~someone" with no such user
+        raise InvalidArgument(f"snapshot path {path!r}: {exc}") from None
     if not p.is_absolute():
         if ".." in p.parts:  # relative paths stay under <data_dir>/snapshots
             raise InvalidArgument(f"relative snapshot path {path!r} leaves <data_dir>/snapshots ('..'): "
                                   "give an absolute path for a file elsewhere")
         p = (Path(settings.data_dir) / "snapshots" / p).absolute()
     if confined:
-        _check_allowed(settings, p)
+        return _check_allowed(settings, p)
     return p
 
 
@@ -169,17 +172,22 @@ def snapshot_roots(settings: Settings) -> list[Path]:
         Path(d).expanduser().resolve() for d in settings.snapshot_dirs]
 
 
-def _check_allowed(settings: Settings, target: Path) -> None:
-    """PERMISSION_DENIED unless ``target`` (its directory's symlinks resolved) is under a snapshot root."""
-    # The parent is resolved (the file may not exist yet); a final symlink is resolved too, so a
-    # link planted in an allowed directory cannot point a read or a write elsewhere.
-    where = target.resolve() if target.is_symlink() else target.parent.resolve() / target.name
+def _check_allowed(settings: Settings, target: Path) -> Path:
+    """``target`` with every symlink and ``..`` resolved; PERMISSION_DENIED unless under a snapshot root.
+
+    The caller goes on with the resolved path, so a symlink in the requested path cannot
+    redirect the later read or write. (A local user who can write inside a snapshot root could
+    still swap a directory for a link between this check and the write: roots must not be
+    writable by others.)
+    """
+    where = target.resolve()  # non-strict: the file (and a sub-directory) may not exist yet
     roots = snapshot_roots(settings)
     if not any(where.is_relative_to(root) for root in roots):
         raise PermissionDenied(
             f"snapshot path {str(target)!r} is outside the directories this server reads and writes "
             f"snapshots in ({', '.join(repr(str(r)) for r in roots)}): give a path relative to "
             "<data_dir>/snapshots, or have the server started with the directory in EMBCLUSTER_SNAPSHOT_DIRS")
+    return where
 
 
 def _check_export_target(settings: Settings, target: Path) -> None:

@@ -10,6 +10,8 @@ import grpc
 import pytest
 from embcluster_client import AsyncEmbclusterClient
 
+from pydantic import ValidationError
+
 from embcluster.config import Settings
 
 TEXTS = [
@@ -108,6 +110,14 @@ def test_paths_outside_the_snapshot_directories_are_permission_denied(  # type: 
     assert sorted(p.name for p in elsewhere.iterdir()) == ["outside.tar"]  # nothing written there
     assert (elsewhere / "outside.tar").read_bytes() == (tmp_path / "ok.tar").read_bytes()
 
+    for path in (str(tmp_path / ".."), str(tmp_path / "sub" / ".." / ".." / "x.tar")):  # '..' resolved too
+        with pytest.raises(grpc.RpcError) as err:
+            c.export_collection("vec", path, overwrite=True)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, path
+    with pytest.raises(grpc.RpcError) as err:
+        c.export_collection("vec", "~no-such-user-here/x.tar")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no-such-user-here" in (err.value.details() or "")
+
     for path in (str(elsewhere / "outside.tar"), str(tmp_path / "link" / "outside.tar"),
                  str(tmp_path / "file-link.tar")):
         with pytest.raises(grpc.RpcError) as err:
@@ -120,5 +130,11 @@ def test_paths_outside_the_snapshot_directories_are_permission_denied(  # type: 
 def test_snapshot_dirs_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    monkeypatch.setenv("EMBCLUSTER_SNAPSHOT_DIRS", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}")
+    monkeypatch.setenv("EMBCLUSTER_SNAPSHOT_DIRS", f"{tmp_path / 'a'}{os.pathsep} {tmp_path / 'b'} {os.pathsep}")
     assert Settings().snapshot_dirs == [tmp_path / "a", tmp_path / "b"]
+    monkeypatch.setenv("EMBCLUSTER_SNAPSHOT_DIRS", f"{tmp_path}{os.pathsep}backups")
+    with pytest.raises(ValidationError, match="must be absolute paths, got \\['backups'\\]"):
+        Settings()
+    monkeypatch.setenv("EMBCLUSTER_DATA_DIR", "~/embcluster-data")
+    monkeypatch.delenv("EMBCLUSTER_SNAPSHOT_DIRS")
+    assert Settings().data_dir == Path.home() / "embcluster-data"  # as a shell would have expanded it

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pydantic import ValidationError
 
 from embcluster.config import Settings
@@ -16,8 +20,8 @@ from .conftest import Running
 
 def _wait_open(r: Running, n: int) -> None:
     deadline = time.monotonic() + 10
-    while r.server.servicer.streams.open != n:
-        assert time.monotonic() < deadline, f"{r.server.servicer.streams.open} streams open, waited for {n}"
+    while r.server.streams.open != n:
+        assert time.monotonic() < deadline, f"{r.server.streams.open} streams open, waited for {n}"
         time.sleep(0.02)
 
 
@@ -46,8 +50,43 @@ def test_a_stream_over_the_cap_is_resource_exhausted_and_unary_calls_are_still_s
         r.stop()
 
 
+def test_health_watch_and_reflection_streams_never_starve_unary_calls(tmp_path: Path) -> None:
+    """Health.Watch stays non-blocking (no thread held); reflection's stream counts against the cap."""
+    r = Running(Settings(data_dir=tmp_path / "data", port=0, grpc_workers=3, max_open_streams=1))
+    channel = grpc.insecure_channel(r.server.address)
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        watches = [health.Watch(health_pb2.HealthCheckRequest(service="")) for _ in range(4)]
+        assert [next(w).status for w in watches] == [health_pb2.HealthCheckResponse.SERVING] * 4
+        assert r.server.streams.open == 0
+        assert r.client.list_collections() == []  # four open watches, three workers: still served
+
+        def ask() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+            yield reflection_pb2.ServerReflectionRequest(list_services="")
+            gate.wait(10)  # keep the stream open
+
+        gate = threading.Event()
+        refl = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(ask())
+        assert next(refl).list_services_response.service
+        _wait_open(r, 1)
+        with pytest.raises(grpc.RpcError) as err:
+            next(iter(r.client.watch_anomalies("nothing")))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        gate.set()
+        list(refl)
+        _wait_open(r, 0)
+        for w in watches:
+            w.cancel()
+        assert r.client.list_collections() == []
+    finally:
+        channel.close()
+        r.stop()
+
+
 def test_the_stream_cap_must_leave_a_worker_for_unary_calls() -> None:
     assert Settings(grpc_workers=16).open_streams_limit == 8
     assert Settings(grpc_workers=5, max_open_streams=4).open_streams_limit == 4
     with pytest.raises(ValidationError, match=r"max_open_streams \(4\) must be below grpc_workers \(4\)"):
         Settings(grpc_workers=4, max_open_streams=4)
+    with pytest.raises(ValidationError, match="grpc_workers"):
+        Settings(grpc_workers=1)  # one thread cannot serve a stream and unary calls

@@ -298,13 +298,19 @@ def test_ingest_goes_on_between_the_pages_of_a_refit_and_is_never_overwritten(
         monkeypatch.setattr(RunContext, "progress", progress)
         refit = svc.fit_featurizer("c")
         assert paused.wait(timeout=60)
+        coll = svc._get("c")
+        moved = {p.id for p in coll.store.scroll(limit=1000, flt=PointFilter(must=(FieldEquals("featurizer_version", 2),)))[0]}
+        assert 0 < len(moved) < 250  # mid-pass: some points re-featurized, most not yet
+        hits = svc.search("c", event=rows[7]["event"], limit=50)
+        assert hits and {h.point.point_id for h in hits} <= moved  # only points in the query's feature space
+        with pytest.raises(FailedPrecondition, match="featurizer v2"):
+            svc.explain("c", id=rows[7]["id"])  # stored vectors and the served model disagree
         resent = {**rows[5]["event"], "funded_amnt": 777.0}  # a stored point, re-sent with a new amount
         svc.ingest("c", [ItemInput(id=rows[5]["id"], event=resent), ItemInput(id=rows[260]["id"], event=rows[260]["event"])])
         resumed.set()
         _wait(svc, "c", refit.run_id)
         assert ingested_while_paused == [True]
 
-        coll = svc._get("c")
         assert coll.store.count(PointFilter(must_not=(FieldEquals("featurizer_version", 2),))) == 0
         assert coll.store.count() == 251
         p = svc.get_point("c", id=rows[5]["id"], with_vector=True)

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 import grpc
 
 from ..errors import EmbclusterError, ErrorCode
+from .streams import is_non_blocking
 
 __all__ = ["STATUS_BY_CODE", "ErrorInterceptor"]
 
@@ -33,7 +34,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
-        if handler is None:
+        if handler is None or is_non_blocking(handler):  # not our code, and must keep its flag
             return handler
         method = handler_call_details.method
 

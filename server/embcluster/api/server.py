@@ -15,6 +15,7 @@ from ..pipeline import EmbclusterService
 from .errors import ErrorInterceptor
 from .observe import ObservabilityInterceptor
 from .servicer import EmbclusterServicer
+from .streams import StreamLimitInterceptor, StreamSlots
 from .v1 import embcluster_pb2 as pb
 from .v1 import embcluster_pb2_grpc as pb_grpc
 
@@ -37,7 +38,9 @@ class GrpcServer:
     def __init__(self, service: EmbclusterService, settings: Settings, *, observe: bool = True) -> None:
         self.service = service
         # Outermost first: request ids and metrics see the status the error interceptor set.
-        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor()]
+        # Innermost: the stream cap, so its RESOURCE_EXHAUSTED is mapped like any domain error.
+        self.streams = StreamSlots(settings.open_streams_limit)
+        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(), StreamLimitInterceptor(self.streams)]
         if observe:  # off only to measure what it costs (bench/bench_metrics.py)
             interceptors.insert(0, ObservabilityInterceptor(service.metrics))
         limit = settings.max_message_bytes
@@ -47,8 +50,7 @@ class GrpcServer:
             # Over-limit messages are refused by gRPC before parsing: RESOURCE_EXHAUSTED.
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
         )
-        self.servicer = EmbclusterServicer(service)
-        pb_grpc.add_EmbclusterServicer_to_server(self.servicer, self._server)
+        pb_grpc.add_EmbclusterServicer_to_server(EmbclusterServicer(service), self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

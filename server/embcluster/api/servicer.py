@@ -10,7 +10,6 @@ from ..errors import EmbclusterError, NotFound, ResourceExhausted
 from ..pipeline import EmbclusterService
 from ..snapshot import export_collection, import_collection
 from .errors import STATUS_BY_CODE
-from .streams import StreamSlots
 from . import convert as cv
 from .v1 import embcluster_pb2 as pb
 from .v1 import embcluster_pb2_grpc as pb_grpc
@@ -23,7 +22,6 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
 
     def __init__(self, service: EmbclusterService) -> None:
         self.svc = service
-        self.streams = StreamSlots(service.settings.open_streams_limit)
 
     def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.ServicerContext) -> pb.Collection:
         return cv.collection_to_pb(self.svc.create_collection(cv.spec_from_pb(request)))
@@ -48,32 +46,30 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
         return pb.IngestResponse(results=[cv.item_result_to_pb(r) for r in results])
 
     def IngestStream(self, request_iterator: Iterator[pb.IngestRequest], context: grpc.ServicerContext) -> Iterator[pb.IngestStreamResponse]:
-        with self.streams.hold("IngestStream"):
-            for seq, request in enumerate(request_iterator):
-                try:
-                    results = self.svc.ingest(request.collection, cv.items_from_pb(request.items))
-                except EmbclusterError as exc:  # this message is rejected; the stream goes on
-                    yield pb.IngestStreamResponse(sequence=seq, error_code=STATUS_BY_CODE[exc.code].name,
-                                                  error_message=exc.message)
-                    continue
-                yield pb.IngestStreamResponse(sequence=seq, results=[cv.item_result_to_pb(r) for r in results])
+        for seq, request in enumerate(request_iterator):
+            try:
+                results = self.svc.ingest(request.collection, cv.items_from_pb(request.items))
+            except EmbclusterError as exc:  # this message is rejected; the stream goes on
+                yield pb.IngestStreamResponse(sequence=seq, error_code=STATUS_BY_CODE[exc.code].name,
+                                              error_message=exc.message)
+                continue
+            yield pb.IngestStreamResponse(sequence=seq, results=[cv.item_result_to_pb(r) for r in results])
 
     def WatchAnomalies(self, request: pb.WatchAnomaliesRequest, context: grpc.ServicerContext) -> Iterator[pb.Point]:
-        with self.streams.hold("WatchAnomalies"):
-            sub = self.svc.subscribe_anomalies(request.collection)
-            try:
-                while context.is_active():
-                    point = sub.get(timeout=0.25)
-                    if point is not None:
-                        yield cv.point_to_pb(point)
-                    elif sub.overflowed:
-                        raise ResourceExhausted(
-                            f"watcher fell more than {self.svc.anomaly_feed.capacity} anomalies behind; "
-                            "catch up with ListAnomalies and watch again")
-                    elif sub.closed:
-                        raise NotFound(f"collection {request.collection!r} was deleted")
-            finally:
-                self.svc.anomaly_feed.unsubscribe(request.collection, sub)
+        sub = self.svc.subscribe_anomalies(request.collection)
+        try:
+            while context.is_active():
+                point = sub.get(timeout=0.25)
+                if point is not None:
+                    yield cv.point_to_pb(point)
+                elif sub.overflowed:
+                    raise ResourceExhausted(
+                        f"watcher fell more than {self.svc.anomaly_feed.capacity} anomalies behind; "
+                        "catch up with ListAnomalies and watch again")
+                elif sub.closed:
+                    raise NotFound(f"collection {request.collection!r} was deleted")
+        finally:
+            self.svc.anomaly_feed.unsubscribe(request.collection, sub)
 
     def ExplainPoint(self, request: pb.ExplainPointRequest, context: grpc.ServicerContext) -> pb.Explanation:
         return cv.explanation_to_pb(
@@ -113,9 +109,8 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
         return cv.run_to_pb(self.svc.cancel_run(request.collection, request.run_id))
 
     def WatchClusteringRun(self, request: pb.GetClusteringRunRequest, context: grpc.ServicerContext) -> Iterator[pb.ClusteringRun]:
-        with self.streams.hold("WatchClusteringRun"):
-            for info in self.svc.watch_run(request.collection, request.run_id, is_active=context.is_active):
-                yield cv.run_to_pb(info)
+        for info in self.svc.watch_run(request.collection, request.run_id, is_active=context.is_active):
+            yield cv.run_to_pb(info)
 
     def ListClusters(self, request: pb.ListClustersRequest, context: grpc.ServicerContext) -> pb.ListClustersResponse:
         version, clusters = self.svc.list_clusters(request.collection)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
+
+import grpc
 
 from ..errors import ResourceExhausted
 
-__all__ = ["StreamSlots"]
+__all__ = ["StreamSlots", "StreamLimitInterceptor", "is_non_blocking"]
 
 
 class StreamSlots:
@@ -48,3 +50,41 @@ class StreamSlots:
             with self._lock:
                 self._open -= 1
             self._free.release()
+
+
+def is_non_blocking(handler: Any) -> bool:
+    """A handler gRPC runs without a worker thread (grpc_health's ``Watch``): wrappers must pass it as is.
+
+    Wrapping its behaviour in a generator would drop the flag, and each such call would then
+    hold a worker thread for as long as the client keeps it open.
+    """
+    behaviour = handler.unary_stream or handler.stream_stream or handler.unary_unary or handler.stream_unary
+    return bool(getattr(behaviour, "experimental_non_blocking", False))
+
+
+class StreamLimitInterceptor(grpc.ServerInterceptor):
+    """Holds a :class:`StreamSlots` slot for every blocking streaming call, of any service.
+
+    Innermost interceptor: its RESOURCE_EXHAUSTED goes through the error interceptor like any
+    domain error.
+    """
+
+    def __init__(self, slots: StreamSlots) -> None:
+        self.slots = slots
+
+    def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or not (handler.unary_stream or handler.stream_stream) or is_non_blocking(handler):
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        slots = self.slots
+        behaviour = handler.unary_stream or handler.stream_stream
+
+        def held(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            with slots.hold(method):
+                yield from behaviour(request, context)
+
+        factory = (grpc.unary_stream_rpc_method_handler if handler.unary_stream is not None
+                   else grpc.stream_stream_rpc_method_handler)
+        return factory(held, request_deserializer=handler.request_deserializer,
+                       response_serializer=handler.response_serializer)
