@@ -18,6 +18,7 @@ model of ``--k`` clusters fitted on ``--fit`` points; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def main() -> None:
                 [["service.drift", d["p50_ms"], d["p99_ms"], ratio(d["p50_ms"], c["p50_ms"])],
                  ["service.classify (1 item)", c["p50_ms"], c["p99_ms"], 1.0]])
     svc.close()
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
     emit_result("drift", vars(args), {
         "ingest_ms_p50": ing * 1e3, "record_ms_p50": rec * 1e3, "record_share_of_ingest": ratio(rec, ing),
         "drift_ms": d, "classify_ms": c, "drift_over_classify_p50": ratio(d["p50_ms"], c["p50_ms"]),

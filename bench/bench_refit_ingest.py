@@ -17,6 +17,7 @@ point (``PAGE_SIZE`` points per page, each page under the collection lock). Noth
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -87,6 +88,7 @@ def main() -> None:
     assert svc.get_run(name, run.run_id).state == RunState.SUCCEEDED
     points = svc.get_collection(name).point_count
     svc.close()
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
 
     i, b = summarize_ms(idle), summarize_ms(busy)
     print_table(f"(a) ingest of {args.batch} events per call: idle ({len(idle)} calls) vs during a refit of "
