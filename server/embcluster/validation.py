@@ -90,7 +90,7 @@ def check_schedule(schedule: Schedule) -> Schedule:
     iv = schedule.interval_s
     if iv is not None and not (math.isfinite(iv) and MIN_SCHEDULE_INTERVAL_S <= iv <= MAX_SCHEDULE_INTERVAL_S):
         raise InvalidArgument(f"schedule interval_s must be in [{MIN_SCHEDULE_INTERVAL_S:g}, "
-                              f"{MAX_SCHEDULE_INTERVAL_S:g}] seconds, got {iv} (leave it unset for no interval)")
+                              f"{MAX_SCHEDULE_INTERVAL_S:,.0f}] seconds, got {iv} (leave it unset for no interval)")
     if schedule.after_changes is not None and schedule.after_changes < 1:
         raise InvalidArgument(f"schedule after_changes must be >= 1 point, got {schedule.after_changes} "
                               "(leave it unset for no change trigger)")

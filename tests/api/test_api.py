@@ -78,6 +78,9 @@ def test_bad_items_are_rejected_by_index_and_store_nothing(running) -> None:
         ("t", ["fine", "   "], "item 1"),
         ("t", ["fine", "x" * (running.settings.max_text_chars + 1)], "item 1"),
         ("t", [{"text": "a"}, {"text": "b", "metadata": {"blob": "y" * 70_000}}], "item 1"),
+        ("t", [{"text": "a"}, {"text": "b", "metadata": {"x": {"y": [1, math.inf]}}}],
+         "item 1: metadata: 'x.y[1]' is not a finite number"),
+        ("t", [{"text": "a", "metadata": {"n": math.nan}}], "item 0: metadata: 'n' is not a finite number"),
         ("t", [good], "item 0"),
         ("v", [[float(i)] * 4 for i in range(1, 302)], "301 items"),
     ]

@@ -6,6 +6,7 @@ than the same clustering agrees with shuffled labels (the chance level, computed
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -129,6 +130,20 @@ def test_bad_spec_is_invalid_argument(running) -> None:
     with pytest.raises(grpc.RpcError) as e:
         running.client.create_collection("tx", input_kind="text", image_metadata=make_image_spec())
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_non_finite_attributes_are_invalid_argument_naming_item_and_key(running) -> None:  # type: ignore[no-untyped-def]
+    c = running.client
+    c.create_collection("im", input_kind="image_metadata", image_metadata=make_image_spec())
+    bad = [make_image_item("a", title="a"), make_image_item("b", title="b", attributes={"width": 1, "iso": math.inf})]
+    with pytest.raises(grpc.RpcError) as e:
+        c.ingest("im", bad)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "item 1: attributes: 'iso' is not a finite number" in e.value.details()
+    assert c.get_collection("im").point_count == 0
+    with pytest.raises(grpc.RpcError) as e:
+        c.search("im", {"title": "a", "attributes": {"w": math.nan}})
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'w'" in e.value.details()
 
 
 def test_spec_survives_a_restart(settings, text_embedder) -> None:  # type: ignore[no-untyped-def]

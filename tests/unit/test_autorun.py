@@ -77,7 +77,7 @@ def clustered(root: Path):
 
 
 @pytest.mark.parametrize("schedule, message", [
-    (Schedule(interval_s=0.0), "interval_s must be in [1, "),
+    (Schedule(interval_s=0.0), "interval_s must be in [1, 31,622,400] seconds"),
     (Schedule(interval_s=-5.0), "got -5.0"),
     (Schedule(interval_s=math.nan), "got nan"),
     (Schedule(interval_s=0.5), "got 0.5"),

@@ -246,3 +246,13 @@ def test_channel_options() -> None:
         "grpc.max_send_message_length": 123,
         "grpc.max_receive_message_length": 123,
     }
+
+
+def test_schedule_refuses_negative_counts_before_protobuf_does() -> None:
+    from embcluster_client import schedule
+
+    with pytest.raises(ValueError, match="schedule after_changes must be >= 1, got -1"):
+        schedule(after_changes=-1)
+    with pytest.raises(ValueError, match="schedule k must be >= 2, got -4"):
+        schedule(interval_s=60, k=-4)
+    assert schedule(after_changes=0).after_changes == 0  # zero goes through: the server names it

@@ -242,3 +242,10 @@ def test_ids_never_reused_across_generations() -> None:
         assert nxt2 == nxt + len(fresh)
         seen.update(new_ids.tolist())
         ids, nxt = new_ids, nxt2
+
+
+def test_small_fits_print_nothing_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    """FAISS's own 'please provide at least N training points' would bypass logging (and JSON logs)."""
+    x = np.random.default_rng(0).normal(size=(96, 8)).astype(np.float32)
+    fit_kmeans(x, 3, metric="euclid", seed=0)
+    assert "please provide" not in capfd.readouterr().err

@@ -97,6 +97,11 @@ def schedule(
         k: k of a scheduled run; None = the collection's default_k.
     """
     given = {"interval_s": interval_s, "after_changes": after_changes, "drift_psi": drift_psi, "k": k}
+    for name in ("after_changes", "k"):  # unsigned on the wire: a negative value cannot even be sent
+        value = given[name]
+        if value is not None and value < 0:
+            raise ValueError(f"schedule {name} must be >= {1 if name == 'after_changes' else 2}, got {value} "
+                             "(leave it unset for none)")
     return pb.Schedule(**{name: value for name, value in given.items() if value is not None})
 
 

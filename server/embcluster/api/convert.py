@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -177,10 +178,11 @@ def image_spec_to_pb(spec: ImageMetadataSpec) -> pb.ImageMetadataSpec:
     )
 
 
-def image_from_pb(msg: pb.ImageMetadata) -> ImageMetadataInput:
+def image_from_pb(msg: pb.ImageMetadata, where: str = "image") -> ImageMetadataInput:
     """Image metadata; attribute numbers arrive as floats (Struct holds doubles)."""
+    attributes = _struct_to_dict(msg.attributes, f"{where}: attributes") if msg.HasField("attributes") else {}
     return ImageMetadataInput(title=msg.title, caption=msg.caption, alt_text=msg.alt_text, tags=list(msg.tags),
-                              attributes=_struct_to_dict(msg.attributes) if msg.HasField("attributes") else {})
+                              attributes=attributes)
 
 
 def image_to_pb(image: ImageMetadataInput) -> pb.ImageMetadata:
@@ -208,8 +210,36 @@ def collection_to_pb(c: CollectionInfo) -> pb.Collection:
     )
 
 
-def _struct_to_dict(msg: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(msg)
+def _struct_to_dict(msg: struct_pb2.Struct, where: str) -> dict[str, Any]:
+    """A Struct as a dict; a NaN or infinite number (JSON has none) is INVALID_ARGUMENT naming its key."""
+    try:
+        return json_format.MessageToDict(msg)
+    except ValueError:
+        key = _non_finite_key(msg)
+        if key is None:
+            raise
+        raise InvalidArgument(f"{where}: {key!r} is not a finite number; NaN and infinity cannot be stored") from None
+
+
+def _non_finite_key(value: Any, path: str = "") -> str | None:
+    """The dotted key (``[i]`` for list items) of the first non-finite number in a Struct/Value/ListValue."""
+    if isinstance(value, struct_pb2.Struct):
+        for key, item in value.fields.items():
+            found = _non_finite_key(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(value, struct_pb2.ListValue):
+        for i, item in enumerate(value.values):
+            found = _non_finite_key(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    elif isinstance(value, struct_pb2.Value):
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            return path
+        if kind in ("struct_value", "list_value"):
+            return _non_finite_key(getattr(value, kind), path)
+    return None
 
 
 def _dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
@@ -239,8 +269,8 @@ def items_from_pb(items: Any) -> list[ItemInput]:
                 id=it.id,
                 text=it.text if which == "text" else None,
                 vector=vector_from_pb(it.vector, f"item {i}") if which == "vector" else None,
-                metadata=_struct_to_dict(it.metadata) if it.HasField("metadata") else None,
-                image=image_from_pb(it.image) if which == "image" else None,
+                metadata=_struct_to_dict(it.metadata, f"item {i}: metadata") if it.HasField("metadata") else None,
+                image=image_from_pb(it.image, f"item {i}") if which == "image" else None,
                 event=event_from_pb(it.event, f"item {i}") if which == "event" else None,
             )
         )

@@ -116,6 +116,9 @@ def _fit_faiss(
         km = faiss.Kmeans(
             x.shape[1], k, niter=max_iter, nredo=1, seed=(int(seed) + restart) % (2**31),
             spherical=metric == "cosine", max_points_per_centroid=max(len(x) // k + 1, 256), verbose=False,
+            # FAISS uses this only to print "please provide at least ..." straight to stderr (past
+            # our logging, also under --log-format json); small collections are a normal case here.
+            min_points_per_centroid=1,
         )
         km.train(x, init_centroids=start)
         centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
