@@ -4,7 +4,9 @@ Every ``schedule_tick_s`` seconds the :class:`AutoRunner` looks at each collecti
 run through the same path as StartClustering (:meth:`EmbclusterService.start_clustering`) when
 
 * ``interval``: ``schedule.interval_s`` seconds have passed since the last run started (or
-  since the scheduler first saw the collection, if it never ran);
+  since the scheduler first saw the collection, if it never ran), and something changed since
+  the served model: points ingested, replaced or deleted, another k, or the collection is
+  attached (its other writers are not counted);
 * ``changes``: at least ``schedule.after_changes`` points were ingested, replaced or deleted
   since the snapshot of the last successful run;
 * ``drift``: the population stability index of the recent ingests' cluster shares against the
@@ -69,6 +71,7 @@ class ScheduleState:
     served_version: int
     catching_up: bool  # the start-up catch-up is still relabelling
     served_k: int = 0  # clusters of the served model (0 = none), read from memory
+    attached: bool = False  # a foreign Qdrant collection: its other writers' changes are not counted
 
 
 @dataclass
@@ -208,7 +211,11 @@ class AutoRunner:
         trigger, why = None, ""
         if schedule.interval_s is not None:
             since = now - max(state.last_run_at, tracked.first_seen)
-            if since >= schedule.interval_s:
+            # Nothing changed since the served model and the same k: a run would refit the same
+            # points into the same model under a new version number, every interval, for nothing.
+            unchanged = (state.served_version and not state.changes_since_run and state.served_k == k
+                         and not state.attached)
+            if since >= schedule.interval_s and not unchanged:
                 trigger, why = "interval", f"{since:.1f} s since the last run >= {schedule.interval_s:g} s"
         if trigger is None and schedule.after_changes is not None and state.changes_since_run >= schedule.after_changes:
             trigger, why = "changes", f"{state.changes_since_run} changed points >= {schedule.after_changes}"

@@ -37,6 +37,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "data_dir": args.data_dir,
                                    "log_level": args.log_level, "store": getattr(args, "store", None),
                                    "qdrant_url": getattr(args, "qdrant_url", None),
+                                   "qdrant_path": getattr(args, "qdrant_path", None),
                                    "log_format": getattr(args, "log_format", None),
                                    "metrics_port": getattr(args, "metrics_port", None),
                                    "metrics_host": getattr(args, "metrics_host", None),
@@ -49,6 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from .api.server import GrpcServer
+    from .config import describe_settings_error
     from .errors import EmbclusterError
     from .pipeline import EmbclusterService
     from .runtime import limit_blas_threads
@@ -56,9 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        print(f"embcluster: invalid settings:\n{exc}", file=sys.stderr)
+        print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level, settings.log_format)
+    for directory in settings.snapshot_dirs:  # a typo here would only show at the first export
+        if not directory.is_dir():
+            logger.warning("EMBCLUSTER_SNAPSHOT_DIRS: %s is not a directory (yet); exports there will create it",
+                           directory)
     limit_blas_threads(settings.blas_threads)
     try:
         service = EmbclusterService(settings)  # connects to the store (a Qdrant server: fails fast)
@@ -216,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--no-metrics", action="store_true", help="do not serve Prometheus metrics")
     serve.add_argument("--store", choices=["edge", "qdrant"], help="vector store (default edge; env EMBCLUSTER_STORE)")
     serve.add_argument("--qdrant-url", help="Qdrant server URL for --store qdrant (env EMBCLUSTER_QDRANT_URL)")
+    serve.add_argument("--qdrant-path", help="--store qdrant without a server: qdrant-client's local mode in this "
+                                             "directory (tests; slow; env EMBCLUSTER_QDRANT_PATH)")
     demo = sub.add_parser("demo", help="ingest and cluster WordNet definitions, print the clusters")
     demo.add_argument("--target", help="HOST:PORT of a running server (default: start an embedded one)")
     demo.add_argument("--kind", choices=["text", "image_metadata", "event"], default="text",

@@ -84,7 +84,7 @@ def _through_server(args: argparse.Namespace) -> int:
 def _offline(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from .config import Settings
+    from .config import Settings, describe_settings_error
     from .errors import EmbclusterError
     from .pipeline import EmbclusterService
     from .snapshot import export_collection, import_collection
@@ -94,7 +94,7 @@ def _offline(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        print(f"embcluster: invalid settings:\n{exc}", file=sys.stderr)
+        print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
         return 2
     last = [-1]
 

@@ -69,12 +69,12 @@ def _health(args: argparse.Namespace) -> int:
     if target is None:  # the port this container's/host's `serve` uses
         from pydantic import ValidationError
 
-        from .config import Settings
+        from .config import Settings, describe_settings_error
 
         try:
             target = f"127.0.0.1:{Settings().port}"
         except ValidationError as exc:
-            print(f"embcluster: invalid settings:\n{exc}", file=sys.stderr)
+            print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
             return 2
     try:
         with EmbclusterClient(target, timeout=args.timeout) as client:

@@ -6,10 +6,10 @@ from pathlib import Path
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "DEFAULT_TEXT_MODEL"]
+__all__ = ["Settings", "DEFAULT_TEXT_MODEL", "describe_settings_error"]
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 
@@ -115,3 +115,18 @@ class Settings(BaseSettings):
             raise ValueError(f"max_open_streams ({self.max_open_streams}) must be below grpc_workers "
                              f"({self.grpc_workers}): each open stream holds a worker thread")
         return self
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line per problem, named as the operator set it (``EMBCLUSTER_<NAME>=value: why``)."""
+    lines = []
+    for err in exc.errors():
+        why = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("loc"):
+            field = str(err["loc"][0])
+            value = err.get("input")
+            shown = "<secret>" if "key" in field else repr(value)
+            lines.append(f"  EMBCLUSTER_{field.upper()}={shown}: {why}")
+        else:  # a check across fields: its message names them
+            lines.append(f"  {why}")
+    return "\n".join(lines)

@@ -976,6 +976,7 @@ class EmbclusterService(EventOps):
             changes_since_run=rec.changes_total - rec.changes_at_run, changes_total=rec.changes_total,
             last_run_at=rec.last_run_at, served_version=rec.served_version,
             catching_up=self._catching_up(name), served_k=coll.model.k if coll.model is not None else 0,
+            attached=bool(rec.external_collection),
         )
 
     def state_key(self, name: str) -> tuple[int, int, int] | None:

@@ -304,8 +304,9 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
     if target.is_dir():
         raise InvalidArgument(f"snapshot path {str(target)!r} is a directory; name a file")
     if target.exists() and not overwrite:
-        raise AlreadyExists(f"snapshot file {str(target)!r} exists; remove it or ask to overwrite")
-    if not Path(path).expanduser().is_absolute():
+        raise AlreadyExists(f"snapshot file {str(target)!r} exists; remove it or ask to overwrite it "
+                            "(overwrite=true; --overwrite on the command line)")
+    if confined or not Path(path).expanduser().is_absolute():  # inside a snapshot directory: make sub-directories
         target.parent.mkdir(parents=True, exist_ok=True)
     elif not target.parent.is_dir():
         raise InvalidArgument(f"directory {str(target.parent)!r} does not exist on the server's machine")

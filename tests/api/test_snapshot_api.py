@@ -98,6 +98,7 @@ def test_paths_outside_the_snapshot_directories_are_permission_denied(  # type: 
     c.ingest("vec", [{"id": f"v{i}", "vector": [float(i % 5), float(i % 3), 1.0]} for i in range(20)])
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     c.export_collection("vec", str(tmp_path / "ok.tar"))  # inside snapshot_dirs: allowed
+    assert c.export_collection("vec", str(tmp_path / "new" / "deep" / "x.tar")).points == 20  # sub-directories made
     (elsewhere / "outside.tar").write_bytes((tmp_path / "ok.tar").read_bytes())
     (tmp_path / "link").symlink_to(elsewhere, target_is_directory=True)
     (tmp_path / "file-link.tar").symlink_to(elsewhere / "outside.tar")

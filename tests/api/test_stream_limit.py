@@ -90,3 +90,22 @@ def test_the_stream_cap_must_leave_a_worker_for_unary_calls() -> None:
         Settings(grpc_workers=4, max_open_streams=4)
     with pytest.raises(ValidationError, match="grpc_workers"):
         Settings(grpc_workers=1)  # one thread cannot serve a stream and unary calls
+
+
+def test_serve_names_each_bad_setting_by_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from embcluster.cli import main
+
+    monkeypatch.setenv("EMBCLUSTER_MAX_OPEN_STREAMS", "0")
+    monkeypatch.setenv("EMBCLUSTER_QDRANT_API_KEY", "")
+    monkeypatch.setenv("EMBCLUSTER_QDRANT_TIMEOUT_S", "0")
+    assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["embcluster: invalid settings:",
+                   "  EMBCLUSTER_QDRANT_TIMEOUT_S='0': Input should be greater than or equal to 1",
+                   "  EMBCLUSTER_MAX_OPEN_STREAMS='0': Input should be greater than or equal to 1"]
+    monkeypatch.setenv("EMBCLUSTER_MAX_OPEN_STREAMS", "4")
+    monkeypatch.setenv("EMBCLUSTER_GRPC_WORKERS", "4")
+    monkeypatch.delenv("EMBCLUSTER_QDRANT_TIMEOUT_S")
+    assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 2
+    assert "  max_open_streams (4) must be below grpc_workers (4)" in capsys.readouterr().err

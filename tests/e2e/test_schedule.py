@@ -41,16 +41,19 @@ def test_an_interval_schedule_re_clusters_by_itself(tmp_path: Path) -> None:
     server = Server(tmp_path / "data", "--lazy-model", **FAST_TICK)
     try:
         c = server.client
-        c.create_collection("auto", input_kind="vector", vector_dim=8, default_k=3,
-                            schedule=schedule(interval_s=2))
+        c.create_collection("auto", input_kind="vector", vector_dim=8, default_k=3)
         c.ingest_many("auto", [{"id": f"p{i}", "vector": v} for i, v in enumerate(_blobs(600, 8, 3, 0))],
                       batch_size=300)
+        c.update_collection("auto", schedule=schedule(interval_s=2))  # after the ingest: one first run of all 600
         col = _wait_for_version(c, "auto", 1)
         assert col.served_model_version == 1, "no scheduled run within 120 s"
         model = c.get_model("auto")
         assert model.k == 3 and model.params["trigger"] == "interval"
         assert sum(cl.size for cl in c.list_clusters("auto").clusters) == 600
-        col = _wait_for_version(c, "auto", 2)  # and again, an interval later
+        time.sleep(3.0)  # an interval with nothing changed: no new version
+        assert c.get_collection("auto").served_model_version == 1
+        c.ingest("auto", [{"id": "late", "vector": [0.5] * 8}])
+        col = _wait_for_version(c, "auto", 2)  # and again, an interval after the change
         assert col.served_model_version >= 2 and c.get_model("auto").params["trigger"] == "interval"
 
         c.update_collection("auto", schedule=schedule())  # off: no further runs

@@ -219,7 +219,10 @@ def test_an_interval_triggers_runs_and_a_failed_scheduled_run_backs_off(clustere
     svc.runs.wait(NAME, timeout=120)
     assert svc.get_run(NAME, started[0].run_id).state is RunState.SUCCEEDED
     assert svc.autorun.tick(time.time() + 5) == []  # measured from that run's start
+    assert svc.autorun.tick(time.time() + 31) == []  # nothing changed since: no run, no new version
+    assert svc.get_collection(NAME).served_model_version == 2
 
+    ingest(svc, blobs(5, 9), "late")  # one change is enough for the next interval
     again = svc.autorun.tick(time.time() + 31)
     assert [r.trigger for r in again] == ["interval"]
     svc.cancel_run(NAME, again[0].run_id)  # a scheduled run that does not succeed ...
