@@ -96,14 +96,16 @@ def _offline(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
         return 2
-    last = [-1]
+    from .progress import Progress
+
+    bar: list[Progress] = []  # one bar per phase (verify: bytes; export/import: points)
 
     def progress(phase: str, done: int, total: int) -> None:
-        pct = 100 * done // max(total, 1)
-        if pct != last[0]:
-            last[0] = pct
-            sys.stderr.write(f"\r{phase:<7} {done}/{total} {'bytes' if phase == 'verify' else 'points'} ({pct}%)")
-            sys.stderr.flush()
+        if not bar or bar[-1].label != phase:
+            if bar:
+                bar[-1].close()
+            bar.append(Progress(phase, total, unit="bytes" if phase == "verify" else "points"))
+        bar[-1].update_to(done)
 
     service: EmbclusterService | None = None
     try:
@@ -115,11 +117,14 @@ def _offline(args: argparse.Namespace) -> int:
         else:
             summary = import_collection(service, args.path, name=args.name, on_progress=progress)
     except EmbclusterError as exc:
-        print(f"\nembcluster: {exc.code.name}: {exc.message}", file=sys.stderr)
+        if bar:
+            bar[-1].close()
+        print(f"embcluster: {exc.code.name}: {exc.message}", file=sys.stderr)
         return 1
     finally:
         if service is not None:
             service.close()
-    sys.stderr.write("\n")
+    if bar:
+        bar[-1].close()
     _print(summary, "exported" if args.command == "export" else "imported")
     return 0
