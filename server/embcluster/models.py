@@ -182,6 +182,15 @@ class ModelStore:
         """Load ``v<version>``."""
         return ClusterModel.from_files(self.directory / f"v{version}")
 
+    def delete(self, version: int) -> None:
+        """Remove ``v<version>``: renamed away first, so a reader sees the whole version or none of it."""
+        final = self.directory / f"v{version}"
+        if not final.exists():
+            return
+        doomed = self.directory / f".v{version}.deleted-{os.getpid()}"
+        os.replace(final, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
     def versions(self) -> list[int]:
         """Saved versions, ascending."""
         if not self.directory.exists():

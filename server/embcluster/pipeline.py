@@ -842,7 +842,13 @@ class EmbclusterService(EventOps):
     def list_models(self, name: str) -> list[ModelInfo]:
         """Every saved model version of a collection, oldest first."""
         coll = self._get(check_name(name))
-        return [self._model_info(coll, coll.models.load_meta(v)) for v in coll.models.versions()]
+        out = []
+        for v in coll.models.versions():
+            try:
+                out.append(self._model_info(coll, coll.models.load_meta(v)))
+            except FileNotFoundError:  # deleted by a run's pruning since the listing
+                continue
+        return out
 
     def get_model(self, name: str, version: int) -> ModelInfo:
         """One model version (0 = the served one)."""
@@ -1115,12 +1121,27 @@ class EmbclusterService(EventOps):
             coll.save()
             self._recent_window(rec.name).reset(model.version)  # drift: a new version's window
         logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
+        self._prune_models(coll, model)
         # Switched: the run is committed; it finishes its catch-up whatever is asked now.
         ctx.progress("catching_up", 0.95, persist=True, cancellable=False)
         # Points written during the run may carry a label computed from a vector they no longer
         # have (replaced after the pass read it): relabel every id the log saw since the snapshot.
         self._relabel_ids(coll, coll.vlog.ids_since(live.end))
         self._catch_up(coll)
+
+    def _prune_models(self, coll: _Collection, served: ClusterModel) -> None:
+        """Delete model versions beyond ``keep_model_versions`` (never the served one or its predecessor)."""
+        keep_n = self.settings.keep_model_versions
+        versions = coll.models.versions()
+        if not keep_n or len(versions) <= keep_n:
+            return
+        keep = set(versions[-keep_n:]) | {served.version, int(served.params.get("previous_version") or 0)}
+        doomed = [v for v in versions if v not in keep]
+        for v in doomed:
+            coll.models.delete(v)
+        if doomed:
+            logger.info("collection %s: deleted model versions %s (keep_model_versions=%d)",
+                        coll.record.name, _ranges(doomed), keep_n)
 
     def _calibrate(self, coll: _Collection, version: int, sample: np.ndarray, centroids: np.ndarray, *,
                    seed: int, n_init: int, sample_size: int, backend: str, inertia: float) -> ClusterModel:
@@ -1269,3 +1290,14 @@ class EmbclusterService(EventOps):
         except Exception:
             logger.exception("reverting the partial write-back of v%d in %s failed; the next start retries",
                              version, coll.record.name)
+
+
+def _ranges(values: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"v1-v3, v7"`` (a log line, not a list of thousands)."""
+    spans: list[tuple[int, int]] = []
+    for v in values:
+        if spans and v == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], v)
+        else:
+            spans.append((v, v))
+    return ", ".join(f"v{a}" if a == b else f"v{a}-v{b}" for a, b in spans)

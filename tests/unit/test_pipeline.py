@@ -980,3 +980,26 @@ def test_start_returns_pending_run(clustered: EmbclusterService, monkeypatch) ->
 def test_search_rejects_zero_vector_under_cosine(clustered: EmbclusterService) -> None:
     with pytest.raises(InvalidArgument, match="all-zero"):
         clustered.search(NAME, vector=[0.0] * DIM, limit=3)
+
+
+def test_old_model_versions_are_pruned_but_never_the_served_one_or_its_predecessor(root: Path) -> None:
+    svc = make_service(root, keep_model_versions=3)
+    try:
+        svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM, metric="cosine"))
+        ingest_all(svc, items_for(blob_points(200, seed=0)[0]))
+        for _ in range(5):
+            assert run_to_end(svc).state is RunState.SUCCEEDED
+        assert [m.version for m in svc.list_models(NAME)] == [3, 4, 5]
+        assert not list((svc._get(NAME).directory / "models").glob(".v*"))  # nothing half-deleted left
+        svc.rollback(NAME, 3)  # a rollback is a run too: v3 is served, v5 (its predecessor) kept
+        svc.runs.wait(NAME, timeout=120)
+        assert svc.get_collection(NAME).served_model_version == 3
+        assert run_to_end(svc).state is RunState.SUCCEEDED  # v6 over v3
+        assert [m.version for m in svc.list_models(NAME)] == [3, 4, 5, 6]  # the newest 3, and v6's predecessor
+        assert svc.drift(NAME).previous_version == 3
+        assert run_to_end(svc).state is RunState.SUCCEEDED  # v7 over v6
+        assert [m.version for m in svc.list_models(NAME)] == [5, 6, 7]
+        with pytest.raises(NotFound, match="saved versions: \\[5, 6, 7\\]"):
+            svc.rollback(NAME, 3)
+    finally:
+        svc.close()
