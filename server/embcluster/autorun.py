@@ -5,8 +5,9 @@ run through the same path as StartClustering (:meth:`EmbclusterService.start_clu
 
 * ``interval``: ``schedule.interval_s`` seconds have passed since the last run started (or
   since the scheduler first saw the collection, if it never ran), and something changed since
-  the served model: points ingested, replaced or deleted, another k, or the collection is
-  attached (its other writers are not counted);
+  the last run: points ingested, replaced or deleted, another k, settings the served model was
+  not fitted with, a featurizer it was not fitted on, or the collection is attached (its other
+  writers are not counted);
 * ``changes``: at least ``schedule.after_changes`` points were ingested, replaced or deleted
   since the snapshot of the last successful run;
 * ``drift``: the population stability index of the recent ingests' cluster shares against the
@@ -72,6 +73,7 @@ class ScheduleState:
     catching_up: bool  # the start-up catch-up is still relabelling
     served_k: int = 0  # clusters of the served model (0 = none), read from memory
     attached: bool = False  # a foreign Qdrant collection: its other writers' changes are not counted
+    model_current: bool = False  # the served model was fitted with today's settings (and featurizer)
 
 
 @dataclass
@@ -211,10 +213,10 @@ class AutoRunner:
         trigger, why = None, ""
         if schedule.interval_s is not None:
             since = now - max(state.last_run_at, tracked.first_seen)
-            # Nothing changed since the served model and the same k: a run would refit the same
-            # points into the same model under a new version number, every interval, for nothing.
+            # Nothing changed since the served model (points, k, settings, featurizer): a run would
+            # refit the same points into the same model under a new version number, for nothing.
             unchanged = (state.served_version and not state.changes_since_run and state.served_k == k
-                         and not state.attached)
+                         and state.model_current and not state.attached)
             if since >= schedule.interval_s and not unchanged:
                 trigger, why = "interval", f"{since:.1f} s since the last run >= {schedule.interval_s:g} s"
         if trigger is None and schedule.after_changes is not None and state.changes_since_run >= schedule.after_changes:

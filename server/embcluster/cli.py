@@ -48,6 +48,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from .api.server import GrpcServer
     from .config import describe_settings_error
@@ -57,14 +58,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = _settings(args)
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level, settings.log_format)
+    from prometheus_client import disable_created_metrics
+
+    # No "<name>_created" series beside every counter and histogram: undocumented, and one more
+    # series per label set to store. Process-wide, hence here and not in ServiceMetrics.
+    disable_created_metrics()
     for directory in settings.snapshot_dirs:  # a typo here would only show at the first export
         if not directory.is_dir():
-            logger.warning("EMBCLUSTER_SNAPSHOT_DIRS: %s is not a directory (yet); exports there will create it",
-                           directory)
+            logger.warning("EMBCLUSTER_SNAPSHOT_DIRS: %s is not a directory; exports and imports there fail "
+                           "until it exists", directory)
     limit_blas_threads(settings.blas_threads)
     try:
         service = EmbclusterService(settings)  # connects to the store (a Qdrant server: fails fast)

@@ -83,6 +83,7 @@ def _through_server(args: argparse.Namespace) -> int:
 
 def _offline(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from .config import Settings, describe_settings_error
     from .errors import EmbclusterError
@@ -93,7 +94,7 @@ def _offline(args: argparse.Namespace) -> int:
                                    "qdrant_path": args.qdrant_path}.items() if v is not None}
     try:
         settings = Settings(**overrides)
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
         return 2
     from .progress import Progress

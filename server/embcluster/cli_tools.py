@@ -68,12 +68,13 @@ def _health(args: argparse.Namespace) -> int:
     target = args.server
     if target is None:  # the port this container's/host's `serve` uses
         from pydantic import ValidationError
+        from pydantic_settings import SettingsError
 
         from .config import Settings, describe_settings_error
 
         try:
             target = f"127.0.0.1:{Settings().port}"
-        except ValidationError as exc:
+        except (ValidationError, SettingsError) as exc:
             print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
             return 2
     try:

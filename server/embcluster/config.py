@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 import os
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -120,16 +121,20 @@ class Settings(BaseSettings):
         return self
 
 
-def describe_settings_error(exc: ValidationError) -> str:
-    """One line per problem, named as the operator set it (``EMBCLUSTER_<NAME>=value: why``)."""
+def describe_settings_error(exc: Exception) -> str:
+    """One line per problem: the setting, its variable ``EMBCLUSTER_<NAME>`` (or flag), the value, why."""
+    if not isinstance(exc, ValidationError):  # pydantic-settings' SettingsError: a variable that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        hint = f" (EMBCLUSTER_{found.group(1).upper()} must be JSON)" if found else ""
+        return f"  {exc}{hint}"
     lines = []
     for err in exc.errors():
         why = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("loc"):
-            field = str(err["loc"][0])
-            value = err.get("input")
-            shown = "<secret>" if "key" in field else repr(value)
-            lines.append(f"  EMBCLUSTER_{field.upper()}={shown}: {why}")
+        loc = [str(part) for part in err.get("loc", ())]
+        if loc:
+            field = loc[0]
+            shown = "<secret>" if "key" in field else repr(err.get("input"))
+            lines.append(f"  {'.'.join(loc)} (EMBCLUSTER_{field.upper()}) = {shown}: {why}")
         else:  # a check across fields: its message names them
             lines.append(f"  {why}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import threading
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest, start_http_server
 from prometheus_client.registry import Collector
@@ -156,9 +156,6 @@ class ServiceMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        # No "<name>_created" series beside every counter and histogram: undocumented here, and one
-        # more series per label set for Prometheus to store (the library's switch is process-wide).
-        disable_created_metrics()
         self.registry = registry or CollectorRegistry()
         self.rpc_requests = Counter("embcluster_rpc_requests", "gRPC calls by method and final status code.",
                                     ["method", "code"], registry=self.registry)

@@ -184,10 +184,12 @@ class ModelStore:
 
     def delete(self, version: int) -> None:
         """Remove ``v<version>``: renamed away first, so a reader sees the whole version or none of it."""
+        for leftover in self.directory.glob(".v*.deleted"):  # a delete cut short by a crash
+            shutil.rmtree(leftover, ignore_errors=True)
         final = self.directory / f"v{version}"
         if not final.exists():
             return
-        doomed = self.directory / f".v{version}.deleted-{os.getpid()}"
+        doomed = self.directory / f".v{version}.deleted"
         os.replace(final, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 

@@ -854,10 +854,14 @@ class EmbclusterService(EventOps):
         """One model version (0 = the served one)."""
         coll = self._get(check_name(name))
         version = version or coll.record.served_version
-        if version not in coll.models.versions():
-            raise NotFound(f"model version {version} not found in collection {name!r}"
+        missing = NotFound(f"model version {version} not found in collection {name!r}"
                            + ("" if coll.record.served_version else " (no model yet)"))
-        return self._model_info(coll, coll.models.load_meta(version))
+        if version not in coll.models.versions():
+            raise missing
+        try:
+            return self._model_info(coll, coll.models.load_meta(version))
+        except FileNotFoundError:  # deleted by a run's pruning since the check
+            raise missing from None
 
     @staticmethod
     def _model_info(coll: _Collection, meta: dict[str, Any]) -> ModelInfo:
@@ -951,7 +955,10 @@ class EmbclusterService(EventOps):
         key = (name, model.version)
         versions = self._version_drift.get(key)
         if versions is None:  # fixed for a served version: computed once
-            prev_model = coll.models.load(previous) if previous and previous in coll.models.versions() else None
+            try:
+                prev_model = coll.models.load(previous) if previous else None
+            except FileNotFoundError:  # pruned (keep_model_versions): no version comparison
+                prev_model = None
             versions = version_drift(model, prev_model)
             with self._lock:  # the scheduler and a scrape may both get here
                 self._version_drift = {k: v for k, v in self._version_drift.items() if k[0] != name}
@@ -982,8 +989,20 @@ class EmbclusterService(EventOps):
             changes_since_run=rec.changes_total - rec.changes_at_run, changes_total=rec.changes_total,
             last_run_at=rec.last_run_at, served_version=rec.served_version,
             catching_up=self._catching_up(name), served_k=coll.model.k if coll.model is not None else 0,
-            attached=bool(rec.external_collection),
+            attached=bool(rec.external_collection), model_current=self._model_current(coll),
         )
+
+    def _model_current(self, coll: _Collection) -> bool:
+        """The served model was fitted with the collection's present settings and featurizer."""
+        model, rec = coll.model, coll.record
+        if model is None or (rec.input_kind == "event" and self._event_model(coll) is None):
+            return False
+        s, p = rec.settings, model.params
+        return (float(s.contamination or 0.01) == float(p.get("contamination", -1))
+                and int(s.min_cluster_size or 1) == int(p.get("min_cluster_size", -1))
+                and (s.anomaly_scorer or DEFAULT_SCORER) == p.get("anomaly_scorer")
+                and (s.threshold_mode or "contamination") == p.get("threshold_mode")
+                and s.anomaly_threshold == p.get("anomaly_threshold"))
 
     def state_key(self, name: str) -> tuple[int, int, int] | None:
         """A key that changes whenever the collection's counts may have (None = they may change any time).
@@ -1121,7 +1140,10 @@ class EmbclusterService(EventOps):
             coll.save()
             self._recent_window(rec.name).reset(model.version)  # drift: a new version's window
         logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
-        self._prune_models(coll, model)
+        try:
+            self._prune_models(coll, model)
+        except OSError as exc:  # housekeeping: the run is committed, the next one tries again
+            logger.warning("collection %s: could not delete old model versions: %s", rec.name, exc)
         # Switched: the run is committed; it finishes its catch-up whatever is asked now.
         ctx.progress("catching_up", 0.95, persist=True, cancellable=False)
         # Points written during the run may carry a label computed from a vector they no longer

@@ -306,7 +306,13 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
     if target.exists() and not overwrite:
         raise AlreadyExists(f"snapshot file {str(target)!r} exists; remove it or ask to overwrite it "
                             "(overwrite=true; --overwrite on the command line)")
-    if confined or not Path(path).expanduser().is_absolute():  # inside a snapshot directory: make sub-directories
+    if confined:  # sub-directories of a snapshot directory are made; a configured one must exist
+        root = next(r for r in snapshot_roots(service.settings) if target.is_relative_to(r))
+        if not root.is_dir() and root != snapshot_roots(service.settings)[0]:
+            raise InvalidArgument(f"snapshot directory {str(root)!r} (EMBCLUSTER_SNAPSHOT_DIRS) does not exist "
+                                  "on the server's machine")
+        target.parent.mkdir(parents=True, exist_ok=True)
+    elif not Path(path).expanduser().is_absolute():
         target.parent.mkdir(parents=True, exist_ok=True)
     elif not target.parent.is_dir():
         raise InvalidArgument(f"directory {str(target.parent)!r} does not exist on the server's machine")

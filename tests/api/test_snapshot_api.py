@@ -128,6 +128,21 @@ def test_paths_outside_the_snapshot_directories_are_permission_denied(  # type: 
     assert c.import_collection(str(tmp_path / "ok.tar"), name="vec3").points == 20
 
 
+def test_a_configured_snapshot_directory_that_does_not_exist_is_not_created(tmp_path: Path) -> None:
+    from .conftest import Running
+
+    r = Running(Settings(data_dir=tmp_path / "data", port=0, snapshot_dirs=[tmp_path / "unmounted"]))
+    try:
+        r.client.create_collection("vec", input_kind="vector", vector_dim=3, distance="euclid")
+        with pytest.raises(grpc.RpcError) as err:
+            r.client.export_collection("vec", str(tmp_path / "unmounted" / "sub" / "x.tar"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "does not exist" in (err.value.details() or "")
+        assert not (tmp_path / "unmounted").exists()
+        assert r.client.export_collection("vec", "weekly/x.tar").points == 0  # <data_dir>/snapshots is made
+    finally:
+        r.stop()
+
+
 def test_snapshot_dirs_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 

@@ -102,10 +102,17 @@ def test_serve_names_each_bad_setting_by_its_variable(tmp_path: Path, monkeypatc
     assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == ["embcluster: invalid settings:",
-                   "  EMBCLUSTER_QDRANT_TIMEOUT_S='0': Input should be greater than or equal to 1",
-                   "  EMBCLUSTER_MAX_OPEN_STREAMS='0': Input should be greater than or equal to 1"]
+                   "  qdrant_timeout_s (EMBCLUSTER_QDRANT_TIMEOUT_S) = '0': Input should be greater than or equal to 1",
+                   "  max_open_streams (EMBCLUSTER_MAX_OPEN_STREAMS) = '0': Input should be greater than or equal to 1"]
     monkeypatch.setenv("EMBCLUSTER_MAX_OPEN_STREAMS", "4")
     monkeypatch.setenv("EMBCLUSTER_GRPC_WORKERS", "4")
     monkeypatch.delenv("EMBCLUSTER_QDRANT_TIMEOUT_S")
     assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 2
     assert "  max_open_streams (4) must be below grpc_workers (4)" in capsys.readouterr().err
+    monkeypatch.setenv("EMBCLUSTER_TEXT_MODELS", "not json")  # pydantic-settings' own error, not a traceback
+    monkeypatch.delenv("EMBCLUSTER_GRPC_WORKERS")
+    assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 2
+    assert "EMBCLUSTER_TEXT_MODELS" in capsys.readouterr().err
+    monkeypatch.setenv("EMBCLUSTER_TEXT_MODELS", '{"a": 5}')
+    assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 2
+    assert "  text_models.a (EMBCLUSTER_TEXT_MODELS) = 5:" in capsys.readouterr().err

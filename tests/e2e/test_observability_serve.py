@@ -64,6 +64,7 @@ def test_serve_exposes_metrics_and_json_logs_with_request_ids(tmp_path: Path) ->
         assert samples[("embcluster_rpc_requests_total", (("code", "NOT_FOUND"), ("method", method + "GetCollection")))] == 1
         # a deleted collection's series are gone (a new one of the same name starts from zero)
         assert ("embcluster_points_ingested_total", (("collection", "v"),)) not in samples
+        assert not [name for name, _ in samples if name.endswith("_created")]  # `serve` turns them off
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

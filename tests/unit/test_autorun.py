@@ -221,6 +221,12 @@ def test_an_interval_triggers_runs_and_a_failed_scheduled_run_backs_off(clustere
     assert svc.autorun.tick(time.time() + 5) == []  # measured from that run's start
     assert svc.autorun.tick(time.time() + 31) == []  # nothing changed since: no run, no new version
     assert svc.get_collection(NAME).served_model_version == 2
+    svc.update_collection(NAME, CollectionSettings(contamination=0.05))  # a setting the model was not fitted with
+    rerun = svc.autorun.tick(time.time() + 31)
+    assert [r.trigger for r in rerun] == ["interval"]
+    svc.runs.wait(NAME, timeout=120)
+    assert svc.get_model(NAME, 0).params["contamination"] == 0.05 and svc.get_collection(NAME).served_model_version == 3
+    assert svc.autorun.tick(time.time() + 31) == []  # current again
 
     ingest(svc, blobs(5, 9), "late")  # one change is enough for the next interval
     again = svc.autorun.tick(time.time() + 31)

@@ -305,6 +305,7 @@ def test_ingest_goes_on_between_the_pages_of_a_refit_and_is_never_overwritten(
         assert hits and {h.point.point_id for h in hits} <= moved  # only points in the query's feature space
         with pytest.raises(FailedPrecondition, match="featurizer v2"):
             svc.explain("c", id=rows[7]["id"])  # stored vectors and the served model disagree
+        assert not svc.schedule_state("c").model_current  # an interval schedule would re-cluster it
         resent = {**rows[5]["event"], "funded_amnt": 777.0}  # a stored point, re-sent with a new amount
         svc.ingest("c", [ItemInput(id=rows[5]["id"], event=resent), ItemInput(id=rows[260]["id"], event=rows[260]["event"])])
         resumed.set()
@@ -318,5 +319,6 @@ def test_ingest_goes_on_between_the_pages_of_a_refit_and_is_never_overwritten(
         assert np.allclose(p.vector, coll.featurizer.transform([{"event": p.source}])[0], atol=1e-6)
         late = svc.get_point("c", id=rows[260]["id"])
         assert late.assignment is not None and late.assignment.model_version == 2  # the re-cluster's catch-up
+        assert svc.schedule_state("c").model_current
     finally:
         svc.close()

@@ -991,7 +991,7 @@ def test_old_model_versions_are_pruned_but_never_the_served_one_or_its_predecess
             assert run_to_end(svc).state is RunState.SUCCEEDED
         assert [m.version for m in svc.list_models(NAME)] == [3, 4, 5]
         assert not list((svc._get(NAME).directory / "models").glob(".v*"))  # nothing half-deleted left
-        svc.rollback(NAME, 3)  # a rollback is a run too: v3 is served, v5 (its predecessor) kept
+        svc.rollback(NAME, 3)  # a rollback is a run too (it writes no new version)
         svc.runs.wait(NAME, timeout=120)
         assert svc.get_collection(NAME).served_model_version == 3
         assert run_to_end(svc).state is RunState.SUCCEEDED  # v6 over v3
