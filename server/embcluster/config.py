@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     blas_threads: int = Field(1, ge=1, le=256, description="numpy BLAS threads (small products: 1 is fastest).")
     page_size: int = Field(1024, ge=16, le=65536, description="Points per page when streaming a collection.")
     keep_model_versions: int = Field(
-        100, ge=0, description="Model versions kept per collection (the newest; the served one and its "
-                               "predecessor always); older ones are deleted after each run. 0 = keep all.")
+        100, ge=0, description="Model versions kept per collection (the newest, the served one and the version "
+                               "it replaced); older ones are deleted after each run. 0 = keep all.")
     featurizer_min_points: int = Field(
         1000, ge=1, description="EVENT collections: points at which the provisional featurizer is refitted on all of them.")
     schedule_tick_s: float = Field(1.0, gt=0, le=3600, description="How often the scheduler checks every collection.")

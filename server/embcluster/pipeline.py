@@ -854,14 +854,11 @@ class EmbclusterService(EventOps):
         """One model version (0 = the served one)."""
         coll = self._get(check_name(name))
         version = version or coll.record.served_version
-        missing = NotFound(f"model version {version} not found in collection {name!r}"
-                           + ("" if coll.record.served_version else " (no model yet)"))
-        if version not in coll.models.versions():
-            raise missing
         try:
             return self._model_info(coll, coll.models.load_meta(version))
-        except FileNotFoundError:  # deleted by a run's pruning since the check
-            raise missing from None
+        except FileNotFoundError:  # never saved, or deleted by a run's pruning
+            raise NotFound(f"model version {version} not found in collection {name!r}"
+                           + ("" if coll.record.served_version else " (no model yet)")) from None
 
     @staticmethod
     def _model_info(coll: _Collection, meta: dict[str, Any]) -> ModelInfo:

@@ -25,7 +25,6 @@ class StreamSlots:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._free = threading.BoundedSemaphore(limit)
         self._lock = threading.Lock()
         self._open = 0
 
@@ -37,19 +36,18 @@ class StreamSlots:
     @contextmanager
     def hold(self, method: str) -> Iterator[None]:
         """Hold a slot for the body of one streaming call; RESOURCE_EXHAUSTED when none is free."""
-        if not self._free.acquire(blocking=False):
-            raise ResourceExhausted(
-                f"{method}: {self.limit} streaming calls are already open on this server "
-                f"(max_open_streams={self.limit}); close one and call again, or raise "
-                "EMBCLUSTER_MAX_OPEN_STREAMS (it must stay below EMBCLUSTER_GRPC_WORKERS)")
         with self._lock:
+            if self._open >= self.limit:
+                raise ResourceExhausted(
+                    f"{method}: {self.limit} streaming calls are already open on this server "
+                    f"(max_open_streams={self.limit}); close one and call again, or raise "
+                    "EMBCLUSTER_MAX_OPEN_STREAMS (it must stay below EMBCLUSTER_GRPC_WORKERS)")
             self._open += 1
         try:
             yield
         finally:
             with self._lock:
                 self._open -= 1
-            self._free.release()
 
 
 def is_non_blocking(handler: Any) -> bool:
