@@ -168,8 +168,8 @@ def resolve_snapshot_path(settings: Settings, path: str, *, confined: bool = Fal
 
 def snapshot_roots(settings: Settings) -> list[Path]:
     """Where the API may put or read snapshot files: ``<data_dir>/snapshots`` and ``snapshot_dirs``."""
-    return [(Path(settings.data_dir) / "snapshots").expanduser().resolve()] + [
-        Path(d).expanduser().resolve() for d in settings.snapshot_dirs]
+    # Settings already expanded "~" in both (validators); resolve() follows symlinks.
+    return [(Path(settings.data_dir) / "snapshots").resolve()] + [Path(d).resolve() for d in settings.snapshot_dirs]
 
 
 def _check_allowed(settings: Settings, target: Path) -> Path:
@@ -307,8 +307,9 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
         raise AlreadyExists(f"snapshot file {str(target)!r} exists; remove it or ask to overwrite it "
                             "(overwrite=true; --overwrite on the command line)")
     if confined:  # sub-directories of a snapshot directory are made; a configured one must exist
-        root = next(r for r in snapshot_roots(service.settings) if target.is_relative_to(r))
-        if not root.is_dir() and root != snapshot_roots(service.settings)[0]:
+        own, *configured = snapshot_roots(service.settings)
+        root = next(r for r in (own, *configured) if target.is_relative_to(r))
+        if root != own and not root.is_dir():
             raise InvalidArgument(f"snapshot directory {str(root)!r} (EMBCLUSTER_SNAPSHOT_DIRS) does not exist "
                                   "on the server's machine")
         target.parent.mkdir(parents=True, exist_ok=True)
