@@ -39,6 +39,7 @@ __all__ = [
     "centroid_shift",
     "fit_summary",
     "RecentWindow",
+    "RecentWindows",
     "RecentStats",
     "version_drift",
     "recent_drift",
@@ -281,3 +282,26 @@ def recent_drift(served: ClusterModel, recent: RecentStats) -> dict[str, float |
         out["distance_ks"] = ks_against_sketch(quantiles, recent.distances)
     out["anomaly_rate_recent"] = float(recent.is_anomaly.mean())
     return out
+
+
+class RecentWindows:
+    """One :class:`RecentWindow` per collection, made on first use.
+
+    Args:
+        capacity: Points each window keeps (``Settings.drift_window``).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._windows: dict[str, RecentWindow] = {}
+
+    def get(self, name: str) -> RecentWindow:
+        """The window of collection ``name``."""
+        window = self._windows.get(name)
+        if window is None:
+            window = self._windows.setdefault(name, RecentWindow(self.capacity))
+        return window
+
+    def forget(self, name: str) -> None:
+        """Drop a (deleted) collection's window."""
+        self._windows.pop(name, None)

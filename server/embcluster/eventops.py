@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .embed.registry import EmbedderRegistry
     from .models import ClusterModel
     from .pipeline import _Collection
-    from .scheduler import RunContext, RunManager
+    from .runs import RunContext, RunManager
 
 __all__ = ["EventOps", "source_view", "MAX_INFER_SAMPLES_FACTOR"]
 

@@ -49,10 +49,10 @@ from .embed.vector import VectorEmbedder
 from .errors import AlreadyExists, EmbclusterError, FailedPrecondition, InvalidArgument, NotFound
 from .eventops import EventOps, source_view
 from .fsio import read_json, write_json_atomic
-from .autorun import AutoRunner, ScheduleState
+from .scheduler import AutoRunner, ScheduleState
 from .drift import RecentWindow, fit_summary, recent_drift, version_drift
 from .models import ClusterModel, ModelStore
-from .scheduler import RunContext, RunManager, utcnow
+from .runs import RunContext, RunManager, utcnow
 from .schema import (
     AttachedSource,
     AttachSpec,

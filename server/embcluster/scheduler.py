@@ -1,296 +1,312 @@
-"""Clustering runs: at most one per collection at a time, on a bounded worker pool.
+"""Re-clustering by itself: a background thread that starts runs when a collection's schedule fires.
 
-Run records are JSON files beside the collection, so a run's outcome survives a restart;
-a run that was in flight when the process died is marked failed on the next start (its
-partial write-back is undone by the catch-up that start performs).
+Every ``schedule_tick_s`` seconds the :class:`AutoRunner` looks at each collection and starts a
+run through the same path as StartClustering (``EmbclusterService.start_clustering``) when
+
+* ``interval``: ``schedule.interval_s`` seconds have passed since the last run started (or
+  since the scheduler first saw the collection, if it never ran), and something changed since
+  the last run: points ingested, replaced or deleted, another k, settings the served model was
+  not fitted with, a featurizer it was not fitted on, or the collection is attached (its other
+  writers are not counted);
+* ``changes``: at least ``schedule.after_changes`` points were ingested, replaced or deleted
+  since the snapshot of the last successful run;
+* ``drift``: the population stability index of the recent ingests' cluster shares against the
+  served model's fit sample exceeds ``schedule.drift_psi``, over at least ``drift_min_points``
+  recent points and at least ``DRIFT_POINTS_PER_CLUSTER`` per cluster of the served model (the
+  PSI of ``k`` shares drawn from ``n`` points of an unchanged distribution is about
+  ``(k - 1) / n``: 0.5 for k=64 and n=200, which would re-trigger a run after every 200 points);
+* ``restart``: a run was interrupted by a crash; it is re-run once after the start-up catch-up
+  (at most ``restart_attempts`` times over successive crashes, counted in the run records).
+
+One run per collection at a time: a busy collection is skipped. A scheduled run that fails or is
+cancelled holds that collection's schedule off for ``max(schedule_retry_s, interval_s)`` so a
+failing run cannot hot-loop. An unexpected error while checking one collection (its store
+unreachable, its record unwritable) is logged and that collection is left alone for
+``max(schedule_retry_s, 1 s)``; the other collections are checked as usual. The change counter is persisted in the collection record when a
+run starts and ends and by this thread whenever it moved.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
-import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
-from .errors import FailedPrecondition, NotFound, Unavailable
-from .fsio import read_json, write_json_atomic
-from .schema import RunInfo, RunRequest, RunState
+from .config import Settings
+from .errors import EmbclusterError, NotFound
+from .runs import RunManager
+from .schema import DriftReport, ModelInfo, RunInfo, RunRequest, RunState, Schedule
 
-__all__ = ["RunCancelled", "RunContext", "RunManager", "utcnow", "KEEP_RUNS"]
-
-KEEP_RUNS = 200  # run records kept per collection (older ones are removed at start-up)
+__all__ = ["AutoRunner", "ScheduleState", "ScheduleTarget", "TRIGGERS", "DRIFT_POINTS_PER_CLUSTER"]
 
 logger = logging.getLogger(__name__)
 
-
-def utcnow() -> str:
-    """RFC 3339 timestamp."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-class RunCancelled(Exception):
-    """Raised inside a run when its cancellation was requested."""
+TRIGGERS = ("manual", "interval", "changes", "drift", "restart")
+#: Recent points per served cluster before the drift trigger may fire: keeps the PSI's sampling
+#: noise of an unchanged distribution near (k - 1) / (20 k) ~ 0.05, under the usual 0.1 "stable".
+DRIFT_POINTS_PER_CLUSTER = 20
 
 
-class RunContext:
-    """What a running job sees: progress reporting and cancellation checks."""
-
-    def __init__(self, info: RunInfo, save: Callable[[RunInfo], None],
-                 notify: Callable[[], None] | None = None) -> None:
-        self.info = info
-        self._save = save
-        self._notify = notify  # wakes watchers of the run (RunManager.watch)
-        self._cancel = threading.Event()
-
-    def progress(self, phase: str, fraction: float, *, persist: bool = False, cancellable: bool = True) -> None:
-        """Report the phase and overall progress (0..1).
-
-        Raises :class:`RunCancelled` if asked to stop, unless ``cancellable`` is False (the run
-        has committed and must finish).
-        """
-        self.info.phase = phase
-        self.info.progress = max(self.info.progress, min(1.0, fraction))
-        if persist:
-            self._save(self.info)
-        elif self._notify is not None:
-            self._notify()
-        if cancellable:
-            self.check()
-
-    def check(self) -> None:
-        """Raise :class:`RunCancelled` if cancellation was requested."""
-        if self._cancel.is_set():
-            raise RunCancelled()
-
-    def cancel(self) -> None:
-        """Ask the run to stop at its next check."""
-        self._cancel.set()
+def _epoch(timestamp: str, default: float) -> float:
+    """Epoch seconds of an RFC 3339 timestamp (``default`` if it is empty or malformed)."""
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return default
 
 
-class RunManager:
-    """Starts, tracks, cancels and persists clustering runs."""
+@dataclass
+class ScheduleState:
+    """One collection's scheduling inputs, as the service reports them."""
 
-    def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
-        self._lock = threading.Lock()
-        self._active: dict[str, tuple[RunContext, Future[None]]] = {}  # collection -> its run
-        # Bumped on every state/progress change; watchers wait on it (see ``watch``).
-        self._changed = threading.Condition()
-        self._generation = 0
-        #: Called with (final run info, seconds it took) when a run ends (metrics).
-        self.on_finished: list[Callable[[RunInfo, float], None]] = []
-        self._runs_dirs: dict[str, Path] = {}
-        self._holds: dict[str, int] = {}  # collection -> holders (exports) while no run may start
+    schedule: Schedule | None
+    default_k: int
+    changes_since_run: int
+    changes_total: int
+    last_run_at: float  # epoch seconds the last run started (0 = never)
+    served_version: int
+    catching_up: bool  # the start-up catch-up is still relabelling
+    served_k: int = 0  # clusters of the served model (0 = none), read from memory
+    attached: bool = False  # a foreign Qdrant collection: its other writers' changes are not counted
+    model_current: bool = False  # the served model was fitted with today's settings (and featurizer)
 
-    def register(self, collection: str, runs_dir: Path, *, mark_interrupted: bool = True) -> list[RunInfo]:
-        """Track a collection's run directory; runs left RUNNING by a dead process become FAILED.
 
-        Args:
-            collection: The collection's name.
-            runs_dir: Where its run records live.
-            mark_interrupted: False for offline tools: unfinished records are left as they are,
-                for the next server start to mark and re-run.
+class ScheduleTarget(Protocol):
+    """What the scheduler needs of the service (:class:`~embcluster.core.service.EmbclusterService`
+    provides it; a test can give a stand-in without any store)."""
 
-        Returns:
-            The runs that were interrupted (now FAILED), oldest first; the caller decides
-            whether to re-run them.
-        """
-        self._runs_dirs[collection] = runs_dir
-        records: list[tuple[str, Path]] = []
-        interrupted: list[RunInfo] = []
-        for path in runs_dir.glob("*.json") if runs_dir.exists() else []:
-            info = RunInfo.from_json(read_json(path))
-            if not info.state.finished:
-                if not mark_interrupted:
-                    interrupted.append(info)
-                    records.append((info.created_at, path))
+    runs: RunManager
+
+    def collection_names(self) -> list[str]:
+        """Names of the open collections."""
+        ...
+
+    def schedule_state(self, name: str) -> "ScheduleState":
+        """One collection's scheduling inputs."""
+        ...
+
+    def save_counters(self, name: str) -> None:
+        """Persist the collection's change counter now."""
+        ...
+
+    def maybe_fit_featurizer(self, name: str) -> RunInfo | None:
+        """Queue an EVENT collection's automatic featurizer fit if it is due."""
+        ...
+
+    def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
+                         attempt: int = 0) -> RunInfo:
+        """Queue a clustering run."""
+        ...
+
+    def rollback(self, name: str, version: int, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        """Queue a run that serves an earlier model version again."""
+        ...
+
+    def fit_featurizer(self, name: str, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        """Queue an EVENT collection's featurizer refit."""
+        ...
+
+    def drift(self, name: str) -> DriftReport:
+        """How far the collection has moved from its served model."""
+        ...
+
+    def get_model(self, name: str, version: int) -> ModelInfo:
+        """One model version (0 = the served one)."""
+        ...
+
+    def point_count(self, name: str) -> int:
+        """Points stored in the collection."""
+        ...
+
+
+@dataclass
+class _Tracked:
+    """What the runner remembers per collection (in memory)."""
+
+    first_seen: float
+    persisted_changes: int
+    run_id: str = ""  # the scheduled run it started last, until it finishes
+    not_before: float = 0.0  # back-off after a failed scheduled run
+    quiet_until: float = 0.0  # not checked at all until then (after an unexpected error checking it)
+
+
+class AutoRunner:
+    """The scheduler thread, built by the service (the composition root) against :class:`ScheduleTarget`.
+
+    Args:
+        service: What it watches and starts runs on (the service's collections).
+        settings: Tick period, retry back-off, restart attempts, drift minimum.
+    """
+
+    def __init__(self, service: ScheduleTarget, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self._tracked: dict[str, _Tracked] = {}
+        self._restarts: dict[str, RunInfo] = {}
+        self._tick_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add_restart(self, collection: str, interrupted: RunInfo) -> None:
+        """Re-run ``interrupted`` (a run a crash left unfinished) once the collection is caught up."""
+        self._restarts[collection] = interrupted
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="embcluster-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread; runs it started go on until the service shuts them down."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.schedule_tick_s):
+            try:
+                self.tick()
+            except Exception:  # never let one bad tick end scheduling
+                logger.exception("scheduler tick failed")
+
+    def tick(self, now: float | None = None) -> list[RunInfo]:
+        """Check every collection once; returns the runs started."""
+        with self._tick_lock:
+            now = time.time() if now is None else now
+            started: list[RunInfo] = []
+            names = self.service.collection_names()
+            for gone in set(self._tracked) - set(names):
+                del self._tracked[gone]
+            for name in names:
+                if self._stop.is_set():
+                    break
+                tracked = self._tracked.get(name)
+                if tracked is not None and now < tracked.quiet_until:
                     continue
-                info.state = RunState.FAILED
-                info.error = "interrupted: the server stopped during the run"
-                info.finished_at = utcnow()
-                write_json_atomic(path, info.to_json())
-                logger.warning("run %s of %s was interrupted by a restart", info.run_id, collection)
-                interrupted.append(info)
-            records.append((info.created_at, path))
-        for _, path in sorted(records)[:-KEEP_RUNS]:  # the oldest beyond the last KEEP_RUNS
-            path.unlink(missing_ok=True)
-        return sorted(interrupted, key=lambda r: r.created_at)
-
-    @contextmanager
-    def hold(self, collection: str) -> Iterator[None]:
-        """No run of ``collection`` starts inside this block (snapshots); refused while one is active."""
-        with self._lock:
-            if collection in self._active:
-                ctx, _ = self._active[collection]
-                raise FailedPrecondition(f"collection {collection!r} has run {ctx.info.run_id} in progress; "
-                                         "wait for it (or cancel it) and retry")
-            self._holds[collection] = self._holds.get(collection, 0) + 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._holds[collection] -= 1
-                if not self._holds[collection]:
-                    del self._holds[collection]
-
-    def unregister(self, collection: str) -> None:
-        """Forget a (deleted) collection."""
-        self._runs_dirs.pop(collection, None)
-
-    def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None], *,
-              trigger: str = "manual", attempt: int = 0) -> RunInfo:
-        """Queue ``job`` as a new run, unless one is active for the collection.
-
-        Args:
-            collection: The collection's name.
-            request: The validated run parameters (kept in the record, e.g. to re-run it).
-            job: The work; it reports progress and checks cancellation through its context.
-            trigger: What started it: manual, interval, changes, drift or restart.
-            attempt: 0, or how many times an interrupted run has been re-run (restart).
-        """
-        with self._lock:
-            if collection not in self._runs_dirs:
-                raise NotFound(f"collection {collection!r} not found")
-            if collection in self._active:
-                ctx, _ = self._active[collection]
-                raise FailedPrecondition(
-                    f"collection {collection!r} already has run {ctx.info.run_id} in progress; "
-                    "wait for it or cancel it"
-                )
-            if self._holds.get(collection):
-                raise FailedPrecondition(f"collection {collection!r} is being exported; "
-                                         "start the run when the export ends")
-            info = RunInfo(
-                run_id=uuid.uuid4().hex[:16], collection=collection, state=RunState.PENDING,
-                request=request, created_at=utcnow(), trigger=trigger, attempt=attempt,
-            )
-            ctx = RunContext(info, self._save, self._notify)
-            self._save(info)
-            snapshot = RunInfo.from_json(info.to_json())  # before the worker can touch it
-            # The run's log lines carry the request id of the call that started it.
-            try:
-                future = self._pool.submit(self._execute, ctx, job, contextvars.copy_context())
-            except RuntimeError:  # the pool is shut down: the service is closing
-                info.state, info.error, info.finished_at = RunState.CANCELLED, "the server is shutting down", utcnow()
-                self._save(info)
-                raise Unavailable("the server is shutting down") from None
-            self._active[collection] = (ctx, future)
-            return snapshot
-
-    def _execute(self, ctx: RunContext, job: Callable[[RunContext], None],
-                 context: contextvars.Context | None = None) -> None:
-        if context is not None:  # in the starting call's context (its request id in the run's logs)
-            return context.run(self._execute, ctx, job)
-        info = ctx.info
-        started = time.perf_counter()
-        try:
-            info.state = RunState.RUNNING
-            self._save(info)
-            ctx.check()
-            job(ctx)
-            info.state, info.progress, info.phase = RunState.SUCCEEDED, 1.0, "done"
-        except RunCancelled:
-            info.state, info.phase = RunState.CANCELLED, "cancelled"
-            logger.info("run %s of %s cancelled", info.run_id, info.collection)
-        except Exception as exc:
-            info.state, info.error = RunState.FAILED, f"{type(exc).__name__}: {exc}"
-            logger.exception("run %s of %s failed", info.run_id, info.collection)
-        finally:
-            info.finished_at = utcnow()
-            for callback in self.on_finished:  # before watchers can see the final state
                 try:
-                    callback(info, time.perf_counter() - started)
-                except Exception:
-                    logger.exception("run-finished callback failed")
+                    run = self._check(name, now)
+                except NotFound:  # deleted meanwhile
+                    self._tracked.pop(name, None)
+                    continue
+                except Exception:  # one broken collection must not starve the others
+                    wait = max(self.settings.schedule_retry_s, 1.0)
+                    logger.exception("scheduler: checking %s failed; next check in %.0f s", name, wait)
+                    self._tracked.setdefault(name, _Tracked(first_seen=now, persisted_changes=-1)).quiet_until = now + wait
+                    continue
+                if run is not None:
+                    started.append(run)
+            return started
+
+    def _check(self, name: str, now: float) -> RunInfo | None:
+        svc = self.service
+        state = svc.schedule_state(name)
+        tracked = self._tracked.get(name)
+        if tracked is None:
+            tracked = self._tracked[name] = _Tracked(first_seen=now, persisted_changes=-1)  # unknown: save
+        if state.changes_total != tracked.persisted_changes:  # keep the counter across a crash
+            svc.save_counters(name)
+            tracked.persisted_changes = state.changes_total
+        if svc.runs.active(name) is not None:
+            return None
+        schedule = state.schedule or Schedule()
+        if tracked.run_id:  # the last scheduled run has ended: back off if it did not succeed
             try:
-                self._save(info)
-            except Exception:  # e.g. a full disk: the collection must still take runs afterwards
-                logger.exception("run %s of %s: final state not saved", info.run_id, info.collection)
-            finally:
-                with self._lock:
-                    self._active.pop(info.collection, None)
+                last = svc.runs.get(name, tracked.run_id)
+            except NotFound:
+                last = None
+            if last is not None and last.state.finished and last.state is not RunState.SUCCEEDED:
+                wait = max(self.settings.schedule_retry_s, schedule.interval_s or 0.0)
+                tracked.not_before = _epoch(last.finished_at, now) + wait
+                logger.warning("scheduled run %s of %s ended %s (%s); next scheduled run in %.0f s at the earliest",
+                               last.run_id, name, last.state.value, last.error or "no error", wait)
+            tracked.run_id = ""
+        if name in self._restarts:
+            if state.catching_up:
+                return None
+            restarted = self._restart(name, self._restarts[name])  # kept if this raises: retried
+            del self._restarts[name]
+            return restarted
+        if not self._stop.is_set():
+            fitting = svc.maybe_fit_featurizer(name)  # EVENT: an automatic featurizer fit that is due
+            if fitting is not None:
+                return fitting
+        if now < tracked.not_before or not schedule.active:
+            return None
+        trigger = self._due(name, state, schedule, tracked, now)
+        if trigger is None or self._stop.is_set():  # no new run once the service is closing
+            return None
+        try:
+            run = svc.start_clustering(name, RunRequest(k=schedule.k), trigger=trigger)
+        except EmbclusterError as exc:
+            if svc.runs.active(name) is not None:  # a run started by hand meanwhile: just skip
+                return None
+            tracked.not_before = now + max(self.settings.schedule_retry_s, schedule.interval_s or 0.0)
+            logger.warning("scheduled run of %s (%s) not started: %s", name, trigger, exc)
+            return None
+        tracked.run_id = run.run_id
+        return run
 
-    def _save(self, info: RunInfo) -> None:
-        runs_dir = self._runs_dirs.get(info.collection)
-        if runs_dir is not None and runs_dir.parent.exists():
-            write_json_atomic(runs_dir / f"{info.run_id}.json", info.to_json())
-        self._notify()
+    def _due(self, name: str, state: ScheduleState, schedule: Schedule, tracked: _Tracked, now: float) -> str | None:
+        """The trigger that fires now, if any (and the collection can be clustered at all)."""
+        k = schedule.k or state.default_k
+        trigger, why = None, ""
+        if schedule.interval_s is not None:
+            since = now - max(state.last_run_at, tracked.first_seen)
+            # Nothing changed since the served model (points, k, settings, featurizer): a run would
+            # refit the same points into the same model under a new version number, for nothing.
+            unchanged = (state.served_version and not state.changes_since_run and state.served_k == k
+                         and state.model_current and not state.attached)
+            if since >= schedule.interval_s and not unchanged:
+                trigger, why = "interval", f"{since:.1f} s since the last run >= {schedule.interval_s:g} s"
+        if trigger is None and schedule.after_changes is not None and state.changes_since_run >= schedule.after_changes:
+            trigger, why = "changes", f"{state.changes_since_run} changed points >= {schedule.after_changes}"
+        if trigger is None and schedule.drift_psi is not None and state.served_version:
+            report = self.service.drift(name)
+            if (report.psi_shares is not None and report.recent_points >= self.settings.drift_min_points
+                    and report.psi_shares > schedule.drift_psi):
+                bins = (state.served_k if state.served_k and report.model_version == state.served_version
+                        else self.service.get_model(name, report.model_version).k)  # no file read per tick
+                if report.recent_points >= DRIFT_POINTS_PER_CLUSTER * bins:
+                    trigger, why = "drift", (f"cluster-share PSI {report.psi_shares:.3f} > {schedule.drift_psi:g} "
+                                             f"over {report.recent_points} recent points")
+                else:
+                    logger.debug("%s: PSI %.3f over %d recent points of %d clusters: too few to tell drift from noise",
+                                 name, report.psi_shares, report.recent_points, bins)
+        if trigger is None:
+            return None
+        count = self.service.point_count(name)
+        if count < max(k, 1):  # nothing a run could do yet; not a failure
+            logger.debug("%s: %s trigger, but %d points < k=%d", name, trigger, count, k)
+            return None
+        logger.info("scheduler: re-clustering %s (trigger %s: %s)", name, trigger, why)
+        return trigger
 
-    def _notify(self) -> None:
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
-
-    def watch(self, collection: str, run_id: str, *, is_active: Callable[[], bool] = lambda: True,
-              poll_s: float = 0.5) -> Iterator[RunInfo]:
-        """Yield the run's state now and after every change of state, phase or progress.
-
-        Ends after yielding a finished state, or when ``is_active()`` turns false (checked at
-        least every ``poll_s`` seconds). Raises NotFound for an unknown run.
-        """
-        last: tuple[object, ...] | None = None
-        while is_active():
-            with self._changed:
-                seen = self._generation
-            info = self.get(collection, run_id)
-            key = (info.state, info.phase, round(info.progress, 3), info.k, info.model_version,
-                   info.points_labelled, info.error)
-            if key != last:
-                last = key
-                yield info
-            if info.state.finished:
-                return
-            with self._changed:
-                self._changed.wait_for(lambda: self._generation != seen, timeout=poll_s)
-
-    def get(self, collection: str, run_id: str) -> RunInfo:
-        """Current state of a run (live if active, else from disk)."""
-        with self._lock:
-            active = self._active.get(collection)
-            if active and active[0].info.run_id == run_id:
-                return RunInfo.from_json(active[0].info.to_json())
-        runs_dir = self._runs_dirs.get(collection)
-        path = runs_dir / f"{run_id}.json" if runs_dir and run_id.isalnum() else None
-        if path is None or not path.exists():
-            raise NotFound(f"run {run_id!r} not found in collection {collection!r}")
-        return RunInfo.from_json(read_json(path))
-
-    def cancel(self, collection: str, run_id: str) -> RunInfo:
-        """Request cancellation; a finished run is returned unchanged."""
-        with self._lock:
-            active = self._active.get(collection)
-            if active and active[0].info.run_id == run_id:
-                active[0].cancel()
-        return self.get(collection, run_id)
-
-    def active(self, collection: str) -> RunInfo | None:
-        """The collection's run in progress, if any."""
-        with self._lock:
-            active = self._active.get(collection)
-            return RunInfo.from_json(active[0].info.to_json()) if active else None
-
-    def wait(self, collection: str, timeout: float | None = None) -> None:
-        """Block until the collection's active run (if any) ends."""
-        with self._lock:
-            active = self._active.get(collection)
-        if active:
-            active[1].result(timeout=timeout)
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel every active run and wait for the workers."""
-        with self._lock:
-            running = list(self._active.values())
-        for ctx, _ in running:
-            ctx.cancel()
-        for _, fut in running:
-            try:
-                fut.result(timeout=timeout)
-            except Exception:  # already logged by the run
-                pass
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def _restart(self, name: str, interrupted: RunInfo) -> RunInfo | None:
+        """Re-run an interrupted run with its own request, unless it already used its attempts."""
+        attempt = interrupted.attempt + 1
+        if attempt > self.settings.restart_attempts:
+            logger.warning("run %s of %s was interrupted again (re-run %d of at most %d): not re-running it",
+                           interrupted.run_id, name, interrupted.attempt, self.settings.restart_attempts)
+            return None
+        req = interrupted.request
+        try:
+            if req.rollback_to:
+                run = self.service.rollback(name, req.rollback_to, trigger="restart", attempt=attempt)
+            elif req.refit_featurizer:  # an EVENT featurizer refit (and the re-cluster it entails)
+                run = self.service.fit_featurizer(name, trigger="restart", attempt=attempt)
+            else:
+                run = self.service.start_clustering(name, req, trigger="restart", attempt=attempt)
+        except EmbclusterError as exc:
+            logger.warning("interrupted run %s of %s not re-run: %s", interrupted.run_id, name, exc)
+            return None
+        logger.info("scheduler: re-running %s's interrupted run %s as %s (trigger restart, attempt %d)",
+                    name, interrupted.run_id, run.run_id, attempt)
+        self._tracked.setdefault(name, _Tracked(first_seen=time.time(), persisted_changes=-1)).run_id = run.run_id
+        return run

@@ -63,7 +63,7 @@ from . import __version__
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from .models import ClusterModel, ModelStore
 from .pipeline import CREATING_MARKER, INDEXED_FIELDS, CollectionRecord, _Collection, point_id_for
-from .scheduler import utcnow
+from .runs import utcnow
 from .store.vectorlog import VectorLog
 from .validation import check_name
 

@@ -319,7 +319,7 @@ def test_a_collection_that_cannot_be_checked_does_not_starve_the_others(root: Pa
 
 
 def test_drift_of_many_clusters_waits_for_enough_points_to_tell_it_from_noise(root: Path) -> None:
-    from embcluster.autorun import DRIFT_POINTS_PER_CLUSTER
+    from embcluster.scheduler import DRIFT_POINTS_PER_CLUSTER
 
     k = 32
     svc = make(root, drift_min_points=100)

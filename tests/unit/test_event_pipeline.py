@@ -271,7 +271,7 @@ def test_ingest_goes_on_between_the_pages_of_a_refit_and_is_never_overwritten(
     """The re-featurize pass locks one page at a time: an ingest waits for a page, not the pass."""
     import threading
 
-    from embcluster.scheduler import RunContext
+    from embcluster.runs import RunContext
 
     svc = EmbclusterService(Settings(data_dir=tmp_path / "data", featurizer_min_points=10_000, page_size=16))
     svc.open()

@@ -10,7 +10,7 @@ import pytest
 
 from embcluster.errors import NotFound
 from embcluster.logs import request_id_var
-from embcluster.scheduler import RunContext, RunManager
+from embcluster.runs import RunContext, RunManager
 from embcluster.schema import RunInfo, RunRequest, RunState
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from embcluster.fsio import write_json_atomic
-from embcluster.scheduler import KEEP_RUNS, RunManager
+from embcluster.runs import KEEP_RUNS, RunManager
 from embcluster.schema import RunInfo, RunRequest, RunState
 
 

@@ -21,19 +21,33 @@ newest 32 events' texts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .events import DAY, EventSchema, robust_scale
-
-if TYPE_CHECKING:
-    from .events import EventFeaturizer
+from .event_schema import DAY, EventSchema, TextEmbed, robust_scale
 
 __all__ = ["merge_profile", "profile_aggregates", "profile_dim", "fit_profile_state", "transform_profiles",
            "time_field", "TEXT_EVENTS"]
 
 TEXT_EVENTS = 32  # newest events whose texts make a profile's text block
+
+
+class EventFeaturizer(Protocol):
+    """What profiles use of :class:`embcluster.embed.events.EventFeaturizer` (which builds on them)."""
+
+    schema: EventSchema
+    text_embed: TextEmbed | None
+    text_dim: int
+    state: dict[str, Any]
+
+    def fit_events(self, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Per-field statistics of parsed events."""
+        ...
+
+    def field_blocks(self, events: Sequence[Mapping[str, Any]], *, with_text: bool = True) -> dict[str, np.ndarray]:
+        """Each field's feature block of parsed events."""
+        ...
 
 
 def time_field(schema: EventSchema) -> str:
@@ -94,7 +108,7 @@ def profile_aggregates(schema: EventSchema, events: Sequence[Mapping[str, Any]])
     return out
 
 
-def fit_profile_state(feat: "EventFeaturizer", records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def fit_profile_state(feat: EventFeaturizer, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Event statistics over every profile's events, plus the profile-level activity/recency scalers."""
     events = [e for r in records for e in r["events"]]
     state = feat.fit_events(events)
@@ -109,7 +123,7 @@ def fit_profile_state(feat: "EventFeaturizer", records: Sequence[Mapping[str, An
     return state
 
 
-def transform_profiles(feat: "EventFeaturizer", records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def transform_profiles(feat: EventFeaturizer, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """``(n, profile_dim)`` float32 vectors of profile ``source`` records."""
     schema = feat.schema
     n = len(records)

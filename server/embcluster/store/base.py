@@ -22,6 +22,7 @@ __all__ = [
     "PointFilter",
     "StoredPoint",
     "VectorStore",
+    "ForeignStore",
     "StoreFactory",
 ]
 
@@ -119,10 +120,37 @@ class VectorStore(Protocol):
         ...
 
 
+class ForeignStore(VectorStore, Protocol):
+    """A collection the service did not create, as :meth:`StoreFactory.attach` opens it."""
+
+    vector_name: str  # the named vector clustered ("" = the unnamed one)
+
+    def create_indexes(self, indexed: dict[str, str]) -> None:
+        """Create payload indexes (``integer|bool|keyword``) that do not exist yet."""
+        ...
+
+
 class StoreFactory(Protocol):
-    """Creates, opens and drops the per-collection stores of one backend."""
+    """Creates, opens and drops the per-collection stores of one backend.
+
+    Capabilities are declared here, not probed: ``can_attach`` says whether :meth:`attach`
+    works (a Qdrant server) or refuses (the embedded store).
+    """
 
     backend: str  # "edge" or "qdrant": recorded with each collection, checked when it is opened
+    can_attach: bool  # whether a collection the service did not create can be attached
+
+    def native_name(self, name: str) -> str:
+        """The backend's own name of the store of collection ``name``."""
+        ...
+
+    def attach(self, native_name: str, vector_name: str = "") -> ForeignStore:
+        """Open a collection the service did not create (FailedPrecondition where ``can_attach`` is False)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the factory holds (a client connection); stores it opened are closed first."""
+        ...
 
     def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> VectorStore:
         """Create an empty store; ``indexed`` maps payload keys to ``integer|bool|keyword``."""

@@ -18,7 +18,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from ..errors import FailedPrecondition
-from .base import Condition, FieldEquals, Metric, PointFilter, PointId, StoredPoint
+from .base import Condition, FieldEquals, ForeignStore, Metric, PointFilter, PointId, StoredPoint
 
 __all__ = ["EdgeStore", "EdgeStoreFactory"]
 
@@ -208,9 +208,22 @@ class EdgeStoreFactory:
     """Shards under ``<root>/<name>``; the server process owns every shard it opens."""
 
     backend = "edge"
+    can_attach = False  # an embedded shard is always the service's own
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def native_name(self, name: str) -> str:
+        """The shard's directory name (the collection's own name)."""
+        return name
+
+    def attach(self, native_name: str, vector_name: str = "") -> ForeignStore:
+        """Refused: the embedded store holds only collections the service created."""
+        raise FailedPrecondition("attaching an existing Qdrant collection needs store=qdrant "
+                                 "(this server runs the embedded Qdrant Edge store)")
+
+    def close(self) -> None:
+        """Nothing to release: each store closes its own shard."""
 
     def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> EdgeStore:
         """Create a shard and its payload indexes."""

@@ -433,6 +433,7 @@ class QdrantStoreFactory:
     """
 
     backend = "qdrant"
+    can_attach = True
 
     def __init__(self, connection: QdrantConnection, *, prefix: str = "embcluster_",
                  shard_number: int | None = None, replication_factor: int | None = None) -> None:
@@ -458,6 +459,10 @@ class QdrantStoreFactory:
     def qdrant_name(self, name: str) -> str:
         """The Qdrant collection behind service collection ``name``."""
         return self.prefix + name
+
+    def native_name(self, name: str) -> str:
+        """The Qdrant collection behind service collection ``name`` (:meth:`qdrant_name`)."""
+        return self.qdrant_name(name)
 
     def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> QdrantStore:
         """Create the collection (shards/replicas from settings) and its payload indexes."""
