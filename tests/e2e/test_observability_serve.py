@@ -71,6 +71,6 @@ def test_serve_exposes_metrics_and_json_logs_with_request_ids(tmp_path: Path) ->
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert records and all({"ts", "level", "logger", "msg", "request_id"} <= set(r) for r in records)
     deleted = [r for r in records if r["msg"] == "deleted collection v"]
-    assert deleted and deleted[0]["request_id"] == "e2e-delete-1" and deleted[0]["logger"] == "embcluster.pipeline"
+    assert deleted and deleted[0]["request_id"] == "e2e-delete-1" and deleted[0]["logger"] == "embcluster.core.registry"
     created = [r for r in records if r["msg"].startswith("created collection v")]
     assert created and re.fullmatch(r"[0-9a-f]{32}", created[0]["request_id"])

@@ -87,7 +87,7 @@ def test_featurizer_life_cycle_refit_rewrites_vectors_and_reclusters(svc: Embclu
                                  FieldSpec("int_rate", "numeric"), FieldSpec("sub_grade", "categorical", buckets=8)])
     svc.create_collection(CollectionSpec(name="c", input_kind="event", metric="euclid", event_schema=schema))
     _ingest(svc, "c", rows[:100])
-    coll = svc._get("c")
+    coll = svc.registry.get("c")
     first = svc.get_collection("c")
     assert (first.featurizer_version, first.featurizer_provisional) == (1, True)
     p0 = svc.get_point("c", id=rows[0]["id"], with_vector=True).vector
@@ -123,7 +123,7 @@ def test_featurizer_life_cycle_refit_rewrites_vectors_and_reclusters(svc: Embclu
     again = EmbclusterService(svc.settings)
     again.open()
     try:
-        assert np.allclose(again._event_featurizer(again._get("c")).transform(sources), expected)
+        assert np.allclose(again.kinds.event.featurizer(again.registry.get("c")).transform(sources), expected)
         assert again.classify("c", [ItemInput(event=rows[0]["event"])])[0].model_version == 2
     finally:
         again.close()
@@ -298,7 +298,7 @@ def test_ingest_goes_on_between_the_pages_of_a_refit_and_is_never_overwritten(
         monkeypatch.setattr(RunContext, "progress", progress)
         refit = svc.fit_featurizer("c")
         assert paused.wait(timeout=60)
-        coll = svc._get("c")
+        coll = svc.registry.get("c")
         moved = {p.id for p in coll.store.scroll(limit=1000, flt=PointFilter(must=(FieldEquals("featurizer_version", 2),)))[0]}
         assert 0 < len(moved) < 250  # mid-pass: some points re-featurized, most not yet
         hits = svc.search("c", event=rows[7]["event"], limit=50)

@@ -61,7 +61,7 @@ def run_to_end(svc: EmbclusterService, name: str = NAME, k: int = K, **kw):
 
 
 def all_payloads(svc: EmbclusterService, name: str = NAME) -> dict[str, dict]:
-    store = svc._collections[name].store
+    store = svc.registry.get(name).store
     out: dict[str, dict] = {}
     offset = None
     while True:
@@ -73,7 +73,7 @@ def all_payloads(svc: EmbclusterService, name: str = NAME) -> dict[str, dict]:
 
 
 def store_of(svc: EmbclusterService, name: str = NAME):
-    return svc._collections[name].store
+    return svc.registry.get(name).store
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def block_at_model_save(monkeypatch, svc: EmbclusterService, *, on_call: int = 1
 
     The first save happens after the fit, before the write-back; the second after the write-back.
     """
-    models = svc._collections[NAME].models
+    models = svc.registry.get(NAME).models
     reached, release = threading.Event(), threading.Event()
     original = models.save
     calls = {"n": 0}
@@ -318,7 +318,7 @@ def test_run_labels_every_point(clustered: EmbclusterService, data) -> None:
     assert info.anomaly_count == flagged
     assert sum(c.anomaly_count for c in clusters) == flagged
     assert 0 < flagged <= 0.05 * 800  # contamination 0.02 on the fit sample
-    model = svc._get(NAME).model  # noqa: SLF001
+    model = svc.registry.get(NAME).model
     assert model.scorer == "cblof" and model.large.all()  # four equal blobs: none is rare
     for p in payloads.values():
         assert p["cluster_distance"] >= 0
@@ -836,7 +836,7 @@ def test_run_on_a_sample(coll: EmbclusterService, data) -> None:
     ingest_all(svc, items_for(x))
     info = run_to_end(svc, sample_size=200)
     assert info.state is RunState.SUCCEEDED, info.error
-    model = svc._collections[NAME].model
+    model = svc.registry.get(NAME).model
     assert model.params["sample_size"] == 200
     assert sum(model.metrics["sizes_sample"]) == 200
     assert model.metrics["points_labelled"] == 800
@@ -914,7 +914,7 @@ def test_close_during_run_cancels_and_restart_is_consistent(clustered: Embcluste
 
 def test_cancel_right_after_write_back_is_reverted(clustered: EmbclusterService, monkeypatch) -> None:
     svc = clustered
-    coll = svc._collections[NAME]
+    coll = svc.registry.get(NAME)
     original = coll.models.save
 
     def save_then_cancel(model):
@@ -934,7 +934,7 @@ def test_cancel_right_after_write_back_is_reverted(clustered: EmbclusterService,
 
 def test_cancel_after_switch_is_consistent(clustered: EmbclusterService, monkeypatch) -> None:
     svc = clustered
-    coll = svc._collections[NAME]
+    coll = svc.registry.get(NAME)
     reached, release = block_at_model_save(monkeypatch, svc)
     original_save = coll.save
 
@@ -990,7 +990,7 @@ def test_old_model_versions_are_pruned_but_never_the_served_one_or_its_predecess
         for _ in range(5):
             assert run_to_end(svc).state is RunState.SUCCEEDED
         assert [m.version for m in svc.list_models(NAME)] == [3, 4, 5]
-        assert not list((svc._get(NAME).directory / "models").glob(".v*"))  # nothing half-deleted left
+        assert not list((svc.registry.get(NAME).directory / "models").glob(".v*"))  # nothing half-deleted left
         svc.rollback(NAME, 3)  # a rollback is a run too (it writes no new version)
         svc.runs.wait(NAME, timeout=120)
         assert svc.get_collection(NAME).served_model_version == 3

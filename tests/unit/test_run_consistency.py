@@ -27,7 +27,7 @@ def _service(tmp_path: Path) -> EmbclusterService:
 
 
 def _versions(svc: EmbclusterService, name: str) -> dict[str, tuple[int, int]]:
-    coll = svc._get(name)  # noqa: SLF001 - reading the store directly is the point of the check
+    coll = svc.registry.get(name)
     out: dict[str, tuple[int, int]] = {}
     offset = None
     while True:
@@ -45,7 +45,7 @@ def test_point_replaced_during_write_back_gets_the_label_of_its_new_vector(tmp_p
     svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
     svc.start_clustering("c", RunRequest(k=4, seed=0))
     svc.runs.wait("c")
-    coll = svc._get("c")  # noqa: SLF001
+    coll = svc.registry.get("c")
     moved = "p5"  # a blob-0 point that will be moved to blob 3 while run 2 is writing
     original = coll.store.set_fields
     calls = {"n": 0}
@@ -82,7 +82,7 @@ def test_missing_vector_log_is_rebuilt_from_the_store(tmp_path: Path) -> None:
     svc.runs.wait("c")
     info = svc.get_run("c", run.run_id)
     assert info.state is RunState.SUCCEEDED and info.points_labelled == 240
-    assert len(svc._get("c").vlog.live()) == 240  # noqa: SLF001
+    assert len(svc.registry.get("c").vlog.live()) == 240
     svc.close()
 
 
@@ -93,7 +93,7 @@ def test_versions_are_never_reused_after_a_failed_run(tmp_path: Path) -> None:
     svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
     svc.start_clustering("c", RunRequest(k=4))
     svc.runs.wait("c")
-    coll = svc._get("c")  # noqa: SLF001
+    coll = svc.registry.get("c")
     original = coll.store.set_fields
     calls = {"n": 0}
 
@@ -123,7 +123,7 @@ def test_fields_of_a_never_served_run_are_cleared_at_the_next_start(tmp_path: Pa
     x, _ = _blobs(30)
     svc.create_collection(CollectionSpec(name="c", input_kind="vector", vector_dim=DIM))
     svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
-    coll = svc._get("c")  # noqa: SLF001
+    coll = svc.registry.get("c")
     points, _ = coll.store.scroll(limit=50)
     fake = {"cluster_id": 0, "cluster_distance": 0.1, "anomaly_score": 9.0, "is_anomaly": True, "model_version": 1}
     coll.store.set_fields([(p.id, fake) for p in points[:10]])  # what a killed first run leaves behind

@@ -63,7 +63,7 @@ def source(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def all_points(svc: EmbclusterService, name: str) -> dict[str, tuple[np.ndarray, dict]]:
-    coll = svc._get(name)
+    coll = svc.registry.get(name)
     out: dict[str, tuple[np.ndarray, dict]] = {}
     offset = None
     while True:
@@ -78,7 +78,7 @@ def canon(payload: dict) -> str:
 
 
 def model_files(svc: EmbclusterService, name: str) -> dict[int, tuple[bytes, bytes]]:
-    coll = svc._get(name)
+    coll = svc.registry.get(name)
     return {v: ((coll.models.directory / f"v{v}" / "model.json").read_bytes(),
                 (coll.models.directory / f"v{v}" / "centroids.npy").read_bytes()) for v in coll.models.versions()}
 
@@ -92,7 +92,7 @@ def assert_same_answers(a: EmbclusterService, a_name: str, b: EmbclusterService,
 
 
 def test_edge_to_edge_under_a_new_name(source: EmbclusterService, tmp_path: Path) -> None:
-    state = source._get(NAME).directory
+    state = source.registry.get(NAME).directory
     (state / "featurizers").mkdir()
     (state / "featurizers" / "f1.json").write_text('{"schema_version": 1}')  # other state files travel along
     (state / ".collection.json.tmp").write_text("{}")  # temp files do not
@@ -116,10 +116,10 @@ def test_edge_to_edge_under_a_new_name(source: EmbclusterService, tmp_path: Path
         assert np.allclose(after[new_id][0], vec) and canon(after[new_id][1]) == canon(payload)
     assert source.get_point("copy", id="p1").metadata == {"i": 1, "tag": "ünï", "nested": {"f": 1 / 3}}
     assert model_files(source, NAME) == model_files(source, "copy")
-    copied = source._get("copy").directory
+    copied = source.registry.get("copy").directory
     assert (copied / "featurizers" / "f1.json").read_text() == '{"schema_version": 1}'
     assert not (copied / ".collection.json.tmp").exists()
-    rec_a, rec_b = source._get(NAME).record, source._get("copy").record
+    rec_a, rec_b = source.registry.get(NAME).record, source.registry.get("copy").record
     assert (rec_b.served_version, rec_b.next_version, rec_b.next_cluster_id) == \
         (rec_a.served_version, rec_a.next_version, rec_a.next_cluster_id)
     assert_same_answers(source, NAME, source, "copy")
@@ -272,7 +272,7 @@ def test_existing_names_files_and_active_runs(source: EmbclusterService, tmp_pat
     with source.hold_runs(NAME):  # what an export holds while it runs
         with pytest.raises(FailedPrecondition, match="being exported"):
             source.start_clustering(NAME, RunRequest(k=K))
-    with source._get(NAME).lock:  # the run waits for this lock before its first step: it stays active
+    with source.registry.get(NAME).lock:  # the run waits for this lock before its first step: it stays active
         info = source.start_clustering(NAME, RunRequest(k=K, seed=0))
         assert source.runs.active(NAME) is not None
         with pytest.raises(FailedPrecondition, match="in progress"):

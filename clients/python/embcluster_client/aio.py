@@ -1,4 +1,5 @@
 """Asyncio client for the embcluster.v1 gRPC service (same methods as ``EmbclusterClient``)."""
+# Generated from client.py by clients/python/generate_aio.py: do not edit by hand.
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ class AsyncEmbclusterClient:
     Example::
 
         async with AsyncEmbclusterClient("127.0.0.1:50051") as client:
-            await client.ingest("docs", ["first text", "second text"])
-            run = await client.cluster("docs", k=8)
+            await client.create_collection("docs")
+            await client.ingest("docs", ["first text", {"id": "sku-1", "text": "second"}])
+            await client.cluster("docs", k=8)
     """
 
     def __init__(
@@ -327,8 +329,8 @@ class AsyncEmbclusterClient:
             page = await self.list_cluster_members(
                 collection, cluster_id, page_size=page_size, page_token=token
             )
-            for point in page.points:
-                yield point
+            for item in page.points:
+                yield item
             token = page.next_page_token
             if not token:
                 return
@@ -340,15 +342,13 @@ class AsyncEmbclusterClient:
         req = rq.list_anomalies(collection, page_size=page_size, page_token=page_token)
         return await self._stub.ListAnomalies(req, timeout=self._timeout)
 
-    async def iter_anomalies(
-        self, collection: str, *, page_size: int = 500
-    ) -> AsyncIterator[pb.Point]:
+    async def iter_anomalies(self, collection: str, *, page_size: int = 500) -> AsyncIterator[pb.Point]:
         """Yields every point flagged as an anomaly, following page tokens."""
         token = ""
         while True:
             page = await self.list_anomalies(collection, page_size=page_size, page_token=token)
-            for point in page.points:
-                yield point
+            for item in page.points:
+                yield item
             token = page.next_page_token
             if not token:
                 return

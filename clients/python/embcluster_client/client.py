@@ -176,7 +176,8 @@ class EmbclusterClient:
 
     def get_collection(self, name: str) -> pb.Collection:
         """Returns the collection ``name`` with its effective settings and counts."""
-        return self._stub.GetCollection(pb.GetCollectionRequest(name=name), timeout=self._timeout)
+        req = pb.GetCollectionRequest(name=name)
+        return self._stub.GetCollection(req, timeout=self._timeout)
 
     def list_collections(self) -> list[pb.Collection]:
         """Returns all collections."""
@@ -228,9 +229,8 @@ class EmbclusterClient:
 
     def delete_collection(self, name: str) -> bool:
         """Deletes a collection; returns whether it existed."""
-        resp = self._stub.DeleteCollection(
-            pb.DeleteCollectionRequest(name=name), timeout=self._timeout
-        )
+        req = pb.DeleteCollectionRequest(name=name)
+        resp = self._stub.DeleteCollection(req, timeout=self._timeout)
         return resp.deleted
 
     # Points.
@@ -279,7 +279,8 @@ class EmbclusterClient:
     ) -> int:
         """Deletes points by caller id and/or point id; returns how many were deleted."""
         req = rq.delete_points(collection, ids=ids, point_ids=point_ids)
-        return self._stub.DeletePoints(req, timeout=self._timeout).deleted
+        resp = self._stub.DeletePoints(req, timeout=self._timeout)
+        return resp.deleted
 
     def get_point(
         self,
@@ -587,7 +588,8 @@ class EmbclusterClient:
             The hits, best first.
         """
         req = rq.search(collection, query, limit=limit, cluster_id=cluster_id)
-        return list(self._stub.Search(req, timeout=self._timeout).hits)
+        resp = self._stub.Search(req, timeout=self._timeout)
+        return list(resp.hits)
 
     # Move and back up.
 
@@ -631,5 +633,6 @@ class EmbclusterClient:
 
     def health(self) -> str:
         """Returns the server's overall health status name, e.g. ``"SERVING"``."""
-        resp = self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=self._timeout)
+        req = health_pb2.HealthCheckRequest(service="")
+        resp = self._health.Check(req, timeout=self._timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)

@@ -1,0 +1,278 @@
+"""Clustering runs: start, fit, publish (write-back, switch, catch-up), rollback, prune; run queries.
+
+The consistency rule a run follows is in docs/architecture.md ("A clustering run").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AbstractContextManager
+from dataclasses import asdict
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..cluster.choose_k import choose_k
+from ..cluster.fit import calibrate
+from ..cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
+from ..config import Settings
+from ..drift import RecentWindows
+from ..errors import FailedPrecondition, NotFound
+from ..models import ClusterModel
+from ..runs import RunContext, RunManager
+from ..schema import ModelInfo, RunInfo, RunRequest
+from ..store.vectorlog import LiveSet
+from ..validation import check_name, check_run_request
+from .kinds import check_model_space, served_model
+from .labelling import Labeller
+from .records import OpenCollection
+from .registry import CollectionRegistry
+
+__all__ = ["ClusterRuns", "WARM_MAX_ITER", "MAX_REFINE_BATCHES"]
+
+logger = logging.getLogger(__name__)
+
+WARM_MAX_ITER = 10  # Lloyd iterations from the previous model's centroids (same k)
+MAX_REFINE_BATCHES = 3  # mini-batches of sample size each, drawn from the rest of the collection
+
+
+class ClusterRuns:
+    """Clustering runs and rollbacks of the registry's collections, and the models they leave.
+
+    Args:
+        settings: Page size, model versions kept.
+        registry: The open collections.
+        runs: The run queue (one run per collection at a time).
+        labeller: Write-back, catch-up and revert.
+        windows: Drift windows, reset when a new version is served.
+    """
+
+    def __init__(self, settings: Settings, registry: CollectionRegistry, runs: RunManager, labeller: Labeller,
+                 windows: RecentWindows) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.runs = runs
+        self.labeller = labeller
+        self.windows = windows
+
+    # ------------------------------------------------------------------ starting runs
+
+    def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
+                         attempt: int = 0) -> RunInfo:
+        """Validate and queue a clustering run; returns it (state PENDING).
+
+        Args:
+            name: The collection.
+            request: k or a k range (neither = the collection's default_k), seed, sample size.
+            trigger: What started it (manual; the scheduler passes interval, changes, drift or restart).
+            attempt: Re-run count of an interrupted run (the scheduler's restart re-runs).
+        """
+        coll = self.registry.get(check_name(name))
+        req = check_run_request(request, point_count=coll.store.count(),
+                                default_k=int(coll.record.settings.default_k or 8))
+        return self.start_run(name, req, lambda ctx: self.run(coll, req, ctx), trigger=trigger, attempt=attempt)
+
+    def rollback(self, name: str, version: int, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        """Serve an earlier model version again: a run that rewrites every point's fields to it."""
+        coll = self.registry.get(check_name(name))
+        if version not in coll.models.versions():
+            raise NotFound(f"model version {version} not found in collection {name!r}; "
+                           f"saved versions: {coll.models.versions()}")
+        if version == coll.record.served_version:
+            raise FailedPrecondition(f"model version {version} is already served in {name!r}")
+        model = coll.models.load(version)
+        check_model_space(coll, model)
+
+        def job(ctx: RunContext) -> None:
+            ctx.info.model_version, ctx.info.k = version, model.k
+            ctx.progress("reading", 0.0, persist=True)
+            self.publish(coll, model, self.labeller.live_vectors(coll, ctx), ctx, start=0.05)
+
+        return self.start_run(name, RunRequest(k=model.k, rollback_to=version), job, trigger=trigger,
+                              attempt=attempt)
+
+    def start_run(self, name: str, req: RunRequest, job: Callable[[RunContext], None], *,
+                  trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        """Queue a run (FAILED_PRECONDITION while one is active or an export holds runs off)."""
+        return self.runs.start(name, req, job, trigger=trigger, attempt=attempt)
+
+    def hold_runs(self, name: str) -> AbstractContextManager[None]:
+        """No run (clustering, rollback, refit) starts on ``name`` inside this block; refused while one is active."""
+        return self.runs.hold(name)
+
+    def watch_run(self, name: str, run_id: str, *, is_active: Callable[[], bool] = lambda: True) -> Iterator[RunInfo]:
+        """A run's state now and after each change of state, phase or progress, until it ends."""
+        self.registry.get(check_name(name))
+        return self.runs.watch(name, run_id, is_active=is_active)
+
+    def get_run(self, name: str, run_id: str) -> RunInfo:
+        """A run's state and progress."""
+        self.registry.get(check_name(name))
+        return self.runs.get(name, run_id)
+
+    def cancel_run(self, name: str, run_id: str) -> RunInfo:
+        """Ask a run to stop; the previous model stays served."""
+        self.registry.get(check_name(name))
+        return self.runs.cancel(name, run_id)
+
+    # ------------------------------------------------------------------ models
+
+    def list_models(self, name: str) -> list[ModelInfo]:
+        """Every saved model version of a collection, oldest first."""
+        coll = self.registry.get(check_name(name))
+        out = []
+        for v in coll.models.versions():
+            try:
+                out.append(self._model_info(coll, coll.models.load_meta(v)))
+            except FileNotFoundError:  # deleted by a run's pruning since the listing
+                continue
+        return out
+
+    def get_model(self, name: str, version: int) -> ModelInfo:
+        """One model version (0 = the served one)."""
+        coll = self.registry.get(check_name(name))
+        version = version or coll.record.served_version
+        try:
+            return self._model_info(coll, coll.models.load_meta(version))
+        except FileNotFoundError:  # never saved, or deleted by a run's pruning
+            raise NotFound(f"model version {version} not found in collection {name!r}"
+                           + ("" if coll.record.served_version else " (no model yet)")) from None
+
+    @staticmethod
+    def _model_info(coll: OpenCollection, meta: dict[str, Any]) -> ModelInfo:
+        return ModelInfo(version=int(meta["version"]), k=int(meta["k"]),
+                         served=int(meta["version"]) == coll.record.served_version, created_at=meta["created_at"],
+                         cluster_ids=[int(i) for i in meta["cluster_ids"]], params=meta["params"],
+                         metrics=meta["metrics"])
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self, coll: OpenCollection, req: RunRequest, ctx: RunContext) -> None:
+        """A clustering run's job: sample, fit, calibrate, save, publish."""
+        rec = coll.record
+        settings = rec.settings
+        seed = int(req.seed if req.seed is not None else (settings.seed or 0))
+        with coll.lock:
+            version = rec.next_version
+            rec.next_version += 1  # never reuse a version, even one whose run failed
+            changes_snapshot = rec.changes_total  # the scheduler's change count this run covers
+            rec.last_run_at = time.time()
+            coll.save()
+        ctx.info.model_version = version
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        ctx.progress("reading", 0.0, persist=True)
+        live = self.labeller.live_vectors(coll, ctx)
+        total = len(live)
+        k_max = req.k_range[1] if req.k_range else int(req.k or 2)
+        if total < k_max:
+            raise FailedPrecondition(f"the collection has {total} points, fewer than k={k_max}")
+        sample_size = min(total, req.sample_size or max(10_000, 256 * k_max))
+        ctx.progress("sampling", 0.02)
+        sample = coll.vlog.sample(live, sample_size, seed)
+        n_init = req.n_init or default_n_init(len(sample), k_max)
+        timings["read_sample_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        ctx.progress("fitting", 0.05, persist=True)
+        prev = served_model(coll)  # None when it is in another feature space (a refit)
+        if req.k_range:
+            k, fit, table = choose_k(
+                sample, req.k_range[0], req.k_range[1], metric=rec.metric, seed=seed,
+                n_init=n_init, on_step=lambda i, n: ctx.progress("fitting", 0.05 + 0.3 * i / n),
+            )
+            ctx.info.k_scores = [asdict(s) for s in table]
+        else:
+            k = int(req.k or 2)
+            warm = prev.centroids if prev is not None and prev.k == k else None
+            # A warm start needs few iterations, and each further one only drifts the boundaries.
+            fit = fit_kmeans(sample, k, metric=rec.metric, seed=seed, n_init=n_init, init=warm,
+                             max_iter=WARM_MAX_ITER if warm is not None else 50)
+        ctx.info.k = k
+        centroids = fit.centroids
+        refine_batches = min(MAX_REFINE_BATCHES, (total - 1) // max(len(sample), 1))
+        if refine_batches > 0:  # the collection is larger than the sample: let the fit see more of it
+            ctx.progress("refining", 0.3, persist=True)
+            centroids = refine_minibatch(
+                centroids, np.bincount(fit.labels, minlength=k),
+                (coll.vlog.sample(live, len(sample), seed + 1 + b) for b in range(refine_batches)),
+                metric=rec.metric,
+            )
+        timings["fit_s"] = time.perf_counter() - t0
+        ctx.progress("fitting", 0.35, persist=True)
+
+        model, next_id = calibrate(sample, centroids, version=version, metric=rec.metric, settings=settings,
+                                   prev=served_model(coll), next_cluster_id=rec.next_cluster_id, seed=seed,
+                                   n_init=n_init, sample_size=len(sample), backend=fit.backend,
+                                   inertia=fit.inertia)
+        with coll.lock:
+            rec.next_cluster_id = next_id
+            coll.save()
+        model.params["refine_batches"] = refine_batches
+        model.params["trigger"] = ctx.info.trigger  # manual, or what the scheduler saw
+        model.params.update(self.registry.kinds.of(coll).model_params(rec))
+        model.metrics["timings"] = timings
+        model.metrics["k_scores"] = ctx.info.k_scores
+        coll.models.save(model)  # before any point carries this version
+        self.publish(coll, model, live, ctx, start=0.35)
+        with coll.lock:
+            rec.changes_at_run = max(rec.changes_at_run, changes_snapshot)
+            coll.save()
+
+    def publish(self, coll: OpenCollection, model: ClusterModel, live: LiveSet, ctx: RunContext, *,
+                start: float) -> None:
+        """Write ``model`` onto every point, switch the served version to it, catch up."""
+        rec = coll.record
+        t0 = time.perf_counter()
+        try:
+            stats = self.labeller.write_back(coll, model, coll.vlog.iter_pages(live, self.settings.page_size), ctx,
+                                             len(live), phase="assigning", start=start, span=0.9 - start)
+            model.metrics.setdefault("timings", {})["write_back_s"] = time.perf_counter() - t0
+            model.metrics.update(stats)
+            coll.models.save_metadata(model)
+            ctx.progress("switching", 0.9, persist=True)  # the last point where a cancel is honoured
+        except BaseException:
+            self.labeller.revert(coll, model.version)
+            raise
+        with coll.lock:
+            rec.served_version = model.version
+            coll.model = model
+            coll.save()
+            self.windows.get(rec.name).reset(model.version)  # drift: a new version's window
+        logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
+        try:
+            self._prune_models(coll, model)
+        except OSError as exc:  # housekeeping: the run is committed, the next one tries again
+            logger.warning("collection %s: could not delete old model versions: %s", rec.name, exc)
+        # Switched: the run is committed; it finishes its catch-up whatever is asked now.
+        ctx.progress("catching_up", 0.95, persist=True, cancellable=False)
+        # Points written during the run may carry a label computed from a vector they no longer
+        # have (replaced after the pass read it): relabel every id the log saw since the snapshot.
+        self.labeller.relabel_ids(coll, coll.vlog.ids_since(live.end))
+        self.labeller.catch_up(coll)
+
+    def _prune_models(self, coll: OpenCollection, served: ClusterModel) -> None:
+        """Delete model versions beyond ``keep_model_versions`` (never the served one or its predecessor)."""
+        keep_n = self.settings.keep_model_versions
+        versions = coll.models.versions()
+        if not keep_n or len(versions) <= keep_n:
+            return
+        keep = set(versions[-keep_n:]) | {served.version, int(served.params.get("previous_version") or 0)}
+        doomed = [v for v in versions if v not in keep]
+        for v in doomed:
+            coll.models.delete(v)
+        if doomed:
+            logger.info("collection %s: deleted model versions %s (keep_model_versions=%d)",
+                        coll.record.name, _ranges(doomed), keep_n)
+
+
+def _ranges(values: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"v1-v3, v7"`` (a log line, not a list of thousands)."""
+    spans: list[tuple[int, int]] = []
+    for v in values:
+        if spans and v == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], v)
+        else:
+            spans.append((v, v))
+    return ", ".join(f"v{a}" if a == b else f"v{a}-v{b}" for a, b in spans)

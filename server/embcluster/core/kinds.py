@@ -1,0 +1,339 @@
+"""Input kinds as strategies: what differs between TEXT, IMAGE_METADATA, VECTOR and EVENT collections.
+
+Each kind knows its embedder (and checks the recorded fingerprint against this server's model),
+turns a batch of items into points (vectors, source payload), and turns queries into vectors.
+Ingest, classify and search (:mod:`embcluster.core.points`) have one path each and ask the
+collection's kind for these steps; no other module branches on ``input_kind``.
+
+The EVENT kind (:mod:`embcluster.core.event_kind`) also owns loading and installing the
+collection's featurizer; its life cycle (automatic fit, refit, repair at start-up) is
+:mod:`embcluster.core.featurizers`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..config import Settings
+from ..embed.base import Embedder
+from ..embed.image import ImageMetadataEmbedder, render_image_metadata
+from ..embed.registry import EmbedderRegistry
+from ..embed.vector import VectorEmbedder
+from ..errors import FailedPrecondition, InvalidArgument
+from ..metrics import ServiceMetrics
+from ..models import ClusterModel
+from ..schema import (
+    Assignment,
+    CollectionSpec,
+    ImageMetadataInput,
+    ImageMetadataSpec,
+    InputKind,
+    ItemInput,
+    PointView,
+    VectorLike,
+)
+from ..store.base import Condition
+from ..validation import check_items, check_query
+from .records import CollectionRecord, OpenCollection, point_id_for
+
+__all__ = [
+    "Batch",
+    "KindSetup",
+    "Query",
+    "Kind",
+    "TextKind",
+    "ImageMetadataKind",
+    "VectorKind",
+    "source_view",
+    "served_model",
+    "check_model_space",
+    "NO_MODEL",
+]
+
+NO_MODEL = "collection {!r} has no cluster model yet: start a clustering run"
+
+
+def source_view(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a point shows of its EVENT source: the event's fields, or a profile's aggregates."""
+    if not source:
+        return None
+    if "event" in source:
+        return dict(source["event"])
+    if "profile" in source:
+        return {"entity": source.get("entity", ""), "profile": source["profile"]}
+    return None
+
+
+def served_model(coll: OpenCollection) -> ClusterModel | None:
+    """The served model if it lives in the stored vectors' feature space (EVENT: the current featurizer).
+
+    For every other kind this is the served model itself (its params name no featurizer).
+    """
+    model = coll.model
+    if model is None:
+        return None
+    if int(model.params.get("featurizer_version", coll.record.featurizer_version)) != coll.record.featurizer_version:
+        return None
+    return model
+
+
+def check_model_space(coll: OpenCollection, model: ClusterModel) -> None:
+    """Refuse to serve a model fitted on another featurizer version than the stored vectors'."""
+    fv = model.params.get("featurizer_version")
+    if fv is not None and int(fv) != coll.record.featurizer_version:
+        raise FailedPrecondition(
+            f"model v{model.version} was fitted on featurizer v{fv}; the points are featurized with "
+            f"v{coll.record.featurizer_version}: start a clustering run instead")
+
+
+@dataclass
+class KindSetup:
+    """What a new collection of a kind records: its embedder and the kind's own record fields."""
+
+    embedder: Embedder
+    image_spec: dict[str, Any] | None = None
+    event_schema: dict[str, Any] | None = None
+
+
+@dataclass
+class Batch:
+    """The points an ingest batch writes, and how to show them (anomaly feed) and report them."""
+
+    ids: list[str]
+    external: list[str]
+    vectors: np.ndarray
+    payloads: list[dict[str, Any]]
+    view: Callable[[int, Assignment | None], PointView]  # point g as the anomaly feed shows it
+    owner: Sequence[int]  # each item's point
+
+
+@dataclass
+class Query:
+    """A search query: exactly one of its parts is of the collection's kind."""
+
+    text: str | None = None
+    vector: VectorLike | None = None
+    image: ImageMetadataInput | None = None
+    event: dict[str, Any] | None = None
+
+
+class Kind:
+    """One input kind (subclasses below). Shared by every collection of that kind.
+
+    Args:
+        settings: Service settings (batch limits, text limits).
+        embedders: The text model registry.
+        metrics: Where embedding time is observed.
+    """
+
+    kind: InputKind
+    has_featurizer = False  # EVENT: vectors come from a fitted featurizer (FitFeaturizer applies)
+    has_image_spec = False  # IMAGE_METADATA: the collection reports its image spec
+
+    def __init__(self, settings: Settings, embedders: EmbedderRegistry, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.embedders = embedders
+        self.metrics = metrics
+
+    # ------------------------------------------------------------------ creation and embedders
+
+    def setup(self, spec: CollectionSpec) -> KindSetup:
+        """The embedder of a new collection (its name and fingerprint are recorded) and record fields."""
+        raise NotImplementedError
+
+    def embedder_for(self, record: CollectionRecord) -> Embedder:
+        """This server's embedder for ``record``, checked against the recorded fingerprint and width."""
+        raise NotImplementedError
+
+    def embedder(self, coll: OpenCollection) -> Embedder:
+        """The collection's embedder (built and checked once)."""
+        if coll.embedder is None:
+            coll.embedder = self.embedder_for(coll.record)
+        return coll.embedder
+
+    def check_embedder(self, record: CollectionRecord) -> None:
+        """Before importing a collection: this server has its text model (no-op for other kinds)."""
+
+    # ------------------------------------------------------------------ ingest, classify, search
+
+    def prepare(self, coll: OpenCollection, items: Sequence[ItemInput]) -> Callable[[], Batch]:
+        """Validate (and embed) ``items``; the returned step builds the batch under ``coll.lock``."""
+        raise NotImplementedError
+
+    def query_scope(self, coll: OpenCollection) -> AbstractContextManager[Any]:
+        """Held while a query is turned into a vector and used (EVENT: the collection lock)."""
+        return nullcontext()
+
+    def classify_vectors(self, coll: OpenCollection, items: Sequence[ItemInput]) -> tuple[np.ndarray, ClusterModel]:
+        """Vectors of items that are not stored, and the model that labels them."""
+        raise NotImplementedError
+
+    def check_search(self, coll: OpenCollection, query: Query) -> Any:
+        """Validate a search query (InvalidArgument if it is not of this kind); returns what it parsed."""
+        raise NotImplementedError
+
+    def search_vector(self, coll: OpenCollection, query: Query, parsed: Any) -> np.ndarray:
+        """The vector a checked query searches with (call inside :meth:`query_scope`)."""
+        raise NotImplementedError
+
+    def search_space(self, coll: OpenCollection) -> tuple[Condition, ...]:
+        """Conditions that keep a search to the query's feature space (none but for EVENT)."""
+        return ()
+
+    def check_explainable(self, coll: OpenCollection) -> None:
+        """FAILED_PRECONDITION when the served model cannot label the stored vectors."""
+
+    def model_params(self, record: CollectionRecord) -> dict[str, Any]:
+        """Params a new model records about the feature space it was fitted in."""
+        return {}
+
+
+class _EmbeddedKind(Kind):
+    """Kinds whose vectors come from an embedder applied to each item (TEXT, IMAGE_METADATA, VECTOR)."""
+
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _texts(self, items: Sequence[ItemInput], record: CollectionRecord) -> list[str | None]:
+        return [it.text for it in items]
+
+    def embed(self, coll: OpenCollection, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+        """Vectors of validated items (``parsed``: the matrix validation built for VECTOR input)."""
+        emb = self.embedder(coll)
+        started = time.perf_counter()
+        vectors = self._raw_vectors(emb, items, parsed)
+        self.metrics.observe_embed(emb.name, time.perf_counter() - started)
+        if not np.isfinite(vectors).all():
+            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+            raise InvalidArgument(f"item {bad}: the embedding has non-finite values")
+        if coll.record.metric == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
+        return vectors.astype(np.float32)
+
+    def prepare(self, coll: OpenCollection, items: Sequence[ItemInput]) -> Callable[[], Batch]:
+        rec = coll.record
+        name = rec.name
+        image_spec = rec.image  # parsed once per call, not once per item
+        parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,
+                             cosine=rec.metric == "cosine", image_spec=image_spec)
+        vectors = self.embed(coll, items, parsed)
+        ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
+        # What a point shows as its text: the text itself, or the rendering of its image metadata.
+        texts = self._texts(items, rec)
+        payloads: list[dict[str, Any]] = []
+        for it, text in zip(items, texts):
+            payload: dict[str, Any] = {"external_id": it.id, "meta": it.metadata or {}}
+            if rec.store_source and text is not None:
+                payload["source"] = {"text": text}
+                if it.image is not None:
+                    payload["source"]["image"] = it.image.to_json()
+            payloads.append(payload)
+
+        def view(i: int, label: Assignment | None) -> PointView:
+            return PointView(point_id=ids[i], external_id=items[i].id, metadata=items[i].metadata or {},
+                             text=texts[i] or "", assignment=label, image=items[i].image)
+
+        batch = Batch(ids=ids, external=[it.id for it in items], vectors=vectors, payloads=payloads, view=view,
+                      owner=range(len(items)))
+        return lambda: batch
+
+    def classify_vectors(self, coll: OpenCollection, items: Sequence[ItemInput]) -> tuple[np.ndarray, ClusterModel]:
+        rec = coll.record
+        parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,
+                             cosine=rec.metric == "cosine", with_ids=False, image_spec=rec.image)
+        model = coll.model
+        if model is None:
+            raise FailedPrecondition(NO_MODEL.format(rec.name))
+        return self.embed(coll, items, parsed), model
+
+    def check_search(self, coll: OpenCollection, query: Query) -> Any:
+        rec = coll.record
+        if query.event is not None:
+            raise InvalidArgument(f"collection {rec.name!r} is {rec.input_kind.upper()}: search it with "
+                                  "its own kind of query")
+        return check_query(query.text, query.vector, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
+                           cosine=rec.metric == "cosine", image=query.image, image_spec=rec.image)
+
+    def search_vector(self, coll: OpenCollection, query: Query, parsed: Any) -> np.ndarray:
+        item = ItemInput(text=query.text, vector=query.vector, image=query.image)
+        return self.embed(coll, [item], parsed)[0]
+
+
+class TextKind(_EmbeddedKind):
+    """TEXT: texts embedded with a sentence-transformers model."""
+
+    kind: InputKind = "text"
+
+    def setup(self, spec: CollectionSpec) -> KindSetup:
+        return KindSetup(embedder=self.embedders.text(spec.embedding_model))
+
+    def _model_embedder(self, record: CollectionRecord) -> Embedder:
+        emb: Embedder = self.embedders.text(record.embedder)
+        return emb
+
+    def embedder_for(self, record: CollectionRecord) -> Embedder:
+        emb = self._model_embedder(record)
+        if emb.fingerprint != record.embedder_fingerprint or emb.dim != record.dim:
+            raise FailedPrecondition(
+                f"collection {record.name!r} was created with model {record.embedder!r} "
+                f"({record.embedder_fingerprint[:19]}…, {record.dim}-d); the server now has "
+                f"{emb.fingerprint[:19]}…, {emb.dim}-d. Restore that model or re-create the collection"
+            )
+        return emb
+
+    def check_embedder(self, record: CollectionRecord) -> None:
+        try:
+            self.embedder_for(record)
+        except InvalidArgument as exc:  # the registry does not know the model
+            raise FailedPrecondition(f"the snapshot's collection {record.name!r} was embedded with model "
+                                     f"{record.embedder!r}, which this server does not have: {exc.message}") from None
+
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+        return emb.embed([it.text for it in items])
+
+
+class ImageMetadataKind(TextKind):
+    """IMAGE_METADATA: image metadata rendered as text, embedded with a text model."""
+
+    kind: InputKind = "image_metadata"
+    has_image_spec = True
+
+    def setup(self, spec: CollectionSpec) -> KindSetup:
+        image_spec = spec.image_spec or ImageMetadataSpec()
+        return KindSetup(embedder=ImageMetadataEmbedder(self.embedders.text(spec.embedding_model), image_spec),
+                         image_spec=image_spec.to_json())
+
+    def _model_embedder(self, record: CollectionRecord) -> Embedder:
+        return ImageMetadataEmbedder(self.embedders.text(record.embedder), record.image)
+
+    def _texts(self, items: Sequence[ItemInput], record: CollectionRecord) -> list[str | None]:
+        image_spec = record.image
+        return [render_image_metadata(it.image, image_spec) for it in items]  # type: ignore[arg-type]
+
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+        image_emb: ImageMetadataEmbedder = emb  # type: ignore[assignment]
+        if all(it.image is not None for it in items):
+            return image_emb.embed([it.image for it in items])  # type: ignore[misc]
+        return image_emb.embed_texts([it.text or "" for it in items])  # a text query (validation lets no other mix through)
+
+
+class VectorKind(_EmbeddedKind):
+    """VECTOR: the caller's own vectors."""
+
+    kind: InputKind = "vector"
+
+    def setup(self, spec: CollectionSpec) -> KindSetup:
+        return KindSetup(embedder=VectorEmbedder(spec.vector_dim))
+
+    def embedder_for(self, record: CollectionRecord) -> Embedder:
+        return VectorEmbedder(record.dim)
+
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+        return emb.embed(parsed)  # type: ignore[arg-type]

@@ -1,0 +1,146 @@
+"""Collection records, open collections, point ids and the reserved payload fields.
+
+The five reserved fields and the consistency rule they follow are described in
+docs/architecture.md ("The payload contract").
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from ..embed.base import Embedder
+from ..errors import NotFound
+from ..fsio import write_json_atomic
+from ..models import ClusterModel, ModelStore
+from ..schema import CollectionSettings, ImageMetadataSpec, InputKind
+from ..store.base import Metric, VectorStore
+from ..store.vectorlog import VectorLog
+
+__all__ = [
+    "RESERVED_FIELDS",
+    "INDEXED_FIELDS",
+    "RECORD_SCHEMA_VERSION",
+    "CREATING_MARKER",
+    "Backend",
+    "point_id_for",
+    "CollectionRecord",
+    "OpenCollection",
+]
+
+RESERVED_FIELDS = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomaly", "model_version")
+INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
+_ID_NAMESPACE = uuid.UUID("6f1c7d0e-6d1b-4b8e-9a51-8a6f0c2e4b11")
+RECORD_SCHEMA_VERSION = 1
+CREATING_MARKER = "creating"  # in a collection directory: its store was made, its record not yet saved
+
+Backend = Literal["edge", "qdrant"]
+
+
+def point_id_for(collection: str, external_id: str) -> str:
+    """Point id of a caller id: UUIDv5 of (collection, external id); Qdrant takes only UUIDs/ints."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{collection}\x00{external_id}"))
+
+
+@dataclass
+class CollectionRecord:
+    """What is persisted about a collection (``collection.json``)."""
+
+    name: str
+    input_kind: InputKind
+    metric: Metric
+    dim: int
+    embedder: str
+    embedder_fingerprint: str
+    store_source: bool
+    settings: CollectionSettings
+    created_at: str
+    served_version: int = 0
+    next_version: int = 1
+    next_cluster_id: int = 0
+    # Scheduler bookkeeping: points ingested/deleted so far, the count at the last successful
+    # run's snapshot, and when the last run started (epoch seconds). Saved at least when a run
+    # starts and ends (and by the scheduler while it changes).
+    changes_total: int = 0
+    changes_at_run: int = 0
+    last_run_at: float = 0.0
+    # An attached Qdrant collection (store=qdrant): its own name, the vector clustered and the
+    # prefix of the reserved fields; empty for collections the service created.
+    external_collection: str = ""
+    vector_name: str = ""
+    field_prefix: str = ""
+    image_spec: dict[str, Any] | None = None  # IMAGE_METADATA: ImageMetadataSpec.to_json()
+    event_schema: dict[str, Any] | None = None  # EVENT: EventSchema.to_json()
+    featurizer_version: int = 0  # EVENT: the version every stored vector is written with (0 = none yet)
+    featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
+    store: Backend = "edge"  # the backend that holds its points (records older than this field: edge)
+
+    @property
+    def image(self) -> ImageMetadataSpec:
+        """The IMAGE_METADATA spec (the default one for other kinds, where it is unused)."""
+        return ImageMetadataSpec.from_json(self.image_spec) if self.image_spec else ImageMetadataSpec()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form with a schema version."""
+        return {**asdict(self), "schema_version": RECORD_SCHEMA_VERSION}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CollectionRecord":
+        """Inverse of :meth:`to_json`."""
+        if data.get("schema_version") != RECORD_SCHEMA_VERSION:
+            raise ValueError(f"collection record schema_version {data.get('schema_version')!r} unsupported")
+        data = {k: v for k, v in data.items() if k != "schema_version"}
+        return cls(**{**data, "settings": CollectionSettings(**data["settings"])})
+
+
+@dataclass
+class OpenCollection:
+    """An open collection: record, store, model and the lock that orders labelling."""
+
+    record: CollectionRecord
+    store: VectorStore
+    vlog: VectorLog
+    directory: Path
+    models: ModelStore
+    model: ClusterModel | None = None
+    embedder: Embedder | None = None
+    featurizer: Any = None  # EVENT: the loaded EventFeaturizer (see core/kinds.py)
+    # Held while labelling with the served model and writing (ingest, write-back pages) and
+    # while switching versions, so no point is labelled with a version that is no longer served
+    # after the catch-up has passed it.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    closed: bool = False  # set (under ``lock``) when the collection is deleted or the service closes
+    auto_fit_after: int = 0  # EVENT: after a failed automatic featurizer fit, retry from this many points
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return self.record.name
+
+    def check_open(self) -> None:
+        """Writers call this under ``lock``: a deleted collection takes no more writes."""
+        if self.closed:
+            raise NotFound(f"collection {self.record.name!r} not found (deleted)")
+
+    def save(self) -> None:
+        """Write the record (``collection.json``) atomically."""
+        write_json_atomic(self.directory / "collection.json", self.record.to_json())
+
+    def write_points(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        """Upsert points into the vector log and the store as one step (caller holds ``lock``).
+
+        The log is appended first: a crash between the two leaves the doubt in the log's tail,
+        which the next open repairs against the store; a failed upsert reconciles it now.
+        """
+        self.vlog.append(ids, vectors)
+        try:
+            self.store.upsert(ids, vectors, payloads)
+        except BaseException:
+            self.vlog.reconcile(ids, self.store)
+            raise
+        self.vlog.mark_consistent()
