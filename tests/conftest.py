@@ -1,9 +1,10 @@
-"""Shared fixtures: settings on a temporary data directory and one text model per session."""
+"""Shared fixtures: settings and services on temporary data directories, one text model per session."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -12,6 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from embcluster.config import Settings  # noqa: E402
+from embcluster.pipeline import EmbclusterService  # noqa: E402
+from embcluster.store.base import StoreFactory  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +30,30 @@ def text_embedder():
 def settings(tmp_path: Path) -> Settings:
     """Settings on a fresh data directory (port 0 = any free port)."""
     return Settings(data_dir=tmp_path / "data", port=0)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fresh data directory for a service (not created yet)."""
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_service() -> Iterator[Callable[..., EmbclusterService]]:
+    """Opens services: ``make_service(data_dir, store_factory=None, **settings)`` (page_size 64 unless given).
+
+    Every service it opened is closed at the end of the test (closing twice is harmless), so a
+    test may close, crash-simulate or reopen as it needs.
+    """
+    made: list[EmbclusterService] = []
+
+    def make(data_dir: Path, *, store_factory: StoreFactory | None = None, **overrides: Any) -> EmbclusterService:
+        svc = EmbclusterService(Settings(data_dir=data_dir, **{"page_size": 64, **overrides}),
+                                store_factory=store_factory)
+        svc.open()
+        made.append(svc)
+        return svc
+
+    yield make
+    for svc in made:
+        svc.close()

@@ -149,6 +149,8 @@ class AutoRunner:
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ticked = threading.Condition()
+        self.ticks = 0  # background ticks completed (tests wait on it instead of sleeping)
 
     def add_restart(self, collection: str, interrupted: RunInfo) -> None:
         """Re-run ``interrupted`` (a run a crash left unfinished) once the collection is caught up."""
@@ -169,12 +171,21 @@ class AutoRunner:
             self._thread.join(timeout=timeout)
             self._thread = None
 
+    def wait_ticks(self, n: int, timeout: float = 60.0) -> bool:
+        """Wait until the background thread has completed ``n`` more ticks; False on timeout."""
+        with self._ticked:
+            target = self.ticks + n
+            return self._ticked.wait_for(lambda: self.ticks >= target, timeout=timeout)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.schedule_tick_s):
             try:
                 self.tick()
             except Exception:  # never let one bad tick end scheduling
                 logger.exception("scheduler tick failed")
+            with self._ticked:
+                self.ticks += 1
+                self._ticked.notify_all()
 
     def tick(self, now: float | None = None) -> list[RunInfo]:
         """Check every collection once; returns the runs started."""

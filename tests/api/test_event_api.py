@@ -9,6 +9,7 @@ import grpc
 import pytest
 from embcluster_client import make_event, make_event_schema, pb
 
+from embcluster.api.v1.embcluster_pb2_grpc import EmbclusterStub
 from embcluster.data import load_lending_club_events
 from embcluster.data.synthetic_events import PROFILE_SCHEMA_FIELDS, planted_profile_stream
 
@@ -135,6 +136,7 @@ def test_out_of_range_timestamp_is_invalid_argument(running) -> None:  # type: i
     ev.fields["amount"].number_value = 1.0
     ev.fields["ts"].timestamp_value.seconds = 10**15  # past year 9999
     with pytest.raises(grpc.RpcError) as e:
-        c._stub.Ingest(pb.IngestRequest(collection="tsrange", items=[pb.Item(event=ev)]))
+        with grpc.insecure_channel(running.server.address) as channel:  # past the client's own checks
+            EmbclusterStub(channel).Ingest(pb.IngestRequest(collection="tsrange", items=[pb.Item(event=ev)]))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
     assert "field 'ts': timestamp out of range" in e.value.details()

@@ -19,6 +19,7 @@ from embcluster.config import Settings
 from embcluster.errors import InvalidArgument
 from embcluster.fsio import write_json_atomic
 from embcluster.pipeline import EmbclusterService
+from embcluster.runs import RunManager
 from embcluster.schema import (
     CollectionSettings,
     CollectionSpec,
@@ -28,6 +29,7 @@ from embcluster.schema import (
     RunState,
     Schedule,
 )
+from embcluster.scheduler import DRIFT_POINTS_PER_CLUSTER, AutoRunner, ScheduleState
 
 DIM = 8
 K = 4
@@ -47,10 +49,10 @@ def ingest(svc: EmbclusterService, x: np.ndarray, prefix: str, batch: int = 250)
         svc.ingest(NAME, [ItemInput(id=f"{prefix}{s + i}", vector=v.tolist()) for i, v in enumerate(x[s:s + batch])])
 
 
-def make(root: Path, **overrides) -> EmbclusterService:
-    svc = EmbclusterService(Settings(data_dir=root, page_size=64, **{"schedule_tick_s": SLOW_TICK, **overrides}))
-    svc.open()
-    return svc
+@pytest.fixture
+def make(make_service):  # type: ignore[no-untyped-def]
+    """Services whose scheduler thread never ticks by itself (the tests call ``tick()``)."""
+    return lambda root, **overrides: make_service(root, **{"schedule_tick_s": SLOW_TICK, **overrides})
 
 
 def runs_on_disk(root: Path) -> list[RunInfo]:
@@ -59,12 +61,7 @@ def runs_on_disk(root: Path) -> list[RunInfo]:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def clustered(root: Path):
+def clustered(root: Path, make):
     svc = make(root, drift_min_points=100)
     svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM, metric="cosine",
                                          settings=CollectionSettings(default_k=K)))
@@ -88,7 +85,7 @@ def clustered(root: Path):
     (Schedule(drift_psi=math.inf), "got inf"),
     (Schedule(interval_s=60.0, k=1), "schedule k must be in [2, 10000], got 1"),
 ])
-def test_invalid_schedules_are_invalid_arguments(root: Path, schedule: Schedule, message: str) -> None:
+def test_invalid_schedules_are_invalid_arguments(root: Path, schedule: Schedule, message: str, make) -> None:
     svc = make(root)
     try:
         with pytest.raises(InvalidArgument) as e:
@@ -104,7 +101,7 @@ def test_invalid_schedules_are_invalid_arguments(root: Path, schedule: Schedule,
         svc.close()
 
 
-def test_a_schedule_is_replaced_as_a_whole_survives_a_restart_and_an_empty_one_switches_it_off(root: Path) -> None:
+def test_a_schedule_is_replaced_as_a_whole_survives_a_restart_and_an_empty_one_switches_it_off(root: Path, make) -> None:
     svc = make(root)
     svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM,
                                          settings=CollectionSettings(schedule=Schedule(interval_s=60, k=3))))
@@ -152,18 +149,18 @@ def test_drift_rises_after_a_shifted_distribution_is_ingested(clustered: Embclus
     assert after.centroid_shift_max is not None and after.centroid_shift_max >= after.centroid_shift_mean >= 0
 
 
-def test_a_drift_threshold_triggers_a_run_by_itself(root: Path) -> None:
+def test_a_drift_threshold_triggers_a_run_by_itself(root: Path, make) -> None:
     svc = make(root, schedule_tick_s=0.05, drift_min_points=300)
     try:
         svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM, settings=CollectionSettings(
             default_k=K, schedule=Schedule(drift_psi=0.25))))
         ingest(svc, blobs(800, 0), "a")
-        time.sleep(0.3)
+        assert svc.autorun.wait_ticks(5)
         assert svc.get_collection(NAME).served_model_version == 0  # no model: drift cannot fire
         run = svc.start_clustering(NAME, RunRequest(k=K, seed=0))
         svc.runs.wait(NAME, timeout=120)
         ingest(svc, blobs(250, 1, weights=[0.85, 0.05, 0.05, 0.05]), "few")  # shifted but < drift_min_points
-        time.sleep(0.5)
+        assert svc.autorun.wait_ticks(5)
         assert svc.get_collection(NAME).served_model_version == 1
         ingest(svc, blobs(250, 2, weights=[0.85, 0.05, 0.05, 0.05]), "more")
         deadline = time.monotonic() + 60
@@ -174,7 +171,7 @@ def test_a_drift_threshold_triggers_a_run_by_itself(root: Path) -> None:
         assert [r.trigger for r in runs] == ["manual", "drift"], runs
         assert runs[0].run_id == run.run_id and runs[1].state is RunState.SUCCEEDED and runs[1].k == K
         assert svc.drift(NAME).recent_points == 0  # a new window for the new version: no re-trigger
-        time.sleep(0.3)
+        assert svc.autorun.wait_ticks(5)
         assert len(runs_on_disk(root)) == 2
     finally:
         svc.close()
@@ -241,7 +238,7 @@ def test_an_interval_triggers_runs_and_a_failed_scheduled_run_backs_off(clustere
     svc.runs.wait(NAME, timeout=120)
 
 
-def test_no_scheduled_run_while_another_is_active_or_the_collection_is_too_small(root: Path) -> None:
+def test_no_scheduled_run_while_another_is_active_or_the_collection_is_too_small(root: Path, make) -> None:
     svc = make(root)
     try:
         svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM, settings=CollectionSettings(
@@ -266,7 +263,7 @@ def _interrupt(root: Path, request: RunRequest, attempt: int = 0) -> RunInfo:
     return info
 
 
-def test_a_run_interrupted_by_a_crash_is_re_run_once_after_restart(clustered: EmbclusterService, root: Path) -> None:
+def test_a_run_interrupted_by_a_crash_is_re_run_once_after_restart(clustered: EmbclusterService, root: Path, make) -> None:
     clustered.close()
     _interrupt(root, RunRequest(k=3, seed=5))
     svc = make(root)
@@ -294,7 +291,7 @@ def test_a_run_interrupted_by_a_crash_is_re_run_once_after_restart(clustered: Em
         svc.close()
 
 
-def test_a_collection_that_cannot_be_checked_does_not_starve_the_others(root: Path) -> None:
+def test_a_collection_that_cannot_be_checked_does_not_starve_the_others(root: Path, make) -> None:
     svc = make(root, schedule_retry_s=60.0)
     try:
         for name in ("a-broken", NAME):  # "a-broken" is checked first
@@ -318,9 +315,7 @@ def test_a_collection_that_cannot_be_checked_does_not_starve_the_others(root: Pa
         svc.close()
 
 
-def test_drift_of_many_clusters_waits_for_enough_points_to_tell_it_from_noise(root: Path) -> None:
-    from embcluster.scheduler import DRIFT_POINTS_PER_CLUSTER
-
+def test_drift_of_many_clusters_waits_for_enough_points_to_tell_it_from_noise(root: Path, make) -> None:
     k = 32
     svc = make(root, drift_min_points=100)
     try:
@@ -343,7 +338,7 @@ def test_drift_of_many_clusters_waits_for_enough_points_to_tell_it_from_noise(ro
         svc.close()
 
 
-def test_an_offline_open_leaves_interrupted_runs_for_the_server(clustered: EmbclusterService, root: Path) -> None:
+def test_an_offline_open_leaves_interrupted_runs_for_the_server(clustered: EmbclusterService, root: Path, make) -> None:
     clustered.close()
     _interrupt(root, RunRequest(k=3, seed=5))
     offline = EmbclusterService(Settings(data_dir=root, schedule_tick_s=SLOW_TICK))
@@ -361,3 +356,58 @@ def test_an_offline_open_leaves_interrupted_runs_for_the_server(clustered: Embcl
         svc.runs.wait(NAME, timeout=120)
     finally:
         svc.close()
+
+
+class _Target:
+    """A stand-in for the service: the scheduler needs only the ScheduleTarget protocol, no store."""
+
+    def __init__(self, state: ScheduleState) -> None:
+        self.runs = RunManager(1)
+        self.state = state
+        self.started: list[tuple[str, RunRequest, str]] = []
+
+    def collection_names(self) -> list[str]:
+        return ["x"]
+
+    def schedule_state(self, name: str) -> ScheduleState:
+        return self.state
+
+    def save_counters(self, name: str) -> None:
+        pass
+
+    def maybe_fit_featurizer(self, name: str) -> RunInfo | None:
+        return None
+
+    def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
+                         attempt: int = 0) -> RunInfo:
+        self.started.append((name, request, trigger))
+        return RunInfo(run_id=f"r{len(self.started)}", collection=name, state=RunState.PENDING, request=request,
+                       trigger=trigger)
+
+    def rollback(self, name: str, version: int, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        raise AssertionError("not expected")
+
+    def fit_featurizer(self, name: str, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
+        raise AssertionError("not expected")
+
+    def drift(self, name: str):  # type: ignore[no-untyped-def]
+        raise AssertionError("not expected")
+
+    def get_model(self, name: str, version: int):  # type: ignore[no-untyped-def]
+        raise AssertionError("not expected")
+
+    def point_count(self, name: str) -> int:
+        return 1000
+
+
+def test_the_scheduler_runs_against_its_protocol_without_a_store() -> None:
+    state = ScheduleState(schedule=Schedule(after_changes=100, k=3), default_k=8, changes_since_run=150,
+                          changes_total=150, last_run_at=0.0, served_version=1, catching_up=False)
+    target = _Target(state)
+    runner = AutoRunner(target, Settings(data_dir="/nonexistent"))
+    started = runner.tick(now=1000.0)
+    assert [r.trigger for r in started] == ["changes"] and target.started[0][1].k == 3
+    state.changes_since_run = 10
+    runner.tick(now=1001.0)  # below the threshold: nothing more
+    assert len(target.started) == 1
+    target.runs.shutdown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from embcluster.config import Settings
 from embcluster.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from embcluster.models import ClusterModel
 from embcluster.pipeline import RESERVED_FIELDS, EmbclusterService, point_id_for
+from embcluster.runs import RunContext
 from embcluster.schema import CollectionSettings, CollectionSpec, ItemInput, RunRequest, RunState
 from embcluster.store.base import FieldEquals, PointFilter
 from embcluster.store.edge import EdgeStoreFactory
@@ -38,12 +40,6 @@ def blob_points(n: int, seed: int, scale: float = 0.4) -> tuple[np.ndarray, np.n
 def items_for(x: np.ndarray, prefix: str = "p", start: int = 0) -> list[ItemInput]:
     return [ItemInput(id=f"{prefix}{start + i}", vector=row.tolist(), metadata={"i": start + i})
             for i, row in enumerate(x)]
-
-
-def make_service(root: Path, **overrides) -> EmbclusterService:
-    svc = EmbclusterService(Settings(data_dir=root, page_size=64, **overrides))
-    svc.open()
-    return svc
 
 
 def ingest_all(svc: EmbclusterService, items: list[ItemInput], batch: int = 250) -> list:
@@ -77,12 +73,7 @@ def store_of(svc: EmbclusterService, name: str = NAME):
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def svc(root: Path):
+def svc(root: Path, make_service):
     service = make_service(root)
     yield service
     service.close()
@@ -202,7 +193,7 @@ def test_invalid_names_and_specs(svc: EmbclusterService) -> None:
     assert svc.list_collections() == []
 
 
-def test_settings_persist_across_restart(coll: EmbclusterService, root: Path) -> None:
+def test_settings_persist_across_restart(coll: EmbclusterService, root: Path, make_service) -> None:
     coll.update_collection(NAME, CollectionSettings(min_cluster_size=7))
     coll.close()
     svc2 = make_service(root)
@@ -454,7 +445,7 @@ def test_start_validates_request(coll: EmbclusterService, data) -> None:
 # --------------------------------------------------------------------------- restart
 
 
-def test_restart_keeps_points_payloads_and_model(clustered: EmbclusterService, root: Path) -> None:
+def test_restart_keeps_points_payloads_and_model(clustered: EmbclusterService, root: Path, make_service) -> None:
     svc = clustered
     before_payloads = all_payloads(svc)
     _, before_clusters = svc.list_clusters(NAME)
@@ -483,7 +474,7 @@ def test_restart_keeps_points_payloads_and_model(clustered: EmbclusterService, r
         svc2.close()
 
 
-def test_ingest_survives_sigkill(root: Path) -> None:
+def test_ingest_survives_sigkill(root: Path, make_service) -> None:
     """Acknowledged ingests survive a killed process; the next open repairs and a run labels them all."""
     import subprocess
     import sys
@@ -669,7 +660,8 @@ def test_ingest_racing_the_write_back_ends_consistent(clustered: EmbclusterServi
     try:
         assert reached.wait(timeout=60)
         t.start()  # waits for the collection lock, held while a page is written
-        time.sleep(0.05)
+        t.join(timeout=0.05)  # still blocked on it: the write-back page holds the lock until released
+        assert t.is_alive()
     finally:
         release.set()
     t.join(timeout=60)
@@ -696,7 +688,7 @@ def test_delete_collection_cancels_active_run(clustered: EmbclusterService, monk
 # --------------------------------------------------------------------------- catch-up on open
 
 
-def test_stale_versions_are_caught_up_on_open(clustered: EmbclusterService, root: Path) -> None:
+def test_stale_versions_are_caught_up_on_open(clustered: EmbclusterService, root: Path, make_service) -> None:
     svc = clustered
     truth = {pid: p["cluster_id"] for pid, p in all_payloads(svc).items()}
     svc.close()
@@ -725,7 +717,7 @@ def test_stale_versions_are_caught_up_on_open(clustered: EmbclusterService, root
         svc2.close()
 
 
-def test_interrupted_run_record_marked_failed(clustered: EmbclusterService, root: Path) -> None:
+def test_interrupted_run_record_marked_failed(clustered: EmbclusterService, root: Path, make_service) -> None:
     svc = clustered
     runs_dir = root / "collections" / NAME / "runs"
     (run_file,) = list(runs_dir.glob("*.json"))
@@ -890,7 +882,7 @@ def test_points_deleted_during_write_back_stay_deleted(clustered: EmbclusterServ
 
 
 def test_close_during_run_cancels_and_restart_is_consistent(clustered: EmbclusterService, root: Path,
-                                                             monkeypatch) -> None:
+                                                             monkeypatch, make_service) -> None:
     svc = clustered
     reached, release = slow_set_fields(monkeypatch, store_of(svc), block_on_call=3)
     info = svc.start_clustering(NAME, RunRequest(k=K, seed=9))
@@ -960,18 +952,18 @@ def test_cancel_after_switch_is_consistent(clustered: EmbclusterService, monkeyp
 
 def test_start_returns_pending_run(clustered: EmbclusterService, monkeypatch) -> None:
     svc = clustered
-    pool = svc.runs._pool
-    original_submit = pool.submit
+    original_submit = ThreadPoolExecutor.submit
 
-    def submit_and_let_worker_start(fn, *args, **kwargs):
-        fut = original_submit(fn, *args, **kwargs)
-        ctx = args[0]
-        deadline = time.monotonic() + 10
-        while ctx.info.state is RunState.PENDING and time.monotonic() < deadline:
-            time.sleep(0.001)  # a legal interleaving: the worker thread runs first
+    def submit_and_let_worker_start(pool, fn, /, *args, **kwargs):
+        fut = original_submit(pool, fn, *args, **kwargs)
+        if args and isinstance(args[0], RunContext):  # a run (other pools submit as usual)
+            ctx = args[0]
+            deadline = time.monotonic() + 10
+            while ctx.info.state is RunState.PENDING and time.monotonic() < deadline:
+                time.sleep(0.001)  # a legal interleaving: the worker thread runs first
         return fut
 
-    monkeypatch.setattr(pool, "submit", submit_and_let_worker_start)
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", submit_and_let_worker_start)
     info = svc.start_clustering(NAME, RunRequest(k=K))
     svc.runs.wait(NAME, timeout=120)
     assert info.state is RunState.PENDING
@@ -982,7 +974,7 @@ def test_search_rejects_zero_vector_under_cosine(clustered: EmbclusterService) -
         clustered.search(NAME, vector=[0.0] * DIM, limit=3)
 
 
-def test_old_model_versions_are_pruned_but_never_the_served_one_or_its_predecessor(root: Path) -> None:
+def test_old_model_versions_are_pruned_but_never_the_served_one_or_its_predecessor(root: Path, make_service) -> None:
     svc = make_service(root, keep_model_versions=3)
     try:
         svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM, metric="cosine"))

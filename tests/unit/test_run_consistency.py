@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
-from embcluster.config import Settings
 from embcluster.pipeline import EmbclusterService
 from embcluster.schema import CollectionSpec, ItemInput, RunRequest, RunState
 
@@ -18,12 +18,6 @@ def _blobs(n_per: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     centers = rng.normal(size=(4, DIM)) * 6
     x = np.concatenate([c + rng.normal(size=(n_per, DIM)) for c in centers]).astype(np.float32)
     return x, centers
-
-
-def _service(tmp_path: Path) -> EmbclusterService:
-    svc = EmbclusterService(Settings(data_dir=tmp_path / "data", page_size=64))
-    svc.open()
-    return svc
 
 
 def _versions(svc: EmbclusterService, name: str) -> dict[str, tuple[int, int]]:
@@ -38,8 +32,8 @@ def _versions(svc: EmbclusterService, name: str) -> dict[str, tuple[int, int]]:
             return out
 
 
-def test_point_replaced_during_write_back_gets_the_label_of_its_new_vector(tmp_path: Path) -> None:
-    svc = _service(tmp_path)
+def test_point_replaced_during_write_back_gets_the_label_of_its_new_vector(tmp_path: Path, make_service) -> None:
+    svc = make_service(tmp_path / "data")
     x, centers = _blobs(100)
     svc.create_collection(CollectionSpec(name="c", input_kind="vector", metric="euclid", vector_dim=DIM))
     svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
@@ -69,15 +63,15 @@ def test_point_replaced_during_write_back_gets_the_label_of_its_new_vector(tmp_p
     svc.close()
 
 
-def test_missing_vector_log_is_rebuilt_from_the_store(tmp_path: Path) -> None:
-    svc = _service(tmp_path)
+def test_missing_vector_log_is_rebuilt_from_the_store(tmp_path: Path, make_service) -> None:
+    svc = make_service(tmp_path / "data")
     x, _ = _blobs(60)
     svc.create_collection(CollectionSpec(name="c", input_kind="vector", vector_dim=DIM))
     svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
     svc.close()
     for name in ("vectors.ids", "vectors.f32", "vectors.json"):
         (tmp_path / "data" / "collections" / "c" / name).unlink()
-    svc = _service(tmp_path)
+    svc = make_service(tmp_path / "data")
     run = svc.start_clustering("c", RunRequest(k=4))
     svc.runs.wait("c")
     info = svc.get_run("c", run.run_id)
@@ -86,8 +80,8 @@ def test_missing_vector_log_is_rebuilt_from_the_store(tmp_path: Path) -> None:
     svc.close()
 
 
-def test_versions_are_never_reused_after_a_failed_run(tmp_path: Path) -> None:
-    svc = _service(tmp_path)
+def test_versions_are_never_reused_after_a_failed_run(tmp_path: Path, make_service) -> None:
+    svc = make_service(tmp_path / "data")
     x, _ = _blobs(60)
     svc.create_collection(CollectionSpec(name="c", input_kind="vector", vector_dim=DIM))
     svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
@@ -117,9 +111,9 @@ def test_versions_are_never_reused_after_a_failed_run(tmp_path: Path) -> None:
     svc.close()
 
 
-def test_fields_of_a_never_served_run_are_cleared_at_the_next_start(tmp_path: Path) -> None:
+def test_fields_of_a_never_served_run_are_cleared_at_the_next_start(tmp_path: Path, make_service) -> None:
     """A process that died during the first run: no model is served, so no point may keep fields."""
-    svc = _service(tmp_path)
+    svc = make_service(tmp_path / "data")
     x, _ = _blobs(30)
     svc.create_collection(CollectionSpec(name="c", input_kind="vector", vector_dim=DIM))
     svc.ingest("c", [ItemInput(id=f"p{i}", vector=v) for i, v in enumerate(x)])
@@ -128,7 +122,7 @@ def test_fields_of_a_never_served_run_are_cleared_at_the_next_start(tmp_path: Pa
     fake = {"cluster_id": 0, "cluster_distance": 0.1, "anomaly_score": 9.0, "is_anomaly": True, "model_version": 1}
     coll.store.set_fields([(p.id, fake) for p in points[:10]])  # what a killed first run leaves behind
     svc.close()
-    svc = _service(tmp_path)
+    svc = make_service(tmp_path / "data")
     svc.wait_idle()
     assert svc.get_collection("c").served_model_version == 0
     assert svc.list_anomalies("c")[0] == []
@@ -136,12 +130,12 @@ def test_fields_of_a_never_served_run_are_cleared_at_the_next_start(tmp_path: Pa
     svc.close()
 
 
-def test_delete_while_ingesting_answers_not_found(tmp_path: Path) -> None:
+def test_delete_while_ingesting_answers_not_found(tmp_path: Path, make_service) -> None:
     import threading
 
     from embcluster.errors import NotFound
 
-    svc = _service(tmp_path)
+    svc = make_service(tmp_path / "data")
     x, _ = _blobs(50)
     svc.create_collection(CollectionSpec(name="c", input_kind="vector", vector_dim=DIM))
     errors: list[BaseException] = []
@@ -160,9 +154,10 @@ def test_delete_while_ingesting_answers_not_found(tmp_path: Path) -> None:
     threads = [threading.Thread(target=writer) for _ in range(3)]
     for t in threads:
         t.start()
-    import time
-
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while svc.get_collection("c").point_count == 0 and not errors:  # the writers are writing
+        assert time.monotonic() < deadline, "no writer got a batch in"
+        time.sleep(0.01)
     assert svc.delete_collection("c")
     stop.set()
     for t in threads:

@@ -34,12 +34,6 @@ def blobs(n: int, seed: int) -> np.ndarray:
     return (CENTERS[np.arange(n) % K] + rng.normal(scale=0.4, size=(n, DIM))).astype(np.float32)
 
 
-def make_service(root: Path, **kw) -> EmbclusterService:  # type: ignore[no-untyped-def]
-    svc = EmbclusterService(Settings(data_dir=root, page_size=64), **kw)
-    svc.open()
-    return svc
-
-
 def run(svc: EmbclusterService, name: str, **kw) -> None:  # type: ignore[no-untyped-def]
     info = svc.start_clustering(name, RunRequest(seed=0, **kw))
     svc.runs.wait(name, timeout=120)
@@ -47,7 +41,7 @@ def run(svc: EmbclusterService, name: str, **kw) -> None:  # type: ignore[no-unt
 
 
 @pytest.fixture
-def source(tmp_path: Path):  # type: ignore[no-untyped-def]
+def source(tmp_path: Path, make_service):  # type: ignore[no-untyped-def]
     """A cosine VECTOR collection with two model versions (v2 served) and mixed ids."""
     svc = make_service(tmp_path / "a")
     svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM, metric="cosine"))
@@ -130,7 +124,7 @@ def test_edge_to_edge_under_a_new_name(source: EmbclusterService, tmp_path: Path
     assert source.get_collection("copy").point_count == N
 
 
-def test_edge_to_qdrant_local_mode_keeps_ids_models_and_answers(source: EmbclusterService, tmp_path: Path) -> None:
+def test_edge_to_qdrant_local_mode_keeps_ids_models_and_answers(source: EmbclusterService, tmp_path: Path, make_service) -> None:
     export_collection(source, NAME, str(tmp_path / "snap.tar"))
     factory = QdrantStoreFactory(QdrantConnection(path=":memory:"), prefix="t_")
     other = make_service(tmp_path / "b", store_factory=factory)
@@ -302,7 +296,7 @@ def test_member_names_outside_the_format_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("vectors_from", ["log", "store"])
-def test_writes_during_an_export_never_tear_a_point(tmp_path: Path, vectors_from: str) -> None:
+def test_writes_during_an_export_never_tear_a_point(tmp_path: Path, vectors_from: str, make_service) -> None:
     """Points replaced or deleted mid-export: each exported vector still matches its own payload."""
     svc = make_service(tmp_path / "w")
     try:
@@ -335,7 +329,7 @@ def test_writes_during_an_export_never_tear_a_point(tmp_path: Path, vectors_from
         svc.close()
 
 
-def test_import_never_drops_a_qdrant_collection_it_did_not_create(source: EmbclusterService, tmp_path: Path) -> None:
+def test_import_never_drops_a_qdrant_collection_it_did_not_create(source: EmbclusterService, tmp_path: Path, make_service) -> None:
     """The Qdrant collection the new name maps to exists (someone's data): refused, and left alone."""
     from qdrant_client import models as qm
 
@@ -356,7 +350,7 @@ def test_import_never_drops_a_qdrant_collection_it_did_not_create(source: Embclu
         factory.close()
 
 
-def test_snapshot_of_an_attached_collection_imports_as_an_own_collection(tmp_path: Path) -> None:
+def test_snapshot_of_an_attached_collection_imports_as_an_own_collection(tmp_path: Path, make_service) -> None:
     """Export of an attached Qdrant collection, import into Edge: a plain collection of the service."""
     from qdrant_client import models as qm
 

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 
 from embcluster.store.base import FieldEquals, FieldMissing, PointFilter, StoreFactory, VectorStore
 from embcluster.store.edge import EdgeStoreFactory
@@ -443,7 +444,7 @@ def test_value_counts_without_facet_counts_by_scroll(backend: Backend, filled: V
     def no_facet(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("Bad request: Index required but not found for \"cluster_id\"")
 
-    monkeypatch.setattr(filled._client, "facet", no_facet)  # type: ignore[attr-defined]
+    monkeypatch.setattr(QdrantClient, "facet", no_facet)
     assert filled.value_counts("cluster_id") == {0: 17, 1: 17, 2: 16}
     assert filled.value_counts("is_anomaly") == {True: 10, False: 40}
     assert filled.value_counts("cluster_id", PointFilter(must=(FieldEquals("is_anomaly", True),))) == {0: 4, 1: 3, 2: 3}

@@ -1,8 +1,8 @@
 """Unit tests of the Qdrant Edge store (embcluster.store.edge) in a temporary directory.
 
-These pin the observed engine behaviour DESIGN.md relies on: thread safety of one shard,
-the exclusive open, durability without flush, the bool-filter workaround. The behaviour every
-backend shares is in ``test_store_contract.py``.
+These pin the observed engine behaviour the code relies on (docs/architecture.md, "Storage
+facts"): thread safety of one shard, the exclusive open, durability without flush, the
+bool-filter workaround. The behaviour every backend shares is in ``test_store_contract.py``.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def test_acknowledged_upserts_survive_sigkill(tmp_path) -> None:
 
 
 def test_nan_is_accepted_by_the_engine(store) -> None:
-    """DESIGN.md: the engine does not reject NaN; validation must (see test_validation)."""
+    """docs/architecture.md: the engine does not reject NaN; validation must (see test_validation)."""
     x = vectors(1)
     x[0, 1] = np.nan
     store.upsert([uid(1)], x, [{}])

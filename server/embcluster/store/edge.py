@@ -1,9 +1,10 @@
 """Qdrant Edge: the Qdrant engine in-process, one shard per collection on local disk.
 
-Observed behaviour this relies on (DESIGN.md, tested in ``tests/unit/test_store_edge.py``):
-one shard is safe to use from many threads; a second open of the same directory fails
-(WAL lock), so the server process owns its shards; acknowledged updates survive SIGKILL
-through the WAL; a wrong dimension is rejected, NaN is not (validation is ours).
+Observed behaviour this relies on (docs/architecture.md, "Storage facts"; tested in
+``tests/unit/test_store_edge.py``): one shard is safe to use from many threads; a second open
+of the same directory fails (WAL lock), so the server process owns its shards; acknowledged
+updates survive SIGKILL through the WAL; a wrong dimension is rejected, NaN is not
+(validation is ours).
 """
 
 from __future__ import annotations

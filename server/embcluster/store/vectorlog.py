@@ -1,8 +1,8 @@
 """The service's own float32 columnar copy of a collection's vectors: the fast read path.
 
 Reading vectors back through the Qdrant Edge binding costs ≈ 60 s per million 384-d points
-(Python lists per record; DESIGN.md, "Measured costs"), which alone would blow a one-minute
-re-cluster. So every write is also appended here, as fixed-size binary records in two files with the same
+(Python lists per record; docs/architecture.md, "Storage facts"), which alone would blow a
+one-minute re-cluster. So every write is also appended here, as fixed-size binary records in two files with the same
 record numbering — ``vectors.ids`` ``(uuid: 16 bytes, op: u4)`` and ``vectors.f32``
 ``(dim x f4)`` — and a run reads its vectors with plain ``pread`` calls (bounded memory, no
 Python object per number). Keeping ids apart lets the live set be computed from 20 bytes
