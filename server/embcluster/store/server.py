@@ -19,22 +19,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import ssl
 import threading
 import uuid
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ..errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 from .base import Condition, FieldEquals, Metric, PointFilter, PointId, StoredPoint
 from .ids import INT_ID_TAG, int_point_id, parse_public_point_id, public_point_id
 from .ids import tagged_int as _tagged_int
+from .qdrant_connection import QdrantConnection
+from .qdrant_connection import short_error as _short_error
 
 __all__ = [
     "INT_ID_TAG",
@@ -91,60 +90,6 @@ def _ids_filter(ids: Sequence[PointId]) -> qm.Filter:
     return qm.Filter(must=[qm.HasIdCondition(has_id=[_to_qdrant(i) for i in ids])])
 
 
-@dataclass(frozen=True)
-class QdrantConnection:
-    """How to reach Qdrant: a server ``url`` (gRPC preferred) or a local-mode ``path``.
-
-    Built from :class:`~embcluster.config.Settings` by ``make_store_factory``.
-    """
-
-    url: str = ""
-    path: str = ""
-    grpc_port: int = 6334
-    api_key: str | None = None
-    https: bool | None = None
-    ca_cert: Path | None = None
-    timeout_s: int = 30
-
-    @property
-    def where(self) -> str:
-        """The URL or local path, for messages."""
-        return self.url or f"local mode {self.path}"
-
-    def client(self) -> QdrantClient:
-        """A connected client; an unreachable server is :class:`Unavailable` naming the URL."""
-        if self.path:
-            if self.path == ":memory:":
-                return QdrantClient(location=":memory:")
-            Path(self.path).mkdir(parents=True, exist_ok=True)
-            return QdrantClient(path=self.path, force_disable_check_same_thread=True)
-        kwargs: dict[str, Any] = {}
-        if self.ca_cert is not None:
-            try:
-                kwargs["verify"] = ssl.create_default_context(cafile=str(self.ca_cert))  # REST (httpx)
-                kwargs["grpc_options"] = {"root_certificates": Path(self.ca_cert).read_bytes()}
-            except (OSError, ssl.SSLError) as exc:
-                raise InvalidArgument(f"qdrant_ca_cert {str(self.ca_cert)!r} is not a readable PEM certificate: "
-                                      f"{exc}") from None
-        client = QdrantClient(
-            url=self.url, grpc_port=self.grpc_port, prefer_grpc=True, https=self.https,
-            api_key=self.api_key, timeout=self.timeout_s, check_compatibility=False, **kwargs,
-        )
-        try:
-            client.get_collections()
-        except Exception as exc:
-            client.close()
-            detail = _short_error(exc)
-            if detail.startswith(("UNAUTHENTICATED", "PERMISSION_DENIED")):  # reached it: the key is wrong
-                raise FailedPrecondition(
-                    f"the Qdrant server at {self.url} refused the API key (qdrant_api_key"
-                    f"{' is not set' if not self.api_key else ''}): {detail[:300]}") from None
-            raise Unavailable(
-                f"cannot reach the Qdrant server at {self.url} (gRPC port {self.grpc_port}): {detail[:300]}"
-            ) from None
-        return client
-
-
 def _is_unreachable(exc: BaseException) -> bool:
     """A connection-level failure (gRPC UNAVAILABLE / DEADLINE_EXCEEDED, or an HTTP transport error)."""
     code = getattr(exc, "code", None)
@@ -163,15 +108,6 @@ def _is_missing_point(exc: BaseException) -> bool:
     if getattr(exc, "status_code", None) == 404:
         return True
     return "No point with id" in str(exc)
-
-
-def _short_error(exc: BaseException) -> str:
-    """One line about a failed call: gRPC status and details, or the exception's first line."""
-    code, details = getattr(exc, "code", None), getattr(exc, "details", None)
-    if callable(code) and callable(details):
-        return f"{getattr(code(), 'name', code())}: {details()}"
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class QdrantStore:
