@@ -258,7 +258,7 @@ def run_embcluster(name: str, x: np.ndarray, data_root: Path, seed: int) -> dict
             print(f"  WARNING {name}: the stored flagged set ({len(stored_flagged)}) differs from classify's "
                   f"({len(flagged_ids)})", flush=True)
 
-        model = svc._get(coll).model
+        model = svc.registry.get(coll).model
         assert model is not None
         out["model"]["clusters_populated"] = int(model.populated.sum())
         out["model"]["large_clusters"] = int((model.large & model.populated).sum())

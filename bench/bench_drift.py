@@ -67,7 +67,7 @@ def main() -> None:
         svc.ingest(name, [ItemInput(vector=v) for v in fit[s:s + 1000]])
     svc.start_clustering(name, RunRequest(k=args.k, seed=0))
     svc.runs.wait(name, timeout=3600)
-    model = svc._get(name).model  # noqa: SLF001 - the served model, to label batches as ingest does
+    model = svc.registry.get(name).model  # the served model, to label batches as ingest does
     assert model is not None
 
     # (a) ingest calls vs. recording alone, batch by batch

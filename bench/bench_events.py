@@ -192,8 +192,8 @@ def main() -> None:
 
         # ---- featurize throughput
         svc = srv.service
-        coll = svc._get("loans")
-        feat = svc._event_featurizer(coll)
+        coll = svc.registry.get("loans")
+        feat = svc.kinds.event.featurizer(coll)
         records = [{"event": e} for e in parse_events(feat.schema, [r["event"] for r in rows])]
         feat_s, _ = time_median(lambda: feat.transform(records), repeats=args.repeats)
         results["featurize_events_per_s"] = len(rows) / feat_s

@@ -75,7 +75,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
             assert (results[0].assignment is not None) == (name == "scored")
     plain, scored = float(np.median(times["plain"])), float(np.median(times["scored"]))
-    model = svc._get("scored").model  # noqa: SLF001 - the scoring step alone, on the same batches
+    model = svc.registry.get("scored").model  # the scoring step alone, on the same batches
     assert model is not None
     vecs = [np.stack([np.asarray(it.vector) for it in b]) for b in batches[:per_repeat]]
     t0 = time.perf_counter()

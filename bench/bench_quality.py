@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit_result, print_table, quiet_logs  # noqa: E402
 
-# When a request gives no n_init, EmbclusterService._run uses default_n_init(sample, k) — the same
+# When a request gives no n_init, a clustering run (core/clustering.py) uses default_n_init(sample, k) — the same
 # function is used here; the stability runs in (b) record what the service used in their params.
 QUALITY_TOLERANCE = 0.01  # target: ours >= sklearn - 0.01
 STABILITY_TARGET = 0.95

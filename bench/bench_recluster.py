@@ -98,7 +98,7 @@ def main() -> None:
 
     naive_s = float("nan")
     if not args.skip_naive:
-        store = svc._get("big").store  # noqa: SLF001 - the baseline reads the same store directly
+        store = svc.registry.get("big").store  # the baseline reads the same store directly
         t0 = time.perf_counter()
         rows = sum(len(ids) for ids, _ in store.iter_vectors(page_size=settings.page_size))
         naive_s = time.perf_counter() - t0

@@ -71,7 +71,7 @@ def main() -> None:
             svc.ingest("src", items[s:s + args.batch])
         svc.start_clustering("src", RunRequest(k=args.k, seed=0))
         svc.wait_idle(timeout=3600)
-        store = svc._get("src").store  # noqa: SLF001 - the baseline reads the very same store
+        store = svc.registry.get("src").store  # the baseline reads the very same store
         page = svc.settings.page_size
 
         def scroll() -> None:
