@@ -30,8 +30,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .anomaly.ensemble import fit_components
+from .anomaly.explain import field_contributions
+from .anomaly.report import anomaly_summary
 from .anomaly.scoring import DEFAULT_SCORER, large_clusters
-from .anomaly.scoring import score as anomaly_score
 from .anomaly.threshold import calibrate_thresholds, decide
 from .anomaly.feed import AnomalyFeed, Subscription
 from .cluster.assign import nearest_rows, pairwise_distance
@@ -795,6 +797,10 @@ class EmbclusterService(EventOps):
         labels = model.assign(vec)
         normal = coll.store.search(vec[0], limit=neighbours + 1,
                                    flt=PointFilter(must=(FieldEquals("is_anomaly", False),)))
+        contributions = []
+        if coll.record.input_kind == "event" and coll.featurizer is not None and coll.featurizer.kind == "event":
+            contributions = field_contributions(vec[0], model.centroids[ref], coll.featurizer.field_layout(),
+                                                model.metric)
         return Explanation(
             point=point, model_version=model.version, scorer=model.scorer,
             cluster_id=int(model.cluster_ids[row]), distance=float(dist_all[0, row]),
@@ -805,6 +811,7 @@ class EmbclusterService(EventOps):
             threshold=float(model.thresholds[row]), is_anomaly=bool(labels.is_anomaly[0]),
             normal_neighbours=[SearchHit(point=self._view(p), score=sc) for p, sc in normal
                                if public_point_id(p.id) != point.point_id][:neighbours],
+            anomaly_model=model.anomaly_summary(), field_contributions=contributions,
         )
 
     def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]:
@@ -1103,8 +1110,10 @@ class EmbclusterService(EventOps):
         timings["fit_s"] = time.perf_counter() - t0
         ctx.progress("fitting", 0.35, persist=True)
 
+        t0 = time.perf_counter()
         model = self._calibrate(coll, version, sample, centroids, seed=seed, n_init=n_init,
                                 sample_size=len(sample), backend=fit.backend, inertia=fit.inertia)
+        timings["calibrate_s"] = time.perf_counter() - t0  # incl. the ensemble scorer's own fits
         model.params["refine_batches"] = refine_batches
         model.params["trigger"] = ctx.info.trigger  # manual, or what the scheduler saw
         if rec.input_kind == "event":  # the feature space this model lives in
@@ -1191,25 +1200,30 @@ class EmbclusterService(EventOps):
         scorer = settings.anomaly_scorer or DEFAULT_SCORER
         mode = settings.threshold_mode or "contamination"
         contamination = float(settings.contamination or 0.01)
-        scores = anomaly_score(scorer, dist_all, rows, radius, large)
-        thresholds = calibrate_thresholds(mode, scores, rows, k, contamination=contamination,
-                                          absolute=settings.anomaly_threshold)
-        flags = decide(scores, rows, thresholds)
-        return ClusterModel(
+        components = fit_components(sample, metric=metric, seed=seed) if scorer == "ensemble" else []  # type: ignore[arg-type]
+        if scorer == "ensemble" and not components:  # fewer than 4 sample points: nothing to fit apart
+            scorer = "cblof"
+        model = ClusterModel(
             version=version, metric=metric, centroids=centroids.astype(np.float32),  # type: ignore[arg-type]
             cluster_ids=ids, populated=populated, radius=radius, large=large, scorer=scorer,
-            threshold_mode=mode, thresholds=thresholds,
+            threshold_mode=mode, thresholds=np.full(k, np.inf), components=tuple(components),
             params={"k": k, "seed": seed, "n_init": n_init, "sample_size": sample_size, "backend": backend,
                     "contamination": contamination, "min_cluster_size": int(settings.min_cluster_size or 1),
                     "anomaly_scorer": scorer, "threshold_mode": mode, "anomaly_threshold": settings.anomaly_threshold,
                     "previous_version": prev.version if prev else 0},
-            metrics={"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
-                     **quality(sample, rows, metric=metric, seed=seed),  # type: ignore[arg-type]
-                     "anomalies_sample": int(flags.sum()),
-                     "matching": asdict(report),
-                     "drift_fit": fit_summary(rows, dist, flags, k)},
             created_at=utcnow(),
         )
+        scores = model.assign(sample).anomaly_score  # the same code path as ingest and write-back
+        model.thresholds = calibrate_thresholds(mode, scores, rows, k, contamination=contamination,
+                                                absolute=settings.anomaly_threshold)
+        flags = decide(scores, rows, model.thresholds)
+        model.metrics = {"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
+                         **quality(sample, rows, metric=metric, seed=seed),  # type: ignore[arg-type]
+                         "anomalies_sample": int(flags.sum()),
+                         "anomaly": anomaly_summary(scorer, counts, large & populated, components),
+                         "matching": asdict(report),
+                         "drift_fit": fit_summary(rows, dist, flags, k)}
+        return model
 
     def _write_back(self, coll: _Collection, model: ClusterModel, pages: Iterator[tuple[Sequence[PointId], np.ndarray]],
                     ctx: RunContext | None, total: int, *, phase: str, start: float, span: float,
