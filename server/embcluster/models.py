@@ -11,11 +11,13 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .anomaly.ensemble import ScoreComponent, component_distances, ensemble_scores
 from .anomaly.scoring import score
 from .anomaly.threshold import decide
 from .cluster.assign import nearest_rows, pairwise_distance
@@ -24,7 +26,8 @@ from .store.base import Metric
 
 __all__ = ["SCHEMA_VERSION", "Assignments", "ClusterModel", "ModelStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # v1: no anomaly-model components (scorers cblof, normalized, distance)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class ClusterModel:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    components: tuple[ScoreComponent, ...] = ()  # the ensemble scorer's own fits (anomaly/ensemble.py)
 
     @property
     def k(self) -> int:
@@ -89,7 +93,10 @@ class ClusterModel:
     def assign(self, x: np.ndarray) -> Assignments:
         """Label points with this model (never refits): nearest populated cluster, score, decision."""
         rows, dist_all = self.distances(x)
-        scores = score(self.scorer, dist_all, rows, self.radius, self.large)
+        ens = None
+        if self.scorer == "ensemble":
+            ens = ensemble_scores(component_distances(x, self.component_centroids, self.metric), self.components)
+        scores = score(self.scorer, dist_all, rows, self.radius, self.large, ensemble=ens)
         return Assignments(
             cluster_id=self.cluster_ids[rows], cluster_distance=dist_all[np.arange(len(rows)), rows].astype(np.float64),
             anomaly_score=scores, is_anomaly=decide(scores, rows, self.thresholds), model_version=self.version,
@@ -100,6 +107,17 @@ class ClusterModel:
         """Nearest populated row per point and the ``(n, k)`` distances to every centroid."""
         dist_all = np.maximum(pairwise_distance(np.asarray(x, dtype=np.float32), self.centroids, self.metric), 0.0)
         return nearest_rows(dist_all, self.populated), dist_all
+
+    @cached_property
+    def component_centroids(self) -> np.ndarray:
+        """Every ensemble component's centroids stacked, ``(sum of k, d)`` float64 (computed once per model)."""
+        if not self.components:
+            return np.zeros((0, self.centroids.shape[1]), dtype=np.float64)
+        return np.concatenate([c.centroids for c in self.components]).astype(np.float64)  # scored in float64
+
+    def anomaly_summary(self) -> dict[str, Any]:
+        """How the scorer splits the fit sample into large and small clusters (see ``metrics['anomaly']``)."""
+        return dict(self.metrics.get("anomaly") or {})
 
     def row_of(self, cluster_id: int) -> int | None:
         """Centroid row of a stable id, or None."""
@@ -124,21 +142,38 @@ class ClusterModel:
             "params": self.params,
             "metrics": self.metrics,
             "created_at": self.created_at,
+            # The ensemble's centroids follow the grouping's k rows in centroids.npy.
+            "anomaly_components": [
+                {"k": c.k, "large": [bool(v) for v in c.large], "median": c.median, "scale": c.scale,
+                 "small_share": c.small_share} for c in self.components
+            ],
         }
 
     @classmethod
     def from_files(cls, directory: Path) -> "ClusterModel":
         """Load a saved version; refuses unknown schema versions."""
         meta = json.loads((directory / "model.json").read_text())
-        if meta.get("schema_version") != SCHEMA_VERSION:
+        if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
             raise ValueError(
-                f"{directory}: model schema_version {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+                f"{directory}: model schema_version {meta.get('schema_version')!r}, expected one of "
+                f"{READABLE_SCHEMA_VERSIONS}"
             )
-        centroids = np.load(directory / "centroids.npy", allow_pickle=False)
-        if centroids.shape != (meta["k"], meta["dim"]):
-            raise ValueError(f"{directory}: centroids shape {centroids.shape} != ({meta['k']}, {meta['dim']})")
+        k = int(meta["k"])
+        comp_meta = meta.get("anomaly_components") or []
+        rows = k + sum(int(c["k"]) for c in comp_meta)
+        centroids = np.load(directory / "centroids.npy", allow_pickle=False).astype(np.float32)
+        if centroids.shape != (rows, meta["dim"]):
+            raise ValueError(f"{directory}: centroids shape {centroids.shape} != ({rows}, {meta['dim']})")
+        components = []
+        start = k
+        for c in comp_meta:
+            components.append(ScoreComponent(
+                centroids=centroids[start:start + int(c["k"])], large=np.asarray(c["large"], dtype=bool),
+                median=float(c["median"]), scale=float(c["scale"]), small_share=float(c["small_share"])))
+            start += int(c["k"])
         return cls(
-            version=int(meta["version"]), metric=meta["metric"], centroids=centroids.astype(np.float32),
+            version=int(meta["version"]), metric=meta["metric"], centroids=centroids[:k],
+            components=tuple(components),
             cluster_ids=np.asarray(meta["cluster_ids"], dtype=np.int64),
             populated=np.asarray(meta["populated"], dtype=bool),
             radius=np.asarray(meta["radius"], dtype=np.float64), large=np.asarray(meta["large"], dtype=bool),
@@ -160,7 +195,8 @@ class ModelStore:
         tmp = self.directory / f".v{model.version}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        np.save(tmp / "centroids.npy", np.ascontiguousarray(model.centroids, dtype=np.float32), allow_pickle=False)
+        stacked = np.concatenate([model.centroids, model.component_centroids.astype(np.float32)])  # grouping first
+        np.save(tmp / "centroids.npy", np.ascontiguousarray(stacked, dtype=np.float32), allow_pickle=False)
         (tmp / "model.json").write_text(json.dumps(model.to_json(), indent=1))
         for name in ("centroids.npy", "model.json"):
             with open(tmp / name, "rb") as f:

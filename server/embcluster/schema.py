@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
 
 import numpy as np
 
+from .anomaly.explain import FieldContribution
 from .store.base import Metric
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class CollectionSettings:
     min_cluster_size: int | None = None
     default_k: int | None = None
     seed: int | None = None
-    anomaly_scorer: str | None = None  # cblof | normalized | distance
+    anomaly_scorer: str | None = None  # ensemble | cblof | normalized | distance
     threshold_mode: str | None = None  # contamination | cluster_quantile | absolute
     anomaly_threshold: float | None = None  # the score threshold of the absolute mode
     schedule: Schedule | None = None  # replaced as a whole when given (see :class:`Schedule`)
@@ -144,7 +145,7 @@ class CollectionSettings:
     @classmethod
     def defaults(cls) -> "CollectionSettings":
         """Effective values for a new collection (``anomaly_threshold`` stays unset, no schedule)."""
-        return cls(contamination=0.01, min_cluster_size=3, default_k=8, seed=0, anomaly_scorer="cblof",
+        return cls(contamination=0.01, min_cluster_size=3, default_k=8, seed=0, anomaly_scorer="ensemble",
                    threshold_mode="contamination", schedule=Schedule())
 
     def merged(self, update: "CollectionSettings") -> "CollectionSettings":
@@ -363,6 +364,8 @@ class Explanation:
     threshold: float
     is_anomaly: bool
     normal_neighbours: list["SearchHit"]
+    anomaly_model: dict[str, Any] = field(default_factory=dict)  # the model's metrics["anomaly"]
+    field_contributions: list[FieldContribution] = field(default_factory=list)  # EVENT collections
 
 
 @dataclass

@@ -83,7 +83,8 @@ def test_explain_point_gives_distances_radii_and_normal_neighbours(running) -> N
     centers = _clustered(c)
     c.ingest("feed", [{"id": "odd", "vector": [25.0, 0, 0, 0]}])
     ex = c.explain_point("feed", id="odd", neighbours=3)
-    assert ex.is_anomaly and ex.anomaly_score > ex.threshold and ex.scorer == "cblof"
+    assert ex.is_anomaly and ex.anomaly_score > ex.threshold and ex.scorer == "ensemble"
+    assert ex.anomaly_model.scorer == "ensemble" and len(ex.anomaly_model.fits) >= 1 and not ex.field_contributions
     assert ex.distance == pytest.approx(15.0, abs=1.0)  # nearest centre (10, 0, 0, 0)
     assert ex.distance_in_radii == pytest.approx(ex.distance / ex.cluster_radius)
     assert ex.cluster_id == ex.point.assignment.cluster_id

@@ -296,7 +296,8 @@ def test_anomaly_settings_are_validated_and_applied(running) -> None:
     ring = np.array([20.0, 20.0, 20.0, 20.0]) + 0.05 * rng.normal(size=(12, 4))  # a rare, tight group
     c.ingest_many("v", [{"id": f"b{i}", "vector": v} for i, v in enumerate(bulk)] +
              [{"id": f"r{i}", "vector": v} for i, v in enumerate(ring)])
-    updated = c.update_collection("v", threshold_mode="absolute", anomaly_threshold=4.0)
+    assert c.get_collection("v").settings.anomaly_scorer == "ensemble"  # the default
+    updated = c.update_collection("v", anomaly_scorer="cblof", threshold_mode="absolute", anomaly_threshold=4.0)
     assert updated.settings.threshold_mode == "absolute" and updated.settings.anomaly_scorer == "cblof"
     c.cluster("v", k=4, seed=0)
     model = c.get_model("v")

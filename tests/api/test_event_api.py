@@ -65,8 +65,16 @@ def test_event_collection_end_to_end(running) -> None:  # type: ignore[no-untype
     assert hits[0].point.external_id == "tx6"
     expl = c.explain_point("tx", id="tx0")
     assert expl.cluster_id == point.assignment.cluster_id
+    # Per-field contributions over gRPC: every schema field once, shares adding up to 1.
+    assert sorted(f.field for f in expl.field_contributions) == ["amount", "merchant", "note", "ts"]
+    assert abs(sum(f.share for f in expl.field_contributions) - 1.0) < 1e-6
+    shares = [f.share for f in expl.field_contributions]
+    assert shares == sorted(shares, reverse=True)
+    assert expl.anomaly_model.scorer == "ensemble" and expl.anomaly_model.grouping.k == 2
     models = c.list_models("tx")
     assert models[-1].params["featurizer_version"] == 2
+    assert models[-1].anomaly.scorer == "ensemble" and [f.k for f in models[-1].anomaly.fits] == [2, 4, 8]
+    assert c.get_model("tx").anomaly == models[-1].anomaly
 
 
 def make_event_item_dict(event: dict) -> dict:

@@ -6,6 +6,8 @@ and no text model.
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 import time
 import uuid
@@ -310,11 +312,16 @@ def test_run_labels_every_point(clustered: EmbclusterService, data) -> None:
     assert sum(c.anomaly_count for c in clusters) == flagged
     assert 0 < flagged <= 0.05 * 800  # contamination 0.02 on the fit sample
     model = svc.registry.get(NAME).model
-    assert model.scorer == "cblof" and model.large.all()  # four equal blobs: none is rare
+    assert model.scorer == "ensemble" and model.large.all()  # four equal blobs: none is rare
+    summary = svc.get_model(NAME, 0).metrics["anomaly"]
+    assert summary["grouping"] == {"k": K, "small_clusters": 0, "small_share": 0.0}
+    # The ensemble's k = 2 fit must split four equal blobs unevenly, so some fit has a small cluster.
+    assert [c["k"] for c in summary["components"]] == [2, 4, 8, 16, 32] and not summary["degenerate"]
     for p in payloads.values():
         assert p["cluster_distance"] >= 0
-        # cblof when every cluster is large (none rare) = the distance to its own centroid
-        assert p["anomaly_score"] == pytest.approx(p["cluster_distance"], rel=1e-4, abs=1e-6)
+    # cblof when every cluster is large (none rare) = the distance to its own centroid
+    as_cblof = dataclasses.replace(model, scorer="cblof").assign(x)
+    np.testing.assert_allclose(as_cblof.anomaly_score, as_cblof.cluster_distance, rtol=1e-6)
 
     # radius = RMS of members' cluster_distance
     for c in clusters:

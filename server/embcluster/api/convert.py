@@ -341,10 +341,28 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _fit_to_pb(f: dict[str, Any]) -> pb.AnomalyFit:
+    return pb.AnomalyFit(k=int(f.get("k", 0)), small_clusters=int(f.get("small_clusters", 0)),
+                         small_share=float(f.get("small_share", 0.0)))
+
+
+def anomaly_model_to_pb(a: dict[str, Any]) -> pb.AnomalyModel | None:
+    """A model version's anomaly summary (``metrics["anomaly"]``); None for versions saved before it existed."""
+    if not a:
+        return None
+    return pb.AnomalyModel(
+        scorer=str(a.get("scorer", "")), small_clusters=int(a.get("small_clusters", 0)),
+        small_share=float(a.get("small_share", 0.0)), degenerate=bool(a.get("degenerate", False)),
+        fits=[_fit_to_pb(f) for f in a.get("components", [])],
+        grouping=_fit_to_pb(a["grouping"]) if a.get("grouping") else None,
+    )
+
+
 def model_to_pb(m: ModelInfo) -> pb.Model:
     """A model version."""
     return pb.Model(version=m.version, k=m.k, served=m.served, created_at=m.created_at, cluster_ids=m.cluster_ids,
-                    params=_dict_to_struct(_finite(m.params)), metrics=_dict_to_struct(_finite(m.metrics)))
+                    params=_dict_to_struct(_finite(m.params)), metrics=_dict_to_struct(_finite(m.metrics)),
+                    anomaly=anomaly_model_to_pb(m.metrics.get("anomaly") or {}))
 
 
 def hit_to_pb(h: SearchHit) -> pb.SearchHit:
@@ -366,6 +384,9 @@ def explanation_to_pb(e: Explanation) -> pb.Explanation:
         reference_cluster_id=e.reference_cluster_id, reference_distance=e.reference_distance,
         reference_radius=e.reference_radius, anomaly_score=e.anomaly_score, threshold=e.threshold,
         is_anomaly=e.is_anomaly, normal_neighbours=[hit_to_pb(h) for h in e.normal_neighbours],
+        anomaly_model=anomaly_model_to_pb(e.anomaly_model),
+        field_contributions=[pb.FieldContribution(field=c.field, share=c.share, distance=c.distance)
+                             for c in e.field_contributions],
     )
 
 

@@ -10,8 +10,9 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ..anomaly.ensemble import fit_components
+from ..anomaly.report import anomaly_summary
 from ..anomaly.scoring import DEFAULT_SCORER, large_clusters
-from ..anomaly.scoring import score as anomaly_score
 from ..anomaly.threshold import calibrate_thresholds, decide
 from ..drift import fit_summary
 from ..models import ClusterModel
@@ -28,7 +29,7 @@ __all__ = ["calibrate"]
 def calibrate(sample: np.ndarray, centroids: np.ndarray, *, version: int, metric: Metric,
               settings: CollectionSettings, prev: ClusterModel | None, next_cluster_id: int, seed: int,
               n_init: int, sample_size: int, backend: str, inertia: float) -> tuple[ClusterModel, int]:
-    """Populated clusters, radii, stable ids and the anomaly threshold, from the fit sample.
+    """Populated clusters, radii, stable ids, the anomaly model and its threshold, from the fit sample.
 
     Args:
         sample: The fit sample, ``(n, dim)``.
@@ -62,23 +63,27 @@ def calibrate(sample: np.ndarray, centroids: np.ndarray, *, version: int, metric
     scorer = settings.anomaly_scorer or DEFAULT_SCORER
     mode = settings.threshold_mode or "contamination"
     contamination = float(settings.contamination or 0.01)
-    scores = anomaly_score(scorer, dist_all, rows, radius, large)
-    thresholds = calibrate_thresholds(mode, scores, rows, k, contamination=contamination,
-                                      absolute=settings.anomaly_threshold)
-    flags = decide(scores, rows, thresholds)
+    components = fit_components(sample, metric=metric, seed=seed) if scorer == "ensemble" else []
+    if scorer == "ensemble" and not components:  # fewer than 4 sample points: nothing to fit apart
+        scorer = "cblof"
     model = ClusterModel(
         version=version, metric=metric, centroids=centroids.astype(np.float32),
         cluster_ids=ids, populated=populated, radius=radius, large=large, scorer=scorer,
-        threshold_mode=mode, thresholds=thresholds,
+        threshold_mode=mode, thresholds=np.full(k, np.inf), components=tuple(components),
         params={"k": k, "seed": seed, "n_init": n_init, "sample_size": sample_size, "backend": backend,
                 "contamination": contamination, "min_cluster_size": int(settings.min_cluster_size or 1),
                 "anomaly_scorer": scorer, "threshold_mode": mode, "anomaly_threshold": settings.anomaly_threshold,
                 "previous_version": prev.version if prev else 0},
-        metrics={"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
-                 **quality(sample, rows, metric=metric, seed=seed),
-                 "anomalies_sample": int(flags.sum()),
-                 "matching": asdict(report),
-                 "drift_fit": fit_summary(rows, dist, flags, k)},
         created_at=utcnow(),
     )
+    scores = model.assign(sample).anomaly_score  # the same code path as ingest and write-back
+    model.thresholds = calibrate_thresholds(mode, scores, rows, k, contamination=contamination,
+                                            absolute=settings.anomaly_threshold)
+    flags = decide(scores, rows, model.thresholds)
+    model.metrics = {"inertia_sample": inertia, "sizes_sample": [int(s) for s in sizes],
+                     **quality(sample, rows, metric=metric, seed=seed),
+                     "anomalies_sample": int(flags.sum()),
+                     "anomaly": anomaly_summary(scorer, counts, large & populated, components),
+                     "matching": asdict(report),
+                     "drift_fit": fit_summary(rows, dist, flags, k)}
     return model, next_id

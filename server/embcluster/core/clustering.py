@@ -202,10 +202,12 @@ class ClusterRuns:
         timings["fit_s"] = time.perf_counter() - t0
         ctx.progress("fitting", 0.35, persist=True)
 
+        t0 = time.perf_counter()
         model, next_id = calibrate(sample, centroids, version=version, metric=rec.metric, settings=settings,
                                    prev=served_model(coll), next_cluster_id=rec.next_cluster_id, seed=seed,
                                    n_init=n_init, sample_size=len(sample), backend=fit.backend,
                                    inertia=fit.inertia)
+        timings["calibrate_s"] = time.perf_counter() - t0  # incl. the ensemble scorer's own fits
         with coll.lock:
             rec.next_cluster_id = next_id
             coll.save()

@@ -230,3 +230,7 @@ class EventKind(Kind):
 
     def model_params(self, record: CollectionRecord) -> dict[str, Any]:
         return {"featurizer_version": record.featurizer_version}  # the feature space this model lives in
+
+    def field_layout(self, coll: OpenCollection) -> list[tuple[str, int]]:
+        feat = self.featurizer(coll)
+        return feat.field_layout() if feat.kind == "event" else []  # a profile's blocks are aggregates

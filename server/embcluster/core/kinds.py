@@ -193,6 +193,10 @@ class Kind:
         """Params a new model records about the feature space it was fitted in."""
         return {}
 
+    def field_layout(self, coll: OpenCollection) -> list[tuple[str, int]]:
+        """``(field, width)`` blocks of a stored vector, for ExplainPoint's per-field split (none but EVENT)."""
+        return []
+
 
 class _EmbeddedKind(Kind):
     """Kinds whose vectors come from an embedder applied to each item (TEXT, IMAGE_METADATA, VECTOR)."""

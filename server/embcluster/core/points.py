@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..anomaly.explain import field_contributions
 from ..anomaly.feed import AnomalyFeed, Subscription
 from ..config import Settings
 from ..drift import RecentWindows
@@ -233,6 +234,8 @@ class Points:
         labels = model.assign(vec)
         normal = coll.store.search(vec[0], limit=neighbours + 1,
                                    flt=PointFilter(must=(FieldEquals("is_anomaly", False),)))
+        layout = self.registry.kinds.of(coll).field_layout(coll)
+        contributions = field_contributions(vec[0], model.centroids[ref], layout, model.metric) if layout else []
         return Explanation(
             point=point, model_version=model.version, scorer=model.scorer,
             cluster_id=int(model.cluster_ids[row]), distance=float(dist_all[0, row]),
@@ -243,6 +246,7 @@ class Points:
             threshold=float(model.thresholds[row]), is_anomaly=bool(labels.is_anomaly[0]),
             normal_neighbours=[SearchHit(point=point_view(p), score=sc) for p, sc in normal
                                if public_point_id(p.id) != point.point_id][:neighbours],
+            anomaly_model=model.anomaly_summary(), field_contributions=contributions,
         )
 
     def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]:

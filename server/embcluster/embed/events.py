@@ -113,6 +113,10 @@ class EventFeaturizer:
             return self.event_dim
         return profile_dim(self.schema, self.text_dim)
 
+    def field_layout(self) -> list[tuple[str, int]]:
+        """``(field, width)`` of each block of an event vector, in order (ExplainPoint's per-field split)."""
+        return [(f.name, f.dims(self.text_dim)) for f in self.schema.fields]
+
     # ------------------------------------------------------------------ fit
 
     def fit(self, records: Sequence[Mapping[str, Any]], *, version: int, provisional: bool) -> "EventFeaturizer":

@@ -605,7 +605,7 @@ class ListClustersRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("version", "k", "served", "created_at", "cluster_ids", "params", "metrics")
+    __slots__ = ("version", "k", "served", "created_at", "cluster_ids", "params", "metrics", "anomaly")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     SERVED_FIELD_NUMBER: _ClassVar[int]
@@ -613,6 +613,7 @@ class Model(_message.Message):
     CLUSTER_IDS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_FIELD_NUMBER: _ClassVar[int]
     version: int
     k: int
     served: bool
@@ -620,7 +621,44 @@ class Model(_message.Message):
     cluster_ids: _containers.RepeatedScalarFieldContainer[int]
     params: _struct_pb2.Struct
     metrics: _struct_pb2.Struct
-    def __init__(self, version: _Optional[int] = ..., k: _Optional[int] = ..., served: _Optional[bool] = ..., created_at: _Optional[str] = ..., cluster_ids: _Optional[_Iterable[int]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    anomaly: AnomalyModel
+    def __init__(self, version: _Optional[int] = ..., k: _Optional[int] = ..., served: _Optional[bool] = ..., created_at: _Optional[str] = ..., cluster_ids: _Optional[_Iterable[int]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anomaly: _Optional[_Union[AnomalyModel, _Mapping]] = ...) -> None: ...
+
+class AnomalyModel(_message.Message):
+    __slots__ = ("scorer", "small_clusters", "small_share", "degenerate", "fits", "grouping")
+    SCORER_FIELD_NUMBER: _ClassVar[int]
+    SMALL_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    SMALL_SHARE_FIELD_NUMBER: _ClassVar[int]
+    DEGENERATE_FIELD_NUMBER: _ClassVar[int]
+    FITS_FIELD_NUMBER: _ClassVar[int]
+    GROUPING_FIELD_NUMBER: _ClassVar[int]
+    scorer: str
+    small_clusters: int
+    small_share: float
+    degenerate: bool
+    fits: _containers.RepeatedCompositeFieldContainer[AnomalyFit]
+    grouping: AnomalyFit
+    def __init__(self, scorer: _Optional[str] = ..., small_clusters: _Optional[int] = ..., small_share: _Optional[float] = ..., degenerate: _Optional[bool] = ..., fits: _Optional[_Iterable[_Union[AnomalyFit, _Mapping]]] = ..., grouping: _Optional[_Union[AnomalyFit, _Mapping]] = ...) -> None: ...
+
+class AnomalyFit(_message.Message):
+    __slots__ = ("k", "small_clusters", "small_share")
+    K_FIELD_NUMBER: _ClassVar[int]
+    SMALL_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    SMALL_SHARE_FIELD_NUMBER: _ClassVar[int]
+    k: int
+    small_clusters: int
+    small_share: float
+    def __init__(self, k: _Optional[int] = ..., small_clusters: _Optional[int] = ..., small_share: _Optional[float] = ...) -> None: ...
+
+class FieldContribution(_message.Message):
+    __slots__ = ("field", "share", "distance")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    share: float
+    distance: float
+    def __init__(self, field: _Optional[str] = ..., share: _Optional[float] = ..., distance: _Optional[float] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("collection",)
@@ -749,7 +787,7 @@ class ExplainPointRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., id: _Optional[str] = ..., point_id: _Optional[str] = ..., neighbours: _Optional[int] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("point", "model_version", "scorer", "cluster_id", "distance", "cluster_radius", "distance_in_radii", "reference_cluster_id", "reference_distance", "reference_radius", "anomaly_score", "threshold", "is_anomaly", "normal_neighbours")
+    __slots__ = ("point", "model_version", "scorer", "cluster_id", "distance", "cluster_radius", "distance_in_radii", "reference_cluster_id", "reference_distance", "reference_radius", "anomaly_score", "threshold", "is_anomaly", "normal_neighbours", "anomaly_model", "field_contributions")
     POINT_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SCORER_FIELD_NUMBER: _ClassVar[int]
@@ -764,6 +802,8 @@ class Explanation(_message.Message):
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     IS_ANOMALY_FIELD_NUMBER: _ClassVar[int]
     NORMAL_NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_MODEL_FIELD_NUMBER: _ClassVar[int]
+    FIELD_CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     point: Point
     model_version: int
     scorer: str
@@ -778,7 +818,9 @@ class Explanation(_message.Message):
     threshold: float
     is_anomaly: bool
     normal_neighbours: _containers.RepeatedCompositeFieldContainer[SearchHit]
-    def __init__(self, point: _Optional[_Union[Point, _Mapping]] = ..., model_version: _Optional[int] = ..., scorer: _Optional[str] = ..., cluster_id: _Optional[int] = ..., distance: _Optional[float] = ..., cluster_radius: _Optional[float] = ..., distance_in_radii: _Optional[float] = ..., reference_cluster_id: _Optional[int] = ..., reference_distance: _Optional[float] = ..., reference_radius: _Optional[float] = ..., anomaly_score: _Optional[float] = ..., threshold: _Optional[float] = ..., is_anomaly: _Optional[bool] = ..., normal_neighbours: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+    anomaly_model: AnomalyModel
+    field_contributions: _containers.RepeatedCompositeFieldContainer[FieldContribution]
+    def __init__(self, point: _Optional[_Union[Point, _Mapping]] = ..., model_version: _Optional[int] = ..., scorer: _Optional[str] = ..., cluster_id: _Optional[int] = ..., distance: _Optional[float] = ..., cluster_radius: _Optional[float] = ..., distance_in_radii: _Optional[float] = ..., reference_cluster_id: _Optional[int] = ..., reference_distance: _Optional[float] = ..., reference_radius: _Optional[float] = ..., anomaly_score: _Optional[float] = ..., threshold: _Optional[float] = ..., is_anomaly: _Optional[bool] = ..., normal_neighbours: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., anomaly_model: _Optional[_Union[AnomalyModel, _Mapping]] = ..., field_contributions: _Optional[_Iterable[_Union[FieldContribution, _Mapping]]] = ...) -> None: ...
 
 class ExportCollectionRequest(_message.Message):
     __slots__ = ("collection", "path", "overwrite")
