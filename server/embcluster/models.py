@@ -127,7 +127,8 @@ class ClusterModel:
     def to_json(self) -> dict[str, Any]:
         """JSON side of the model (arrays other than centroids are small and kept inline)."""
         return {
-            "schema_version": SCHEMA_VERSION,
+            # Version 1 when nothing needs 2, so servers before the ensemble scorer can import it.
+            "schema_version": SCHEMA_VERSION if self.components else 1,
             "version": self.version,
             "metric": self.metric,
             "k": self.k,

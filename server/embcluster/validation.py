@@ -106,7 +106,8 @@ def check_schedule(schedule: Schedule) -> Schedule:
 def check_effective_settings(settings: CollectionSettings) -> CollectionSettings:
     """Settings after merging: the absolute mode needs its threshold."""
     if settings.threshold_mode == "absolute" and settings.anomaly_threshold is None:
-        raise InvalidArgument("threshold_mode 'absolute' needs anomaly_threshold (a score, e.g. 3.0 radii for cblof)")
+        raise InvalidArgument("threshold_mode 'absolute' needs anomaly_threshold (a score in the scorer's units, e.g. "
+                              "3.0 for ensemble: three median-to-90th-percentile spreads above the median)")
     return settings
 
 

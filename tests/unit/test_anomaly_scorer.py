@@ -9,6 +9,7 @@ share, and scored the ring by its distance to its own centroid: AUROC far below 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,7 @@ def test_components_are_seeded_and_survive_a_save(tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "models")
     store.save(model)
     loaded = store.load(1)
+    assert json.loads((tmp_path / "models" / "v1" / "model.json").read_text())["schema_version"] == 2
     assert [c.k for c in loaded.components] == [c.k for c in a]
     np.testing.assert_array_equal(loaded.assign(x).anomaly_score, model.assign(x).anomaly_score)
 
@@ -158,3 +160,16 @@ def test_a_point_scores_the_same_alone_and_in_a_page() -> None:
     page = model.assign(x).anomaly_score
     alone = np.concatenate([model.assign(x[i:i + 1]).anomaly_score for i in range(0, 3000, 7)])
     np.testing.assert_array_equal(alone, page[::7])
+
+
+def test_a_tiny_sample_falls_back_to_cblof_but_keeps_the_setting() -> None:
+    from embcluster.cluster.fit import calibrate
+    from embcluster.schema import CollectionSettings
+
+    sample = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]], dtype=np.float32)
+    model, _ = calibrate(sample, sample[[0, 2]], version=1, metric="euclid",
+                         settings=CollectionSettings.defaults(), prev=None, next_cluster_id=1, seed=0, n_init=1,
+                         sample_size=3, backend="numpy", inertia=0.0)
+    assert model.scorer == "cblof" and not model.components  # 3 points: no ensemble fit is possible
+    # params keep the requested scorer, so the scheduler's "model is current" check still matches the settings
+    assert model.params["anomaly_scorer"] == "ensemble" and model.metrics["anomaly"]["scorer"] == "cblof"

@@ -162,16 +162,16 @@ def test_hashed_buckets_are_the_same_in_every_process() -> None:
     import subprocess
     import sys
 
-    code = ("from embcluster.embed.events import _hash_slot; "
-            "print([_hash_slot(v, 32) for v in ('m1', 'merchant 7', 'zz')])")
+    code = ("from embcluster.embed.events import hash_slot; "
+            "print([hash_slot(v, 32) for v in ('m1', 'merchant 7', 'zz')])")
     outs = set()
     for seed in ("1", "2"):
         env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
         run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         outs.add(run.stdout.strip())
-    from embcluster.embed.events import _hash_slot
+    from embcluster.embed.events import hash_slot
 
-    assert outs == {str([_hash_slot(v, 32) for v in ("m1", "merchant 7", "zz")])}
+    assert outs == {str([hash_slot(v, 32) for v in ("m1", "merchant 7", "zz")])}
 
 
 def test_infer_schema_keeps_an_all_distinct_entity_key() -> None:

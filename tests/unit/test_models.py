@@ -59,7 +59,7 @@ def test_saved_files_are_npy_and_json_only(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["v1", "v2"]  # no temp dirs left
     assert sorted(p.name for p in (tmp_path / "models" / "v2").iterdir()) == ["centroids.npy", "model.json"]
     meta = json.loads((tmp_path / "models" / "v2" / "model.json").read_text())
-    assert meta["schema_version"] == SCHEMA_VERSION
+    assert meta["schema_version"] == 1  # no ensemble components: readable by servers before them
     assert (meta["k"], meta["dim"]) == (4, 3)
     arr = np.load(tmp_path / "models" / "v2" / "centroids.npy", allow_pickle=False)
     assert arr.dtype == np.float32 and arr.shape == (4, 3)

@@ -115,9 +115,10 @@ class AsyncEmbclusterClient:
             min_cluster_size: Smallest fit-sample size of a populated cluster.
             default_k: k for runs that give none.
             seed: Seed for runs that give none.
-            anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
+            anomaly_scorer: ``ensemble`` (default), ``cblof``, ``normalized`` or ``distance``.
             threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
-            anomaly_threshold: The score threshold of the ``absolute`` mode.
+            anomaly_threshold: The score threshold of the ``absolute`` mode (``ensemble``: in
+                multiples of the fit sample's median-to-90th-percentile spread, e.g. 3.0).
             image_metadata: Image metadata collections: which fields are rendered and embedded
                 (see :func:`~embcluster_client.items.make_image_spec`); None = the default spec.
             schedule: When it re-clusters by itself (build one with
@@ -209,9 +210,10 @@ class AsyncEmbclusterClient:
             min_cluster_size: Smallest fit-sample size of a populated cluster.
             default_k: k for runs that give none.
             seed: Seed for runs that give none.
-            anomaly_scorer: ``cblof`` (default), ``normalized`` or ``distance``.
+            anomaly_scorer: ``ensemble`` (default), ``cblof``, ``normalized`` or ``distance``.
             threshold_mode: ``contamination`` (default), ``cluster_quantile`` or ``absolute``.
-            anomaly_threshold: The score threshold of the ``absolute`` mode.
+            anomaly_threshold: The score threshold of the ``absolute`` mode (``ensemble``: in
+                multiples of the fit sample's median-to-90th-percentile spread, e.g. 3.0).
             schedule: Replaces the re-clustering schedule as a whole (build one with
                 :func:`embcluster_client.schedule`; an empty one switches it off).
 

@@ -60,19 +60,20 @@ def calibrate(sample: np.ndarray, centroids: np.ndarray, *, version: int, metric
         rows, k, prev.assign(sample).cluster_id if prev is not None else None,
         prev.cluster_ids if prev is not None else None, next_id=next_cluster_id,
     )
-    scorer = settings.anomaly_scorer or DEFAULT_SCORER
+    requested = scorer = settings.anomaly_scorer or DEFAULT_SCORER
     mode = settings.threshold_mode or "contamination"
     contamination = float(settings.contamination or 0.01)
     components = fit_components(sample, metric=metric, seed=seed) if scorer == "ensemble" else []
     if scorer == "ensemble" and not components:  # fewer than 4 sample points: nothing to fit apart
-        scorer = "cblof"
+        scorer = "cblof"  # what scores (model.scorer, metrics.anomaly); params keep the setting, so the
+        # scheduler's "model is current" check still matches it
     model = ClusterModel(
         version=version, metric=metric, centroids=centroids.astype(np.float32),
         cluster_ids=ids, populated=populated, radius=radius, large=large, scorer=scorer,
         threshold_mode=mode, thresholds=np.full(k, np.inf), components=tuple(components),
         params={"k": k, "seed": seed, "n_init": n_init, "sample_size": sample_size, "backend": backend,
                 "contamination": contamination, "min_cluster_size": int(settings.min_cluster_size or 1),
-                "anomaly_scorer": scorer, "threshold_mode": mode, "anomaly_threshold": settings.anomaly_threshold,
+                "anomaly_scorer": requested, "threshold_mode": mode, "anomaly_threshold": settings.anomaly_threshold,
                 "previous_version": prev.version if prev else 0},
         created_at=utcnow(),
     )

@@ -3,7 +3,8 @@
 Each kind knows its embedder (and checks the recorded fingerprint against this server's model),
 turns a batch of items into points (vectors, source payload), and turns queries into vectors.
 Ingest, classify and search (:mod:`embcluster.core.points`) have one path each and ask the
-collection's kind for these steps; no other module branches on ``input_kind``.
+collection's kind for these steps; no other module of the core branches on ``input_kind``
+(validation.py and the API conversions still check each kind's own fields at the boundary).
 
 The EVENT kind (:mod:`embcluster.core.event_kind`) also owns loading and installing the
 collection's featurizer; its life cycle (automatic fit, refit, repair at start-up) is

@@ -109,7 +109,7 @@ class OpenCollection:
     models: ModelStore
     model: ClusterModel | None = None
     embedder: Embedder | None = None
-    featurizer: Any = None  # EVENT: the loaded EventFeaturizer (see core/kinds.py)
+    featurizer: Any = None  # EVENT: the loaded EventFeaturizer (see core/event_kind.py)
     # Held while labelling with the served model and writing (ingest, write-back pages) and
     # while switching versions, so no point is labelled with a version that is no longer served
     # after the catch-up has passed it.

@@ -56,7 +56,6 @@ from .event_schema import (
 )
 from .profiles import fit_profile_state, profile_dim, transform_profiles
 
-_hash_slot = hash_slot  # the name the featurizer's tests pin (hash stability across processes)
 
 __all__ = [
     "FIELD_TYPES",
