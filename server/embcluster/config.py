@@ -60,6 +60,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Directories (besides <data_dir>/snapshots) where ExportCollection/ImportCollection may "
                     "write and read files named by absolute path; env: paths joined by the OS path separator.")
+    durability: Literal["fsync", "batched"] = Field(
+        "fsync", description="fsync: every acknowledged write (ingest, delete) is fsynced (vector log: fdatasync; "
+                             "Qdrant Edge: flush of its WAL and segments) before the call returns, so it survives a "
+                             "power loss. batched: written to the OS only (survives a killed process, not a power "
+                             "loss: the OS writes it back within seconds); faster ingest.")
+    min_free_mb: int = Field(
+        256, ge=0, le=1_048_576,
+        description="Writes are refused (RESOURCE_EXHAUSTED) while the data directory's disk has less free, so "
+                    "the embedded store never touches a page of a memory-mapped file the disk cannot back (a "
+                    "SIGBUS); keep it above about three times the largest request (0 = no check).")
     run_workers: int = Field(1, ge=1, le=64, description="Clustering runs in parallel (all collections).")
     blas_threads: int = Field(1, ge=1, le=256, description="numpy BLAS threads (small products: 1 is fastest).")
     page_size: int = Field(1024, ge=16, le=65536, description="Points per page when streaming a collection.")
@@ -106,6 +116,11 @@ class Settings(BaseSettings):
     def _expand_data_dir(cls, value: Path) -> Path:
         """``~/data`` means the home directory's, also when no shell expanded it (env files, compose)."""
         return value.expanduser()
+
+    @property
+    def reserve_bytes(self) -> int:
+        """``min_free_mb`` in bytes."""
+        return self.min_free_mb * 2**20
 
     @property
     def open_streams_limit(self) -> int:

@@ -1,13 +1,20 @@
-"""Crash-safe small-file writes."""
+"""Crash-safe small-file writes, and the one place that recognises a full disk."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_json_atomic", "read_json"]
+from .errors import ResourceExhausted
+
+__all__ = ["write_json_atomic", "read_json", "space_error", "check_free_space", "allocated_bytes", "fsync_dir", "pwrite_all"]
+
+_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# How the Qdrant Edge binding (plain Exception) and Rust's io::Error spell the same two errnos.
+_SPACE_TEXTS = ("no space left on device", "disk quota exceeded", "os error 28", "os error 122")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -24,3 +31,87 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def space_error(exc: BaseException, where: Path | str) -> ResourceExhausted | None:
+    """A RESOURCE_EXHAUSTED error naming ``where`` if ``exc`` means out of space (ENOSPC, EDQUOT), else None.
+
+    Recognises ``OSError`` by errno and the engine's own errors (the Qdrant Edge binding raises a
+    plain ``Exception`` whose text carries the OS error) by their message.
+    """
+    if isinstance(exc, ResourceExhausted):
+        return exc
+    out = isinstance(exc, OSError) and exc.errno in _SPACE_ERRNOS
+    if not out and not isinstance(exc, OSError):
+        text = str(exc).lower()
+        out = any(t in text for t in _SPACE_TEXTS)
+    if not out:
+        return None
+    err = ResourceExhausted(f"out of disk space on the filesystem holding {str(where)!r} "
+                            f"({_free_text(where)}): free space there, then retry ({_short(exc)})")
+    err.__cause__ = exc
+    return err
+
+
+def check_free_space(where: Path | str, reserve_bytes: int, why: str = "the reserve kept for the store (min_free_mb)") -> None:
+    """RESOURCE_EXHAUSTED before a write if the filesystem of ``where`` has under ``reserve_bytes`` free.
+
+    The embedded engine grows memory-mapped files: on a full disk a write through such a mapping
+    is a SIGBUS that kills the process, not an error. Refusing writes while less than a reserve is
+    free keeps that from happening (``min_free_mb``; 0 turns the check off).
+    """
+    if reserve_bytes <= 0:
+        return
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return  # not there yet: the write itself reports what is wrong
+    free = st.f_bavail * st.f_frsize
+    if free < reserve_bytes:
+        raise ResourceExhausted(
+            f"out of disk space on the filesystem holding {str(where)!r}: {free // 2**20} MiB free, under the "
+            f"{reserve_bytes // 2**20} MiB of {why}; free space there, then retry")
+
+
+def allocated_bytes(path: Path) -> int:
+    """Disk blocks in use by the files under ``path`` (0 if it is not there)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def _free_text(where: Path | str) -> str:
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return "free space unknown"
+    return f"{st.f_bavail * st.f_frsize // 2**20} MiB free"
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """``os.pwrite`` until every byte is written (a short write is retried, an error raised)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(errno.EIO, f"pwrite wrote {n} bytes")
+        view, offset = view[n:], offset + n
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so renames and new files in it survive a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

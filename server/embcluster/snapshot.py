@@ -247,7 +247,7 @@ def _log_pages(coll: OpenCollection, page_size: int) -> Iterator[_Page]:
         coll.check_open()
         live = coll.vlog.live()
         stored = coll.store.count()
-    if len(live) != stored:
+    if len(live) != stored or coll.vlog.stale:
         logger.warning("vector log of %s has %d live points, the store %d: exporting from the store",
                        coll.record.name, len(live), stored)
         yield from _store_pages(coll, page_size)

@@ -218,7 +218,7 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
             store = service.registry.new_store(new_name, dim=record.dim, metric=record.metric)
             store_created = True  # a crash before the record drops it at start-up
             created.append(store)
-            vlog = VectorLog(directory, record.dim)
+            vlog = service.registry.vector_log(directory, record.dim)
             created.append(vlog)
             models = ModelStore(directory / "models")
             points = _load_members(service, source, manifest, record, source_name, store, vlog, models,

@@ -156,9 +156,10 @@ class Labeller:
         with coll.lock:  # ingest appends and upserts under this lock: the pair is consistent
             live = coll.vlog.live()
             stored = coll.store.count()
-        if len(live) != stored or coll.record.external_collection:  # an attached one changes behind our back
-            logger.warning("vector log of %s has %d live points, the store %d: rebuilding it",
-                           coll.record.name, len(live), stored)
+        # An attached collection changes behind our back; a stale log missed a write.
+        if len(live) != stored or coll.vlog.stale or coll.record.external_collection:
+            logger.warning("vector log of %s has %d live points (stale: %s), the store %d: rebuilding it",
+                           coll.record.name, len(live), coll.vlog.stale, stored)
             ctx.progress("rebuilding_vector_log", 0.0, persist=True)
             with coll.lock:  # no appends while the file is replaced
                 coll.vlog.rebuild(coll.store, self.settings.page_size)

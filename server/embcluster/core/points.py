@@ -136,11 +136,12 @@ class Points:
             coll.check_open()
             existing = [p.id for p in coll.store.retrieve(targets)]
             if existing:
+                mark = coll.vlog.records
                 coll.vlog.append(existing, None)
                 try:
                     coll.store.delete(existing)
                 except BaseException:
-                    coll.vlog.reconcile(existing, coll.store)
+                    coll.undo_log(mark, existing)
                     raise
                 coll.vlog.mark_consistent()
                 coll.record.changes_total += len(existing)

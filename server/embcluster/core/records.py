@@ -6,6 +6,7 @@ docs/architecture.md ("The payload contract").
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,8 @@ __all__ = [
     "CollectionRecord",
     "OpenCollection",
 ]
+
+logger = logging.getLogger(__name__)
 
 RESERVED_FIELDS = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomaly", "model_version")
 INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
@@ -135,12 +138,29 @@ class OpenCollection:
         """Upsert points into the vector log and the store as one step (caller holds ``lock``).
 
         The log is appended first: a crash between the two leaves the doubt in the log's tail,
-        which the next open repairs against the store; a failed upsert reconciles it now.
+        which the next open repairs against the store; a failed upsert takes its records back
+        out of the log (:meth:`undo_log`).
         """
+        mark = self.vlog.records
         self.vlog.append(ids, vectors)
         try:
             self.store.upsert(ids, vectors, payloads)
         except BaseException:
-            self.vlog.reconcile(ids, self.store)
+            self.undo_log(mark, ids)
             raise
         self.vlog.mark_consistent()
+
+    def undo_log(self, mark: int, ids: Sequence[str]) -> None:
+        """After a store write that failed: cut the log back to ``mark``, then re-read ``ids`` from the store.
+
+        The cut alone restores the log for an all-or-nothing store; the re-read covers a store
+        that took part of the write. If the re-read fails too (the disk is still full), the log
+        is marked stale and rebuilt from the store before anything reads it.
+        """
+        self.vlog.truncate(mark)
+        try:
+            self.vlog.reconcile(ids, self.store)
+        except Exception:
+            logger.warning("vector log of %s: re-reading %d ids after a failed write failed; it is rebuilt "
+                           "from the store before its next use", self.record.name, len(ids), exc_info=True)
+            self.vlog.mark_stale()

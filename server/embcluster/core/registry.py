@@ -104,6 +104,11 @@ class CollectionRegistry:
             colls = sorted(self._collections.items())
         return [c for _, c in colls]
 
+    def vector_log(self, directory: Path, dim: int) -> VectorLog:
+        """Open (or start) a collection's vector log with the durability and space settings."""
+        return VectorLog(directory, dim, sync=self.settings.durability == "fsync",
+                         reserve_bytes=self.settings.reserve_bytes)
+
     def directory(self, name: str) -> Path:
         """Where collection ``name`` keeps its record, vector log, models and runs."""
         return self.root / "collections" / name
@@ -150,10 +155,9 @@ class CollectionRegistry:
         try:
             record = CollectionRecord.from_json(read_json(rec_path))
             store = self.open_store(record)
-            coll = OpenCollection(record=record, store=store, vlog=VectorLog(directory, record.dim),
+            coll = OpenCollection(record=record, store=store, vlog=self.vector_log(directory, record.dim),
                                   directory=directory, models=ModelStore(directory / "models"))
-            if not coll.vlog.was_clean:
-                coll.vlog.repair_tail(store)
+            coll.vlog.repair(store, self.settings.page_size)
             if record.served_version:
                 coll.model = coll.models.load(record.served_version)
             return coll
@@ -255,7 +259,7 @@ class CollectionRegistry:
                 store=self.store_factory.backend,  # type: ignore[arg-type]
             )
             directory = self.directory(spec.name)
-            coll = OpenCollection(record=record, store=store, vlog=VectorLog(directory, emb.dim), directory=directory,
+            coll = OpenCollection(record=record, store=store, vlog=self.vector_log(directory, emb.dim), directory=directory,
                                   models=ModelStore(directory / "models"), embedder=emb)
             self.record_created(coll)
             self._add_locked(coll)
@@ -302,7 +306,7 @@ class CollectionRegistry:
                 field_prefix=prefix, store=factory.backend,  # type: ignore[arg-type]
             )
             store = AttachedStore(inner, RESERVED_FIELDS, prefix)
-            coll = OpenCollection(record=record, store=store, vlog=VectorLog(directory, inner.dim),
+            coll = OpenCollection(record=record, store=store, vlog=self.vector_log(directory, inner.dim),
                                   directory=directory, models=ModelStore(directory / "models"), embedder=emb)
             coll.save()
             self._add_locked(coll)

@@ -32,7 +32,8 @@ def make_store_factory(settings: "Settings") -> StoreFactory:
         InvalidArgument: ``store=qdrant`` without ``qdrant_url`` or ``qdrant_path``.
     """
     if settings.store == "edge":
-        return EdgeStoreFactory(Path(settings.data_dir) / "shards")
+        return EdgeStoreFactory(Path(settings.data_dir) / "shards", sync=settings.durability == "fsync",
+                                reserve_bytes=settings.reserve_bytes)
     from ..errors import InvalidArgument
     from .server import QdrantConnection, QdrantStoreFactory
 

@@ -5,10 +5,17 @@ Observed behaviour this relies on (docs/architecture.md, "Storage facts"; tested
 of the same directory fails (WAL lock), so the server process owns its shards; acknowledged
 updates survive SIGKILL through the WAL; a wrong dimension is rejected, NaN is not
 (validation is ours).
+
+Storage faults: every write first checks the disk keeps ``reserve_bytes`` free (the engine
+grows memory-mapped files, and a write through a mapping the disk cannot back is a SIGBUS, not
+an error), and out of space inside the engine is RESOURCE_EXHAUSTED naming the shard. With
+``sync`` (``durability=fsync``) each acknowledged write is followed by ``EdgeShard.flush()``,
+which syncs the WAL and the segments before the call returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import uuid
@@ -19,6 +26,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from ..errors import FailedPrecondition
+from ..fsio import allocated_bytes, check_free_space, space_error
 from .base import Condition, FieldEquals, ForeignStore, Metric, PointFilter, PointId, StoredPoint
 
 __all__ = ["EdgeStore", "EdgeStoreFactory"]
@@ -83,18 +91,53 @@ def _point(rec: Any, with_vectors: bool) -> StoredPoint:
     )
 
 
-class EdgeStore:
-    """A collection stored in one ``EdgeShard``."""
+@contextlib.contextmanager
+def _space_errors(path: Path) -> Iterator[None]:
+    """Out of space inside the engine (a plain Exception from the binding) as RESOURCE_EXHAUSTED."""
+    try:
+        yield
+    except Exception as exc:
+        err = space_error(exc, path)
+        if err is None or err is exc:
+            raise
+        raise err from exc
 
-    def __init__(self, shard: qe.EdgeShard, path: Path) -> None:
+
+class EdgeStore:
+    """A collection stored in one ``EdgeShard``.
+
+    Args:
+        shard: The open shard.
+        path: Its directory.
+        sync: Flush (fsync) the shard after every write (``durability=fsync``).
+        reserve_bytes: Refuse writes while the disk has less free (``min_free_mb``).
+    """
+
+    def __init__(self, shard: qe.EdgeShard, path: Path, *, sync: bool = False, reserve_bytes: int = 0) -> None:
         self._shard = shard
         self.path = path
+        self.sync = sync
+        self.reserve_bytes = reserve_bytes
         params = shard_vector_params(path)
         self.dim = params[0]
         self.metric: Metric = params[1]
         self._bool_keys = frozenset(
             key for key, info in shard.info().payload_schema.items() if info.data_type == qe.PayloadSchemaType.Bool
         )
+
+    def _update(self, *ops: Any) -> None:
+        """Apply update operations (checked for space first), then flush if ``sync``."""
+        check_free_space(self.path, self.reserve_bytes)
+        with _space_errors(self.path):
+            for op in ops:
+                self._shard.update(op)
+            if self.sync:
+                self._shard.flush()
+
+    def flush(self) -> None:
+        """Sync the WAL and the segments to disk."""
+        with _space_errors(self.path):
+            self._shard.flush()
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         """Upsert in one update call: the WAL makes it durable and all-or-nothing."""
@@ -103,12 +146,12 @@ class EdgeStore:
             qe.Point(id=uuid.UUID(pid), vector=vec, payload=_with_mirrors(payload, self._bool_keys))
             for pid, vec, payload in zip(ids, vectors.tolist(), payloads)
         ]
-        self._shard.update(qe.UpdateOperation.upsert_points(points))
+        self._update(qe.UpdateOperation.upsert_points(points))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id."""
         if ids:
-            self._shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            self._update(qe.UpdateOperation.delete_points(list(ids)))
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
         """Existing points among ``ids``."""
@@ -157,17 +200,21 @@ class EdgeStore:
 
         Points deleted meanwhile are skipped: a point that no longer exists needs no label.
         """
-        for pid, fields in updates:
-            try:
-                self._shard.update(qe.UpdateOperation.set_payload([pid], _with_mirrors(fields, self._bool_keys)))
-            except Exception as exc:  # the binding raises plain Exception
-                if "No point with id" not in str(exc):
-                    raise
+        check_free_space(self.path, self.reserve_bytes)
+        with _space_errors(self.path):
+            for pid, fields in updates:
+                try:
+                    self._shard.update(qe.UpdateOperation.set_payload([pid], _with_mirrors(fields, self._bool_keys)))
+                except Exception as exc:  # the binding raises plain Exception
+                    if "No point with id" not in str(exc):
+                        raise
+            if self.sync:
+                self._shard.flush()
 
     def delete_fields(self, ids: Sequence[str], keys: Sequence[str]) -> None:
         """Remove payload keys from existing points."""
         if ids:
-            self._shard.update(
+            self._update(
                 qe.UpdateOperation.delete_payload_by_filter(
                     qe.Filter(must=[qe.HasIdCondition({uuid.UUID(i) for i in ids})]),
                     [*keys, *(BOOL_MIRROR_PREFIX + k for k in keys if k in self._bool_keys)],
@@ -190,8 +237,11 @@ class EdgeStore:
         return {hit.value: int(hit.count) for hit in resp.hits}
 
     def close(self) -> None:
-        """Flush and close the shard."""
-        self._shard.flush()
+        """Flush and close the shard (a flush that fails on a full disk is logged: the WAL has the writes)."""
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("flushing shard %s at close failed", self.path)
         self._shard.close()
 
 
@@ -211,8 +261,10 @@ class EdgeStoreFactory:
     backend = "edge"
     can_attach = False  # an embedded shard is always the service's own
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, sync: bool = False, reserve_bytes: int = 0) -> None:
         self.root = root
+        self.sync = sync
+        self.reserve_bytes = reserve_bytes
 
     def native_name(self, name: str) -> str:
         """The shard's directory name (the collection's own name)."""
@@ -231,27 +283,47 @@ class EdgeStoreFactory:
         path = self.root / name
         if path.exists():
             shutil.rmtree(path)  # leftovers of a create that crashed before it was recorded
+        self.root.mkdir(parents=True, exist_ok=True)
+        check_free_space(self.root, self.reserve_bytes)  # the engine mmaps what it creates: no SIGBUS
         cfg = qe.EdgeConfig(vectors={"": qe.EdgeVectorParams(size=dim, distance=_DISTANCES[metric])})
-        shard = qe.EdgeShard.create(str(path), cfg)
-        for key, kind in indexed.items():
-            shard.update(qe.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
-            if kind == "bool":
-                shard.update(qe.UpdateOperation.create_field_index(BOOL_MIRROR_PREFIX + key, _INDEX_TYPES["integer"]))
-        return EdgeStore(shard, path)
+        shard = None
+        try:
+            with _space_errors(path):
+                shard = qe.EdgeShard.create(str(path), cfg)
+                for key, kind in indexed.items():
+                    shard.update(qe.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
+                    if kind == "bool":
+                        shard.update(qe.UpdateOperation.create_field_index(BOOL_MIRROR_PREFIX + key,
+                                                                           _INDEX_TYPES["integer"]))
+                if self.sync:
+                    shard.flush()
+        except BaseException:
+            if shard is not None:
+                with contextlib.suppress(Exception):
+                    shard.close()
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return EdgeStore(shard, path, sync=self.sync, reserve_bytes=self.reserve_bytes)
 
     def open(self, name: str) -> EdgeStore:
         """Open an existing shard; a shard held by another process is a clear error."""
         path = self.root / name
+        if self.reserve_bytes:  # loading rewrites the shard's data into new mapped files (~its size): no SIGBUS
+            check_free_space(self.root, self.reserve_bytes + allocated_bytes(path),
+                             "the reserve (min_free_mb) plus the shard's own size, which loading it needs")
         try:
             shard = qe.EdgeShard.load(str(path))
         except Exception as exc:  # the binding raises plain Exception
+            err = space_error(exc, path)
+            if err is not None:
+                raise err from exc
             if "WouldBlock" in str(exc) or "WAL" in str(exc):
                 raise FailedPrecondition(
                     f"shard {str(path)!r} is open in another process (is another embcluster "
                     f"server running on this data directory?): {exc}"
                 ) from exc
             raise
-        return EdgeStore(shard, path)
+        return EdgeStore(shard, path, sync=self.sync, reserve_bytes=self.reserve_bytes)
 
     def drop(self, name: str) -> None:
         """Remove the shard directory."""
