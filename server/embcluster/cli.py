@@ -104,10 +104,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"embcluster serving on {server.address} (data: {Path(settings.data_dir).resolve()})", flush=True)
     stop.wait()
     logger.info("shutting down")
-    server.stop()
+    clean = server.stop()  # bounded: grace period, then every open call is cancelled
     if endpoint is not None:
         endpoint.close()
     service.close()
+    if not clean:  # a handler thread outlived its cancellation: exiting must not wait for it
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
         None, ge=1, le=255,
         description="Streaming calls open at once (watchers, stream ingest; one more is RESOURCE_EXHAUSTED); "
                     "below grpc_workers so unary calls always have threads. Default: half of grpc_workers.")
+    max_open_streams_per_client: int | None = Field(
+        None, ge=1, le=255,
+        description="Streaming calls one client may hold at once (a client: its API key when the call sends "
+                    "`authorization` metadata, else its host), so one client cannot take every slot. "
+                    "Default: half of the open-streams limit (at least 1).")
+    shutdown_grace_s: float = Field(
+        5.0, ge=0, le=600, description="On SIGTERM/SIGINT: seconds in-flight calls get to finish before the "
+                                       "server cancels them; shutdown then completes within a few seconds more.")
     snapshot_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Directories (besides <data_dir>/snapshots) where ExportCollection/ImportCollection may "
@@ -126,6 +134,11 @@ class Settings(BaseSettings):
     def open_streams_limit(self) -> int:
         """Streaming calls allowed at once: ``max_open_streams``, or half of ``grpc_workers`` (at least 1)."""
         return self.max_open_streams or max(1, self.grpc_workers // 2)
+
+    @property
+    def open_streams_per_client(self) -> int:
+        """Streams one client may hold: ``max_open_streams_per_client``, or half of the limit (at least 1)."""
+        return min(self.max_open_streams_per_client or max(1, self.open_streams_limit // 2), self.open_streams_limit)
 
     @model_validator(mode="after")
     def _streams_leave_workers(self) -> "Settings":

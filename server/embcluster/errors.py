@@ -14,7 +14,25 @@ __all__ = [
     "PermissionDenied",
     "ResourceExhausted",
     "Unavailable",
+    "shown",
+    "ECHO_LIMIT",
+    "MESSAGE_LIMIT",
 ]
+
+ECHO_LIMIT = 200  # characters of a caller's value echoed in an error message or a log line
+MESSAGE_LIMIT = 2000  # characters of one error message (a status trailer must stay small)
+
+
+def shown(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters: how every caller-supplied value is echoed.
+
+    Errors and logs name the offending value; an unbounded one (a 20,000-character name) would
+    overflow the gRPC status trailer and fill the log.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...<{len(text)} characters>"
 
 
 class ErrorCode(enum.Enum):
@@ -36,6 +54,8 @@ class EmbclusterError(Exception):
     code: ErrorCode = ErrorCode.INTERNAL
 
     def __init__(self, message: str) -> None:
+        if len(message) > MESSAGE_LIMIT:  # a safety net: values are echoed through shown()
+            message = f"{message[:MESSAGE_LIMIT]}...<{len(message)} characters>"
         super().__init__(message)
         self.message = message
 

@@ -30,10 +30,25 @@ def current_request_id() -> str:
     return request_id_var.get()
 
 
+LOG_MESSAGE_LIMIT = 4000  # characters of one log message (values are echoed through errors.shown)
+
+
+def clip_record(record: logging.LogRecord) -> None:
+    """Cut an over-long message (a caller's value logged whole) to ``LOG_MESSAGE_LIMIT`` characters."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it itself
+        return
+    if len(message) > LOG_MESSAGE_LIMIT:
+        record.msg = f"{message[:LOG_MESSAGE_LIMIT]}...<{len(message)} characters>"
+        record.args = ()
+
+
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` (``-`` outside a call); never drops a record."""
+    """Adds ``record.request_id`` (``-`` outside a call) and clips long messages; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        clip_record(record)
         if not getattr(record, "request_id", None):
             record.request_id = request_id_var.get() or "-"
         return True

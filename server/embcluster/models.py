@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import shown
 from .anomaly.ensemble import ScoreComponent, component_distances, ensemble_scores
 from .anomaly.scoring import score
 from .anomaly.threshold import decide
@@ -156,7 +157,7 @@ class ClusterModel:
         meta = json.loads((directory / "model.json").read_text())
         if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
             raise ValueError(
-                f"{directory}: model schema_version {meta.get('schema_version')!r}, expected one of "
+                f"{directory}: model schema_version {shown(meta.get('schema_version'))}, expected one of "
                 f"{READABLE_SCHEMA_VERSIONS}"
             )
         k = int(meta["k"])

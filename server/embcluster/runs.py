@@ -18,9 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import FailedPrecondition, NotFound, Unavailable
+from .errors import FailedPrecondition, NotFound, Unavailable, shown
 from .fsio import read_json, write_json_atomic
 from .schema import RunInfo, RunRequest, RunState
+from .validation import check_run_id
 
 __all__ = ["RunCancelled", "RunContext", "RunManager", "utcnow", "KEEP_RUNS"]
 
@@ -128,7 +129,7 @@ class RunManager:
         with self._lock:
             if collection in self._active:
                 ctx, _ = self._active[collection]
-                raise FailedPrecondition(f"collection {collection!r} has run {ctx.info.run_id} in progress; "
+                raise FailedPrecondition(f"collection {shown(collection)} has run {ctx.info.run_id} in progress; "
                                          "wait for it (or cancel it) and retry")
             self._holds[collection] = self._holds.get(collection, 0) + 1
         try:
@@ -156,15 +157,15 @@ class RunManager:
         """
         with self._lock:
             if collection not in self._runs_dirs:
-                raise NotFound(f"collection {collection!r} not found")
+                raise NotFound(f"collection {shown(collection)} not found")
             if collection in self._active:
                 ctx, _ = self._active[collection]
                 raise FailedPrecondition(
-                    f"collection {collection!r} already has run {ctx.info.run_id} in progress; "
+                    f"collection {shown(collection)} already has run {ctx.info.run_id} in progress; "
                     "wait for it or cancel it"
                 )
             if self._holds.get(collection):
-                raise FailedPrecondition(f"collection {collection!r} is being exported; "
+                raise FailedPrecondition(f"collection {shown(collection)} is being exported; "
                                          "start the run when the export ends")
             info = RunInfo(
                 run_id=uuid.uuid4().hex[:16], collection=collection, state=RunState.PENDING,
@@ -256,9 +257,10 @@ class RunManager:
             if active and active[0].info.run_id == run_id:
                 return RunInfo.from_json(active[0].info.to_json())
         runs_dir = self._runs_dirs.get(collection)
-        path = runs_dir / f"{run_id}.json" if runs_dir and run_id.isalnum() else None
+        check_run_id(run_id)  # before it names a file: a long one is ENAMETOOLONG, a path one a traversal
+        path = runs_dir / f"{run_id}.json" if runs_dir else None
         if path is None or not path.exists():
-            raise NotFound(f"run {run_id!r} not found in collection {collection!r}")
+            raise NotFound(f"run {shown(run_id)} not found in collection {shown(collection)}")
         return RunInfo.from_json(read_json(path))
 
     def cancel(self, collection: str, run_id: str) -> RunInfo:

@@ -270,6 +270,7 @@ class PointView:
     vector: list[float] | None = None
     image: ImageMetadataInput | None = None  # IMAGE_METADATA: the stored source (``text`` is its rendering)
     source: dict[str, Any] | None = None  # EVENT: the stored event fields, or a profile's aggregates
+    relabelling: bool = False  # stored fields of another version: ``assignment`` is the served one's, computed
 
 
 @dataclass
@@ -281,6 +282,16 @@ class ClusterInfo:
     radius: float
     anomaly_count: int
     populated: bool
+
+
+@dataclass
+class ClusterListing:
+    """The served model's clusters; sizes count points carrying its fields (see docs/architecture.md)."""
+
+    version: int
+    clusters: list[ClusterInfo]
+    provisional: bool  # the sizes do not add up to point_count (points are being relabelled)
+    point_count: int
 
 
 class RunState(str, enum.Enum):

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 import numpy as np
 
 from . import __version__
-from .errors import AlreadyExists, InvalidArgument
+from .errors import AlreadyExists, InvalidArgument, shown
 from .core.records import OpenCollection
 from .runs import utcnow
 from .validation import check_name
@@ -141,21 +141,21 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
     target = resolve_snapshot_path(service.settings, path, confined=confined)
     check_export_target(service.settings, target)
     if target.is_dir():
-        raise InvalidArgument(f"snapshot path {str(target)!r} is a directory; name a file")
+        raise InvalidArgument(f"snapshot path {shown(str(target))} is a directory; name a file")
     if target.exists() and not overwrite:
-        raise AlreadyExists(f"snapshot file {str(target)!r} exists; remove it or ask to overwrite it "
+        raise AlreadyExists(f"snapshot file {shown(str(target))} exists; remove it or ask to overwrite it "
                             "(overwrite=true; --overwrite on the command line)")
     if confined:  # sub-directories of a snapshot directory are made; a configured one must exist
         own, *configured = snapshot_roots(service.settings)
         root = next(r for r in (own, *configured) if target.is_relative_to(r))
         if root != own and not root.is_dir():
-            raise InvalidArgument(f"snapshot directory {str(root)!r} (EMBCLUSTER_SNAPSHOT_DIRS) does not exist "
+            raise InvalidArgument(f"snapshot directory {shown(str(root))} (EMBCLUSTER_SNAPSHOT_DIRS) does not exist "
                                   "on the server's machine")
         target.parent.mkdir(parents=True, exist_ok=True)
     elif not Path(path).expanduser().is_absolute():
         target.parent.mkdir(parents=True, exist_ok=True)
     elif not target.parent.is_dir():
-        raise InvalidArgument(f"directory {str(target.parent)!r} does not exist on the server's machine")
+        raise InvalidArgument(f"directory {shown(str(target.parent))} does not exist on the server's machine")
     page_size = service.settings.page_size
     with service.hold_runs(name):
         with coll.lock:
@@ -290,7 +290,7 @@ def _state_files(directory: Path) -> list[str]:
             continue
         if path.name.startswith("vectors."):
             continue
-        if FILE_MEMBER.match(f"files/{rel}") and is_state_file(rel):
+        if FILE_MEMBER.fullmatch(f"files/{rel}") and is_state_file(rel):
             out.append(rel)
         else:  # temp files (".x.tmp") and names the format cannot carry
             logger.debug("snapshot of %s skips %s", directory.name, rel)

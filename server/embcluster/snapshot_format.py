@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Callable
 
-from .errors import InvalidArgument, PermissionDenied
+from .errors import InvalidArgument, PermissionDenied, shown
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -96,6 +96,23 @@ class SnapshotSummary:
     seconds: float
 
 
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
+MAX_NAME_BYTES = 255  # NAME_MAX: one path component
+
+
+def check_path_length(path: str) -> str:
+    """A path the file system can take: checked before it touches the file system (no ENAMETOOLONG)."""
+    size = len(path.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATH_BYTES:
+        raise InvalidArgument(f"path {shown(path)} is {size} bytes; the limit is {MAX_PATH_BYTES}")
+    for part in path.split("/"):
+        part_size = len(part.encode("utf-8", "surrogatepass"))
+        if part_size > MAX_NAME_BYTES:
+            raise InvalidArgument(f"path component {shown(part)} is {part_size} bytes; "
+                                  f"the limit is {MAX_NAME_BYTES}")
+    return path
+
+
 def resolve_snapshot_path(settings: Settings, path: str, *, confined: bool = False) -> Path:
     """The snapshot file a request names: absolute, or relative to ``<data_dir>/snapshots``.
 
@@ -106,14 +123,15 @@ def resolve_snapshot_path(settings: Settings, path: str, *, confined: bool = Fal
     if not path or not path.strip():
         raise InvalidArgument("path is empty: give a snapshot file path on the server's machine")
     if "\x00" in path:
-        raise InvalidArgument(f"path {path!r} contains a NUL byte")
+        raise InvalidArgument(f"path {shown(path)} contains a NUL byte")
+    check_path_length(path)
     try:
         p = Path(path).expanduser()
     except RuntimeError as exc:  # "~someone" with no such user
-        raise InvalidArgument(f"snapshot path {path!r}: {exc}") from None
+        raise InvalidArgument(f"snapshot path {shown(path)}: {exc}") from None
     if not p.is_absolute():
         if ".." in p.parts:  # relative paths stay under <data_dir>/snapshots
-            raise InvalidArgument(f"relative snapshot path {path!r} leaves <data_dir>/snapshots ('..'): "
+            raise InvalidArgument(f"relative snapshot path {shown(path)} leaves <data_dir>/snapshots ('..'): "
                                   "give an absolute path for a file elsewhere")
         p = (Path(settings.data_dir) / "snapshots" / p).absolute()
     if confined:
@@ -139,7 +157,7 @@ def _check_allowed(settings: Settings, target: Path) -> Path:
     roots = snapshot_roots(settings)
     if not any(where.is_relative_to(root) for root in roots):
         raise PermissionDenied(
-            f"snapshot path {str(target)!r} is outside the directories this server reads and writes "
+            f"snapshot path {shown(str(target))} is outside the directories this server reads and writes "
             f"snapshots in ({', '.join(repr(str(r)) for r in roots)}): give a path relative to "
             "<data_dir>/snapshots, or have the server started with the directory in EMBCLUSTER_SNAPSHOT_DIRS")
     return where
@@ -150,7 +168,7 @@ def check_export_target(settings: Settings, target: Path) -> None:
     data_dir = Path(settings.data_dir).expanduser().resolve()
     where = target.resolve()
     if where.is_relative_to(data_dir) and not where.is_relative_to(data_dir / "snapshots"):
-        raise InvalidArgument(f"snapshot path {str(target)!r} is inside the data directory {str(data_dir)!r}: "
+        raise InvalidArgument(f"snapshot path {shown(str(target))} is inside the data directory {shown(str(data_dir))}: "
                               "write snapshots under its snapshots/ directory (a relative path) or elsewhere")
 
 

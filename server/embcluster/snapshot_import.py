@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from .errors import InvalidArgument, NotFound
+from .errors import InvalidArgument, NotFound, shown
 from .models import ClusterModel, ModelStore
 from .core.records import CollectionRecord, OpenCollection, point_id_for
 from .store.vectorlog import VectorLog
@@ -58,15 +58,15 @@ def _members(path: Path, reader: HashingReader) -> Iterator[tuple[tarfile.TarFil
             for info in tar:
                 yield tar, info
     except tarfile.TarError as exc:
-        raise InvalidArgument(f"snapshot {str(path)!r} is truncated or not a tar file: {exc}") from None
+        raise InvalidArgument(f"snapshot {shown(str(path))} is truncated or not a tar file: {exc}") from None
 
 
 def _read_member(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo, *, keep: bool) -> tuple[bytes, str, int]:
     """The member's data (if ``keep``), its sha256 and size; a short read is INVALID_ARGUMENT."""
     if not info.isfile():
-        raise InvalidArgument(f"snapshot {str(path)!r}: member {info.name!r} is not a regular file")
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(info.name)} is not a regular file")
     if info.size > MAX_MEMBER_BYTES:
-        raise InvalidArgument(f"snapshot {str(path)!r}: member {info.name!r} is {info.size} bytes, "
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(info.name)} is {info.size} bytes, "
                               f"over the {MAX_MEMBER_BYTES} limit")
     f = tar.extractfile(info)
     assert f is not None  # a regular file
@@ -83,9 +83,9 @@ def _read_member(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo, *, kee
             if keep:
                 parts.append(block)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise InvalidArgument(f"snapshot {str(path)!r}: member {info.name!r} is truncated: {exc}") from None
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(info.name)} is truncated: {exc}") from None
     if size != info.size:
-        raise InvalidArgument(f"snapshot {str(path)!r}: member {info.name!r} is truncated "
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(info.name)} is truncated "
                               f"({size} of {info.size} bytes)")
     return b"".join(parts), sha.hexdigest(), size
 
@@ -93,7 +93,7 @@ def _read_member(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo, *, kee
 def _open_source(service_settings: Settings, path: str, confined: bool) -> Path:
     source = resolve_snapshot_path(service_settings, path, confined=confined)
     if not source.is_file():
-        raise NotFound(f"snapshot file {str(source)!r} not found on the server's machine")
+        raise NotFound(f"snapshot file {shown(str(source))} not found on the server's machine")
     return source
 
 
@@ -114,7 +114,7 @@ def verify_snapshot(path: Path, on_progress: ProgressFn | None = None) -> tuple[
         for tar, info in _members(path, reader):
             name = info.name
             if manifest is not None:
-                raise InvalidArgument(f"snapshot {str(path)!r}: member {name!r} follows manifest.json")
+                raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(name)} follows manifest.json")
             data, digest, size = _read_member(path, tar, info, keep=name == "manifest.json")
             if name == "manifest.json":
                 manifest = _parse_manifest(path, data)
@@ -122,21 +122,21 @@ def verify_snapshot(path: Path, on_progress: ProgressFn | None = None) -> tuple[
                 seen.append({"name": name, "size": size, "sha256": digest})
         reader.drain()
     if manifest is None:
-        raise InvalidArgument(f"snapshot {str(path)!r} has no manifest.json: the file is truncated "
-                              f"(last member: {seen[-1]['name'] if seen else 'none'!r}) or not a snapshot")
+        raise InvalidArgument(f"snapshot {shown(str(path))} has no manifest.json: the file is truncated "
+                              f"(last member: {shown(seen[-1]['name'] if seen else 'none')}) or not a snapshot")
     expected = {m["name"]: m for m in manifest["members"]}
     for m in seen:
         want = expected.pop(m["name"], None)
         if want is None:
-            raise InvalidArgument(f"snapshot {str(path)!r}: member {m['name']!r} is not in the manifest")
+            raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(m['name'])} is not in the manifest")
         if want["size"] != m["size"] or want["sha256"] != m["sha256"]:
-            raise InvalidArgument(f"snapshot {str(path)!r}: member {m['name']!r} is corrupt "
+            raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(m['name'])} is corrupt "
                                   f"(sha256 {m['sha256'][:16]}…, {m['size']} bytes; the manifest says "
                                   f"{str(want['sha256'])[:16]}…, {want['size']} bytes)")
     if expected:
-        raise InvalidArgument(f"snapshot {str(path)!r}: member {next(iter(expected))!r} is missing")
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member {shown(next(iter(expected)))} is missing")
     if [m["name"] for m in seen] != [m["name"] for m in manifest["members"]]:
-        raise InvalidArgument(f"snapshot {str(path)!r}: members are out of the manifest's order")
+        raise InvalidArgument(f"snapshot {shown(str(path))}: members are out of the manifest's order")
     return manifest, reader.sha.hexdigest(), reader.size
 
 
@@ -144,29 +144,29 @@ def _parse_manifest(path: Path, data: bytes) -> dict[str, Any]:
     try:
         manifest = json.loads(data)
     except ValueError as exc:
-        raise InvalidArgument(f"snapshot {str(path)!r}: member 'manifest.json' is not JSON: {exc}") from None
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member 'manifest.json' is not JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != SNAPSHOT_FORMAT:
-        raise InvalidArgument(f"snapshot {str(path)!r}: member 'manifest.json' is not an {SNAPSHOT_FORMAT} manifest")
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member 'manifest.json' is not an {SNAPSHOT_FORMAT} manifest")
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise InvalidArgument(f"snapshot {str(path)!r}: snapshot schema_version {manifest.get('schema_version')!r} "
+        raise InvalidArgument(f"snapshot {shown(str(path))}: snapshot schema_version {shown(manifest.get('schema_version'))} "
                               f"is not supported (this server reads {SCHEMA_VERSION})")
     members = manifest.get("members")
     if not isinstance(members, list) or not all(
         isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("size"), int)
         and isinstance(m.get("sha256"), str) for m in members
     ):
-        raise InvalidArgument(f"snapshot {str(path)!r}: member 'manifest.json' has no valid member list")
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member 'manifest.json' has no valid member list")
     for m in members:
-        f = FILE_MEMBER.match(m["name"])
-        if m["name"] != "collection.json" and not MODEL_MEMBER.match(m["name"]) \
-                and not POINTS_MEMBER.match(m["name"]) and not (f and is_state_file(f.group(1))):
-            raise InvalidArgument(f"snapshot {str(path)!r}: unexpected member {m['name']!r}")
+        f = FILE_MEMBER.fullmatch(m["name"])
+        if m["name"] != "collection.json" and not MODEL_MEMBER.fullmatch(m["name"]) \
+                and not POINTS_MEMBER.fullmatch(m["name"]) and not (f and is_state_file(f.group(1))):
+            raise InvalidArgument(f"snapshot {shown(str(path))}: unexpected member {shown(m['name'])}")
     counts, versions = manifest.get("counts"), manifest.get("model_versions", [])
     if not isinstance(manifest.get("collection"), dict) or not isinstance(counts, dict) \
             or not isinstance(counts.get("points"), int) or isinstance(counts.get("points"), bool) \
             or counts["points"] < 0 or not isinstance(versions, list) \
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in versions):
-        raise InvalidArgument(f"snapshot {str(path)!r}: member 'manifest.json' lacks a valid collection record, "
+        raise InvalidArgument(f"snapshot {shown(str(path))}: member 'manifest.json' lacks a valid collection record, "
                               "point count or model version list")
     return manifest
 
@@ -199,7 +199,7 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
     try:
         record = CollectionRecord.from_json(dict(manifest["collection"]))
     except (TypeError, ValueError, KeyError) as exc:
-        raise InvalidArgument(f"snapshot {str(source)!r}: member 'manifest.json' has an unreadable "
+        raise InvalidArgument(f"snapshot {shown(str(source))}: member 'manifest.json' has an unreadable "
                               f"collection record: {exc}") from None
     source_name = record.name
     if record.external_collection:  # exported from an attached Qdrant collection: imported as our own
@@ -225,12 +225,12 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
                                    Progress("import", new_name, total, on_progress))
             stored = store.count()
             if points != total or stored != total:
-                raise InvalidArgument(f"snapshot {str(source)!r}: the manifest counts {total} points, the file "
+                raise InvalidArgument(f"snapshot {shown(str(source))}: the manifest counts {total} points, the file "
                                       f"holds {points} and the store took {stored}")
             coll = OpenCollection(record=record, store=store, vlog=vlog, directory=directory, models=models)
             if record.served_version:
                 if record.served_version not in models.versions():
-                    raise InvalidArgument(f"snapshot {str(source)!r}: served model v{record.served_version} "
+                    raise InvalidArgument(f"snapshot {shown(str(source))}: served model v{record.served_version} "
                                           f"is not among its models {models.versions()}")
                 coll.model = models.load(record.served_version)
             vlog.mark_consistent()
@@ -279,7 +279,7 @@ def _load_members(service: EmbclusterService, source: Path, manifest: dict[str, 
     points = 0
 
     def bad(member: str, why: str) -> InvalidArgument:
-        return InvalidArgument(f"snapshot {str(source)!r}: member {member!r} {why}")
+        return InvalidArgument(f"snapshot {shown(str(source))}: member {shown(member)} {why}")
 
     with open(source, "rb") as raw:
         for tar, info in _members(source, HashingReader(raw)):
@@ -295,7 +295,7 @@ def _load_members(service: EmbclusterService, source: Path, manifest: dict[str, 
                 raise bad(name, "changed or is corrupt (sha256 differs from the manifest)")
             if name == "collection.json":
                 continue
-            f = FILE_MEMBER.match(name)
+            f = FILE_MEMBER.fullmatch(name)
             if f:
                 if not is_state_file(f.group(1)):  # the manifest check refuses these already
                     raise bad(name, "names a file the import never takes from a snapshot")
@@ -303,7 +303,7 @@ def _load_members(service: EmbclusterService, source: Path, manifest: dict[str, 
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
                 continue
-            m = MODEL_MEMBER.match(name)
+            m = MODEL_MEMBER.fullmatch(name)
             if m:
                 vdir = models.directory / f"v{int(m.group(1))}"
                 vdir.mkdir(parents=True, exist_ok=True)
@@ -317,12 +317,12 @@ def _load_members(service: EmbclusterService, source: Path, manifest: dict[str, 
                         raise bad(name, f"holds model v{model.version} of {model.centroids.shape[1]}-d, "
                                         f"expected v{m.group(1)} of {dim}-d")
                 continue
-            p = POINTS_MEMBER.match(name)
+            p = POINTS_MEMBER.fullmatch(name)
             if p is None:
                 raise bad(name, "is not part of the snapshot format")
             stem = f"points/{p.group(1)}"
             if pending and pending_stem != stem:
-                raise bad(name, f"starts a chunk before {pending_stem!r} is complete")
+                raise bad(name, f"starts a chunk before {shown(pending_stem)} is complete")
             pending_stem = stem
             pending[p.group(2)] = data
             if len(pending) < 3:
@@ -356,13 +356,13 @@ def _load_members(service: EmbclusterService, source: Path, manifest: dict[str, 
             points += n
             progress(points)
     if pending:
-        raise InvalidArgument(f"snapshot {str(source)!r}: a points chunk is incomplete ({sorted(pending)})")
+        raise InvalidArgument(f"snapshot {shown(str(source))}: a points chunk is incomplete ({sorted(pending)})")
     saved = models.versions()
     if saved != [int(v) for v in manifest.get("model_versions", saved)]:
-        raise InvalidArgument(f"snapshot {str(source)!r}: models {saved} differ from the manifest's "
+        raise InvalidArgument(f"snapshot {shown(str(source))}: models {saved} differ from the manifest's "
                               f"{manifest.get('model_versions')}")
     for v in saved:
         if not ((models.directory / f"v{v}" / "model.json").exists()
                 and (models.directory / f"v{v}" / "centroids.npy").exists()):
-            raise InvalidArgument(f"snapshot {str(source)!r}: model v{v} is incomplete")
+            raise InvalidArgument(f"snapshot {shown(str(source))}: model v{v} is incomplete")
     return points

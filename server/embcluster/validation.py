@@ -17,7 +17,7 @@ from .anomaly.scoring import SCORERS
 from .anomaly.threshold import MODES
 from .config import Settings
 from .embed.image import render_image_metadata
-from .errors import FailedPrecondition, InvalidArgument
+from .errors import FailedPrecondition, InvalidArgument, shown
 from .schema import (
     IMAGE_TEXT_FIELDS,
     AttachSpec,
@@ -34,6 +34,10 @@ from .schema import (
 __all__ = [
     "NAME_RE",
     "check_name",
+    "check_run_id",
+    "check_json_shape",
+    "MAX_METADATA_DEPTH",
+    "MAX_METADATA_KEYS",
     "check_spec",
     "check_attach_spec",
     "check_settings",
@@ -47,7 +51,13 @@ __all__ = [
     "check_image_item",
 ]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always fullmatch: "$" would let a trailing newline through
+RUN_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
+# Metadata (and image attributes) a client can always read back: protobuf parsers stop at 100 nested
+# messages and each level of a Struct costs about three (Struct, map entry, Value), so depth 16
+# stays far below it wherever a Point is nested in a response.
+MAX_METADATA_DEPTH = 16
+MAX_METADATA_KEYS = 1000  # keys and list items, all levels together
 MAX_DIM = 65_536
 MAX_K = 10_000
 MAX_K_RANGE = 32
@@ -58,9 +68,37 @@ MAX_DRIFT_PSI = 100.0
 
 def check_name(name: str) -> str:
     """A collection name usable as a directory name."""
-    if not NAME_RE.match(name or ""):
-        raise InvalidArgument(f"collection name {name!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidArgument(f"collection name {shown(name)} must match [A-Za-z0-9_-]{{1,64}}")
     return name
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id as the server makes them (16 hex digits; at most 64 letters or digits): a file name."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise InvalidArgument(f"run_id {shown(run_id)} must be 1-64 letters or digits (as StartClustering returns it)")
+    return run_id
+
+
+def check_json_shape(where: str, value: Any, *, max_depth: int = MAX_METADATA_DEPTH,
+                     max_keys: int = MAX_METADATA_KEYS) -> None:
+    """Nesting depth and number of keys of a JSON value (iterative: any depth is safe to check)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    keys = 0
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, (list, tuple)):
+            children = list(node)
+        else:
+            continue
+        if depth > max_depth:
+            raise InvalidArgument(f"{where} is nested more than {max_depth} levels deep; the limit is {max_depth}")
+        keys += len(children)
+        if keys > max_keys:
+            raise InvalidArgument(f"{where} has more than {max_keys} keys and list items; the limit is {max_keys}")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def check_settings(settings: CollectionSettings) -> CollectionSettings:
@@ -74,9 +112,9 @@ def check_settings(settings: CollectionSettings) -> CollectionSettings:
     if settings.seed is not None and not (0 <= settings.seed < 2**63):
         raise InvalidArgument(f"seed must be in [0, 2^63), got {settings.seed}")
     if settings.anomaly_scorer is not None and settings.anomaly_scorer not in SCORERS:
-        raise InvalidArgument(f"anomaly_scorer must be one of {', '.join(SCORERS)}, got {settings.anomaly_scorer!r}")
+        raise InvalidArgument(f"anomaly_scorer must be one of {', '.join(SCORERS)}, got {shown(settings.anomaly_scorer)}")
     if settings.threshold_mode is not None and settings.threshold_mode not in MODES:
-        raise InvalidArgument(f"threshold_mode must be one of {', '.join(MODES)}, got {settings.threshold_mode!r}")
+        raise InvalidArgument(f"threshold_mode must be one of {', '.join(MODES)}, got {shown(settings.threshold_mode)}")
     if settings.anomaly_threshold is not None and not (math.isfinite(settings.anomaly_threshold)
                                                        and settings.anomaly_threshold >= 0):
         raise InvalidArgument(f"anomaly_threshold must be a finite score >= 0, got {settings.anomaly_threshold}")
@@ -115,24 +153,24 @@ def check_spec(spec: CollectionSpec) -> CollectionSpec:
     """A creatable collection."""
     check_name(spec.name)
     if spec.input_kind not in ("text", "vector", "image_metadata", "event"):
-        raise InvalidArgument(f"input_kind must be text, vector, image_metadata or event, got {spec.input_kind!r}")
+        raise InvalidArgument(f"input_kind must be text, vector, image_metadata or event, got {shown(spec.input_kind)}")
     if (spec.event_schema is not None) != (spec.input_kind == "event"):
         raise InvalidArgument("an EVENT collection needs an event_schema, and only EVENT collections take one "
-                              f"(input_kind {spec.input_kind!r})")
+                              f"(input_kind {shown(spec.input_kind)})")
     if spec.input_kind == "event" and not spec.store_source:
         raise InvalidArgument("an EVENT collection needs store_source=true: its featurizer is fitted and refitted "
                               "from the raw fields kept in each point's source")
     if spec.image_spec is not None:
         if spec.input_kind != "image_metadata":
-            raise InvalidArgument(f"an image_metadata spec needs input_kind image_metadata, got {spec.input_kind!r}")
+            raise InvalidArgument(f"an image_metadata spec needs input_kind image_metadata, got {shown(spec.input_kind)}")
         check_image_spec(spec.image_spec)
     if spec.metric not in ("cosine", "euclid"):
-        raise InvalidArgument(f"distance must be cosine or euclid, got {spec.metric!r}")
+        raise InvalidArgument(f"distance must be cosine or euclid, got {shown(spec.metric)}")
     if spec.input_kind == "vector":
         if not (1 <= spec.vector_dim <= MAX_DIM):
             raise InvalidArgument(f"vector_dim must be in [1, {MAX_DIM}] for a VECTOR collection, got {spec.vector_dim}")
         if spec.embedding_model:
-            raise InvalidArgument(f"a VECTOR collection takes no embedding_model, got {spec.embedding_model!r}")
+            raise InvalidArgument(f"a VECTOR collection takes no embedding_model, got {shown(spec.embedding_model)}")
     elif spec.vector_dim:
         raise InvalidArgument(f"a {spec.input_kind.upper()} collection's dimension comes from its model; "
                               f"vector_dim must be 0, got {spec.vector_dim}")
@@ -184,7 +222,7 @@ def check_items(
             if len(item.id) > 256:
                 raise InvalidArgument(f"{where}: id is {len(item.id)} characters; the limit is 256")
             if item.id in seen:
-                raise InvalidArgument(f"{where}: id {item.id!r} repeats item {seen[item.id]}")
+                raise InvalidArgument(f"{where}: id {shown(item.id)} repeats item {seen[item.id]}")
             seen[item.id] = i
         if kind == "image_metadata":
             if item.text is not None or item.vector is not None:
@@ -227,6 +265,7 @@ def check_items(
 
 
 def _check_metadata(where: str, metadata: dict[str, Any], limit: int) -> None:
+    check_json_shape(f"{where}: metadata", metadata)
     try:
         encoded = json.dumps(metadata, allow_nan=False)
     except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON cannot hold
@@ -302,7 +341,7 @@ def check_image_spec(spec: ImageMetadataSpec) -> ImageMetadataSpec:
     """An IMAGE_METADATA collection's choice of fields: known text fields, sane numeric ranges."""
     for name in spec.text_fields:
         if name not in IMAGE_TEXT_FIELDS:
-            raise InvalidArgument(f"image_metadata.text_fields: unknown field {name!r}; "
+            raise InvalidArgument(f"image_metadata.text_fields: unknown field {shown(name)}; "
                                   f"choose from {', '.join(IMAGE_TEXT_FIELDS)}")
     if len(set(spec.text_fields)) != len(spec.text_fields):
         raise InvalidArgument(f"image_metadata.text_fields repeats a field: {spec.text_fields}")
@@ -315,11 +354,11 @@ def check_image_spec(spec: ImageMetadataSpec) -> ImageMetadataSpec:
             raise InvalidArgument(f"image_metadata.{what}: {len(keys)} keys; the limit is {MAX_IMAGE_ATTRIBUTES}")
         for key in keys:
             if not key or len(key) > 128:
-                raise InvalidArgument(f"image_metadata.{what}: key {key!r} must be 1-128 characters")
+                raise InvalidArgument(f"image_metadata.{what}: key {shown(key)} must be 1-128 characters")
         if len(set(keys)) != len(keys):
             raise InvalidArgument(f"image_metadata.{what} repeats a key: {keys}")
     for i, attr in enumerate(spec.numeric_attributes):
-        where = f"image_metadata.numeric_attributes[{i}] ({attr.key!r})"
+        where = f"image_metadata.numeric_attributes[{i}] ({shown(attr.key)})"
         numbers = {"low": attr.low, "high": attr.high, "weight": attr.weight}
         if attr.default_value is not None:
             numbers["default_value"] = attr.default_value
@@ -348,10 +387,10 @@ def _check_text_attribute(where: str, key: str, value: Any) -> None:
             continue
         if _is_number(v):
             if not math.isfinite(float(v)):
-                raise InvalidArgument(f"{where}: attribute {key!r} is {v}; numbers must be finite")
+                raise InvalidArgument(f"{where}: attribute {shown(key)} is {v}; numbers must be finite")
             continue
-        raise InvalidArgument(f"{where}: attribute {key!r} is rendered as text and must be a string, number, "
-                              f"boolean or a list of them, got {type(v).__name__} {v!r}")
+        raise InvalidArgument(f"{where}: attribute {shown(key)} is rendered as text and must be a string, number, "
+                              f"boolean or a list of them, got {type(v).__name__} {shown(v)}")
 
 
 def check_image_item(where: str, image: ImageMetadataInput, spec: ImageMetadataSpec, settings: Settings) -> None:
@@ -359,14 +398,15 @@ def check_image_item(where: str, image: ImageMetadataInput, spec: ImageMetadataS
     for name in ("title", "caption", "alt_text"):
         value = getattr(image, name)
         if not isinstance(value, str):
-            raise InvalidArgument(f"{where}: image {name} must be a string, got {type(value).__name__} {value!r}")
+            raise InvalidArgument(f"{where}: image {name} must be a string, got {type(value).__name__} {shown(value)}")
     if not isinstance(image.tags, (list, tuple)):
         raise InvalidArgument(f"{where}: image tags must be a list of strings, got {type(image.tags).__name__}")
     for j, tag in enumerate(image.tags):
         if not isinstance(tag, str):
-            raise InvalidArgument(f"{where}: image tags[{j}] must be a string, got {type(tag).__name__} {tag!r}")
+            raise InvalidArgument(f"{where}: image tags[{j}] must be a string, got {type(tag).__name__} {shown(tag)}")
     if not isinstance(image.attributes, dict):
         raise InvalidArgument(f"{where}: image attributes must be an object, got {type(image.attributes).__name__}")
+    check_json_shape(f"{where}: image attributes", image.attributes)
     try:
         encoded = json.dumps(image.attributes, allow_nan=False).encode()
     except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON cannot hold
@@ -381,16 +421,16 @@ def check_image_item(where: str, image: ImageMetadataInput, spec: ImageMetadataS
         value = image.attributes.get(attr.key)
         if value is None:
             if attr.default_value is None:
-                raise InvalidArgument(f"{where}: numeric attribute {attr.key!r} is missing (the collection's "
+                raise InvalidArgument(f"{where}: numeric attribute {shown(attr.key)} is missing (the collection's "
                                       "spec requires it: it has no default_value)")
             continue
         if not _is_number(value):
-            raise InvalidArgument(f"{where}: attribute {attr.key!r} must be a number, got "
-                                  f"{type(value).__name__} {value!r}")
+            raise InvalidArgument(f"{where}: attribute {shown(attr.key)} must be a number, got "
+                                  f"{type(value).__name__} {shown(value)}")
         if not math.isfinite(float(value)):
-            raise InvalidArgument(f"{where}: attribute {attr.key!r} is {value}; numbers must be finite")
+            raise InvalidArgument(f"{where}: attribute {shown(attr.key)} is {value}; numbers must be finite")
         if attr.log and value < 0:
-            raise InvalidArgument(f"{where}: attribute {attr.key!r} is {value}; log scaling needs values >= 0")
+            raise InvalidArgument(f"{where}: attribute {shown(attr.key)} is {value}; log scaling needs values >= 0")
     text = render_image_metadata(image, spec)
     if not text:
         chosen = [*spec.text_fields, *(f"attributes.{k}" for k in spec.text_attributes)]
@@ -401,22 +441,22 @@ def check_image_item(where: str, image: ImageMetadataInput, spec: ImageMetadataS
                               f"the limit is {settings.max_text_chars}")
 
 
-FIELD_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
-QDRANT_NAME_RE = re.compile(r"^[^/\\\x00]{1,255}$")
+FIELD_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+QDRANT_NAME_RE = re.compile(r"[^/\\\x00\n]{1,255}")
 
 
 def check_attach_spec(spec: AttachSpec) -> AttachSpec:
     """An attachable Qdrant collection: names and prefix well formed (existence is checked by the store)."""
     check_name(spec.name)
-    if not QDRANT_NAME_RE.match(spec.qdrant_collection or ""):
-        raise InvalidArgument(f"qdrant_collection {spec.qdrant_collection!r} is not a Qdrant collection name "
+    if not QDRANT_NAME_RE.fullmatch(spec.qdrant_collection or ""):
+        raise InvalidArgument(f"qdrant_collection {shown(spec.qdrant_collection)} is not a Qdrant collection name "
                               "(1-255 characters, no '/', '\\' or NUL)")
-    if spec.vector_name and not QDRANT_NAME_RE.match(spec.vector_name):
-        raise InvalidArgument(f"vector_name {spec.vector_name!r} is not a Qdrant vector name")
-    if spec.field_prefix and not FIELD_PREFIX_RE.match(spec.field_prefix):
-        raise InvalidArgument(f"field_prefix {spec.field_prefix!r} must match [A-Za-z_][A-Za-z0-9_]{{0,31}} "
+    if spec.vector_name and not QDRANT_NAME_RE.fullmatch(spec.vector_name):
+        raise InvalidArgument(f"vector_name {shown(spec.vector_name)} is not a Qdrant vector name")
+    if spec.field_prefix and not FIELD_PREFIX_RE.fullmatch(spec.field_prefix):
+        raise InvalidArgument(f"field_prefix {shown(spec.field_prefix)} must match [A-Za-z_][A-Za-z0-9_]{{0,31}} "
                               "(e.g. 'ec_')")
     if spec.metric is not None and spec.metric not in ("cosine", "euclid"):
-        raise InvalidArgument(f"distance must be cosine or euclid (or unset = the collection's), got {spec.metric!r}")
+        raise InvalidArgument(f"distance must be cosine or euclid (or unset = the collection's), got {shown(spec.metric)}")
     check_settings(spec.settings)
     return spec

@@ -26,7 +26,8 @@ def _wait_open(r: Running, n: int) -> None:
 
 
 def test_a_stream_over_the_cap_is_resource_exhausted_and_unary_calls_are_still_served(tmp_path: Path) -> None:
-    r = Running(Settings(data_dir=tmp_path / "data", port=0, grpc_workers=3, max_open_streams=2))
+    r = Running(Settings(data_dir=tmp_path / "data", port=0, grpc_workers=3, max_open_streams=2,
+                         max_open_streams_per_client=2))
     try:
         c = r.client
         c.create_collection("v", input_kind="vector", vector_dim=2, distance="euclid")

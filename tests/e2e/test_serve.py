@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -222,3 +223,30 @@ def test_demo_prints_clusters_and_anomalies() -> None:
     sizes = [int(line.split()[1]) for line in table.splitlines()[1:] if line[:7].strip().isdigit()]
     assert len(sizes) == 4 and sum(sizes) == 300
     assert "top anomalies (of " in out and "score " in out
+
+
+def test_sigterm_completes_with_open_streams_and_an_unparseable_stream(tmp_path: Path) -> None:
+    """Was stuck in GrpcServer.stop after an IngestStream whose first message could not be parsed."""
+    server = Server(tmp_path / "data", "--lazy-model", EMBCLUSTER_SHUTDOWN_GRACE_S="1")
+    channel = grpc.insecure_channel(server.address)
+    gate = threading.Event()
+
+    def messages():  # type: ignore[no-untyped-def]
+        yield b"\xff\xff\xff\xff"
+        gate.wait(60)  # the client keeps its side open
+
+    call = channel.stream_stream("/embcluster.v1.Embcluster/IngestStream", request_serializer=None,
+                                 response_deserializer=None)(messages())
+    with pytest.raises(grpc.RpcError) as err:
+        next(call)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    server.client.create_collection("v", input_kind="vector", vector_dim=2)
+    watcher = server.client.watch_anomalies("v")  # a stream that never ends by itself
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    assert time.monotonic() - started < 20
+    gate.set()
+    watcher.cancel()
+    channel.close()
+    server.client.close()

@@ -24,6 +24,8 @@ threshold (``threshold.py``). Four scorers:
 
 from __future__ import annotations
 
+from ..errors import shown
+
 import numpy as np
 
 __all__ = ["SCORERS", "DEFAULT_SCORER", "ALPHA", "BETA", "large_clusters", "score"]
@@ -88,4 +90,4 @@ def score(method: str, dist_all: np.ndarray, rows: np.ndarray, radius: np.ndarra
         return dist_all[np.arange(n), rows] / np.maximum(radius[rows], 1e-9)
     if method == "cblof":
         return dist_all[:, np.flatnonzero(large)].min(axis=1).astype(np.float64)
-    raise ValueError(f"unknown anomaly scorer {method!r}; known: {', '.join(SCORERS)}")
+    raise ValueError(f"unknown anomaly scorer {shown(method)}; known: {', '.join(SCORERS)}")

@@ -16,6 +16,8 @@ Three modes, calibrated on the fit sample and stored in the model version so tha
 
 from __future__ import annotations
 
+from ..errors import shown
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +63,7 @@ def calibrate_thresholds(
             if len(member) >= MIN_CLUSTER_SAMPLE:
                 out[r] = q.calibrate(member)
     elif mode != "contamination":
-        raise ValueError(f"unknown threshold mode {mode!r}; known: {', '.join(MODES)}")
+        raise ValueError(f"unknown threshold mode {shown(mode)}; known: {', '.join(MODES)}")
     return out
 
 

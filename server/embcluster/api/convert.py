@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format, struct_pb2
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, shown
 from ..schema import (
     Assignment,
     AttachSpec,
@@ -218,7 +218,7 @@ def _struct_to_dict(msg: struct_pb2.Struct, where: str) -> dict[str, Any]:
         key = _non_finite_key(msg)
         if key is None:
             raise
-        raise InvalidArgument(f"{where}: {key!r} is not a finite number; NaN and infinity cannot be stored") from None
+        raise InvalidArgument(f"{where}: {shown(key)} is not a finite number; NaN and infinity cannot be stored") from None
 
 
 def _non_finite_key(value: Any, path: str = "") -> str | None:
@@ -288,7 +288,7 @@ def assignment_to_pb(a: Assignment) -> pb.Assignment:
 def point_to_pb(p: PointView) -> pb.Point:
     """A stored point."""
     msg = pb.Point(point_id=p.point_id, external_id=p.external_id, text=p.text,
-                   metadata=_dict_to_struct(p.metadata))
+                   metadata=_dict_to_struct(p.metadata), relabelling=p.relabelling)
     if p.assignment is not None:
         msg.assignment.CopyFrom(assignment_to_pb(p.assignment))
     if p.vector is not None:

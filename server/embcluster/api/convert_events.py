@@ -9,7 +9,7 @@ from datetime import timezone
 from typing import Any
 
 from ..embed.events import EventSchema, FieldSpec
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, shown
 from .v1 import embcluster_pb2 as pb
 
 __all__ = ["event_from_pb", "event_schema_from_pb", "event_schema_to_pb", "infer_response_to_pb"]
@@ -38,7 +38,7 @@ def event_from_pb(msg: pb.Event, where: str = "event") -> dict[str, Any]:
             try:
                 out[name] = value.timestamp_value.ToDatetime(tzinfo=timezone.utc)
             except (ValueError, OverflowError) as exc:  # seconds outside years 1..9999
-                raise InvalidArgument(f"{where} field {name!r}: timestamp out of range "
+                raise InvalidArgument(f"{where} field {shown(name)}: timestamp out of range "
                                       f"(seconds {value.timestamp_value.seconds}): {exc}") from None
     return out
 
@@ -48,7 +48,7 @@ def event_schema_from_pb(msg: pb.EventSchema) -> EventSchema:
     fields = []
     for f in msg.fields:
         if f.type not in _TYPES:
-            raise InvalidArgument(f"event_schema field {f.name!r}: type must be one of "
+            raise InvalidArgument(f"event_schema field {shown(f.name)}: type must be one of "
                                   f"{', '.join(pb.EventFieldType.Name(t) for t in _TYPES)}, got {f.type}")
         fields.append(FieldSpec(name=f.name, type=_TYPES[f.type], weight=f.weight or 1.0, required=f.required,
                                 log=f.log, clip=f.clip or 5.0, buckets=f.buckets or 16))

@@ -1,4 +1,10 @@
-"""One table from domain error codes to gRPC status codes, and the interceptor applying it."""
+"""One table from domain error codes to gRPC status codes, and the interceptor applying it.
+
+The interceptor also parses every request itself: bytes that are not the method's request
+message (a bad encoding, nesting past protobuf's recursion limit) are INVALID_ARGUMENT, never
+gRPC's own INTERNAL "Exception deserializing request!" (which, on a stream's first message, also
+left the call unfinishable and blocked shutdown).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,10 @@ from typing import Any, Callable, Iterator
 
 import grpc
 
-from ..errors import EmbclusterError, ErrorCode
+from ..errors import EmbclusterError, ErrorCode, InvalidArgument
 from .streams import is_non_blocking
 
-__all__ = ["STATUS_BY_CODE", "ErrorInterceptor"]
+__all__ = ["STATUS_BY_CODE", "ErrorInterceptor", "Unparseable", "tolerant"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +32,70 @@ STATUS_BY_CODE: dict[ErrorCode, grpc.StatusCode] = {
 }
 
 
+class Unparseable:
+    """Stands for a request message that could not be parsed; the handler answers INVALID_ARGUMENT."""
+
+    def __init__(self, method: str, reason: str) -> None:
+        self.error = InvalidArgument(f"{method}: the request is not a valid {method.rsplit('/', 1)[-1]} request "
+                                     f"message ({reason[:200]})")
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None, method: str) -> Callable[[bytes], Any] | None:
+    """A request deserializer that never raises: what it cannot parse becomes an :class:`Unparseable`."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, RecursionError, or anything a parser raises
+            return Unparseable(method, f"{type(exc).__name__}: {exc}")
+
+    return parse
+
+
+def _parsed(request: Any) -> Any:
+    if isinstance(request, Unparseable):
+        raise request.error
+    return request
+
+
+def _parsed_stream(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        yield _parsed(request)
+
+
+def _parsed_non_blocking(handler: Any, deserializer: Callable[[bytes], Any] | None) -> Any:
+    """A non-blocking unary-stream handler with a tolerant deserializer; it keeps its flags."""
+    behaviour = handler.unary_stream
+
+    def run(request: Any, context: grpc.ServicerContext, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(request, Unparseable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error.message)
+        return behaviour(request, context, *args, **kwargs)
+
+    for flag in ("experimental_non_blocking", "experimental_thread_pool"):
+        if hasattr(behaviour, flag):
+            setattr(run, flag, getattr(behaviour, flag))
+    return grpc.unary_stream_rpc_method_handler(run, request_deserializer=deserializer,
+                                                response_serializer=handler.response_serializer)
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Turns domain errors into their status code; anything else into INTERNAL (logged).
 
-    Covers unary and streaming handlers (an error inside a stream ends it with that code).
+    Covers unary and streaming handlers (an error inside a stream ends it with that code), and
+    parses their requests with :func:`tolerant` deserializers (INVALID_ARGUMENT for bad bytes).
     """
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
-        if handler is None or is_non_blocking(handler):  # not our code, and must keep its flag
+        if handler is None:
             return handler
         method = handler_call_details.method
+        deserializer = tolerant(handler.request_deserializer, method)
+        if is_non_blocking(handler):  # not our code (grpc_health's Watch): only its requests are parsed here
+            return _parsed_non_blocking(handler, deserializer) if handler.unary_stream is not None else handler
 
         def fail(exc: Exception, context: grpc.ServicerContext) -> None:
             if context.code() is not None:  # the handler already aborted with its own status
@@ -51,23 +110,24 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
             def unary_wrapped(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
-                    return unary(request, context)
+                    return unary(_parsed(request), context)
                 except Exception as exc:
                     fail(exc, context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_wrapped, request_deserializer=handler.request_deserializer,
+                unary_wrapped, request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         streaming = handler.unary_stream or handler.stream_stream
+        many = handler.stream_stream is not None
 
         def stream_wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
-                yield from streaming(request, context)
+                yield from streaming(_parsed_stream(request) if many else _parsed(request), context)
             except Exception as exc:
                 fail(exc, context)
 
         factory = (grpc.unary_stream_rpc_method_handler if handler.unary_stream is not None
                    else grpc.stream_stream_rpc_method_handler)
-        return factory(stream_wrapped, request_deserializer=handler.request_deserializer,
+        return factory(stream_wrapped, request_deserializer=deserializer,
                        response_serializer=handler.response_serializer)

@@ -28,7 +28,7 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")  # anything else is repla
 
 def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_ID.match(value):
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_ID.fullmatch(value):
             return value
     return os.urandom(16).hex()  # 128 random bits like uuid4, at a fraction of its cost
 

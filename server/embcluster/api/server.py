@@ -23,6 +23,7 @@ __all__ = ["SERVICE_NAME", "GrpcServer"]
 
 logger = logging.getLogger(__name__)
 
+CANCEL_WAIT_S = 5.0  # after the grace period: how long cancelled calls get to end before stop() returns
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Embcluster"].full_name
 
 
@@ -39,7 +40,8 @@ class GrpcServer:
         self.service = service
         # Outermost first: request ids and metrics see the status the error interceptor set.
         # Innermost: the stream cap, so its RESOURCE_EXHAUSTED is mapped like any domain error.
-        self.streams = StreamSlots(settings.open_streams_limit)
+        self.streams = StreamSlots(settings.open_streams_limit, settings.open_streams_per_client)
+        self.grace_s = settings.shutdown_grace_s
         interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(), StreamLimitInterceptor(self.streams)]
         if observe:  # off only to measure what it costs (bench/bench_metrics.py)
             interceptors.insert(0, ObservabilityInterceptor(service.metrics))
@@ -77,7 +79,16 @@ class GrpcServer:
         """Block until the server stops."""
         self._server.wait_for_termination()
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Report NOT_SERVING, finish in-flight calls, stop."""
+    def stop(self, grace: float | None = None, *, cancel_wait_s: float = CANCEL_WAIT_S) -> bool:
+        """Report NOT_SERVING, let in-flight calls finish for ``grace`` seconds, cancel the rest, stop.
+
+        Always returns within ``grace + cancel_wait_s`` seconds, whatever the open streams: True
+        when every call ended, False (logged) when a handler outlived its cancellation.
+        """
+        grace = self.grace_s if grace is None else grace
         self._health.enter_graceful_shutdown()
-        self._server.stop(grace).wait()
+        if self._server.stop(grace).wait(grace + cancel_wait_s):
+            return True
+        logger.warning("shutdown: %d streaming calls still open %.1f s after the grace period; stopping without them",
+                       self.streams.open, cancel_wait_s)
+        return False

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import grpc
 
-from ..errors import EmbclusterError, NotFound, ResourceExhausted
+from ..errors import EmbclusterError, NotFound, ResourceExhausted, shown
 from ..pipeline import EmbclusterService
 from ..snapshot import export_collection, import_collection
 from .errors import STATUS_BY_CODE
@@ -67,7 +67,7 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
                         f"watcher fell more than {self.svc.anomaly_feed.capacity} anomalies behind; "
                         "catch up with ListAnomalies and watch again")
                 elif sub.closed:
-                    raise NotFound(f"collection {request.collection!r} was deleted")
+                    raise NotFound(f"collection {shown(request.collection)} was deleted")
         finally:
             self.svc.anomaly_feed.unsubscribe(request.collection, sub)
 
@@ -113,8 +113,9 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
             yield cv.run_to_pb(info)
 
     def ListClusters(self, request: pb.ListClustersRequest, context: grpc.ServicerContext) -> pb.ListClustersResponse:
-        version, clusters = self.svc.list_clusters(request.collection)
-        return pb.ListClustersResponse(model_version=version, clusters=[cv.cluster_to_pb(c) for c in clusters])
+        listing = self.svc.cluster_listing(request.collection)
+        return pb.ListClustersResponse(model_version=listing.version, clusters=[cv.cluster_to_pb(c) for c in listing.clusters],
+                                       provisional=listing.provisional, point_count=listing.point_count)
 
     def GetDrift(self, request: pb.GetDriftRequest, context: grpc.ServicerContext) -> pb.Drift:
         return cv.drift_to_pb(self.svc.drift(request.collection))

@@ -18,7 +18,7 @@ from ..cluster.fit import calibrate
 from ..cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
 from ..config import Settings
 from ..drift import RecentWindows
-from ..errors import FailedPrecondition, NotFound
+from ..errors import FailedPrecondition, NotFound, shown
 from ..models import ClusterModel
 from ..runs import RunContext, RunManager
 from ..schema import ModelInfo, RunInfo, RunRequest
@@ -77,10 +77,10 @@ class ClusterRuns:
         """Serve an earlier model version again: a run that rewrites every point's fields to it."""
         coll = self.registry.get(check_name(name))
         if version not in coll.models.versions():
-            raise NotFound(f"model version {version} not found in collection {name!r}; "
+            raise NotFound(f"model version {version} not found in collection {shown(name)}; "
                            f"saved versions: {coll.models.versions()}")
         if version == coll.record.served_version:
-            raise FailedPrecondition(f"model version {version} is already served in {name!r}")
+            raise FailedPrecondition(f"model version {version} is already served in {shown(name)}")
         model = coll.models.load(version)
         check_model_space(coll, model)
 
@@ -136,7 +136,7 @@ class ClusterRuns:
         try:
             return self._model_info(coll, coll.models.load_meta(version))
         except FileNotFoundError:  # never saved, or deleted by a run's pruning
-            raise NotFound(f"model version {version} not found in collection {name!r}"
+            raise NotFound(f"model version {version} not found in collection {shown(name)}"
                            + ("" if coll.record.served_version else " (no model yet)")) from None
 
     @staticmethod

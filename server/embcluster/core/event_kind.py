@@ -19,7 +19,7 @@ from ..embed.events import EventFeaturizer, EventSchema, check_schema, parse_eve
 from ..embed.featurizer import FeaturizerStore
 from ..embed.profiles import merge_profile
 from ..embed.vector import VectorEmbedder
-from ..errors import FailedPrecondition, InvalidArgument
+from ..errors import FailedPrecondition, InvalidArgument, shown
 from ..models import ClusterModel
 from ..schema import Assignment, CollectionSpec, InputKind, ItemInput, PointView
 from ..store.base import Condition, FieldEquals
@@ -49,7 +49,7 @@ class EventKind(Kind):
         else:
             if spec.embedding_model:
                 raise InvalidArgument(f"an EVENT schema without text fields takes no embedding_model, "
-                                      f"got {spec.embedding_model!r}")
+                                      f"got {shown(spec.embedding_model)}")
             digest = hashlib.sha256(json.dumps(schema.to_json(), sort_keys=True).encode()).hexdigest()
             featurizer, name, fingerprint = EventFeaturizer(schema), "event", f"event:sha256:{digest}"
         vec = VectorEmbedder(featurizer.dim)  # the width only: event vectors come from the featurizer
@@ -69,7 +69,7 @@ class EventKind(Kind):
                 emb = self.embedders.text(rec.embedder)
                 if emb.fingerprint != rec.embedder_fingerprint:
                     raise FailedPrecondition(
-                        f"collection {rec.name!r} was created with text model {rec.embedder!r} "
+                        f"collection {shown(rec.name)} was created with text model {shown(rec.embedder)} "
                         f"({rec.embedder_fingerprint[:19]}…); the server now has {emb.fingerprint[:19]}…. "
                         "Restore that model or re-create the collection")
                 text_embed, text_dim = emb.embed, emb.dim
@@ -187,7 +187,7 @@ class EventKind(Kind):
         with coll.lock:
             feat = self.featurizer(coll)
             if not feat.version:
-                raise FailedPrecondition(f"collection {rec.name!r} has no featurizer yet: ingest events first")
+                raise FailedPrecondition(f"collection {shown(rec.name)} has no featurizer yet: ingest events first")
             if not schema.entity_key:
                 return self.featurize(coll, feat, [{"event": ev} for ev in parsed])
             entity_ids = list(dict.fromkeys(point_id_for(rec.name, ev[schema.entity_key]) for ev in parsed))
@@ -201,13 +201,13 @@ class EventKind(Kind):
         model = served_model(coll)
         if model is None:
             raise FailedPrecondition(
-                f"collection {coll.record.name!r} has no cluster model on featurizer "
+                f"collection {shown(coll.record.name)} has no cluster model on featurizer "
                 f"v{coll.record.featurizer_version} yet: start a clustering run")
         return vectors, model
 
     def check_search(self, coll: OpenCollection, query: Query) -> Any:
         if query.text is not None or query.vector is not None or query.image is not None:
-            raise InvalidArgument(f"collection {coll.record.name!r} is EVENT: search it with an event")
+            raise InvalidArgument(f"collection {shown(coll.record.name)} is EVENT: search it with an event")
         if query.event is None:
             raise InvalidArgument("give an event to search an EVENT collection")
         return None
@@ -225,7 +225,7 @@ class EventKind(Kind):
             # A refit switched the featurizer: stored vectors and the served model are in different
             # feature spaces until its re-cluster is served (Classify is refused the same way).
             raise FailedPrecondition(
-                f"collection {coll.record.name!r} has no cluster model on featurizer v{coll.record.featurizer_version} "
+                f"collection {shown(coll.record.name)} has no cluster model on featurizer v{coll.record.featurizer_version} "
                 "yet (a featurizer refit is under way or its clustering run has not finished)")
 
     def model_params(self, record: CollectionRecord) -> dict[str, Any]:

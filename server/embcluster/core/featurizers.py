@@ -33,7 +33,7 @@ import numpy as np
 
 from ..config import Settings
 from ..embed.events import EventFeaturizer, EventSchema, check_schema, infer_schema
-from ..errors import FailedPrecondition, InvalidArgument
+from ..errors import FailedPrecondition, InvalidArgument, shown
 from ..runs import RunContext
 from ..schema import RunInfo, RunRequest
 from ..store.base import FieldEquals, PointFilter
@@ -96,10 +96,10 @@ class FeaturizerLifecycle:
         """Queue a featurizer refit of an EVENT collection (a run; see the module docstring)."""
         coll = self.registry.get(check_name(name))
         if not self.registry.kinds.of(coll).has_featurizer:
-            raise FailedPrecondition(f"collection {name!r} is {coll.record.input_kind.upper()}: only EVENT "
+            raise FailedPrecondition(f"collection {shown(name)} is {coll.record.input_kind.upper()}: only EVENT "
                                      "collections have a featurizer")
         if not coll.store.count():
-            raise FailedPrecondition(f"collection {name!r} is empty: ingest events before fitting the featurizer")
+            raise FailedPrecondition(f"collection {shown(name)} is empty: ingest events before fitting the featurizer")
         return self.clustering.start_run(name, RunRequest(refit_featurizer=True),
                                          lambda ctx: self._refit_job(coll, ctx, auto=False),
                                          trigger=trigger, attempt=attempt)
@@ -150,7 +150,7 @@ class FeaturizerLifecycle:
             ctx.progress("fitting_featurizer", 0.0, persist=True)
             records = [p.payload["source"] for p in self._scroll_all(coll, with_vectors=False)]
             if not records:
-                raise FailedPrecondition(f"collection {rec.name!r} is empty")
+                raise FailedPrecondition(f"collection {shown(rec.name)} is empty")
             new = old.fit(records, version=rec.featurizer_version + 1, provisional=False)
             self._check_refit_writable(coll, new, records)  # before the switch: a refused refit changes nothing
             ctx.progress("featurizing", 0.05, persist=True)  # the last point where a cancel is honoured
@@ -198,7 +198,7 @@ class FeaturizerLifecycle:
                 why = "non-finite features" if not np.isfinite(vectors[i - start]).all() else (
                     "every feature zero, which has no direction under cosine distance")
                 raise FailedPrecondition(
-                    f"featurizer v{feat.version} fitted on {len(records)} points of {coll.record.name!r} would give "
+                    f"featurizer v{feat.version} fitted on {len(records)} points of {shown(coll.record.name)} would give "
                     f"a stored point {why} (source {dict(records[i])!r:.300}); the collection stays on featurizer "
                     f"v{coll.record.featurizer_version} (give more fields, or use euclid distance)")
 

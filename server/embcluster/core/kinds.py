@@ -26,7 +26,7 @@ from ..embed.base import Embedder
 from ..embed.image import ImageMetadataEmbedder, render_image_metadata
 from ..embed.registry import EmbedderRegistry
 from ..embed.vector import VectorEmbedder
-from ..errors import FailedPrecondition, InvalidArgument
+from ..errors import FailedPrecondition, InvalidArgument, shown
 from ..metrics import ServiceMetrics
 from ..models import ClusterModel
 from ..schema import (
@@ -53,11 +53,12 @@ __all__ = [
     "VectorKind",
     "source_view",
     "served_model",
+    "in_model_space",
     "check_model_space",
     "NO_MODEL",
 ]
 
-NO_MODEL = "collection {!r} has no cluster model yet: start a clustering run"
+NO_MODEL = "collection {} has no cluster model yet: start a clustering run"
 
 
 def source_view(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -77,11 +78,12 @@ def served_model(coll: OpenCollection) -> ClusterModel | None:
     For every other kind this is the served model itself (its params name no featurizer).
     """
     model = coll.model
-    if model is None:
-        return None
-    if int(model.params.get("featurizer_version", coll.record.featurizer_version)) != coll.record.featurizer_version:
-        return None
-    return model
+    return model if model is not None and in_model_space(coll, model) else None
+
+
+def in_model_space(coll: OpenCollection, model: ClusterModel) -> bool:
+    """Whether ``model`` lives in the stored vectors' feature space (EVENT: fitted on the current featurizer)."""
+    return int(model.params.get("featurizer_version", coll.record.featurizer_version)) == coll.record.featurizer_version
 
 
 def check_model_space(coll: OpenCollection, model: ClusterModel) -> None:
@@ -255,13 +257,13 @@ class _EmbeddedKind(Kind):
                              cosine=rec.metric == "cosine", with_ids=False, image_spec=rec.image)
         model = coll.model
         if model is None:
-            raise FailedPrecondition(NO_MODEL.format(rec.name))
+            raise FailedPrecondition(NO_MODEL.format(shown(rec.name)))
         return self.embed(coll, items, parsed), model
 
     def check_search(self, coll: OpenCollection, query: Query) -> Any:
         rec = coll.record
         if query.event is not None:
-            raise InvalidArgument(f"collection {rec.name!r} is {rec.input_kind.upper()}: search it with "
+            raise InvalidArgument(f"collection {shown(rec.name)} is {rec.input_kind.upper()}: search it with "
                                   "its own kind of query")
         return check_query(query.text, query.vector, kind=rec.input_kind, dim=rec.dim, settings=self.settings,  # type: ignore[arg-type]
                            cosine=rec.metric == "cosine", image=query.image, image_spec=rec.image)
@@ -287,7 +289,7 @@ class TextKind(_EmbeddedKind):
         emb = self._model_embedder(record)
         if emb.fingerprint != record.embedder_fingerprint or emb.dim != record.dim:
             raise FailedPrecondition(
-                f"collection {record.name!r} was created with model {record.embedder!r} "
+                f"collection {shown(record.name)} was created with model {shown(record.embedder)} "
                 f"({record.embedder_fingerprint[:19]}…, {record.dim}-d); the server now has "
                 f"{emb.fingerprint[:19]}…, {emb.dim}-d. Restore that model or re-create the collection"
             )
@@ -297,8 +299,8 @@ class TextKind(_EmbeddedKind):
         try:
             self.embedder_for(record)
         except InvalidArgument as exc:  # the registry does not know the model
-            raise FailedPrecondition(f"the snapshot's collection {record.name!r} was embedded with model "
-                                     f"{record.embedder!r}, which this server does not have: {exc.message}") from None
+            raise FailedPrecondition(f"the snapshot's collection {shown(record.name)} was embedded with model "
+                                     f"{shown(record.embedder)}, which this server does not have: {exc.message}") from None
 
     def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
         return emb.embed([it.text for it in items])

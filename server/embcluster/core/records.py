@@ -16,7 +16,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ..embed.base import Embedder
-from ..errors import NotFound
+from ..errors import NotFound, shown
 from ..fsio import write_json_atomic
 from ..models import ClusterModel, ModelStore
 from ..schema import CollectionSettings, ImageMetadataSpec, InputKind
@@ -96,7 +96,7 @@ class CollectionRecord:
     def from_json(cls, data: dict[str, Any]) -> "CollectionRecord":
         """Inverse of :meth:`to_json`."""
         if data.get("schema_version") != RECORD_SCHEMA_VERSION:
-            raise ValueError(f"collection record schema_version {data.get('schema_version')!r} unsupported")
+            raise ValueError(f"collection record schema_version {shown(data.get('schema_version'))} unsupported")
         data = {k: v for k, v in data.items() if k != "schema_version"}
         return cls(**{**data, "settings": CollectionSettings(**data["settings"])})
 
@@ -128,7 +128,7 @@ class OpenCollection:
     def check_open(self) -> None:
         """Writers call this under ``lock``: a deleted collection takes no more writes."""
         if self.closed:
-            raise NotFound(f"collection {self.record.name!r} not found (deleted)")
+            raise NotFound(f"collection {shown(self.record.name)} not found (deleted)")
 
     def save(self) -> None:
         """Write the record (``collection.json``) atomically."""

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from ..config import Settings
 from ..embed.registry import EmbedderRegistry
 from ..embed.vector import VectorEmbedder
-from ..errors import AlreadyExists, EmbclusterError, FailedPrecondition, InvalidArgument, NotFound
+from ..errors import AlreadyExists, EmbclusterError, FailedPrecondition, InvalidArgument, NotFound, shown
 from ..fsio import read_json
 from ..metrics import ServiceMetrics
 from ..models import ModelStore
@@ -90,7 +90,7 @@ class CollectionRegistry:
         """The open collection ``name`` (NotFound if there is none)."""
         coll = self._collections.get(name)
         if coll is None:
-            raise NotFound(f"collection {name!r} not found")
+            raise NotFound(f"collection {shown(name)} not found")
         return coll
 
     def names(self) -> list[str]:
@@ -168,7 +168,7 @@ class CollectionRegistry:
         except Exception as exc:
             if store is not None:
                 store.close()  # release the shard's WAL lock
-            raise FailedPrecondition(f"collection at {str(directory)!r} cannot be opened: "
+            raise FailedPrecondition(f"collection at {shown(str(directory))} cannot be opened: "
                                      f"{type(exc).__name__}: {exc}") from exc
 
     def open_store(self, record: CollectionRecord) -> VectorStore:
@@ -176,20 +176,20 @@ class CollectionRegistry:
         backend = self.store_factory.backend
         if record.store != backend:  # never open (or later drop) a same-named collection of another backend
             raise FailedPrecondition(
-                f"collection {record.name!r} lives in the {record.store!r} store, the server runs store="
-                f"{backend!r}: start it with store={record.store}, or move the collection with "
+                f"collection {shown(record.name)} lives in the {shown(record.store)} store, the server runs store="
+                f"{shown(backend)}: start it with store={record.store}, or move the collection with "
                 "`embcluster export` / `embcluster import`")
         if not record.external_collection:
             return self.store_factory.open(record.name)
         if not self.store_factory.can_attach:
-            raise FailedPrecondition(f"collection {record.name!r} is attached to Qdrant collection "
-                                     f"{record.external_collection!r}: start the server with store=qdrant")
+            raise FailedPrecondition(f"collection {shown(record.name)} is attached to Qdrant collection "
+                                     f"{shown(record.external_collection)}: start the server with store=qdrant")
         try:
             inner = self.store_factory.attach(record.external_collection, record.vector_name)
         except NotFound as exc:
             raise FailedPrecondition(
-                f"collection {record.name!r} is attached to a Qdrant collection that is gone ({exc.message}): "
-                f"restore it, or remove {str(self.directory(record.name))!r} to forget the attachment"
+                f"collection {shown(record.name)} is attached to a Qdrant collection that is gone ({exc.message}): "
+                f"restore it, or remove {shown(str(self.directory(record.name)))} to forget the attachment"
             ) from exc
         return AttachedStore(inner, RESERVED_FIELDS, record.field_prefix)
 
@@ -198,7 +198,7 @@ class CollectionRegistry:
     def _check_free(self, name: str) -> None:
         """ALREADY_EXISTS if ``name`` is open or being imported (call under the lock)."""
         if name in self._collections or name in self._reserved_names:
-            raise AlreadyExists(f"collection {name!r} already exists")
+            raise AlreadyExists(f"collection {shown(name)} already exists")
 
     def _fresh_directory(self, name: str) -> Path:
         directory = self.directory(name)
@@ -281,19 +281,19 @@ class CollectionRegistry:
             for other in self._collections.values():
                 rec = other.record
                 if not rec.external_collection and factory.native_name(rec.name) == spec.qdrant_collection:
-                    raise FailedPrecondition(f"Qdrant collection {spec.qdrant_collection!r} is this service's own "
-                                             f"collection {rec.name!r}: use it directly")
+                    raise FailedPrecondition(f"Qdrant collection {shown(spec.qdrant_collection)} is this service's own "
+                                             f"collection {shown(rec.name)}: use it directly")
                 if rec.external_collection == spec.qdrant_collection and rec.field_prefix == prefix:
-                    raise AlreadyExists(f"Qdrant collection {spec.qdrant_collection!r} is already attached as "
-                                        f"{rec.name!r} with field_prefix {prefix!r}")
+                    raise AlreadyExists(f"Qdrant collection {shown(spec.qdrant_collection)} is already attached as "
+                                        f"{shown(rec.name)} with field_prefix {shown(prefix)}")
             inner = factory.attach(spec.qdrant_collection, spec.vector_name)
             if spec.metric is not None and spec.metric != inner.metric:
-                raise InvalidArgument(f"distance {spec.metric!r} given, but vector {inner.vector_name or '(unnamed)'!r} "
-                                      f"of Qdrant collection {spec.qdrant_collection!r} uses {inner.metric!r}")
+                raise InvalidArgument(f"distance {shown(spec.metric)} given, but vector {shown(inner.vector_name or '(unnamed)')} "
+                                      f"of Qdrant collection {shown(spec.qdrant_collection)} uses {shown(inner.metric)}")
             taken = taken_keys(inner, stored)
             if taken:
                 hint = "choose another field_prefix" if prefix else "give a field_prefix such as 'ec_'"
-                raise FailedPrecondition(f"Qdrant collection {spec.qdrant_collection!r} already has payload keys "
+                raise FailedPrecondition(f"Qdrant collection {shown(spec.qdrant_collection)} already has payload keys "
                                          f"{taken} that embcluster would write: {hint}")
             inner.create_indexes({prefix + k: v for k, v in INDEXED_FIELDS.items() if k in RESERVED_FIELDS})
             emb = VectorEmbedder(inner.dim)

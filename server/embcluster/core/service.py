@@ -24,6 +24,7 @@ from ..schema import (
     Assignment,
     AttachSpec,
     ClusterInfo,
+    ClusterListing,
     CollectionInfo,
     CollectionSettings,
     CollectionSpec,
@@ -229,6 +230,10 @@ class EmbclusterService:
     def list_clusters(self, name: str) -> tuple[int, list[ClusterInfo]]:
         """Clusters of the served model with live sizes and anomaly counts."""
         return self.points.list_clusters(name)
+
+    def cluster_listing(self, name: str) -> ClusterListing:
+        """Clusters of the served model, sizes counted at one moment, and whether they are provisional."""
+        return self.points.cluster_listing(name)
 
     # ------------------------------------------------------------------ runs and models
 

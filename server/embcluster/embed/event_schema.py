@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, shown
 
 __all__ = [
     "FIELD_TYPES",
@@ -130,14 +130,14 @@ def check_schema(schema: EventSchema) -> EventSchema:
         raise InvalidArgument(f"event_schema has {len(schema.fields)} fields; the limit is {MAX_FIELDS}")
     seen: set[str] = set()
     for f in schema.fields:
-        where = f"event_schema field {f.name!r}"
+        where = f"event_schema field {shown(f.name)}"
         if not f.name or len(f.name) > 128:
-            raise InvalidArgument(f"event_schema field names must have 1..128 characters, got {f.name!r}")
+            raise InvalidArgument(f"event_schema field names must have 1..128 characters, got {shown(f.name)}")
         if f.name in seen:
             raise InvalidArgument(f"{where} is defined twice")
         seen.add(f.name)
         if f.type not in FIELD_TYPES:
-            raise InvalidArgument(f"{where}: type must be one of {', '.join(FIELD_TYPES)}, got {f.type!r}")
+            raise InvalidArgument(f"{where}: type must be one of {', '.join(FIELD_TYPES)}, got {shown(f.type)}")
         if not (math.isfinite(f.weight) and 0 < f.weight <= 100):
             raise InvalidArgument(f"{where}: weight must be in (0, 100], got {f.weight}")
         if not (math.isfinite(f.clip) and 0 < f.clip <= 1e6):
@@ -145,11 +145,11 @@ def check_schema(schema: EventSchema) -> EventSchema:
         if f.type == "categorical" and not (1 <= f.buckets <= MAX_BUCKETS):
             raise InvalidArgument(f"{where}: buckets must be in [1, {MAX_BUCKETS}], got {f.buckets}")
         if f.log and f.type != "numeric":
-            raise InvalidArgument(f"{where}: log applies to numeric fields only (type {f.type!r})")
+            raise InvalidArgument(f"{where}: log applies to numeric fields only (type {shown(f.type)})")
     if schema.entity_key:
         key = schema.field(schema.entity_key)
         if key is None or key.type != "categorical":
-            raise InvalidArgument(f"entity_key {schema.entity_key!r} must name a categorical field of the schema")
+            raise InvalidArgument(f"entity_key {shown(schema.entity_key)} must name a categorical field of the schema")
         key.required = True
         if not any(f.type == "timestamp" for f in schema.fields):
             raise InvalidArgument("a profile collection (entity_key set) needs a timestamp field for its window")
@@ -214,7 +214,7 @@ def _parse_value(where: str, spec: FieldSpec, value: Any, max_text_chars: int) -
     t = spec.type
     if t == "numeric":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidArgument(f"{where}: numeric field expects a number, got {type(value).__name__} {value!r}")
+            raise InvalidArgument(f"{where}: numeric field expects a number, got {type(value).__name__} {shown(value)}")
         if not math.isfinite(value):
             raise InvalidArgument(f"{where}: value {value} is not finite")
         if abs(value) > MAX_ABS_NUMBER:  # profile sums of up to 100k such values stay finite
@@ -230,17 +230,17 @@ def _parse_value(where: str, spec: FieldSpec, value: Any, max_text_chars: int) -
                 raise InvalidArgument(f"{where}: value {value} is not finite")
             return str(int(value)) if value.is_integer() else repr(value)
         if not isinstance(value, str):
-            raise InvalidArgument(f"{where}: categorical field expects a string, got {type(value).__name__} {value!r}")
+            raise InvalidArgument(f"{where}: categorical field expects a string, got {type(value).__name__} {shown(value)}")
         if len(value) > MAX_CATEGORY_CHARS:
             raise InvalidArgument(f"{where}: category has {len(value)} characters; the limit is {MAX_CATEGORY_CHARS}")
         return value
     if t == "timestamp":
         ts = parse_timestamp(value)
         if ts is None:
-            raise InvalidArgument(f"{where}: cannot parse timestamp {value!r} (RFC 3339 or epoch seconds)")
+            raise InvalidArgument(f"{where}: cannot parse timestamp {shown(value)} (RFC 3339 or epoch seconds)")
         return ts
     if not isinstance(value, str):
-        raise InvalidArgument(f"{where}: text field expects a string, got {type(value).__name__} {value!r}")
+        raise InvalidArgument(f"{where}: text field expects a string, got {type(value).__name__} {shown(value)}")
     if len(value) > max_text_chars:
         raise InvalidArgument(f"{where}: text is {len(value)} characters; the limit is {max_text_chars}")
     return value
@@ -264,14 +264,14 @@ def parse_events(schema: EventSchema, events: Sequence[Mapping[str, Any] | None]
             raise InvalidArgument(f"item {i}: this collection takes events, got no event")
         rec: dict[str, Any] = {}
         for name, value in event.items():
-            where = f"item {i} field {name!r}"
+            where = f"item {i} field {shown(name)}"
             spec = specs.get(name)
             if value is None:
                 continue
             rec[name] = _json_scalar(where, value) if spec is None else _parse_value(where, spec, value, max_text_chars)
         for spec in schema.fields:
             if spec.required and spec.name not in rec:
-                raise InvalidArgument(f"item {i} field {spec.name!r}: required field is missing")
+                raise InvalidArgument(f"item {i} field {shown(spec.name)}: required field is missing")
         out.append(rec)
     return out
 

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, shown
 from .event_schema import (
     DAY,
     FEATURIZER_SCHEMA_VERSION,
@@ -232,7 +232,7 @@ class EventFeaturizer:
     def from_json(cls, data: Mapping[str, Any], *, text_embed: TextEmbed | None = None) -> "EventFeaturizer":
         """Inverse of :meth:`to_json`."""
         if data.get("schema_version") != FEATURIZER_SCHEMA_VERSION:
-            raise ValueError(f"featurizer schema_version {data.get('schema_version')!r} unsupported")
+            raise ValueError(f"featurizer schema_version {shown(data.get('schema_version'))} unsupported")
         return cls(EventSchema.from_json(data["schema"]), text_embed=text_embed, text_dim=int(data["text_dim"]),
                    state=dict(data["state"]), version=int(data["version"]), provisional=bool(data["provisional"]),
                    fitted_points=int(data.get("fitted_points", 0)))
@@ -276,7 +276,7 @@ def infer_schema(samples: Sequence[Mapping[str, Any]], *, entity_key: str = "",
     if entity_key:
         key = next((f for f in fields if f.name == entity_key), None)
         if key is None:
-            raise InvalidArgument(f"entity_key {entity_key!r} does not occur in the samples")
+            raise InvalidArgument(f"entity_key {shown(entity_key)} does not occur in the samples")
         if key.type != "categorical":
             notes.append(f"{entity_key}: made categorical (entity key)")
             key.type, key.log = "categorical", False

@@ -73,4 +73,4 @@ class FeaturizerStore:
         """Saved versions, oldest first."""
         if not self.directory.is_dir():
             return []
-        return sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := _NAME.match(p.name)))
+        return sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := _NAME.fullmatch(p.name)))

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from ..config import DEFAULT_TEXT_MODEL, Settings
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, shown
 from .text import SentenceTransformerEmbedder
 
 __all__ = ["EmbedderRegistry", "bundled_model_path"]
@@ -59,6 +59,6 @@ class EmbedderRegistry:
         if name in self._settings.text_models:
             path = Path(self._settings.text_models[name])
             if not path.is_dir():
-                raise InvalidArgument(f"embedding model {name!r}: directory {str(path)!r} does not exist")
+                raise InvalidArgument(f"embedding model {shown(name)}: directory {shown(str(path))} does not exist")
             return path
-        raise InvalidArgument(f"unknown embedding model {name!r}; known models: {', '.join(self.known())}")
+        raise InvalidArgument(f"unknown embedding model {shown(name)}; known models: {', '.join(self.known())}")

@@ -413,7 +413,7 @@ class DeletePointsResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class Point(_message.Message):
-    __slots__ = ("point_id", "external_id", "metadata", "text", "assignment", "vector", "image", "source")
+    __slots__ = ("point_id", "external_id", "metadata", "text", "assignment", "vector", "image", "source", "relabelling")
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -422,6 +422,7 @@ class Point(_message.Message):
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RELABELLING_FIELD_NUMBER: _ClassVar[int]
     point_id: str
     external_id: str
     metadata: _struct_pb2.Struct
@@ -430,7 +431,8 @@ class Point(_message.Message):
     vector: Vector
     image: ImageMetadata
     source: _struct_pb2.Struct
-    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., text: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., source: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    relabelling: bool
+    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., text: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., source: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., relabelling: _Optional[bool] = ...) -> None: ...
 
 class GetPointRequest(_message.Message):
     __slots__ = ("collection", "id", "point_id", "with_vector")
@@ -703,12 +705,16 @@ class Cluster(_message.Message):
     def __init__(self, cluster_id: _Optional[int] = ..., size: _Optional[int] = ..., radius: _Optional[float] = ..., anomaly_count: _Optional[int] = ..., populated: _Optional[bool] = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
-    __slots__ = ("model_version", "clusters")
+    __slots__ = ("model_version", "clusters", "provisional", "point_count")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
+    POINT_COUNT_FIELD_NUMBER: _ClassVar[int]
     model_version: int
     clusters: _containers.RepeatedCompositeFieldContainer[Cluster]
-    def __init__(self, model_version: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ...) -> None: ...
+    provisional: bool
+    point_count: int
+    def __init__(self, model_version: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ..., provisional: _Optional[bool] = ..., point_count: _Optional[int] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("collection", "items")
