@@ -3,7 +3,6 @@ an API key sent on every call as ``authorization: Bearer <key>``."""
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,66 +52,48 @@ class Security:
         return (_AUTH_KEY, f"Bearer {self.api_key}")
 
 
-class _Details(collections.namedtuple("_Details", ("method", "timeout", "metadata", "credentials",
-                                                   "wait_for_ready", "compression")),
-               grpc.ClientCallDetails):
-    pass
+class _Keyed:
+    """A multi-callable that adds the API key header to the metadata of every call it makes."""
 
-
-class _KeyInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                      grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds the API key header to every call of a blocking channel."""
-
-    def __init__(self, header: tuple[str, str]) -> None:
+    def __init__(self, call: Any, header: tuple[str, str]) -> None:
+        self._call = call
         self._header = header
 
-    def _details(self, d: Any) -> _Details:
-        return _Details(d.method, d.timeout, [*(d.metadata or ()), self._header], d.credentials,
-                        d.wait_for_ready, getattr(d, "compression", None))
+    def _metadata(self, metadata: Any) -> tuple[tuple[str, str], ...]:
+        return (*metadata, self._header) if metadata else (self._header,)
 
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
+    def __call__(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
+        return self._call(request, metadata=self._metadata(metadata), **kwargs)
 
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
+    def with_call(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
+        return self._call.with_call(request, metadata=self._metadata(metadata), **kwargs)
 
-    def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return continuation(self._details(details), request_iterator)
-
-    def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return continuation(self._details(details), request_iterator)
+    def future(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
+        return self._call.future(request, metadata=self._metadata(metadata), **kwargs)
 
 
-def _aio_details(d: Any, header: tuple[str, str]) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(tuple(d.metadata) if d.metadata else ()), header)
-    return grpc.aio.ClientCallDetails(d.method, d.timeout, metadata, d.credentials, d.wait_for_ready)
+class _KeyedChannel:
+    """A channel (blocking or asyncio) whose calls all carry the API key: the stubs' multi-callables
+    are wrapped (one Python call per RPC; a client interceptor would cost several times more)."""
 
-
-class _AioKey:
-    """Adds the API key header to every call of an asyncio channel (one subclass per call kind:
-    ``grpc.aio`` files each interceptor under one kind only)."""
-
-    def __init__(self, header: tuple[str, str]) -> None:
+    def __init__(self, channel: Any, header: tuple[str, str]) -> None:
+        self._channel = channel
         self._header = header
 
-    async def _forward(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_aio_details(details, self._header), request)
+    def __getattr__(self, name: str) -> Any:  # close, subscribe, channel_ready, ...
+        return getattr(self._channel, name)
 
+    def unary_unary(self, *args: Any, **kwargs: Any) -> _Keyed:
+        return _Keyed(self._channel.unary_unary(*args, **kwargs), self._header)
 
-class _AioKeyUnaryUnary(_AioKey, grpc.aio.UnaryUnaryClientInterceptor):
-    intercept_unary_unary = _AioKey._forward
+    def unary_stream(self, *args: Any, **kwargs: Any) -> _Keyed:
+        return _Keyed(self._channel.unary_stream(*args, **kwargs), self._header)
 
+    def stream_unary(self, *args: Any, **kwargs: Any) -> _Keyed:
+        return _Keyed(self._channel.stream_unary(*args, **kwargs), self._header)
 
-class _AioKeyUnaryStream(_AioKey, grpc.aio.UnaryStreamClientInterceptor):
-    intercept_unary_stream = _AioKey._forward
-
-
-class _AioKeyStreamUnary(_AioKey, grpc.aio.StreamUnaryClientInterceptor):
-    intercept_stream_unary = _AioKey._forward
-
-
-class _AioKeyStreamStream(_AioKey, grpc.aio.StreamStreamClientInterceptor):
-    intercept_stream_stream = _AioKey._forward
+    def stream_stream(self, *args: Any, **kwargs: Any) -> _Keyed:
+        return _Keyed(self._channel.stream_stream(*args, **kwargs), self._header)
 
 
 def open_channel(target: str, options: list[tuple[str, Any]], security: Security) -> grpc.Channel:
@@ -120,18 +101,12 @@ def open_channel(target: str, options: list[tuple[str, Any]], security: Security
     opts = security.options(options)
     channel = (grpc.secure_channel(target, security.credentials(), options=opts) if security.uses_tls
                else grpc.insecure_channel(target, options=opts))
-    if security.api_key:
-        return grpc.intercept_channel(channel, _KeyInterceptor(security.header))
-    return channel
+    return _KeyedChannel(channel, security.header) if security.api_key else channel  # type: ignore[return-value]
 
 
 def open_aio_channel(target: str, options: list[tuple[str, Any]], security: Security) -> grpc.aio.Channel:
     """An asyncio channel with ``security`` applied."""
     opts = security.options(options)
-    interceptors: list[Any] | None = None
-    if security.api_key:
-        h = security.header
-        interceptors = [_AioKeyUnaryUnary(h), _AioKeyUnaryStream(h), _AioKeyStreamUnary(h), _AioKeyStreamStream(h)]
-    if security.uses_tls:
-        return grpc.aio.secure_channel(target, security.credentials(), options=opts, interceptors=interceptors)
-    return grpc.aio.insecure_channel(target, options=opts, interceptors=interceptors)
+    channel = (grpc.aio.secure_channel(target, security.credentials(), options=opts) if security.uses_tls
+               else grpc.aio.insecure_channel(target, options=opts))
+    return _KeyedChannel(channel, security.header) if security.api_key else channel  # type: ignore[return-value]
