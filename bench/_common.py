@@ -6,6 +6,7 @@ process, and reports the ratio; nothing is asserted. Helpers here:
 * :class:`InProcessServer` — an :class:`EmbclusterService` plus a started :class:`GrpcServer`
   on ``127.0.0.1:<free port>`` over a temporary data directory, and a client connected to it;
 * :func:`time_median` — median wall time of a callable over repeats (after warm-up calls);
+* :func:`interleaved` — latencies of several paths timed call by call in rotating order;
 * :func:`percentile` / :func:`summarize_ms` — latency percentiles;
 * :func:`print_table` and :func:`emit_result` — the human table and the final
   ``RESULT {json}`` line.
@@ -34,6 +35,7 @@ from typing import Any, Callable, Sequence  # noqa: E402
 __all__ = [
     "InProcessServer",
     "time_median",
+    "interleaved",
     "time_once",
     "percentile",
     "summarize_ms",
@@ -120,6 +122,24 @@ def time_median(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> 
         fn()
     times = [time_once(fn) for _ in range(max(1, repeats))]
     return statistics.median(times), times
+
+
+def interleaved(paths: dict[str, Callable[[], Any]], r: int, warmup: int) -> dict[str, list[float]]:
+    """``r`` timed calls of each path, call by call in rotating order, after ``warmup`` untimed rounds."""
+    keys = list(paths)
+    for _ in range(warmup):
+        for key in keys:
+            paths[key]()
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    perf = time.perf_counter
+    for i in range(r):
+        shift = i % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            fn = paths[key]
+            t0 = perf()
+            fn()
+            out[key].append(perf() - t0)
+    return out
 
 
 def percentile(samples: Sequence[float], p: float) -> float:

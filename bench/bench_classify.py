@@ -27,31 +27,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import argparse  # noqa: E402
 import time  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from _common import InProcessServer, emit_result, print_table, quiet_logs, ratio, summarize_ms  # noqa: E402
+from _common import InProcessServer, emit_result, interleaved, print_table, quiet_logs, ratio, summarize_ms  # noqa: E402
 
 DIM = 384
-
-
-def _interleaved(paths: dict[str, Callable[[], Any]], r: int, warmup: int) -> dict[str, list[float]]:
-    """``r`` timed calls of each path, call by call in rotating order, after ``warmup`` untimed rounds."""
-    keys = list(paths)
-    for _ in range(warmup):
-        for key in keys:
-            paths[key]()
-    out: dict[str, list[float]] = {k: [] for k in keys}
-    perf = time.perf_counter
-    for i in range(r):
-        shift = i % len(keys)
-        for key in keys[shift:] + keys[:shift]:
-            fn = paths[key]
-            t0 = perf()
-            fn()
-            out[key].append(perf() - t0)
-    return out
 
 
 def _report(title: str, lat: dict[str, list[float]], labels: dict[str, str], base: str) -> dict[str, Any]:
@@ -128,7 +110,7 @@ def main() -> int:
             b = service.classify(vname, [ItemInput(vector=vlist)])[0]
             if a.cluster_id != b.cluster_id:  # both paths should answer alike; reported, not asserted
                 print(f"WARNING: vector paths disagree: gRPC cluster {a.cluster_id}, in-process {b.cluster_id}")
-            lat = _interleaved({
+            lat = interleaved({
                 "grpc": lambda: client.classify(vname, [vquery]),
                 "core": lambda: service.classify(vname, [ItemInput(vector=vlist)]),
             }, args.r, args.warmup)
@@ -162,7 +144,7 @@ def main() -> int:
             b = service.classify(tname, [ItemInput(text=tquery)])[0]
             if a.cluster_id != b.cluster_id:
                 print(f"WARNING: text paths disagree: gRPC cluster {a.cluster_id}, in-process {b.cluster_id}")
-            lat = _interleaved({
+            lat = interleaved({
                 "grpc": lambda: client.classify(tname, [tquery]),
                 "core": lambda: service.classify(tname, [ItemInput(text=tquery)]),
                 "encode": encode,

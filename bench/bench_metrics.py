@@ -26,30 +26,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import argparse  # noqa: E402
 import time  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from _common import InProcessServer, emit_result, print_table, quiet_logs, ratio, summarize_ms  # noqa: E402
+from _common import InProcessServer, emit_result, interleaved, print_table, quiet_logs, ratio, summarize_ms  # noqa: E402
 
 DIM = 384
-
-
-def _interleaved(paths: dict[str, Callable[[], Any]], r: int, warmup: int) -> dict[str, list[float]]:
-    keys = list(paths)
-    for _ in range(warmup):
-        for key in keys:
-            paths[key]()
-    out: dict[str, list[float]] = {k: [] for k in keys}
-    perf = time.perf_counter
-    for i in range(r):
-        shift = i % len(keys)
-        for key in keys[shift:] + keys[:shift]:
-            fn = paths[key]
-            t0 = perf()
-            fn()
-            out[key].append(perf() - t0)
-    return out
 
 
 def main() -> int:
@@ -83,7 +66,7 @@ def main() -> int:
             observed = srv.client
             for rpc, call in (("GetCollection", lambda c: c.get_collection("m")),
                               ("Classify", lambda c: c.classify("m", [query]))):
-                lat = _interleaved({"with": lambda: call(observed), "without": lambda: call(bare)},
+                lat = interleaved({"with": lambda: call(observed), "without": lambda: call(bare)},
                                    args.r, args.warmup)
                 stats = {k: summarize_ms(v) for k, v in lat.items()}
                 rows = [[label, stats[k]["p50_ms"], stats[k]["p99_ms"], stats[k]["mean_ms"],

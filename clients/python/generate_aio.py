@@ -52,7 +52,8 @@ REPLACEMENTS: list[tuple[str, str]] = [
      "                leaves a channel given here open.",
      "channel: An existing ``grpc.aio`` channel to use instead of opening one;\n"
      "                ``close()`` leaves a channel given here open."),
-    ("grpc.insecure_channel(", "grpc.aio.insecure_channel("),
+    ("from ._channel import Security, open_channel\n", "from ._channel import Security, open_aio_channel\n"),
+    ("or open_channel(target", "or open_aio_channel(target"),
     ("def __enter__(self) -> EmbclusterClient:", "def __aenter__(self) -> AsyncEmbclusterClient:"),
     ("def __exit__(", "def __aexit__("),
     ("on_progress: Called with the run after each poll.",

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from . import cli_snapshot, cli_tools
+from . import cli_security, cli_snapshot, cli_tools
 
 __all__ = ["main"]
 
@@ -42,6 +42,11 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                                    "metrics_port": getattr(args, "metrics_port", None),
                                    "metrics_host": getattr(args, "metrics_host", None),
                                    "metrics_enabled": False if getattr(args, "no_metrics", False) else None,
+                                   "api_keys_file": getattr(args, "api_keys_file", None),
+                                   "insecure_open": True if getattr(args, "insecure_open", False) else None,
+                                   "tls_cert_file": getattr(args, "tls_cert", None),
+                                   "tls_key_file": getattr(args, "tls_key", None),
+                                   "tls_client_ca_file": getattr(args, "tls_client_ca", None),
                                    }.items() if v is not None}
     return Settings(**overrides)
 
@@ -94,7 +99,11 @@ def _serve(args: argparse.Namespace) -> int:
         from .metrics import MetricsEndpoint
 
         try:
-            endpoint = MetricsEndpoint(service.metrics, settings.metrics_host, settings.metrics_port)
+            endpoint = MetricsEndpoint(
+                service.metrics, settings.metrics_host, settings.metrics_port,
+                authorize=server.keys.http_status if server.keys else None,  # the gRPC port's keys
+                certfile=_str(settings.tls_cert_file), keyfile=_str(settings.tls_key_file),
+                client_cafile=_str(settings.tls_client_ca_file))
             print(f"embcluster metrics on {endpoint.url}", flush=True)
         except OSError as exc:  # an auxiliary endpoint: the service itself still runs
             logger.warning("metrics endpoint disabled: cannot bind %s:%d (%s); set EMBCLUSTER_METRICS_PORT "
@@ -112,6 +121,10 @@ def _serve(args: argparse.Namespace) -> int:
         logging.shutdown()
         os._exit(0)
     return 0
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -138,7 +151,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"started an embedded server on {target} (data in {data_dir}); "
               f"pass --target HOST:PORT to use a running one")
     try:
-        with EmbclusterClient(target, timeout=120) as client:
+        with EmbclusterClient(target, timeout=120, **cli_security.client_options(args)) as client:
             kind = getattr(args, "kind", "text")
             name = args.collection or ("demo-icons" if kind == "image_metadata" else "demo-wordnet")
             if any(c.name == name for c in client.list_collections()):
@@ -233,6 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--qdrant-url", help="Qdrant server URL for --store qdrant (env EMBCLUSTER_QDRANT_URL)")
     serve.add_argument("--qdrant-path", help="--store qdrant without a server: qdrant-client's local mode in this "
                                              "directory (tests; slow; env EMBCLUSTER_QDRANT_PATH)")
+    serve.add_argument("--api-keys-file", help="API keys: JSON lines of `embcluster keys create` (env "
+                                               "EMBCLUSTER_API_KEYS_FILE); every call but health then needs a key")
+    serve.add_argument("--insecure-open", action="store_true",
+                       help="allow a non-loopback --host without API keys (refused otherwise)")
+    serve.add_argument("--tls-cert", help="PEM certificate of the gRPC port (TLS; with --tls-key)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates it signed (mTLS)")
     demo = sub.add_parser("demo", help="ingest and cluster WordNet definitions, print the clusters")
     demo.add_argument("--target", help="HOST:PORT of a running server (default: start an embedded one)")
     demo.add_argument("--kind", choices=["text", "image_metadata", "event"], default="text",
@@ -241,13 +261,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--collection", help="collection name (default demo-wordnet / demo-icons)")
     demo.add_argument("-n", type=int, help="items to ingest (default 2000 of 5141 definitions / all 1512 icons)")
     demo.add_argument("-k", type=int, help="clusters (default 12 for text, 18 for icons)")
+    cli_security.add_client_flags(demo)
     cli_snapshot.add_parsers(sub)
     cli_tools.add_parsers(sub)
+    cli_security.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command in cli_tools.COMMANDS:
         return cli_tools.run(args)
     if args.command in ("export", "import"):
         return cli_snapshot.run(args)
+    if args.command == "keys":
+        return cli_security.run(args)
     if args.command == "serve":
         return _serve(args)
     return _demo(args)

@@ -19,6 +19,8 @@ import logging
 import sys
 from typing import Any
 
+from .cli_security import add_client_flags, client_options
+
 __all__ = ["add_parsers", "run"]
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--qdrant-url", help="offline, --store qdrant: Qdrant server URL")
         p.add_argument("--qdrant-path", help="offline, --store qdrant: qdrant-client local-mode directory")
         p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        add_client_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +72,7 @@ def _through_server(args: argparse.Namespace) -> int:
     import grpc
     from embcluster_client import EmbclusterClient
 
-    with EmbclusterClient(args.server or "127.0.0.1:50051") as client:
+    with EmbclusterClient(args.server or "127.0.0.1:50051", **client_options(args)) as client:
         try:
             if args.command == "export":
                 _print(client.export_collection(args.collection, args.path, overwrite=args.overwrite), "exported")

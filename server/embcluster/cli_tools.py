@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from .cli_security import add_client_flags, client_options
 from .progress import Progress
 
 __all__ = ["COMMANDS", "DEFAULT_SERVER", "add_parsers", "run", "watch_with_progress"]
@@ -52,6 +53,8 @@ def add_parsers(sub: Any) -> None:
     hl.add_argument("--server", help="HOST:PORT of the server (default 127.0.0.1 and the configured port, "
                                      "EMBCLUSTER_PORT or 50051)")
     hl.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
+    for p in (cl, ing, hl):
+        add_client_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +81,7 @@ def _health(args: argparse.Namespace) -> int:
             print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
             return 2
     try:
-        with EmbclusterClient(target, timeout=args.timeout) as client:
+        with EmbclusterClient(target, timeout=args.timeout, **client_options(args)) as client:
             status = client.health()
     except grpc.RpcError as exc:
         print(f"embcluster: {target}: {exc.code().name}: {exc.details()}", file=sys.stderr)
@@ -116,7 +119,7 @@ def _cluster(args: argparse.Namespace) -> int:
     import grpc
     from embcluster_client import EmbclusterClient, RunFailed, pb
 
-    with EmbclusterClient(args.server, timeout=60) as client:
+    with EmbclusterClient(args.server, timeout=60, **client_options(args)) as client:
         try:
             started = client.start_clustering(args.collection, k=args.k,
                                               k_range=tuple(args.k_range) if args.k_range else None, seed=args.seed)
@@ -174,7 +177,7 @@ def _ingest(args: argparse.Namespace) -> int:
         print(f"skipped {what}", file=sys.stderr)
 
     try:
-        with EmbclusterClient(args.server, timeout=300) as client:
+        with EmbclusterClient(args.server, timeout=300, **client_options(args)) as client:
             summary = ingest_file(client, args.file, opts, on_start=on_start,
                                   on_batch=lambda n: bar[0].advance(n) if bar else None, on_skip=on_skip)
     except IngestFailed as exc:

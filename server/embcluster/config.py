@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .auth import ApiKeyRecord
+from .redact import redact
+
 __all__ = ["Settings", "DEFAULT_TEXT_MODEL", "describe_settings_error"]
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
@@ -101,6 +104,20 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="Address the metrics HTTP endpoint binds.")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Metrics HTTP port (0 = pick a free one).")
 
+    # --- Security (README "Security"): API keys, TLS on the gRPC port. ---
+    api_keys_file: Path | None = Field(
+        None, description="API keys: a file of JSON lines {name, sha256, scopes, collections} "
+                          "(`embcluster keys create` prints one). With keys, every call but health needs one.")
+    api_keys: list[ApiKeyRecord] = Field(
+        default_factory=list, description="API keys given in the environment: a JSON list of the key-file "
+                                          "records (added to those of api_keys_file).")
+    insecure_open: bool = Field(
+        False, description="Serve on a non-loopback address without API keys (refused otherwise).")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate (chain) of the gRPC port: TLS on.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle: mTLS, every client must present a certificate it signed.")
+
     @field_validator("snapshot_dirs", mode="before")
     @classmethod
     def _split_dirs(cls, value: Any) -> Any:
@@ -141,6 +158,15 @@ class Settings(BaseSettings):
         return min(self.max_open_streams_per_client or max(1, self.open_streams_limit // 2), self.open_streams_limit)
 
     @model_validator(mode="after")
+    def _tls_files_paired(self) -> "Settings":
+        """A certificate needs its key (and the reverse); a client CA needs TLS."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file (TLS)")
+        return self
+
+    @model_validator(mode="after")
     def _streams_leave_workers(self) -> "Settings":
         """Open streams each hold a gRPC thread: leave at least one for unary calls."""
         if self.max_open_streams is not None and self.max_open_streams >= self.grpc_workers:
@@ -161,7 +187,7 @@ def describe_settings_error(exc: Exception) -> str:
         loc = [str(part) for part in err.get("loc", ())]
         if loc:
             field = loc[0]
-            shown = "<secret>" if "key" in field else repr(err.get("input"))
+            shown = "<secret>" if "key" in field else redact(repr(err.get("input")))
             lines.append(f"  {'.'.join(loc)} (EMBCLUSTER_{field.upper()}) = {shown}: {why}")
         else:  # a check across fields: its message names them
             lines.append(f"  {why}")

@@ -15,6 +15,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Literal, TextIO
 
+from .redact import RedactingFilter
+
 __all__ = ["request_id_var", "current_request_id", "RequestIdFilter", "JsonFormatter", "configure_logging",
            "TEXT_FORMAT"]
 
@@ -70,7 +72,7 @@ class JsonFormatter(logging.Formatter):
             else request_id_var.get() or None,
         }
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
@@ -87,6 +89,7 @@ def configure_logging(level: str, fmt: Literal["text", "json"] = "text", *, stre
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactingFilter())  # no secret (URL password, API key) is ever written
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

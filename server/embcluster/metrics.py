@@ -9,13 +9,16 @@ series is listed in README.md ("Metrics"); :data:`SERIES` names them for tests a
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest, start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, generate_latest, make_wsgi_app
 from prometheus_client.registry import Collector
 
 from .errors import EmbclusterError
@@ -218,23 +221,72 @@ class ServiceMetrics:
 
 
 class MetricsEndpoint:
-    """An HTTP server answering ``GET /metrics`` from one registry, on a daemon thread.
+    """An HTTP(S) server answering ``GET /metrics`` from one registry, on a daemon thread.
 
     Args:
         metrics: The metrics to expose.
         host: Bind address (loopback by default in the settings: metrics name collections).
         port: Port; 0 picks a free one (see :attr:`port`).
+        authorize: Given the request's ``Authorization`` header (or None), the HTTP status to answer
+            with: 200 serves the metrics, anything else refuses (401 asks for a bearer token).
+            None = open (no keys configured).
+        certfile: PEM certificate (chain): HTTPS instead of HTTP (with ``keyfile``).
+        keyfile: PEM private key of ``certfile``.
+        client_cafile: PEM CA bundle: scrapers must present a certificate it signed (mTLS).
     """
 
-    def __init__(self, metrics: ServiceMetrics, host: str, port: int) -> None:
-        self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+    def __init__(self, metrics: ServiceMetrics, host: str, port: int, *,
+                 authorize: Callable[[str | None], int] | None = None, certfile: str | None = None,
+                 keyfile: str | None = None, client_cafile: str | None = None) -> None:
+        app = make_wsgi_app(metrics.registry)
+        if authorize is not None:
+            app = _guarded(app, authorize)
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self._server = make_server(host, port, app, Server, handler_class=_QuietHandler)
+        if certfile and keyfile:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certfile, keyfile)
+            if client_cafile:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(cafile=client_cafile)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
+        self._thread.start()
         self.host = host
         self.port = int(self._server.server_port)
-        self.url = f"http://{host}:{self.port}/metrics"
-        logger.info("metrics on %s", self.url)
+        self.url = f"{'https' if certfile else 'http'}://{host}:{self.port}/metrics"
+        logger.info("metrics on %s%s", self.url, " (API key required)" if authorize is not None else "")
 
     def close(self) -> None:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+_REASONS = {401: "401 Unauthorized", 403: "403 Forbidden"}
+
+
+def _guarded(app: Any, authorize: Callable[[str | None], int]) -> Any:
+    """A WSGI app that answers only requests ``authorize`` lets through."""
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        status = authorize(environ.get("HTTP_AUTHORIZATION"))
+        if status == 200:
+            return app(environ, start_response)
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if status == 401:
+            headers.append(("WWW-Authenticate", 'Bearer realm="embcluster"'))
+        start_response(_REASONS.get(status, f"{status} Refused"), headers)
+        return [b"a valid API key with the read scope and no collection restriction is required "
+                b"(Authorization: Bearer <key>)\n"]
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass

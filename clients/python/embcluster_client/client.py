@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +16,7 @@ from embcluster.api.v1 import embcluster_pb2 as pb
 from embcluster.api.v1 import embcluster_pb2_grpc as pb_grpc
 
 from . import _requests as rq
+from ._channel import Security, open_channel
 from .items import ItemLike, VectorLike
 
 __all__ = ["EmbclusterClient"]
@@ -42,6 +44,12 @@ class EmbclusterClient:
         timeout: float = 30.0,
         max_message_bytes: int = rq.DEFAULT_MAX_MESSAGE_BYTES,
         channel: grpc.Channel | None = None,
+        api_key: str | None = None,
+        tls: bool = False,
+        ca_cert: str | Path | None = None,
+        client_cert: str | Path | None = None,
+        client_key: str | Path | None = None,
+        server_name: str | None = None,
     ) -> None:
         """Opens a channel to the server.
 
@@ -51,12 +59,17 @@ class EmbclusterClient:
             max_message_bytes: Send and receive message size limit of the channel.
             channel: An existing channel to use instead of opening one; ``close()``
                 leaves a channel given here open.
+            api_key: API key sent on every call as ``authorization: Bearer <key>``.
+            tls: Connect with TLS (implied by ``ca_cert``, ``client_cert`` or ``server_name``).
+            ca_cert: PEM file of the CA that signed the server's certificate (default: system roots).
+            client_cert: PEM client certificate for mTLS (with ``client_key``).
+            client_key: PEM private key of ``client_cert``.
+            server_name: Name to verify the server's certificate against, when not the target's host.
         """
         self._timeout = timeout
         self._owns_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(
-            target, options=rq.channel_options(max_message_bytes)
-        )
+        security = Security(api_key, tls, ca_cert, client_cert, client_key, server_name)
+        self._channel = channel or open_channel(target, rq.channel_options(max_message_bytes), security)
         self._stub = pb_grpc.EmbclusterStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

@@ -1,4 +1,4 @@
-"""Builds the gRPC server: the servicer, health, reflection, the observability and error interceptors."""
+"""Builds the gRPC server: the servicer, health, reflection, the observability, auth and error interceptors, TLS."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ..auth import KeyRing, check_exposure, is_loopback
 from ..config import Settings
 from ..errors import Unavailable
 from ..pipeline import EmbclusterService
+from .auth import AuthInterceptor
 from .errors import ErrorInterceptor
 from .observe import ObservabilityInterceptor
 from .servicer import EmbclusterServicer
 from .streams import StreamLimitInterceptor, StreamSlots
+from .tls import server_credentials
 from .v1 import embcluster_pb2 as pb
 from .v1 import embcluster_pb2_grpc as pb_grpc
 
@@ -45,6 +48,13 @@ class GrpcServer:
         interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(), StreamLimitInterceptor(self.streams)]
         if observe:  # off only to measure what it costs (bench/bench_metrics.py)
             interceptors.insert(0, ObservabilityInterceptor(service.metrics))
+        # Security: API keys (outside the error interceptor and the stream cap: a refused call
+        # reaches neither) and TLS; refuse an open server on a non-loopback address.
+        self.keys = KeyRing.load(settings.api_keys_file, settings.api_keys)
+        self.tls = settings.tls_cert_file is not None
+        self._check_exposure(settings)
+        if self.keys:
+            interceptors.insert(1 if observe else 0, AuthInterceptor(self.keys))
         limit = settings.max_message_bytes
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
@@ -61,19 +71,32 @@ class GrpcServer:
         )
         address = f"{settings.host}:{settings.port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            credentials = server_credentials(settings)
+            self.port = (self._server.add_secure_port(address, credentials) if credentials is not None
+                         else self._server.add_insecure_port(address))
         except RuntimeError as exc:
             raise Unavailable(f"cannot bind {address}: {exc}") from exc
         if self.port == 0:
             raise Unavailable(f"cannot bind {address} (in use?)")
         self.address = f"{settings.host}:{self.port}"
 
+    def _check_exposure(self, settings: Settings) -> None:
+        binds = {"gRPC": settings.host}
+        if settings.metrics_enabled:
+            binds["metrics"] = settings.metrics_host
+        for warning in check_exposure(binds, bool(self.keys), settings.insecure_open):
+            logger.warning("%s", warning)
+        if self.keys and not self.tls and any(not is_loopback(h) for h in binds.values()):
+            logger.warning("API keys are configured but the gRPC port has no TLS (tls_cert_file): keys cross "
+                           "the network in plaintext")
+
     def start(self) -> None:
         """Start serving and report SERVING on the health service."""
         self._server.start()
         for name in ("", SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        logger.info("serving embcluster on %s", self.address)
+        logger.info("serving embcluster on %s (%s, %s)", self.address, "TLS" if self.tls else "plaintext",
+                    f"{len(self.keys)} API keys" if self.keys else "no API keys")
 
     def wait(self) -> None:
         """Block until the server stops."""

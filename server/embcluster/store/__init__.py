@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .base import FieldEquals, FieldMissing, PointFilter, StoredPoint, StoreFactory, VectorStore
+from ..redact import redact_url
 from .edge import EdgeStore, EdgeStoreFactory
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def make_store_factory(settings: "Settings") -> StoreFactory:
 
     if bool(settings.qdrant_url) == bool(settings.qdrant_path):
         raise InvalidArgument("store=qdrant needs exactly one of qdrant_url (a server) or qdrant_path "
-                              f"(local mode), got url={settings.qdrant_url!r} path={settings.qdrant_path!r}")
+                              f"(local mode), got url={redact_url(settings.qdrant_url)!r} path={settings.qdrant_path!r}")
     key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key is not None else None
     conn = QdrantConnection(
         url=settings.qdrant_url, path=settings.qdrant_path, grpc_port=settings.qdrant_grpc_port, api_key=key,

@@ -10,6 +10,7 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from ..errors import FailedPrecondition, InvalidArgument, Unavailable
+from ..redact import redact, redact_url
 
 __all__ = ["QdrantConnection", "short_error"]
 
@@ -32,7 +33,7 @@ class QdrantConnection:
     @property
     def where(self) -> str:
         """The URL or local path, for messages."""
-        return self.url or f"local mode {self.path}"
+        return redact_url(self.url) if self.url else f"local mode {self.path}"
 
     def client(self) -> QdrantClient:
         """A connected client; an unreachable server is :class:`Unavailable` naming the URL."""
@@ -60,10 +61,10 @@ class QdrantConnection:
             detail = short_error(exc)
             if detail.startswith(("UNAUTHENTICATED", "PERMISSION_DENIED")):  # reached it: the key is wrong
                 raise FailedPrecondition(
-                    f"the Qdrant server at {self.url} refused the API key (qdrant_api_key"
+                    f"the Qdrant server at {self.where} refused the API key (qdrant_api_key"
                     f"{' is not set' if not self.api_key else ''}): {detail[:300]}") from None
             raise Unavailable(
-                f"cannot reach the Qdrant server at {self.url} (gRPC port {self.grpc_port}): {detail[:300]}"
+                f"cannot reach the Qdrant server at {self.where} (gRPC port {self.grpc_port}): {redact(detail)[:300]}"
             ) from None
         return client
 
