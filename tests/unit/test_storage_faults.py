@@ -141,3 +141,46 @@ def test_edge_out_of_space_is_resource_exhausted_and_leaves_the_shard_usable(tmp
     with pytest.raises(ResourceExhausted, match="min_free_mb"):
         reserve.create("c", dim=DIM, metric="euclid", indexed={})
     store.close()
+
+
+def test_the_error_interceptor_turns_a_full_disk_anywhere_into_resource_exhausted(tmp_path: Path) -> None:
+    import grpc
+
+    from embcluster.api.errors import ErrorInterceptor
+
+    class Aborted(Exception):
+        pass
+
+    class Context:
+        def __init__(self) -> None:
+            self.status: tuple[grpc.StatusCode, str] | None = None
+
+        def code(self) -> None:
+            return None
+
+        def abort(self, code: grpc.StatusCode, details: str) -> None:
+            self.status = (code, details)
+            raise Aborted
+
+    def handler(exc: Exception):  # type: ignore[no-untyped-def]
+        def call(request: object, context: object) -> None:
+            raise exc
+        return grpc.unary_unary_rpc_method_handler(call)
+
+    class Details:
+        method = "/embcluster.v1.Embcluster/CreateCollection"
+
+    record = tmp_path / "collection.json"
+    cases = [(OSError(errno.ENOSPC, "No space left on device", str(record)), grpc.StatusCode.RESOURCE_EXHAUSTED),
+             (RuntimeError("boom"), grpc.StatusCode.INTERNAL)]
+    for exc, want in cases:
+        wrapped = ErrorInterceptor().intercept_service(lambda _d, e=exc: handler(e), Details())
+        ctx = Context()
+        with pytest.raises(Aborted):
+            wrapped.unary_unary(None, ctx)
+        assert ctx.status is not None and ctx.status[0] == want
+    ctx = Context()
+    wrapped = ErrorInterceptor().intercept_service(lambda _d: handler(cases[0][0]), Details())
+    with pytest.raises(Aborted):
+        wrapped.unary_unary(None, ctx)
+    assert ctx.status is not None and str(record) in ctx.status[1]

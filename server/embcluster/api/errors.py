@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import grpc
 
 from ..errors import EmbclusterError, ErrorCode, InvalidArgument
+from ..fsio import space_error
 from .streams import is_non_blocking
 
 __all__ = ["STATUS_BY_CODE", "ErrorInterceptor", "Unparseable", "tolerant"]
@@ -82,7 +83,7 @@ def _parsed_non_blocking(handler: Any, deserializer: Callable[[bytes], Any] | No
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Turns domain errors into their status code; anything else into INTERNAL (logged).
+    """Domain errors to their status code, out of disk space to RESOURCE_EXHAUSTED, the rest to INTERNAL (logged).
 
     Covers unary and streaming handlers (an error inside a stream ends it with that code), and
     parses their requests with :func:`tolerant` deserializers (INVALID_ARGUMENT for bad bytes).
@@ -102,6 +103,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                 raise exc
             if isinstance(exc, EmbclusterError):
                 context.abort(STATUS_BY_CODE[exc.code], exc.message)
+            full = space_error(exc, getattr(exc, "filename", None) or "the data directory or the store")
+            if full is not None:  # a full disk met outside the store's own checks (a record, a model file)
+                logger.warning("out of space in %s: %s", method, exc)
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, full.message)
             logger.exception("unexpected error in %s", method)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
 

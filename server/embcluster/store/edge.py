@@ -9,8 +9,9 @@ updates survive SIGKILL through the WAL; a wrong dimension is rejected, NaN is n
 Storage faults: every write first checks the disk keeps ``reserve_bytes`` free (the engine
 grows memory-mapped files, and a write through a mapping the disk cannot back is a SIGBUS, not
 an error), and out of space inside the engine is RESOURCE_EXHAUSTED naming the shard. With
-``sync`` (``durability=fsync``) each acknowledged write is followed by ``EdgeShard.flush()``,
-which syncs the WAL and the segments before the call returns.
+``sync`` (``durability=fsync``) each acknowledged write (upsert, delete) is followed by
+``EdgeShard.flush()``, which syncs the WAL and the segments before the call returns; label
+writes are not (the start-up catch-up redoes a write-back a power loss cut short).
 """
 
 from __future__ import annotations
@@ -125,13 +126,16 @@ class EdgeStore:
             key for key, info in shard.info().payload_schema.items() if info.data_type == qe.PayloadSchemaType.Bool
         )
 
-    def _update(self, *ops: Any) -> None:
-        """Apply update operations (checked for space first), then flush if ``sync``."""
+    def _update(self, op: Any, *, acknowledged: bool = True) -> None:
+        """Apply an update operation (checked for space first); an acknowledged write is flushed if ``sync``.
+
+        Label writes (``set_fields``, ``delete_fields``) are not flushed one by one: a run's
+        write-back lost to a power loss is redone by the catch-up every start performs.
+        """
         check_free_space(self.path, self.reserve_bytes)
         with _space_errors(self.path):
-            for op in ops:
-                self._shard.update(op)
-            if self.sync:
+            self._shard.update(op)
+            if self.sync and acknowledged:
                 self._shard.flush()
 
     def flush(self) -> None:
@@ -208,8 +212,6 @@ class EdgeStore:
                 except Exception as exc:  # the binding raises plain Exception
                     if "No point with id" not in str(exc):
                         raise
-            if self.sync:
-                self._shard.flush()
 
     def delete_fields(self, ids: Sequence[str], keys: Sequence[str]) -> None:
         """Remove payload keys from existing points."""
@@ -218,7 +220,8 @@ class EdgeStore:
                 qe.UpdateOperation.delete_payload_by_filter(
                     qe.Filter(must=[qe.HasIdCondition({uuid.UUID(i) for i in ids})]),
                     [*keys, *(BOOL_MIRROR_PREFIX + k for k in keys if k in self._bool_keys)],
-                )
+                ),
+                acknowledged=False,
             )
 
     def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[tuple[StoredPoint, float]]:
