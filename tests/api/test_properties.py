@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from embcluster.api.server import SERVICE_NAME
@@ -34,13 +34,13 @@ NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 OK_READ = {None, grpc.StatusCode.FAILED_PRECONDITION}  # ExplainPoint before any model is served
 CALL_TIMEOUT = 20.0
 STREAM_TIMEOUT = 1.0  # watchers never end by themselves: a deadline ends them
-PROPERTY = settings(max_examples=12, deadline=None, derandomize=True, database=None,
+PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
 # Strings the server gives meaning to (existing names, traversal, over-long, a trailing newline).
 WORDS = ["v", "t", "", "nope", "v\n", "a" * 300, "../x", "p1", "p2", "/tmp/x.snap", "s.snap", "0" * 16]
 DIM = 4
-READ_SAMPLE = 20  # points per collection read back after each RPC's examples
+READ_SAMPLE = 10  # points per collection read back after each RPC's examples
 
 
 def _text() -> st.SearchStrategy[str]:
@@ -102,6 +102,23 @@ def messages(draw: Callable[..., Any], desc: Descriptor, depth: int = 0) -> Any:
             target.CopyFrom(draw(messages(f.message_type, depth + 1)))
         else:
             setattr(msg, f.name, draw(_scalar(f)))
+    return msg
+
+
+def _filled(desc: Descriptor, text: str, depth: int = 0, *, collection: str = "") -> Any:
+    """A message with every string field (nested ones too) set to ``text``, its ``collection`` to
+    ``collection`` if given: explicit examples every RPC gets."""
+    msg = message_factory.GetMessageClass(desc)()
+    for f in desc.fields:
+        if f.type == FieldDescriptor.TYPE_STRING:
+            value = collection if f.name == "collection" and collection else text
+            if _repeated(f):
+                getattr(msg, f.name).append(value)
+            else:
+                setattr(msg, f.name, value)
+        elif (f.type == FieldDescriptor.TYPE_MESSAGE and depth < 2 and not _repeated(f)
+              and f.message_type.full_name.startswith("embcluster.")):
+            getattr(msg, f.name).CopyFrom(_filled(f.message_type, text, depth + 1, collection=collection))
     return msg
 
 
@@ -204,6 +221,9 @@ def _channel(server: Running) -> Iterator[None]:
 def test_generated_requests_are_never_internal_and_rejections_change_nothing(server: Running, method: Any) -> None:
     @PROPERTY
     @given(request=messages(method.input_type))
+    @example(request=_filled(method.input_type, "a" * 300))  # over-long ids and names: ENAMETOOLONG was INTERNAL
+    @example(request=_filled(method.input_type, "a" * 300, collection="v"))
+    @example(request=_filled(method.input_type, "v\n"))
     def prop(request: Any) -> None:
         _check(server, method, request)
 
@@ -213,7 +233,7 @@ def test_generated_requests_are_never_internal_and_rejections_change_nothing(ser
 
 @pytest.mark.parametrize("method", METHODS, ids=[m.name for m in METHODS])
 def test_random_bytes_to_every_method_are_never_internal(server: Running, method: Any) -> None:
-    @settings(PROPERTY, max_examples=8)
+    @settings(PROPERTY, max_examples=10)
     @given(data=st.one_of(st.binary(max_size=48), st.just(b"\xff\xff\xff\xff"), st.just(b"\x0a\xff\x01")))
     def prop(data: bytes) -> None:
         _check(server, method, data)
@@ -223,7 +243,7 @@ def test_random_bytes_to_every_method_are_never_internal(server: Running, method
 
 @pytest.mark.parametrize("path", ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"])
 def test_random_bytes_to_the_health_service_are_never_internal(server: Running, path: str) -> None:
-    @settings(PROPERTY, max_examples=8)
+    @settings(PROPERTY, max_examples=10)
     @given(data=st.one_of(st.binary(max_size=48), st.just(b"\xff\xff\xff\xff")))
     def prop(data: bytes) -> None:
         call = (server.channel.unary_stream if path.endswith("Watch")  # type: ignore[attr-defined]

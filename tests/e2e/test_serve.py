@@ -194,14 +194,14 @@ def test_sigkill_during_write_back_keeps_the_served_model(tmp_path: Path) -> Non
         assert killed.state == pb.RUN_STATE_FAILED and "interrupted" in killed.error
         deadline = time.monotonic() + 120
         while True:  # the start-up catch-up puts the partially relabelled points back on v1
-            versions = {p.assignment.model_version
-                        for cl in c.list_clusters("v").clusters
+            listing = c.list_clusters("v")
+            versions = {p.assignment.model_version for cl in listing.clusters
                         for p in c.iter_cluster_members("v", cl.cluster_id, page_size=1000)}
-            if versions == {first.model_version} or time.monotonic() > deadline:
+            assert versions == {first.model_version}  # readers never see the repair's mix
+            if not listing.provisional or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert versions == {first.model_version}
-        assert sum(cl.size for cl in c.list_clusters("v").clusters) == n
+        assert not listing.provisional and sum(cl.size for cl in listing.clusters) == listing.point_count == n
         again = c.cluster("v", k=5, seed=1)
         assert killed.model_version == first.model_version + 1
         assert again.state == pb.RUN_STATE_SUCCEEDED and again.model_version == killed.model_version + 1
