@@ -147,3 +147,23 @@ def test_tls_settings_are_checked(tmp_path: Path, pki: Path, settings: Settings,
     with pytest.raises(InvalidArgument, match="is not PEM"):
         GrpcServer(make_service(settings.data_dir),
                    settings.model_copy(update={"tls_cert_file": tmp_path / "junk.pem", "tls_key_file": pki / "server.key"}))
+
+
+def test_metrics_endpoint_serves_https_with_the_grpc_certificate(tls_server: Running, pki: Path) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from embcluster.metrics import MetricsEndpoint
+
+    endpoint = MetricsEndpoint(tls_server.service.metrics, "127.0.0.1", 0, certfile=str(pki / "server.pem"),
+                               keyfile=str(pki / "server.key"))
+    try:
+        assert endpoint.url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        with urllib.request.urlopen(endpoint.url, context=context, timeout=10) as response:
+            assert b"embcluster_rpc_requests_total" in response.read() or response.status == 200
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(endpoint.url.replace("https://", "http://"), timeout=10)
+    finally:
+        endpoint.close()
