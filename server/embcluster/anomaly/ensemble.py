@@ -25,16 +25,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cluster.assign import pairwise_distance
-from ..cluster.kmeans import default_n_init, fit_kmeans
+from ..cluster.kmeans import fit_kmeans
 from ..store.base import Metric
 from .scoring import large_clusters
 
-__all__ = ["ENSEMBLE_KS", "MIN_POINTS_PER_CLUSTER", "ScoreComponent", "ensemble_ks", "fit_components",
+__all__ = ["ENSEMBLE_KS", "MIN_POINTS_PER_CLUSTER", "FIT_SAMPLE", "ScoreComponent", "ensemble_ks", "fit_components",
            "component_distances", "ensemble_scores"]
 
 ENSEMBLE_KS = (2, 4, 8, 16, 32)
 MIN_POINTS_PER_CLUSTER = 10  # a fit of k clusters needs about this many sample points per cluster
 SCORE_DECIMALS = 6
+# The fits' cost is bounded whatever the run's sample: at most this many of its points (seeded),
+# one k-means++ start each (the ensemble itself averages over fits, restarts buy little).
+FIT_SAMPLE = 10_000
+FIT_N_INIT = 1
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,16 @@ def ensemble_ks(sample_size: int) -> list[int]:
 
 
 def fit_components(sample: np.ndarray, *, metric: Metric, seed: int) -> list[ScoreComponent]:
-    """Fit the anomaly model's k-means at every supported k of :data:`ENSEMBLE_KS` (seeded, reproducible)."""
+    """Fit the anomaly model's k-means at every supported k of :data:`ENSEMBLE_KS` (seeded, reproducible).
+
+    On at most :data:`FIT_SAMPLE` points of ``sample`` (a seeded subsample), one start per k.
+    """
     out: list[ScoreComponent] = []
+    if len(sample) > FIT_SAMPLE:
+        pick = np.random.default_rng(seed).choice(len(sample), size=FIT_SAMPLE, replace=False)
+        sample = sample[np.sort(pick)]
     for k in ensemble_ks(len(sample)):
-        fit = fit_kmeans(sample, k, metric=metric, seed=seed + k, n_init=default_n_init(len(sample), k))
+        fit = fit_kmeans(sample, k, metric=metric, seed=seed + k, n_init=FIT_N_INIT)
         centroids = np.asarray(fit.centroids, dtype=np.float32)
         dist = np.maximum(pairwise_distance(sample, centroids, metric), 0.0)
         sizes = np.bincount(dist.argmin(axis=1), minlength=k)
