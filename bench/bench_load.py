@@ -17,9 +17,14 @@ sampled every ``--rss-every`` seconds and at each phase (before, run start, run 
 calls per path, interleaved call by call, of GetCollection and Classify (one vector) through
 three paths: no keys configured, an unrestricted key, a key confined to the collection (its
 requests are checked field by field). Printed: p50/p99 and the ratio to the no-key path
-(goal: p50 ratio ≤ 1.05). Nothing is asserted.
+(goal: p50 ratio ≤ 1.05).
+
+**(c) durability**: raw-vector ingest with ``DURABILITY=fsync`` (the default) vs ``batched``, the
+same vectors through two in-process servers, alternating (``bench_durability.bench``, which
+prints the same table on its own). Nothing is asserted.
 
     .venv/bin/python bench/bench_load.py [--calls 6000] [--seconds 75] [--threads 16] [--r 1500]
+        [--skip-load] [--skip-auth] [--skip-durability]
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np  # noqa: E402
 from embcluster_client import pb  # noqa: E402
 
 from _common import InProcessServer, emit_result, interleaved, print_table, quiet_logs, ratio, summarize_ms  # noqa: E402
+from bench_durability import bench as durability_bench  # noqa: E402
 
 DIM = 64
 RPCS = ("Ingest", "Classify", "Search", "GetPoint")
@@ -183,6 +189,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-auth", action="store_true")
+    ap.add_argument("--skip-durability", action="store_true")
     args = ap.parse_args()
     quiet_logs()
 
@@ -265,6 +272,10 @@ def main() -> int:
                 paths["confined key"].close()
                 open_server.stop(grace=0)
         client.close()
+    if not args.skip_durability:
+        print("\n(c) durability")
+        results["durability"] = durability_bench(4000, 100, 3, 384)
+        print(f"    fsync/batched ingest throughput: {results['durability']['fsync_over_batched']:.3f}x")
     results["wall_s"] = time.perf_counter() - started
     print(f"\nwall time {results['wall_s']:.1f}s")
     emit_result("load", params, results)
