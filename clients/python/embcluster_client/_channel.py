@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-__all__ = ["Security", "open_channel", "open_aio_channel"]
+__all__ = ["Security", "ChannelWrapper", "open_channel", "open_aio_channel"]
 
 _AUTH_KEY = "authorization"
 
@@ -72,28 +72,43 @@ class _Keyed:
         return self._call.future(request, metadata=self._metadata(metadata), **kwargs)
 
 
-class _KeyedChannel:
+class ChannelWrapper:
+    """A channel (blocking or asyncio) whose multi-callables are wrapped by :meth:`wrap`; every
+    other attribute (close, subscribe, channel_ready, ...) is the channel's own."""
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+    def wrap(self, call: Any, *, streams_out: bool) -> Any:
+        """The multi-callable to use for ``call``; ``streams_out``: the response is a stream."""
+        raise NotImplementedError
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrap(self._channel.unary_unary(*args, **kwargs), streams_out=False)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrap(self._channel.unary_stream(*args, **kwargs), streams_out=True)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrap(self._channel.stream_unary(*args, **kwargs), streams_out=False)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrap(self._channel.stream_stream(*args, **kwargs), streams_out=True)
+
+
+class _KeyedChannel(ChannelWrapper):
     """A channel (blocking or asyncio) whose calls all carry the API key: the stubs' multi-callables
     are wrapped (one Python call per RPC; a client interceptor would cost several times more)."""
 
     def __init__(self, channel: Any, header: tuple[str, str]) -> None:
-        self._channel = channel
+        super().__init__(channel)
         self._header = header
 
-    def __getattr__(self, name: str) -> Any:  # close, subscribe, channel_ready, ...
-        return getattr(self._channel, name)
-
-    def unary_unary(self, *args: Any, **kwargs: Any) -> _Keyed:
-        return _Keyed(self._channel.unary_unary(*args, **kwargs), self._header)
-
-    def unary_stream(self, *args: Any, **kwargs: Any) -> _Keyed:
-        return _Keyed(self._channel.unary_stream(*args, **kwargs), self._header)
-
-    def stream_unary(self, *args: Any, **kwargs: Any) -> _Keyed:
-        return _Keyed(self._channel.stream_unary(*args, **kwargs), self._header)
-
-    def stream_stream(self, *args: Any, **kwargs: Any) -> _Keyed:
-        return _Keyed(self._channel.stream_stream(*args, **kwargs), self._header)
+    def wrap(self, call: Any, *, streams_out: bool) -> _Keyed:
+        return _Keyed(call, self._header)
 
 
 def open_channel(target: str, options: list[tuple[str, Any]], security: Security) -> grpc.Channel:

@@ -20,6 +20,7 @@ from embcluster.api.v1 import embcluster_pb2_grpc as pb_grpc
 
 from . import _requests as rq
 from ._channel import Security, open_aio_channel
+from ._typed_calls import typed_errors_aio
 from .items import ItemLike, VectorLike
 
 __all__ = ["AsyncEmbclusterClient"]
@@ -30,8 +31,10 @@ logger = logging.getLogger(__name__)
 class AsyncEmbclusterClient:
     """Asyncio client for an embcluster server.
 
-    gRPC errors are not wrapped: calls raise ``grpc.aio.AioRpcError`` (a ``grpc.RpcError``)
-    with the server's status code.
+    Returns protobuf messages (``pb``); :class:`~embcluster_client.AsyncClient` wraps it and returns
+    Python models. A failed call raises the :mod:`~embcluster_client.errors` exception of its
+    status code (``NotFound``, ``InvalidArgument``, ...), a ``grpc.RpcError`` with the server's
+    ``code()`` and ``details()``; streams raise it while they are iterated.
 
     Example::
 
@@ -74,8 +77,9 @@ class AsyncEmbclusterClient:
         self._owns_channel = channel is None
         security = Security(api_key, tls, ca_cert, client_cert, client_key, server_name)
         self._channel = channel or open_aio_channel(target, rq.channel_options(max_message_bytes), security)
-        self._stub = pb_grpc.EmbclusterStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        typed = typed_errors_aio(self._channel)
+        self._stub = pb_grpc.EmbclusterStub(typed)
+        self._health = health_pb2_grpc.HealthStub(typed)
 
     async def close(self) -> None:
         """Closes the channel if this client opened it."""
@@ -455,7 +459,7 @@ class AsyncEmbclusterClient:
 
         No polling: the server pushes each change (``WatchClusteringRun``). The stream ends after
         the final state (SUCCEEDED, FAILED or CANCELLED); ``cancel()`` the returned call to stop
-        early. An unknown run raises ``grpc.RpcError`` with ``NOT_FOUND`` on iteration.
+        early. An unknown run raises ``NotFound`` on iteration.
 
         Example::
 

@@ -1,0 +1,92 @@
+"""The service's enums as Python enums: members named like the proto values without their prefix.
+
+``RunState.SUCCEEDED`` is ``RUN_STATE_SUCCEEDED``. Members are ``str`` enums whose value is the
+name, so ``str(run.state) == "SUCCEEDED"``, ``run.state == "SUCCEEDED"`` and JSON output show the
+name, never the wire number (``member.number`` has it).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Self
+
+from google.protobuf.descriptor import EnumDescriptor
+
+from embcluster.api.v1 import embcluster_pb2 as pb
+
+__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState"]
+
+
+class ProtoEnum(enum.StrEnum):
+    """A proto enum's values by their short names (the enum named like the proto enum)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    @classmethod
+    def descriptor(cls) -> EnumDescriptor:
+        """The proto enum of the same name in ``embcluster.v1``."""
+        return pb.DESCRIPTOR.enum_types_by_name[cls.__name__]
+
+    @classmethod
+    def prefix(cls) -> str:
+        """The proto values' common prefix, e.g. ``RUN_STATE_``."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).upper() + "_"
+
+    @classmethod
+    def from_number(cls, number: int) -> Self:
+        """The member for a wire number; an unknown number (a newer server's) is ``UNSPECIFIED``."""
+        value = cls.descriptor().values_by_number.get(number)
+        if value is None:
+            return cls["UNSPECIFIED"]
+        return cls[value.name.removeprefix(cls.prefix())]
+
+    @property
+    def number(self) -> int:
+        """The wire number."""
+        return int(self.descriptor().values_by_name[self.prefix() + self.name].number)
+
+
+class InputKind(ProtoEnum):
+    """What a collection's items are."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    TEXT = "TEXT"  # embedded with a sentence-transformers model
+    VECTOR = "VECTOR"  # caller-supplied vectors of a fixed dimension
+    EVENT = "EVENT"  # typed events featurized by the collection's EventSchema
+    IMAGE_METADATA = "IMAGE_METADATA"  # image metadata rendered as text (+ numeric attributes)
+
+
+class Distance(ProtoEnum):
+    """How a collection measures distance."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    COSINE = "COSINE"  # cluster_distance = 1 - cos
+    EUCLID = "EUCLID"  # cluster_distance = L2
+
+
+class EventFieldType(ProtoEnum):
+    """How an event field is featurized."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    NUMERIC = "NUMERIC"
+    CATEGORICAL = "CATEGORICAL"
+    TIMESTAMP = "TIMESTAMP"
+    TEXT = "TEXT"
+
+
+class RunState(ProtoEnum):
+    """The state of a clustering run."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        """SUCCEEDED, FAILED or CANCELLED: the run will not change any more."""
+        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
