@@ -2,7 +2,7 @@
 
 Two modes:
 
-* **through a running server** (default, ``--server HOST:PORT``): the server writes or reads
+* **through a running server** (default, ``--target HOST:PORT``, alias ``--server``): the server writes or reads
   the file, so the path is on the *server's* machine (relative = under its
   ``<data_dir>/snapshots``);
 * **offline** (``--data-dir DIR``, no server running on it): the service is opened in this
@@ -19,9 +19,9 @@ import logging
 import sys
 from typing import Any
 
-from .cli_security import add_client_flags, client_options
+from .cli_client import Handler, add_connection_flags, connect, guarded
 
-__all__ = ["add_parsers", "run"]
+__all__ = ["COMMANDS", "add_parsers", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +36,12 @@ def add_parsers(sub: Any) -> None:
     imp.add_argument("path", help="snapshot file (through a server: on the server's machine)")
     imp.add_argument("--as", dest="name", default="", help="name of the new collection (default: the snapshot's)")
     for p in (exp, imp):
-        p.add_argument("--server", "--target", dest="server", default=None,
-                       help="HOST:PORT of a running server (default 127.0.0.1:50051)")
         p.add_argument("--data-dir", help="offline: open this data directory in-process (no server may run on it)")
         p.add_argument("--store", choices=["edge", "qdrant"], help="offline: vector store backend (env EMBCLUSTER_STORE)")
         p.add_argument("--qdrant-url", help="offline, --store qdrant: Qdrant server URL")
         p.add_argument("--qdrant-path", help="offline, --store qdrant: qdrant-client local-mode directory")
         p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-        add_client_flags(p)
+        add_connection_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     if args.data_dir:
-        if args.server:
-            print("embcluster: give --server (through a server) or --data-dir (offline), not both", file=sys.stderr)
+        if args.target:
+            print("embcluster: give --target (through a server) or --data-dir (offline), not both", file=sys.stderr)
             return 2
         return _offline(args)
     if args.store or args.qdrant_url or args.qdrant_path:
@@ -69,18 +67,11 @@ def _print(summary: Any, verb: str) -> None:
 
 
 def _through_server(args: argparse.Namespace) -> int:
-    import grpc
-    from embcluster_client import EmbclusterClient
-
-    with EmbclusterClient(args.server or "127.0.0.1:50051", **client_options(args)) as client:
-        try:
-            if args.command == "export":
-                _print(client.export_collection(args.collection, args.path, overwrite=args.overwrite), "exported")
-            else:
-                _print(client.import_collection(args.path, name=args.name), "imported")
-        except grpc.RpcError as exc:
-            print(f"embcluster: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
-            return 1
+    with connect(args, timeout=30) as client:
+        if args.command == "export":
+            _print(client.export_collection(args.collection, args.path, overwrite=args.overwrite), "exported")
+        else:
+            _print(client.import_collection(args.path, name=args.name), "imported")
     return 0
 
 
@@ -132,3 +123,6 @@ def _offline(args: argparse.Namespace) -> int:
         bar[-1].close()
     _print(summary, "exported" if args.command == "export" else "imported")
     return 0
+
+
+COMMANDS: dict[str, Handler] = {"export": guarded(run), "import": guarded(run)}

@@ -1,8 +1,9 @@
 """``embcluster cluster`` and ``embcluster ingest`` (long commands with progress bars) and
 ``embcluster health``, all over the API.
 
-Both talk to a running server (``--server HOST:PORT``). Bars go to stderr (tqdm on a terminal,
-plain lines otherwise, see :mod:`embcluster.progress`); results go to stdout.
+Each talks to a running server (``--target HOST:PORT``, see :mod:`embcluster.cli_client`). Bars
+go to stderr (tqdm on a terminal, plain lines otherwise, see :mod:`embcluster.progress`); results
+go to stdout.
 """
 
 from __future__ import annotations
@@ -12,29 +13,26 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cli_security import add_client_flags, client_options
+from .cli_client import Handler, add_connection_flags, connect, guarded, rpc_error_message
+from .cli_security import client_options
 from .progress import Progress
 
-__all__ = ["COMMANDS", "DEFAULT_SERVER", "add_parsers", "run", "watch_with_progress"]
-
-COMMANDS = ("cluster", "ingest", "health")
-DEFAULT_SERVER = "127.0.0.1:50051"
+__all__ = ["COMMANDS", "add_parsers", "watch_with_progress", "print_run_result"]
 
 
 def add_parsers(sub: Any) -> None:
-    """Add the ``cluster`` and ``ingest`` sub-commands to an argparse sub-parser set."""
-    cl = sub.add_parser("cluster", help="start a clustering run and show its progress until it ends")
+    """Add the ``cluster``, ``ingest`` and ``health`` sub-commands to an argparse sub-parser set."""
+    cl = sub.add_parser("cluster", help="start a clustering run, show its progress, then the clusters it made")
     cl.add_argument("collection")
     which = cl.add_mutually_exclusive_group()
     which.add_argument("-k", type=int, help="number of clusters (default: the collection's default_k)")
-    which.add_argument("--k-range", type=int, nargs=2, metavar=("A", "B"), help="choose k in [A, B] by rank vote")
+    which.add_argument("--k-range", type=int, nargs=2, metavar=("A", "B"),
+                       help="choose k in [A, B] by rank vote (the per-k scores are printed)")
     cl.add_argument("--seed", type=int, help="random seed (default: the collection's)")
-    cl.add_argument("--server", default=DEFAULT_SERVER, help=f"HOST:PORT of the server (default {DEFAULT_SERVER})")
 
     ing = sub.add_parser("ingest", help="ingest a JSONL, CSV or Parquet file (resumable, with a progress bar)")
     ing.add_argument("file", type=Path)
     ing.add_argument("--collection", "-c", required=True, help="target collection (must exist)")
-    ing.add_argument("--server", default=DEFAULT_SERVER, help=f"HOST:PORT of the server (default {DEFAULT_SERVER})")
     ing.add_argument("--batch-size", type=int, default=256, help="rows per Ingest call (default 256)")
     ing.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="default: from the file's suffix")
     ing.add_argument("--id-field", help="field with the caller's id (default 'id', optional per row; "
@@ -50,41 +48,34 @@ def add_parsers(sub: Any) -> None:
     ing.add_argument("--restart", action="store_true", help="ignore the checkpoint and start from the first row")
 
     hl = sub.add_parser("health", help="exit 0 if the server reports SERVING (container health checks)")
-    hl.add_argument("--server", help="HOST:PORT of the server (default 127.0.0.1 and the configured port, "
-                                     "EMBCLUSTER_PORT or 50051)")
     hl.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
-    for p in (cl, ing, hl):
-        add_client_flags(p)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cluster``, ``ingest`` or ``health``; returns the exit status."""
-    if args.command == "health":
-        return _health(args)
-    return _cluster(args) if args.command == "cluster" else _ingest(args)
+    add_connection_flags(cl)
+    add_connection_flags(ing)
+    add_connection_flags(hl, default="env EMBCLUSTER_TARGET, else 127.0.0.1 and the configured port "
+                                     "(EMBCLUSTER_PORT or 50051)")
 
 
 def _health(args: argparse.Namespace) -> int:
     import grpc
     from embcluster_client import EmbclusterClient
 
-    target = args.server
-    if target is None:  # the port this container's/host's `serve` uses
+    where = args.target or getattr(args, "env_target", None)
+    if where is None:  # the port this container's/host's `serve` uses
         from pydantic import ValidationError
         from pydantic_settings import SettingsError
 
         from .config import Settings, describe_settings_error
 
         try:
-            target = f"127.0.0.1:{Settings().port}"
+            where = f"127.0.0.1:{Settings().port}"
         except (ValidationError, SettingsError) as exc:
             print(f"embcluster: invalid settings:\n{describe_settings_error(exc)}", file=sys.stderr)
             return 2
     try:
-        with EmbclusterClient(target, timeout=args.timeout, **client_options(args)) as client:
+        with EmbclusterClient(where, timeout=args.timeout, **client_options(args)) as client:
             status = client.health()
     except grpc.RpcError as exc:
-        print(f"embcluster: {target}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        print(f"embcluster: {rpc_error_message(exc, where)}", file=sys.stderr)
         return 1
     print(status)
     return 0 if status == "SERVING" else 1
@@ -117,15 +108,11 @@ def watch_with_progress(client: Any, collection: str, run_id: str, *, stream: Te
 
 def _cluster(args: argparse.Namespace) -> int:
     import grpc
-    from embcluster_client import EmbclusterClient, RunFailed, pb
+    from embcluster_client import RunFailed, pb
 
-    with EmbclusterClient(args.server, timeout=60, **client_options(args)) as client:
-        try:
-            started = client.start_clustering(args.collection, k=args.k,
-                                              k_range=tuple(args.k_range) if args.k_range else None, seed=args.seed)
-        except grpc.RpcError as exc:
-            print(f"embcluster: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
+    with connect(args, timeout=60) as client:
+        started = client.start_clustering(args.collection, k=args.k,
+                                          k_range=tuple(args.k_range) if args.k_range else None, seed=args.seed)
         try:
             final = watch_with_progress(client, args.collection, started.run_id)
         except RunFailed as exc:
@@ -147,13 +134,45 @@ def _cluster(args: argparse.Namespace) -> int:
             print(f"embcluster: lost the run's progress stream: {exc.code().name}: {exc.details()}; "
                   f"the run {started.run_id} goes on on the server", file=sys.stderr)
             return 1
-    print(f"run {final.run_id}: model v{final.model_version}, k={final.k}, "
-          f"{final.points_labelled} points labelled")
+        print_run_result(client, final)
     return 0
 
 
+def print_run_result(client: Any, run: Any, *, stream: TextIO | None = None) -> None:
+    """Print a succeeded run: its model version and k, the per-k scores behind a chosen k, then the
+    served model's clusters by size (id, size, radius, anomalies).
+
+    Args:
+        client: A connected ``EmbclusterClient``.
+        run: The succeeded ``ClusteringRun``.
+        stream: Where to print (default stdout).
+    """
+    out = stream or sys.stdout
+    print(f"run {run.run_id}: model v{run.model_version}, k={run.k}, {run.points_labelled} points labelled",
+          file=out)
+    if len(run.k_scores) > 1:  # a k range: the rank vote that chose k
+        print(f"\nk chosen by the lowest mean rank over silhouette (higher is better), Davies-Bouldin (lower), "
+              f"Calinski-Harabasz (higher) and the inertia knee:", file=out)
+        print(f"{'k':>6} {'silhouette':>10} {'davies-bouldin':>14} {'calinski-harabasz':>17} {'inertia':>12} "
+              f"{'knee':>4} {'mean rank':>9}", file=out)
+        for s in sorted(run.k_scores, key=lambda s: s.k):
+            print(f"{'* ' if s.chosen else '  '}{s.k:>4} {s.silhouette:10.4f} {s.davies_bouldin:14.4f} "
+                  f"{s.calinski_harabasz:17.1f} {s.inertia:12.4g} {'yes' if s.knee else '':>4} {s.mean_rank:9.2f}",
+                  file=out)
+    listing = client.list_clusters(run.collection)
+    clusters = sorted(listing.clusters, key=lambda c: (-c.size, c.cluster_id))
+    note = "" if listing.model_version == run.model_version else f" (model v{listing.model_version} is served now)"
+    print(f"\n{len(clusters)} clusters{note}, by size:", file=out)
+    print(f"{'cluster':>7} {'size':>8} {'radius':>8} {'anomalies':>9}", file=out)
+    for c in clusters:
+        print(f"{c.cluster_id:>7} {c.size:>8} {c.radius:8.4f} {c.anomaly_count:>9}"
+              + ("" if c.populated else "  (not populated: its points belong to the nearest populated cluster)"),
+              file=out)
+    if listing.provisional:
+        print("sizes are provisional: points are being relabelled (a write-back or repair); list again later", file=out)
+
+
 def _ingest(args: argparse.Namespace) -> int:
-    from embcluster_client import EmbclusterClient
     from embcluster_client.file_ingest import IngestFailed, IngestOptions, ingest_file
 
     if args.batch_size < 1:
@@ -177,7 +196,7 @@ def _ingest(args: argparse.Namespace) -> int:
         print(f"skipped {what}", file=sys.stderr)
 
     try:
-        with EmbclusterClient(args.server, timeout=300, **client_options(args)) as client:
+        with connect(args, timeout=300) as client:
             summary = ingest_file(client, args.file, opts, on_start=on_start,
                                   on_batch=lambda n: bar[0].advance(n) if bar else None, on_skip=on_skip)
     except IngestFailed as exc:
@@ -198,3 +217,6 @@ def _ingest(args: argparse.Namespace) -> int:
           + (f"; resumed after row {summary.resumed_from_row}" if summary.resumed_from_row else "")
           + f"; checkpoint {summary.checkpoint}")
     return 0
+
+
+COMMANDS: dict[str, Handler] = {"cluster": guarded(_cluster), "ingest": guarded(_ingest), "health": guarded(_health)}

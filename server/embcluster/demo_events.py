@@ -19,6 +19,7 @@ from embcluster_client import EmbclusterClient, make_event_schema
 
 from .data import load_lending_club_events
 from .data.synthetic_events import PROFILE_SCHEMA_FIELDS, planted_profile_stream
+from .progress import Progress
 
 T = TypeVar("T")
 
@@ -30,7 +31,8 @@ def run_event_demo(client: EmbclusterClient, name: str, n: int | None = None, k:
 
     Args:
         client: A connected client.
-        name: The loans collection (the profiles go into ``<name>-users``).
+        name: The loans collection (the profiles go into ``<name>-users``); neither may exist (the
+            caller checks, and deletes them only when asked to replace them).
         n: Loans to ingest (default all 2,000).
         k: Clusters of the loans (default 8).
     """
@@ -40,15 +42,14 @@ def run_event_demo(client: EmbclusterClient, name: str, n: int | None = None, k:
     print("InferSchema proposed, from 500 loans:")
     for note in proposal.notes:
         print(f"  {note}")
-    for coll in (name, f"{name}-users"):
-        if any(c.name == coll for c in client.list_collections()):
-            client.delete_collection(coll)
     client.create_collection(name, input_kind="event", distance="euclid", contamination=0.05,
                              event_schema=proposal.schema)
     started = time.perf_counter()
     items: list[dict[str, Any]] = [{"id": r["id"], "event": r["event"], "metadata": {"bad": r["bad"]}} for r in rows]
-    for i in range(0, len(items), 500):
-        client.ingest(name, items[i:i + 500])
+    with Progress(f"ingest {name}", len(items), unit="loans") as bar:
+        for i in range(0, len(items), 500):
+            client.ingest(name, items[i:i + 500])
+            bar.advance(len(items[i:i + 500]))
     print(f"\ningested {len(items)} loans as events in {time.perf_counter() - started:.1f}s")
     _fit_featurizer(client, name)
     info = client.get_collection(name)

@@ -88,6 +88,7 @@ class RunManager:
         self.on_finished: list[Callable[[RunInfo, float], None]] = []
         self._runs_dirs: dict[str, Path] = {}
         self._holds: dict[str, int] = {}  # collection -> holders (exports) while no run may start
+        self._last: dict[str, RunInfo] = {}  # collection -> its newest finished run (GetCollection)
 
     def register(self, collection: str, runs_dir: Path, *, mark_interrupted: bool = True) -> list[RunInfo]:
         """Track a collection's run directory; runs left RUNNING by a dead process become FAILED.
@@ -105,8 +106,10 @@ class RunManager:
         self._runs_dirs[collection] = runs_dir
         records: list[tuple[str, Path]] = []
         interrupted: list[RunInfo] = []
+        self._last.pop(collection, None)
         for path in runs_dir.glob("*.json") if runs_dir.exists() else []:
             info = RunInfo.from_json(read_json(path))
+            self._remember(info)
             if not info.state.finished:
                 if not mark_interrupted:
                     interrupted.append(info)
@@ -116,6 +119,7 @@ class RunManager:
                 info.error = "interrupted: the server stopped during the run"
                 info.finished_at = utcnow()
                 write_json_atomic(path, info.to_json())
+                self._remember(info)
                 logger.warning("run %s of %s was interrupted by a restart", info.run_id, collection)
                 interrupted.append(info)
             records.append((info.created_at, path))
@@ -143,6 +147,7 @@ class RunManager:
     def unregister(self, collection: str) -> None:
         """Forget a (deleted) collection."""
         self._runs_dirs.pop(collection, None)
+        self._last.pop(collection, None)
 
     def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None], *,
               trigger: str = "manual", attempt: int = 0) -> RunInfo:
@@ -221,7 +226,17 @@ class RunManager:
         runs_dir = self._runs_dirs.get(info.collection)
         if runs_dir is not None and runs_dir.parent.exists():
             write_json_atomic(runs_dir / f"{info.run_id}.json", info.to_json())
+        if runs_dir is not None:  # a deleted collection's cancelled run is not remembered for a new one
+            self._remember(info)
         self._notify()
+
+    def _remember(self, info: RunInfo) -> None:
+        """Keep a copy of ``info`` as its collection's last run if it ended and is the newest so far."""
+        if not info.state.finished:
+            return
+        known = self._last.get(info.collection)
+        if known is None or (info.created_at, info.finished_at) >= (known.created_at, known.finished_at):
+            self._last[info.collection] = RunInfo.from_json(info.to_json())
 
     def _notify(self) -> None:
         with self._changed:
@@ -276,6 +291,16 @@ class RunManager:
         with self._lock:
             active = self._active.get(collection)
             return RunInfo.from_json(active[0].info.to_json()) if active else None
+
+    def last(self, collection: str) -> RunInfo | None:
+        """The collection's newest run that ended (succeeded, failed or cancelled), if any.
+
+        A run whose final state watchers already see (it is set before the record is saved) counts.
+        """
+        with self._lock:
+            active = self._active.get(collection)
+            known = active[0].info if active and active[0].info.state.finished else self._last.get(collection)
+            return RunInfo.from_json(known.to_json()) if known is not None else None
 
     def wait(self, collection: str, timeout: float | None = None) -> None:
         """Block until the collection's active run (if any) ends."""

@@ -213,6 +213,8 @@ class CollectionInfo:
     event_schema: EventSchema | None = None  # EVENT: the schema
     featurizer_version: int = 0  # EVENT: the version every stored vector was written with
     featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
+    active_run: "RunInfo | None" = None  # the run in progress, if any
+    last_run: "RunInfo | None" = None  # the newest run that ended, if any
 
 
 @dataclass

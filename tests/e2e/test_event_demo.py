@@ -19,6 +19,7 @@ def test_event_demo_clusters_loans_and_separates_profiles() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
+    assert "\r" not in out + proc.stderr and "ingest demo-loans: 300/300 loans 100.0%" in proc.stderr
     assert "annual_inc: numeric (log)" in out  # InferSchema's proposal is printed with its reasons
     assert "ingested 300 loans as events" in out
     assert "featurizer v2 fitted on every loan" in out  # v1 provisional, v2 from FitFeaturizer

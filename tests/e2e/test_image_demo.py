@@ -24,3 +24,5 @@ def test_image_demo_clusters_icons() -> None:
     sizes = [int(line.split()[1]) for line in table.splitlines()[1:] if line[:7].strip().isdigit()]
     assert len(sizes) == 4 and sum(sizes) == 200
     assert ". tags: " in table  # members are shown by their rendering
+    anomalies = out[out.index("top anomalies"):].splitlines()[1:]
+    assert anomalies and all(line.split()[4].startswith("ph-") for line in anomalies)  # the stored ids

@@ -209,14 +209,19 @@ def test_sigkill_during_write_back_keeps_the_served_model(tmp_path: Path) -> Non
         server.stop()
 
 
-def test_demo_prints_clusters_and_anomalies() -> None:
-    """`embcluster demo` as a new user runs it: its own embedded server, real WordNet text."""
+def test_demo_prints_clusters_and_anomalies(tmp_path: Path) -> None:
+    """`embcluster demo` as a new user runs it: its own embedded server, real WordNet text; piped, it
+    prints plain progress lines to stderr, and it leaves no data directory behind."""
     proc = subprocess.run(
         [sys.executable, "-m", "embcluster.cli", "demo", "-n", "300", "-k", "4"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
+    assert "\r" not in out and "\r" not in proc.stderr
+    assert "ingest demo-wordnet: 300/300 items 100.0%" in proc.stderr and "ingest demo-wordnet:" not in out
+    assert list(tmp_path.glob("embcluster-demo-*")) == []
     assert "ingested 300 WordNet definitions" in out
     assert "model v1: k=4, 300 points labelled" in out
     table = out[out.index("cluster  size"):out.index("top anomalies")]

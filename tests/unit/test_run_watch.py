@@ -89,3 +89,29 @@ def test_failed_and_cancelled_runs_reach_the_callbacks(tmp_path: Path) -> None:
     manager.wait("c", timeout=10)
     assert ended == ["failed", "cancelled"]
     manager.shutdown()
+
+
+def test_last_is_the_newest_ended_run_and_survives_a_restart(tmp_path: Path) -> None:
+    """GetCollection's last_run: the newest finished run, also after the records are re-read at start-up."""
+    manager = RunManager(workers=1)
+    manager.register("c", tmp_path / "runs")
+    assert manager.last("c") is None
+
+    def fail(ctx: RunContext) -> None:
+        raise ValueError("no luck")
+
+    first = manager.start("c", RunRequest(k=2), lambda ctx: None)
+    manager.wait("c", timeout=10)
+    assert manager.last("c").run_id == first.run_id and manager.last("c").state is RunState.SUCCEEDED
+    second = manager.start("c", RunRequest(k=3), fail)
+    manager.wait("c", timeout=10)
+    last = manager.last("c")
+    assert last.run_id == second.run_id and last.state is RunState.FAILED and "no luck" in last.error
+    manager.shutdown()
+
+    again = RunManager(workers=1)  # a restart: the records on disk decide
+    again.register("c", tmp_path / "runs")
+    assert again.last("c").run_id == second.run_id
+    again.unregister("c")
+    assert again.last("c") is None
+    again.shutdown()

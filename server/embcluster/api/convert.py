@@ -207,6 +207,8 @@ def collection_to_pb(c: CollectionInfo) -> pb.Collection:
         attached=pb.AttachedSource(qdrant_collection=c.attached.qdrant_collection,
                                    vector_name=c.attached.vector_name, field_prefix=c.attached.field_prefix)
         if c.attached is not None else None,
+        active_run=run_to_pb(c.active_run) if c.active_run is not None else None,
+        last_run=run_to_pb(c.last_run) if c.last_run is not None else None,
     )
 
 

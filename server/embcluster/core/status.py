@@ -51,6 +51,9 @@ class CollectionStatus:
         """A collection with live counts."""
         rec = coll.record
         model = coll.model
+        active = self.runs.active(rec.name)
+        if active is not None and active.state.finished:  # ended; its record is being saved: runs.last has it
+            active = None
         return CollectionInfo(
             name=rec.name, input_kind=rec.input_kind,
             metric=rec.metric, dim=rec.dim,
@@ -65,6 +68,7 @@ class CollectionStatus:
             featurizer_version=rec.featurizer_version, featurizer_provisional=rec.featurizer_provisional,
             attached=AttachedSource(rec.external_collection, rec.vector_name, rec.field_prefix)
             if rec.external_collection else None,
+            active_run=active, last_run=self.runs.last(rec.name),
         )
 
     def get_collection(self, name: str) -> CollectionInfo:

@@ -233,7 +233,7 @@ class ImageMetadata(_message.Message):
     def __init__(self, title: _Optional[str] = ..., caption: _Optional[str] = ..., alt_text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached")
+    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached", "active_run", "last_run")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +252,8 @@ class Collection(_message.Message):
     FEATURIZER_VERSION_FIELD_NUMBER: _ClassVar[int]
     FEATURIZER_PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
     ATTACHED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_RUN_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -270,7 +272,9 @@ class Collection(_message.Message):
     featurizer_version: int
     featurizer_provisional: bool
     attached: AttachedSource
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ...) -> None: ...
+    active_run: ClusteringRun
+    last_run: ClusteringRun
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ..., active_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., last_run: _Optional[_Union[ClusteringRun, _Mapping]] = ...) -> None: ...
 
 class AttachedSource(_message.Message):
     __slots__ = ("qdrant_collection", "vector_name", "field_prefix")
