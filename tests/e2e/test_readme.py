@@ -14,8 +14,8 @@ How each example runs (the extraction rules are in ``tests/readme_blocks.py``):
 - before running, the README's addresses are pointed at the test's: ``127.0.0.1:50051`` becomes
   the server's address, ``.venv/bin/`` the directory of ``sys.executable``, ``/backups/`` a
   temporary directory the server is started to allow (``EMBCLUSTER_SNAPSHOT_DIRS``), and a client
-  command of the CLI that names no server (it relies on the default ``127.0.0.1:50051``) gets
-  ``--server <address>`` after its sub-command;
+  command of the CLI (any but ``NOT_CLIENT_COMMANDS``) that names no server (it relies on the
+  default ``127.0.0.1:50051``) and no ``--data-dir`` gets ``--server <address>`` after its sub-command;
 - it must exit 0 within ``TIMEOUT_S``; a few commands must also print what they exist to show
   (``EXPECTED_OUTPUT``); blocks with a skip marker are reported as skipped with its reason.
 """
@@ -39,8 +39,9 @@ pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 240
 README_ADDRESS = "127.0.0.1:50051"
-# CLI commands that talk to a server and take --server (all of them keep it as an alias of --target).
-CLIENT_COMMANDS = ("cluster", "ingest", "health", "export", "import")
+# CLI sub-commands that do not take --server: every other one talks to a server and takes it (an
+# alias of --target), so commands added later are pointed at the test's server too.
+NOT_CLIENT_COMMANDS = ("serve", "keys", "demo")  # demo: --target only, and without it it starts its own server
 EXAMPLES = extract(read_readme())
 
 
@@ -110,7 +111,7 @@ class Session:
         code = example.code.replace(README_ADDRESS, self.server.address)
         code = code.replace(".venv/bin/", f"{self.bin_dir}/").replace("/backups/", f"{self.backups}/")
         if example.kind == "bash" and not re.search(r"--server\b|--target\b|--data-dir\b", code):
-            code = re.sub(rf"\bembcluster ({'|'.join(CLIENT_COMMANDS)})\b",
+            code = re.sub(rf"\bembcluster (?!(?:{'|'.join(NOT_CLIENT_COMMANDS)})\b)([a-z][a-z-]*)\b",
                           lambda m: f"{m.group(0)} --server {self.server.address}", code)
         return code
 
