@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from embcluster_client import EmbclusterClient, make_event_schema
 
 from .data import load_lending_club_events
 from .data.synthetic_events import PROFILE_SCHEMA_FIELDS, planted_profile_stream
 from .progress import Progress
-
-T = TypeVar("T")
 
 __all__ = ["run_event_demo"]
 
@@ -54,7 +52,7 @@ def run_event_demo(client: EmbclusterClient, name: str, n: int | None = None, k:
     _fit_featurizer(client, name)
     info = client.get_collection(name)
     print(f"featurizer v{info.featurizer_version} fitted on every loan ({info.dim}-d vectors)")
-    run = _when_idle(name, lambda: client.cluster(name, k=k or 8, seed=0))
+    run = client.cluster(name, k=k or 8, seed=0)
     print(f"model v{run.model_version}: k={run.k}\n")
     base = sum(bad.values()) / max(len(bad), 1)
     print(f"{'cluster':>7} {'size':>5} {'radius':>7} {'bad share':>9}   (all loans: {base:.1%} bad)")
@@ -78,7 +76,7 @@ def run_event_demo(client: EmbclusterClient, name: str, n: int | None = None, k:
     for i in range(0, len(events), 400):
         client.ingest(users, [{"event": e} for e in events[i:i + 400]])
     _fit_featurizer(client, users)
-    _when_idle(users, lambda: client.cluster(users, k=2, seed=0))
+    client.cluster(users, k=2, seed=0)
     print(f"\n{len(events)} card transactions of {len(behaviour)} users -> one profile point per user, k=2:")
     for c in client.list_clusters(users).clusters:
         members = list(client.iter_cluster_members(users, c.cluster_id))
@@ -87,21 +85,7 @@ def run_event_demo(client: EmbclusterClient, name: str, n: int | None = None, k:
     return 0
 
 
-def _when_idle(name: str, start: Callable[[], T]) -> T:
-    """Call ``start`` once the collection has no run in progress (an automatic featurizer fit may hold it)."""
-    import grpc  # the client's transport errors (this is client-side code, like cli_tools)
-
-    for _ in range(600):
-        try:
-            return start()
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or "in progress" not in str(exc.details()):
-                raise
-            time.sleep(0.1)
-    raise TimeoutError(f"collection {name!r} stayed busy for a minute")
-
-
 def _fit_featurizer(client: EmbclusterClient, name: str) -> None:
-    """Refit on every point; waits out the automatic fit the ingest may have started meanwhile."""
-    run = _when_idle(name, lambda: client.fit_featurizer(name))
+    """Refit on every point: queued behind the automatic fit the ingest may have started (no retry needed)."""
+    run = client.fit_featurizer(name)
     client.wait_for_run(name, run.run_id)

@@ -3,6 +3,13 @@
 Never pickled: arrays are ``.npy`` files loaded with ``allow_pickle=False`` and everything
 else is JSON with a ``schema_version``. A version directory is written under a temporary
 name and renamed into place, so a crash never leaves a half-written model behind.
+
+A run saves its new version *pending* (a ``PENDING`` marker file inside the version directory,
+written before the rename): the version is not published until the run switches the served
+version to it and removes the marker. A run that fails or is cancelled before the switch deletes
+its pending version, and the next start deletes any a dead process left behind (see
+:meth:`ModelStore.settle`), so only versions that were served at some point are ever listed,
+exported or rolled back to. Older servers ignore the marker.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ from .cluster.assign import nearest_rows, pairwise_distance
 from .fsio import write_json_atomic
 from .store.base import Metric
 
-__all__ = ["SCHEMA_VERSION", "Assignments", "ClusterModel", "ModelStore"]
+__all__ = ["SCHEMA_VERSION", "PENDING_MARKER", "Assignments", "ClusterModel", "ModelStore"]
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)  # v1: no anomaly-model components (scorers cblof, normalized, distance)
+PENDING_MARKER = "PENDING"  # in v<N>/: saved by a run that has not switched to it yet
 
 
 @dataclass
@@ -191,8 +199,14 @@ class ModelStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def save(self, model: ClusterModel) -> Path:
-        """Write ``v<N>`` atomically (temp dir + rename, fsynced)."""
+    def save(self, model: ClusterModel, *, pending: bool = False) -> Path:
+        """Write ``v<N>`` atomically (temp dir + rename, fsynced).
+
+        Args:
+            model: The version to write.
+            pending: Save it unpublished (a run's new version, before its switch): see
+                :meth:`publish` and :meth:`discard`.
+        """
         final = self.directory / f"v{model.version}"
         tmp = self.directory / f".v{model.version}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -200,12 +214,57 @@ class ModelStore:
         stacked = np.concatenate([model.centroids, model.component_centroids.astype(np.float32)])  # grouping first
         np.save(tmp / "centroids.npy", np.ascontiguousarray(stacked, dtype=np.float32), allow_pickle=False)
         (tmp / "model.json").write_text(json.dumps(model.to_json(), indent=1))
-        for name in ("centroids.npy", "model.json"):
+        names = ["centroids.npy", "model.json"]
+        if pending:  # inside the directory before the rename: the version never appears published
+            (tmp / PENDING_MARKER).write_text("saved by a run; published when it is served\n")
+            names.append(PENDING_MARKER)
+        for name in names:
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return final
+
+    def pending(self, version: int) -> bool:
+        """Whether ``v<version>`` was saved by a run that has not switched to it (yet)."""
+        return (self.directory / f"v{version}" / PENDING_MARKER).exists()
+
+    def publish(self, version: int) -> None:
+        """Mark ``v<version>`` published (the run has switched to it): from now on it is listed."""
+        (self.directory / f"v{version}" / PENDING_MARKER).unlink(missing_ok=True)
+
+    def discard(self, version: int) -> bool:
+        """Delete ``v<version>`` if it is still pending (never a published version); True if deleted."""
+        shutil.rmtree(self.directory / f".v{version}.tmp", ignore_errors=True)  # a save cut short
+        if not self.pending(version):
+            return False
+        self.delete(version)
+        return True
+
+    def settle(self, served: int) -> list[int]:
+        """At start-up: publish the served version if a crash left it marked, discard every other pending one.
+
+        A process that died between a run's switch and the marker's removal left the served
+        version marked; one that died before the switch left a version no point is served with.
+
+        Returns:
+            The versions discarded.
+        """
+        for leftover in self.directory.glob(".v*.tmp") if self.directory.exists() else []:  # saves cut short
+            shutil.rmtree(leftover, ignore_errors=True)
+        discarded = []
+        for v in self.versions():
+            if not self.pending(v):
+                continue
+            if v == served:
+                self.publish(v)
+            elif self.discard(v):
+                discarded.append(v)
+        return discarded
+
+    def published(self, served: int) -> list[int]:
+        """Published versions, ascending: every saved one but those pending (the served one always counts)."""
+        return [v for v in self.versions() if v == served or not self.pending(v)]
 
     def save_metadata(self, model: ClusterModel) -> None:
         """Rewrite an already saved version's ``model.json`` (new metrics) atomically; centroids stay."""
@@ -232,7 +291,7 @@ class ModelStore:
         shutil.rmtree(doomed, ignore_errors=True)
 
     def versions(self) -> list[int]:
-        """Saved versions, ascending."""
+        """Saved versions, ascending, pending ones included (callers that report use :meth:`published`)."""
         if not self.directory.exists():
             return []
         return sorted(int(p.name[1:]) for p in self.directory.glob("v*") if p.name[1:].isdigit())

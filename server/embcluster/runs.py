@@ -3,6 +3,18 @@
 Run records are JSON files beside the collection, so a run's outcome survives a restart;
 a run that was in flight when the process died is marked failed on the next start (its
 partial write-back is undone by the catch-up that start performs).
+
+**Queueing.** A run asked for by hand (trigger ``manual``) while an *automatic* run is active
+(any other trigger: an EVENT featurizer's automatic fit, a schedule, a restart re-run) does not
+fail: it is recorded QUEUED, with the automatic run's id and trigger in ``waiting_for`` /
+``waiting_for_trigger``, and starts as soon as that run ends, whatever its outcome. At most one
+run is queued per collection: the same request again returns the queued run, another one is
+FAILED_PRECONDITION naming it. A manual run while another manual run is active stays
+FAILED_PRECONDITION (the message names the run and how to wait for it), and so does any
+automatic run while a run is active or queued, so the scheduler never starts one ahead of a
+queued run. A queued run can be cancelled; a graceful shutdown cancels it; a crash leaves it
+to the next start, which marks it FAILED like any interrupted run (and the scheduler re-runs the
+newest interrupted run of the collection, see :mod:`embcluster.scheduler`).
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,9 +36,10 @@ from .fsio import read_json, write_json_atomic
 from .schema import RunInfo, RunRequest, RunState
 from .validation import check_run_id
 
-__all__ = ["RunCancelled", "RunContext", "RunManager", "utcnow", "KEEP_RUNS"]
+__all__ = ["RunCancelled", "RunContext", "RunManager", "utcnow", "KEEP_RUNS", "MANUAL"]
 
 KEEP_RUNS = 200  # run records kept per collection (older ones are removed at start-up)
+MANUAL = "manual"  # the trigger of a run a caller asked for; every other trigger is automatic
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +88,33 @@ class RunContext:
         self._cancel.set()
 
 
+@dataclass
+class _Queued:
+    """A manual run waiting for the collection's automatic run to end."""
+
+    ctx: RunContext
+    job: Callable[[RunContext], None]
+    context: contextvars.Context  # the starting call's (its request id in the run's logs)
+
+
+def _copy(info: RunInfo) -> RunInfo:
+    """A snapshot of a run's state that the worker cannot change under the caller."""
+    return RunInfo.from_json(info.to_json())
+
+
+def _wait_hint(collection: str, run_id: str) -> str:
+    return f"wait for it with client.wait_for_run({collection!r}, {run_id!r}) or cancel it, then start again"
+
+
 class RunManager:
-    """Starts, tracks, cancels and persists clustering runs."""
+    """Starts, queues, tracks, cancels and persists clustering runs."""
 
     def __init__(self, workers: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
         self._lock = threading.Lock()
         self._active: dict[str, tuple[RunContext, Future[None]]] = {}  # collection -> its run
+        self._queued: dict[str, _Queued] = {}  # collection -> the manual run waiting for its active run
+        self._closing = False  # shutdown began: queued runs are not started any more
         # Bumped on every state/progress change; watchers wait on it (see ``watch``).
         self._changed = threading.Condition()
         self._generation = 0
@@ -115,8 +149,10 @@ class RunManager:
                     interrupted.append(info)
                     records.append((info.created_at, path))
                     continue
+                info.error = ("interrupted: the server stopped during the run" if info.state is not RunState.QUEUED
+                              else f"interrupted: the server stopped while the run was queued behind run "
+                                   f"{info.waiting_for} ({info.waiting_for_trigger})")
                 info.state = RunState.FAILED
-                info.error = "interrupted: the server stopped during the run"
                 info.finished_at = utcnow()
                 write_json_atomic(path, info.to_json())
                 self._remember(info)
@@ -145,13 +181,21 @@ class RunManager:
                     del self._holds[collection]
 
     def unregister(self, collection: str) -> None:
-        """Forget a (deleted) collection."""
-        self._runs_dirs.pop(collection, None)
-        self._last.pop(collection, None)
+        """Forget a (deleted) collection; its queued run, if any, is cancelled."""
+        with self._lock:
+            self._runs_dirs.pop(collection, None)
+            self._last.pop(collection, None)
+            queued = self._queued.pop(collection, None)
+        if queued is not None:
+            self._end_queued(queued, "the collection was deleted")
 
     def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None], *,
-              trigger: str = "manual", attempt: int = 0) -> RunInfo:
-        """Queue ``job`` as a new run, unless one is active for the collection.
+              trigger: str = MANUAL, attempt: int = 0) -> RunInfo:
+        """Start ``job`` as a new run, or queue it behind the collection's automatic run.
+
+        A manual run while an automatic one is active comes back QUEUED and starts when that
+        one ends (see the module docstring); asked for again with the same request while it is
+        queued, the queued run is returned.
 
         Args:
             collection: The collection's name.
@@ -159,16 +203,30 @@ class RunManager:
             job: The work; it reports progress and checks cancellation through its context.
             trigger: What started it: manual, interval, changes, drift or restart.
             attempt: 0, or how many times an interrupted run has been re-run (restart).
+
+        Raises:
+            FailedPrecondition: A run is active that this one cannot queue behind (a manual run,
+                or this one is automatic), another run is queued, or an export holds runs off.
         """
         with self._lock:
             if collection not in self._runs_dirs:
                 raise NotFound(f"collection {shown(collection)} not found")
-            if collection in self._active:
-                ctx, _ = self._active[collection]
+            queued = self._queued.get(collection)
+            if queued is not None:
+                waiting = queued.ctx.info
+                if trigger == MANUAL and waiting.request == request:  # the same request again: the same run
+                    return _copy(waiting)
                 raise FailedPrecondition(
-                    f"collection {shown(collection)} already has run {ctx.info.run_id} in progress; "
-                    "wait for it or cancel it"
-                )
+                    f"collection {shown(collection)} already has run {waiting.run_id} queued (behind the "
+                    f"{waiting.waiting_for_trigger} run {waiting.waiting_for}); "
+                    f"{_wait_hint(collection, waiting.run_id)}")
+            if collection in self._active:
+                current = self._active[collection][0].info
+                if trigger == MANUAL and current.trigger != MANUAL:
+                    return self._enqueue(collection, request, job, current)
+                raise FailedPrecondition(
+                    f"collection {shown(collection)} already has run {current.run_id} ({current.trigger}) in progress; "
+                    f"{_wait_hint(collection, current.run_id)}")
             if self._holds.get(collection):
                 raise FailedPrecondition(f"collection {shown(collection)} is being exported; "
                                          "start the run when the export ends")
@@ -178,16 +236,65 @@ class RunManager:
             )
             ctx = RunContext(info, self._save, self._notify)
             self._save(info)
-            snapshot = RunInfo.from_json(info.to_json())  # before the worker can touch it
+            snapshot = _copy(info)  # before the worker can touch it
             # The run's log lines carry the request id of the call that started it.
-            try:
-                future = self._pool.submit(self._execute, ctx, job, contextvars.copy_context())
-            except RuntimeError:  # the pool is shut down: the service is closing
-                info.state, info.error, info.finished_at = RunState.CANCELLED, "the server is shutting down", utcnow()
-                self._save(info)
-                raise Unavailable("the server is shutting down") from None
-            self._active[collection] = (ctx, future)
+            if not self._submit(ctx, job, contextvars.copy_context()):
+                raise Unavailable("the server is shutting down")
             return snapshot
+
+    def _enqueue(self, collection: str, request: RunRequest, job: Callable[[RunContext], None],
+                 ahead: RunInfo) -> RunInfo:
+        """Record a manual run QUEUED behind the automatic run ``ahead`` (caller holds ``_lock``)."""
+        info = RunInfo(
+            run_id=uuid.uuid4().hex[:16], collection=collection, state=RunState.QUEUED, phase="queued",
+            request=request, created_at=utcnow(), trigger=MANUAL, waiting_for=ahead.run_id,
+            waiting_for_trigger=ahead.trigger,
+        )
+        self._save(info)
+        self._queued[collection] = _Queued(RunContext(info, self._save, self._notify), job, contextvars.copy_context())
+        logger.info("run %s of %s queued behind the %s run %s", info.run_id, collection, ahead.trigger, ahead.run_id)
+        return _copy(info)
+
+    def _submit(self, ctx: RunContext, job: Callable[[RunContext], None], context: contextvars.Context) -> bool:
+        """Hand a PENDING run to the pool and make it the collection's active run (caller holds ``_lock``).
+
+        Returns False, the run recorded CANCELLED, if the pool is shut down (the service is closing).
+        """
+        info = ctx.info
+        try:
+            future = self._pool.submit(self._execute, ctx, job, context)
+        except RuntimeError:
+            info.state, info.error, info.finished_at = RunState.CANCELLED, "the server is shutting down", utcnow()
+            self._save(info)
+            return False
+        self._active[info.collection] = (ctx, future)
+        return True
+
+    def _start_queued(self, collection: str) -> None:
+        """The collection's active run has ended: start its queued run, if any (caller holds ``_lock``)."""
+        queued = self._queued.pop(collection, None)
+        if queued is None:
+            return
+        info = queued.ctx.info
+        info.state, info.phase = RunState.PENDING, "pending"
+        try:
+            self._save(info)
+        except Exception:  # e.g. a full disk: the run still starts (and saves again as it runs)
+            logger.exception("run %s of %s: state not saved", info.run_id, collection)
+        if self._submit(queued.ctx, queued.job, queued.context):
+            logger.info("run %s of %s starts: the %s run %s it waited for has ended", info.run_id, collection,
+                        info.waiting_for_trigger, info.waiting_for)
+
+    def _end_queued(self, queued: _Queued, error: str = "") -> None:
+        """Record a queued run CANCELLED (it never started) and tell the run-finished callbacks."""
+        info = queued.ctx.info
+        info.state, info.phase, info.error, info.finished_at = RunState.CANCELLED, "cancelled", error, utcnow()
+        logger.info("queued run %s of %s cancelled%s", info.run_id, info.collection, f": {error}" if error else "")
+        self._finished(info, 0.0)
+        try:
+            self._save(info)
+        except Exception:
+            logger.exception("run %s of %s: final state not saved", info.run_id, info.collection)
 
     def _execute(self, ctx: RunContext, job: Callable[[RunContext], None],
                  context: contextvars.Context | None = None) -> None:
@@ -209,18 +316,23 @@ class RunManager:
             logger.exception("run %s of %s failed", info.run_id, info.collection)
         finally:
             info.finished_at = utcnow()
-            for callback in self.on_finished:  # before watchers can see the final state
-                try:
-                    callback(info, time.perf_counter() - started)
-                except Exception:
-                    logger.exception("run-finished callback failed")
+            self._finished(info, time.perf_counter() - started)  # before watchers can see the final state
             try:
                 self._save(info)
             except Exception:  # e.g. a full disk: the collection must still take runs afterwards
                 logger.exception("run %s of %s: final state not saved", info.run_id, info.collection)
             finally:
-                with self._lock:
+                with self._lock:  # one step: no other run can start between this one and the queued one
                     self._active.pop(info.collection, None)
+                    if not self._closing and info.collection in self._runs_dirs:
+                        self._start_queued(info.collection)
+
+    def _finished(self, info: RunInfo, seconds: float) -> None:
+        for callback in self.on_finished:
+            try:
+                callback(info, seconds)
+            except Exception:
+                logger.exception("run-finished callback failed")
 
     def _save(self, info: RunInfo) -> None:
         runs_dir = self._runs_dirs.get(info.collection)
@@ -236,7 +348,7 @@ class RunManager:
             return
         known = self._last.get(info.collection)
         if known is None or (info.created_at, info.finished_at) >= (known.created_at, known.finished_at):
-            self._last[info.collection] = RunInfo.from_json(info.to_json())
+            self._last[info.collection] = _copy(info)
 
     def _notify(self) -> None:
         with self._changed:
@@ -266,11 +378,14 @@ class RunManager:
                 self._changed.wait_for(lambda: self._generation != seen, timeout=poll_s)
 
     def get(self, collection: str, run_id: str) -> RunInfo:
-        """Current state of a run (live if active, else from disk)."""
+        """Current state of a run (live if active or queued, else from disk)."""
         with self._lock:
             active = self._active.get(collection)
             if active and active[0].info.run_id == run_id:
-                return RunInfo.from_json(active[0].info.to_json())
+                return _copy(active[0].info)
+            queued = self._queued.get(collection)
+            if queued and queued.ctx.info.run_id == run_id:
+                return _copy(queued.ctx.info)
         runs_dir = self._runs_dirs.get(collection)
         check_run_id(run_id)  # before it names a file: a long one is ENAMETOOLONG, a path one a traversal
         path = runs_dir / f"{run_id}.json" if runs_dir else None
@@ -279,18 +394,31 @@ class RunManager:
         return RunInfo.from_json(read_json(path))
 
     def cancel(self, collection: str, run_id: str) -> RunInfo:
-        """Request cancellation; a finished run is returned unchanged."""
+        """Request cancellation; a queued run is cancelled at once; a finished run is returned unchanged."""
         with self._lock:
             active = self._active.get(collection)
             if active and active[0].info.run_id == run_id:
                 active[0].cancel()
+            queued = self._queued.get(collection)
+            if queued and queued.ctx.info.run_id == run_id:
+                del self._queued[collection]
+            else:
+                queued = None
+        if queued is not None:
+            self._end_queued(queued)
         return self.get(collection, run_id)
 
     def active(self, collection: str) -> RunInfo | None:
         """The collection's run in progress, if any."""
         with self._lock:
             active = self._active.get(collection)
-            return RunInfo.from_json(active[0].info.to_json()) if active else None
+            return _copy(active[0].info) if active else None
+
+    def queued(self, collection: str) -> RunInfo | None:
+        """The collection's queued run, if any (there is one only while a run is active)."""
+        with self._lock:
+            queued = self._queued.get(collection)
+            return _copy(queued.ctx.info) if queued else None
 
     def last(self, collection: str) -> RunInfo | None:
         """The collection's newest run that ended (succeeded, failed or cancelled), if any.
@@ -300,19 +428,28 @@ class RunManager:
         with self._lock:
             active = self._active.get(collection)
             known = active[0].info if active and active[0].info.state.finished else self._last.get(collection)
-            return RunInfo.from_json(known.to_json()) if known is not None else None
+            return _copy(known) if known is not None else None
 
     def wait(self, collection: str, timeout: float | None = None) -> None:
-        """Block until the collection's active run (if any) ends."""
-        with self._lock:
-            active = self._active.get(collection)
-        if active:
-            active[1].result(timeout=timeout)
+        """Block until the collection has no run active or queued."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                active = self._active.get(collection)
+            if not active:
+                return
+            # A queued run is active before the one it waited for has returned: the loop sees it.
+            active[1].result(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel every active run and wait for the workers."""
+        """Cancel every queued and active run and wait for the workers."""
         with self._lock:
+            self._closing = True
+            queued = list(self._queued.values())
+            self._queued.clear()
             running = list(self._active.values())
+        for waiting in queued:
+            self._end_queued(waiting, "the server stopped before the run started")
         for ctx, _ in running:
             ctx.cancel()
         for _, fut in running:

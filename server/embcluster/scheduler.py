@@ -18,7 +18,10 @@ run through the same path as StartClustering (``EmbclusterService.start_clusteri
 * ``restart``: a run was interrupted by a crash; it is re-run once after the start-up catch-up
   (at most ``restart_attempts`` times over successive crashes, counted in the run records).
 
-One run per collection at a time: a busy collection is skipped. A scheduled run that fails or is
+One run per collection at a time: a busy collection is skipped (a run in progress, or a user's run
+queued behind an automatic one: :class:`~embcluster.runs.RunManager` starts the queued run the
+moment the automatic one ends, so no scheduled run can slip in between). A user's run asked for
+while a scheduled one is active is queued behind it, not refused. A scheduled run that fails or is
 cancelled holds that collection's schedule off for ``max(schedule_retry_s, interval_s)`` so a
 failing run cannot hot-loop. An unexpected error while checking one collection (its store
 unreachable, its record unwritable) is logged and that collection is left alone for

@@ -297,13 +297,18 @@ class ClusterListing:
 
 
 class RunState(str, enum.Enum):
-    """Life cycle of a clustering run."""
+    """Life cycle of a clustering run: [QUEUED ->] PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED.
+
+    QUEUED: a run asked for by hand while an automatic one was active; it starts when that one
+    ends (see :meth:`embcluster.runs.RunManager.start`).
+    """
 
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    QUEUED = "queued"
 
     @property
     def finished(self) -> bool:
@@ -343,6 +348,9 @@ class RunInfo:
     points_labelled: int = 0
     trigger: str = "manual"  # manual | interval | changes | drift | restart
     attempt: int = 0  # re-runs of an interrupted run after restarts (0 = the original request)
+    # A run queued behind an automatic one: that run's id and trigger (kept once it has started).
+    waiting_for: str = ""
+    waiting_for_trigger: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""

@@ -8,7 +8,8 @@ Format: an uncompressed POSIX tar written as a stream, members in this order::
     collection.json               the collection record, as kept in the data directory
     files/<path>                  other per-collection state files as they are (e.g. EVENT
                                   featurizers); not the vector log, run records or temp files
-    models/v<N>/model.json        every saved model version, byte for byte as saved
+    models/v<N>/model.json        every published model version, byte for byte as saved (never
+                                  one a failed, cancelled or interrupted run left unpublished)
     models/v<N>/centroids.npy
     points/<chunk>.ids            16 bytes per point: its UUID
     points/<chunk>.f32            little-endian float32 vectors, points x dim
@@ -162,7 +163,7 @@ def export_collection(service: EmbclusterService, name: str, path: str, *, overw
             coll.check_open()
             record = coll.record.to_json()
             total = coll.store.count()
-        versions = coll.models.versions()
+        versions = coll.models.published(int(record["served_version"]))  # never a run's unpublished version
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
         progress = Progress("export", name, total, on_progress)
         points = 0

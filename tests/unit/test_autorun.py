@@ -255,6 +255,29 @@ def test_no_scheduled_run_while_another_is_active_or_the_collection_is_too_small
         svc.close()
 
 
+def test_a_users_run_queues_behind_a_scheduled_one_and_no_scheduled_run_starts_ahead_of_it(root: Path, make) -> None:
+    svc = make(root)
+    try:
+        svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM, settings=CollectionSettings(
+            default_k=K, schedule=Schedule(after_changes=1))))
+        ingest(svc, blobs(400, 1), "b")
+        with svc.registry.get(NAME).lock:  # the run waits for this lock before its first step: it stays active
+            [scheduled] = svc.autorun.tick()
+            assert scheduled.trigger == "changes"
+            mine = svc.start_clustering(NAME, RunRequest(k=3, seed=2))  # not FAILED_PRECONDITION
+            assert (mine.state, mine.waiting_for, mine.waiting_for_trigger) == (
+                RunState.QUEUED, scheduled.run_id, "changes")
+            ingest(svc, blobs(5, 9), "c")  # changes that are due again (the lock is re-entrant) ...
+            assert svc.autorun.tick() == []  # ... but a run is active and the user's is queued: nothing starts
+        svc.runs.wait(NAME, timeout=120)
+        first, second = svc.get_run(NAME, scheduled.run_id), svc.get_run(NAME, mine.run_id)
+        assert first.state is RunState.SUCCEEDED and second.state is RunState.SUCCEEDED
+        assert (first.model_version, second.model_version) == (1, 2)  # the user's run after the scheduled one
+        assert svc.get_collection(NAME).served_model_version == 2 and svc.get_model(NAME, 2).k == 3
+    finally:
+        svc.close()
+
+
 def _interrupt(root: Path, request: RunRequest, attempt: int = 0) -> RunInfo:
     """A run record as a killed process leaves it: RUNNING."""
     info = RunInfo(run_id=f"dead{attempt}", collection=NAME, state=RunState.RUNNING, request=request,

@@ -138,8 +138,8 @@ def block_at_model_save(monkeypatch, svc: EmbclusterService, *, on_call: int = 1
     original = models.save
     calls = {"n": 0}
 
-    def wrapped(model):
-        out = original(model)
+    def wrapped(model, **kw):
+        out = original(model, **kw)
         calls["n"] += 1
         if calls["n"] == on_call:
             reached.set()
@@ -916,8 +916,8 @@ def test_cancel_right_after_write_back_is_reverted(clustered: EmbclusterService,
     coll = svc.registry.get(NAME)
     original = coll.models.save
 
-    def save_then_cancel(model):
-        out = original(model)
+    def save_then_cancel(model, **kw):
+        out = original(model, **kw)
         if "points_labelled" in model.metrics:  # the save after the write-back
             svc.cancel_run(NAME, svc.runs.active(NAME).run_id)
         return out

@@ -329,7 +329,7 @@ def search(
 
 
 def run_finished(run: pb.ClusteringRun) -> bool:
-    """Returns True if ``run`` SUCCEEDED, False while it is still going.
+    """Returns True if ``run`` SUCCEEDED, False while it is still going (QUEUED, PENDING, RUNNING).
 
     Raises:
         RunFailed: the run is FAILED or CANCELLED.

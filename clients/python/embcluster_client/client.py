@@ -422,6 +422,9 @@ class EmbclusterClient:
     ) -> pb.ClusteringRun:
         """Polls a run until it SUCCEEDED, FAILED or was CANCELLED.
 
+        QUEUED (waiting behind an automatic run of the collection), PENDING and RUNNING are not
+        final: it keeps polling, and ``timeout`` counts the time queued too.
+
         Args:
             collection: The collection.
             run_id: The run.
@@ -482,6 +485,9 @@ class EmbclusterClient:
         on_progress: Callable[[pb.ClusteringRun], None] | None = None,
     ) -> pb.ClusteringRun:
         """Starts a clustering run and waits for it (see ``start_clustering``, ``wait_for_run``).
+
+        If an automatic run (a schedule's, or an EVENT collection's featurizer fit) is in
+        progress, the server queues this one behind it (``RUN_STATE_QUEUED``) and this waits for both.
 
         Returns:
             The succeeded run.

@@ -85,6 +85,7 @@ class RunState(ProtoEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    QUEUED = "QUEUED"  # waits for the collection's automatic run to end
 
     @property
     def finished(self) -> bool:

@@ -178,6 +178,8 @@ class Collection:
     featurizer_version: int
     featurizer_provisional: bool
     attached: AttachedSource | None  # collections made by attach_collection
+    active_run: ClusteringRun | None  # the run in progress (or queued), if any
+    last_run: ClusteringRun | None  # the newest run that ended, if any
     proto: pb.Collection = _proto()
 
 
@@ -285,6 +287,8 @@ class ClusteringRun:
     points_labelled: int
     trigger: str
     attempt: int
+    waiting_for_run_id: str  # QUEUED: the automatic run it waits for
+    waiting_for_trigger: str  # QUEUED: that run's trigger
     proto: pb.ClusteringRun = _proto()
 
 

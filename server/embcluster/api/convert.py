@@ -78,6 +78,7 @@ _STATES = {
     RunState.SUCCEEDED: pb.RUN_STATE_SUCCEEDED,
     RunState.FAILED: pb.RUN_STATE_FAILED,
     RunState.CANCELLED: pb.RUN_STATE_CANCELLED,
+    RunState.QUEUED: pb.RUN_STATE_QUEUED,
 }
 
 
@@ -323,6 +324,7 @@ def run_to_pb(r: RunInfo) -> pb.ClusteringRun:
                   for s in r.k_scores],
         created_at=r.created_at, finished_at=r.finished_at, points_labelled=r.points_labelled,
         trigger=r.trigger, attempt=r.attempt,
+        waiting_for_run_id=r.waiting_for, waiting_for_trigger=r.waiting_for_trigger,
     )
 
 

@@ -74,27 +74,44 @@ class ClusterRuns:
         return self.start_run(name, req, lambda ctx: self.run(coll, req, ctx), trigger=trigger, attempt=attempt)
 
     def rollback(self, name: str, version: int, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
-        """Serve an earlier model version again: a run that rewrites every point's fields to it."""
+        """Serve an earlier model version again: a run that rewrites every point's fields to it.
+
+        Only published versions (served at some point) can be rolled back to. The checks are
+        made again when the run starts: a run it was queued behind may have changed what is served.
+        """
         coll = self.registry.get(check_name(name))
-        if version not in coll.models.versions():
-            raise NotFound(f"model version {version} not found in collection {shown(name)}; "
-                           f"saved versions: {coll.models.versions()}")
-        if version == coll.record.served_version:
-            raise FailedPrecondition(f"model version {version} is already served in {shown(name)}")
-        model = coll.models.load(version)
-        check_model_space(coll, model)
+        model = self._rollback_target(coll, version)
 
         def job(ctx: RunContext) -> None:
-            ctx.info.model_version, ctx.info.k = version, model.k
+            target = self._rollback_target(coll, version)
+            ctx.info.model_version, ctx.info.k = version, target.k
             ctx.progress("reading", 0.0, persist=True)
-            self.publish(coll, model, self.labeller.live_vectors(coll, ctx), ctx, start=0.05)
+            self.publish(coll, target, self.labeller.live_vectors(coll, ctx), ctx, start=0.05)
 
         return self.start_run(name, RunRequest(k=model.k, rollback_to=version), job, trigger=trigger,
                               attempt=attempt)
 
+    @staticmethod
+    def _rollback_target(coll: OpenCollection, version: int) -> ClusterModel:
+        """The published version ``version``, if a rollback to it can be served now."""
+        name = coll.record.name
+        published = coll.models.published(coll.record.served_version)
+        if version not in published:
+            raise NotFound(f"model version {version} not found in collection {shown(name)}; "
+                           f"saved versions: {published}")
+        if version == coll.record.served_version:
+            raise FailedPrecondition(f"model version {version} is already served in {shown(name)}")
+        model = coll.models.load(version)
+        check_model_space(coll, model)
+        return model
+
     def start_run(self, name: str, req: RunRequest, job: Callable[[RunContext], None], *,
                   trigger: str = "manual", attempt: int = 0) -> RunInfo:
-        """Queue a run (FAILED_PRECONDITION while one is active or an export holds runs off)."""
+        """Start a run, or queue a manual one behind an automatic run (see :meth:`RunManager.start`).
+
+        FAILED_PRECONDITION while another run is active that it cannot queue behind, or while an
+        export holds runs off.
+        """
         return self.runs.start(name, req, job, trigger=trigger, attempt=attempt)
 
     def hold_runs(self, name: str) -> AbstractContextManager[None]:
@@ -119,10 +136,14 @@ class ClusterRuns:
     # ------------------------------------------------------------------ models
 
     def list_models(self, name: str) -> list[ModelInfo]:
-        """Every saved model version of a collection, oldest first."""
+        """Every published model version of a collection (served at some point), oldest first.
+
+        A run's new version is published when the run switches to it; a failed or cancelled run's
+        version is deleted, and one a run in progress is writing is not listed yet.
+        """
         coll = self.registry.get(check_name(name))
         out = []
-        for v in coll.models.versions():
+        for v in coll.models.published(coll.record.served_version):
             try:
                 out.append(self._model_info(coll, coll.models.load_meta(v)))
             except FileNotFoundError:  # deleted by a run's pruning since the listing
@@ -133,6 +154,9 @@ class ClusterRuns:
         """One model version (0 = the served one)."""
         coll = self.registry.get(check_name(name))
         version = version or coll.record.served_version
+        if version != coll.record.served_version and coll.models.pending(version):
+            raise NotFound(f"model version {version} of collection {shown(name)} is not published: a run in "
+                           "progress is writing it (it is listed once served)")
         try:
             return self._model_info(coll, coll.models.load_meta(version))
         except FileNotFoundError:  # never saved, or deleted by a run's pruning
@@ -208,6 +232,7 @@ class ClusterRuns:
                                    n_init=n_init, sample_size=len(sample), backend=fit.backend,
                                    inertia=fit.inertia)
         timings["calibrate_s"] = time.perf_counter() - t0  # incl. the ensemble scorer's own fits
+        ctx.check()  # a cancel asked during the calibration stops here, before anything is saved
         with coll.lock:
             rec.next_cluster_id = next_id
             coll.save()
@@ -216,7 +241,7 @@ class ClusterRuns:
         model.params.update(self.registry.kinds.of(coll).model_params(rec))
         model.metrics["timings"] = timings
         model.metrics["k_scores"] = ctx.info.k_scores
-        coll.models.save(model)  # before any point carries this version
+        coll.models.save(model, pending=True)  # before any point carries this version; published at the switch
         self.publish(coll, model, live, ctx, start=0.35)
         with coll.lock:
             rec.changes_at_run = max(rec.changes_at_run, changes_snapshot)
@@ -224,7 +249,12 @@ class ClusterRuns:
 
     def publish(self, coll: OpenCollection, model: ClusterModel, live: LiveSet, ctx: RunContext, *,
                 start: float) -> None:
-        """Write ``model`` onto every point, switch the served version to it, catch up."""
+        """Write ``model`` onto every point, switch the served version to it, catch up.
+
+        A failure or cancel before the switch reverts the partial write-back and, for a new
+        version (saved pending by :meth:`run`), deletes it: no version that was never served is
+        kept. A rollback's target is a published version and stays.
+        """
         rec = coll.record
         t0 = time.perf_counter()
         try:
@@ -236,12 +266,17 @@ class ClusterRuns:
             ctx.progress("switching", 0.9, persist=True)  # the last point where a cancel is honoured
         except BaseException:
             self.labeller.revert(coll, model.version)
+            self._discard(coll, model.version)
             raise
         with coll.lock:
             rec.served_version = model.version
             coll.model = model
             coll.save()
             self.windows.get(rec.name).reset(model.version)  # drift: a new version's window
+            try:  # after the record: a crash in between is settled at the next start (ModelStore.settle)
+                coll.models.publish(model.version)
+            except OSError as exc:  # the run is committed; the next start removes the marker
+                logger.warning("collection %s: model v%d not marked published: %s", rec.name, model.version, exc)
         logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
         try:
             self._prune_models(coll, model)
@@ -254,10 +289,21 @@ class ClusterRuns:
         self.labeller.relabel_ids(coll, coll.vlog.ids_since(live.end))
         self.labeller.catch_up(coll)
 
+    @staticmethod
+    def _discard(coll: OpenCollection, version: int) -> None:
+        """Delete a run's unpublished version after a failure or cancel (a published one is kept)."""
+        try:
+            if coll.models.discard(version):
+                logger.info("collection %s: deleted model v%d, which its run did not publish", coll.record.name,
+                            version)
+        except OSError as exc:  # still marked pending: never listed, and the next start deletes it
+            logger.warning("collection %s: could not delete the unpublished model v%d: %s", coll.record.name,
+                           version, exc)
+
     def _prune_models(self, coll: OpenCollection, served: ClusterModel) -> None:
         """Delete model versions beyond ``keep_model_versions`` (never the served one or its predecessor)."""
         keep_n = self.settings.keep_model_versions
-        versions = coll.models.versions()
+        versions = coll.models.published(served.version)
         if not keep_n or len(versions) <= keep_n:
             return
         keep = set(versions[-keep_n:]) | {served.version, int(served.params.get("previous_version") or 0)}

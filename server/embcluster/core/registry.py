@@ -128,6 +128,11 @@ class CollectionRegistry:
             coll = self._open_one(directory, rec_path)
             record = coll.record
             interrupted = self.runs.register(record.name, directory / "runs", mark_interrupted=mark_interrupted)
+            if mark_interrupted:  # versions a run saved but never served (a crash before its switch)
+                discarded = coll.models.settle(record.served_version)
+                if discarded:
+                    logger.warning("collection %s: deleted model versions %s, saved by runs a restart interrupted "
+                                   "before they were served", record.name, discarded)
             self._collections[record.name] = coll
             logger.info("opened collection %s (%d points, model v%d)", record.name,
                         coll.store.count(), record.served_version)

@@ -41,6 +41,7 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATE_SUCCEEDED: _ClassVar[RunState]
     RUN_STATE_FAILED: _ClassVar[RunState]
     RUN_STATE_CANCELLED: _ClassVar[RunState]
+    RUN_STATE_QUEUED: _ClassVar[RunState]
 INPUT_KIND_UNSPECIFIED: InputKind
 INPUT_KIND_TEXT: InputKind
 INPUT_KIND_VECTOR: InputKind
@@ -60,6 +61,7 @@ RUN_STATE_RUNNING: RunState
 RUN_STATE_SUCCEEDED: RunState
 RUN_STATE_FAILED: RunState
 RUN_STATE_CANCELLED: RunState
+RUN_STATE_QUEUED: RunState
 
 class CollectionSettings(_message.Message):
     __slots__ = ("contamination", "min_cluster_size", "default_k", "seed", "anomaly_scorer", "threshold_mode", "anomaly_threshold", "schedule")
@@ -525,7 +527,7 @@ class KScore(_message.Message):
     def __init__(self, k: _Optional[int] = ..., silhouette: _Optional[float] = ..., inertia: _Optional[float] = ..., davies_bouldin: _Optional[float] = ..., calinski_harabasz: _Optional[float] = ..., knee: _Optional[bool] = ..., mean_rank: _Optional[float] = ..., chosen: _Optional[bool] = ...) -> None: ...
 
 class ClusteringRun(_message.Message):
-    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled", "trigger", "attempt")
+    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled", "trigger", "attempt", "waiting_for_run_id", "waiting_for_trigger")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -540,6 +542,8 @@ class ClusteringRun(_message.Message):
     POINTS_LABELLED_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_TRIGGER_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     collection: str
     state: RunState
@@ -554,7 +558,9 @@ class ClusteringRun(_message.Message):
     points_labelled: int
     trigger: str
     attempt: int
-    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ..., trigger: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    waiting_for_run_id: str
+    waiting_for_trigger: str
+    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ..., trigger: _Optional[str] = ..., attempt: _Optional[int] = ..., waiting_for_run_id: _Optional[str] = ..., waiting_for_trigger: _Optional[str] = ...) -> None: ...
 
 class GetDriftRequest(_message.Message):
     __slots__ = ("collection",)

@@ -273,7 +273,12 @@ class EmbclusterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartClustering(self, request, context):
-        """Clustering.
+        """Clustering. One run per collection at a time. A run asked for while an automatic run is
+        active (trigger other than "manual": the EVENT featurizer's automatic fit, a schedule, a
+        restart re-run) comes back RUN_STATE_QUEUED (waiting_for_run_id says behind which run) and
+        starts when that run ends; the same request again returns the queued run. FAILED_PRECONDITION
+        while another manual run is active or another run is queued (the message names the run).
+        StartClustering, RollbackModel and FitFeaturizer share this rule.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -286,7 +291,8 @@ class EmbclusterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelClusteringRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A queued run is cancelled at once; a running one stops at its next check (before its switch).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -314,7 +320,10 @@ class EmbclusterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Model versions: every run saves one (centroids, parameters, metrics, timings).
+        """Model versions: every run that publishes one (switches the served version to it) saves it
+        (centroids, parameters, metrics, timings). Only published versions are listed, returned,
+        rolled back to and exported: a failed or cancelled run's version is deleted, and its number
+        is not reused (the run's model_version names it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -384,7 +393,7 @@ class EmbclusterServicer:
         """Move and back up. Paths are on the SERVER's machine (the server reads and writes the file);
         a relative path is under the server's <data_dir>/snapshots. Only files under that directory
         and the server's EMBCLUSTER_SNAPSHOT_DIRS are touched (symlinks resolved): PERMISSION_DENIED.
-        Write one collection (record, every model version, every point) to a snapshot file.
+        Write one collection (record, every published model version, every point) to a snapshot file.
         FAILED_PRECONDITION while a clustering run is active (and no run starts during the export);
         ALREADY_EXISTS if the file exists and overwrite is false.
         """
