@@ -38,8 +38,8 @@ def two_groups(n: int = 400, seed: int = 0) -> tuple[list[dict], np.ndarray]:
 
 def test_the_truly_separating_numeric_field_is_named_and_no_noise_field():
     events, labels = two_groups()
-    rows, cols = event_table(events, FIELDS)
-    found = field_findings(rows, labels, cols)
+    table = event_table(events, FIELDS)
+    found = field_findings(table, labels)
     for g, word in ((0, "amount low"), (1, "amount high")):
         assert found[g], g
         top = found[g][0]
@@ -64,8 +64,8 @@ def test_a_separating_category_and_hour_band_are_named_with_their_lift():
                 "ts": MIDNIGHT + float(rng.integers(0, 7)) * 86400 + hour * 3600 + float(rng.uniform(0, 3599)),
             }})
             labels.append(g)
-    rows, cols = event_table(events, FIELDS)
-    found = field_findings(rows, np.asarray(labels), cols)
+    table = event_table(events, FIELDS)
+    found = field_findings(table, np.asarray(labels))
     texts = [f.text for f in found[1]]
     assert "ts hour 0–5" in texts and "country=BR" in texts, texts
     br = next(f for f in found[1] if f.text == "country=BR")
@@ -77,8 +77,8 @@ def test_a_narrow_middle_band_is_described_by_its_range_and_an_extreme_one_by_it
     rng = np.random.default_rng(5)
     ages = np.concatenate([rng.integers(18, 80, 600), rng.integers(40, 46, 200), rng.integers(18, 22, 200)])
     labels = np.asarray([0] * 600 + [1] * 200 + [2] * 200)
-    rows, cols = event_table([{"event": {"age": float(a)}} for a in ages], {"age": "numeric"})
-    found = field_findings(rows, labels, cols)
+    table = event_table([{"event": {"age": float(a)}} for a in ages], {"age": "numeric"})
+    found = field_findings(table, labels)
     assert found[1][0].text == "age 40–45" and found[1][0].low == 40 and found[1][0].high == 45
     assert found[2][0].text == "age low"
 
@@ -95,16 +95,17 @@ def test_profiles_of_the_planted_stream_name_night_hours_and_high_amounts():
     labels = np.asarray([behaviour[u] for u in users])
     fields = fields_of(schema)
     assert "user" not in fields
-    rows, cols = event_table(sources, fields)
-    found = field_findings(rows, labels, cols)
+    table = event_table(sources, fields)
+    found = field_findings(table, labels)
     night = [f.text for f in found[1]]
     assert "amount mean high" in night and "ts hour 0–5" in night, night
     assert event_text(sources[0], fields).startswith(f"entity={users[0]}, events=15")
 
 
 def test_missing_fields_and_single_cluster_give_no_findings_and_event_text_is_readable():
-    rows, cols = event_table([{"event": {"amount": 3.0}}, {"event": {}}, None], FIELDS)
-    assert rows[1] == {} and rows[2] == {} and [c.name for c in cols] == ["amount"]
-    assert field_findings(rows, np.zeros(3, dtype=int), cols) == {0: []}
+    table = event_table([{"event": {"amount": 3.0}}, {"event": {}}, None, {"event": {"amount": "n/a"}}], FIELDS)
+    assert [c.name for c in table.columns] == ["amount"]
+    assert table.values["amount"][0] == 3.0 and np.isnan(table.values["amount"][1:]).all()
+    assert field_findings(table, np.zeros(4, dtype=int)) == {0: []}
     text = event_text({"event": {"amount": 12.5, "country": "BR", "ts": MIDNIGHT + 3600}}, FIELDS)
     assert text == "amount=12.5, country=BR, ts=2026-03-02 01:00"

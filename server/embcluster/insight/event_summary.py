@@ -43,7 +43,8 @@ from scipy.stats import rankdata
 
 from ..embed.event_schema import DAY, EventSchema
 
-__all__ = ["FieldKind", "Column", "FieldFinding", "EventSummaryConfig", "fields_of", "event_table", "field_findings",
+__all__ = ["FieldKind", "Column", "FieldFinding", "EventSummaryConfig", "EventTable", "fields_of", "event_table",
+           "field_findings",
            "event_text", "HOUR_BANDS", "WEEKDAYS"]
 
 FieldKind = Literal["numeric", "categorical"]
@@ -125,86 +126,123 @@ def fields_of(schema: EventSchema) -> dict[str, str]:
     return {f.name: f.type for f in schema.fields if f.name != schema.entity_key}
 
 
-def _hour_band(ts: float) -> str:
-    return HOUR_BANDS[int((ts % DAY) // 3600) // 6]
+@dataclass
+class EventTable:
+    """The summarised columns of a sample of events, column-wise.
+
+    Attributes:
+        columns: The columns, in schema order (derived ones after their field).
+        values: Column name -> one value per point: float64 with NaN for a missing number, or an
+            object array of strings with None for a missing category.
+    """
+
+    columns: list[Column]
+    values: dict[str, np.ndarray]
 
 
-def _weekday(ts: float) -> str:
-    return WEEKDAYS[int((ts // DAY + _EPOCH_WEEKDAY) % 7)]
+def _known(values: np.ndarray) -> np.ndarray:
+    """Where a column has a value: not NaN (numbers) or not None (categories)."""
+    if values.dtype == object:
+        return np.fromiter((v is not None for v in values.tolist()), dtype=bool, count=len(values))
+    known: np.ndarray = ~np.isnan(values)
+    return known
 
 
-def event_table(sources: Sequence[Mapping[str, Any] | None], fields: Mapping[str, str],
-                ) -> tuple[list[dict[str, Any]], list[Column]]:
-    """Flat rows and their columns from points' EVENT sources (``{"event": ...}`` or a profile).
+def _number(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def _numbers(events: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
+    """One field of every event as float64, NaN where missing or not a number."""
+    try:  # parsed events hold floats (or nothing) for numeric and timestamp fields: the fast path
+        return np.fromiter((e.get(name, math.nan) for e in events), dtype=np.float64, count=len(events))
+    except (TypeError, ValueError):
+        return np.fromiter((_number(e.get(name)) for e in events), dtype=np.float64, count=len(events))
+
+
+def _category(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _time_bands(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hour band and weekday (UTC) of epoch seconds, None where NaN."""
+    ok = ~np.isnan(ts)
+    hours = np.full(len(ts), None, dtype=object)
+    days = np.full(len(ts), None, dtype=object)
+    hours[ok] = np.asarray(HOUR_BANDS, dtype=object)[((ts[ok] % DAY) // 3600).astype(np.int64) // 6]
+    days[ok] = np.asarray(WEEKDAYS, dtype=object)[((ts[ok] // DAY + _EPOCH_WEEKDAY) % 7).astype(np.int64)]
+    return hours, days
+
+
+def event_table(sources: Sequence[Mapping[str, Any] | None], fields: Mapping[str, str]) -> EventTable:
+    """The columns to summarise from points' EVENT sources (``{"event": ...}``, a profile, or the event itself).
 
     Args:
-        sources: Each point's ``source`` payload (or the parsed event itself); None = nothing known.
+        sources: Each point's ``source`` payload; None = nothing known about the point.
         fields: Field name -> schema type (:func:`fields_of`).
 
     Returns:
-        One dict per source (column -> value; missing columns absent) and the columns.
+        The table; a column none of the sources has is left out.
     """
-    columns: dict[str, Column] = {}
-    rows: list[dict[str, Any]] = []
-    for src in sources:
-        row: dict[str, Any] = {}
-        if src and "profile" in src:
-            _profile_row(src["profile"], fields, row, columns)
-        elif src:
-            event = src.get("event", src)
-            for name, ftype in fields.items():
-                value = event.get(name)
-                if value is None or isinstance(value, bool) and ftype != "categorical":
-                    continue
-                if ftype == "numeric" and isinstance(value, (int, float)):
-                    columns.setdefault(name, Column(name, "numeric"))
-                    row[name] = float(value)
-                elif ftype == "categorical":
-                    columns.setdefault(name, Column(name, "categorical"))
-                    row[name] = str(value)
-                elif ftype == "timestamp" and isinstance(value, (int, float)):
-                    _time_columns(name, float(value), row, columns)
-        rows.append(row)
-    return rows, list(columns.values())
+    if any(src and "profile" in src for src in sources):
+        return _profile_table([src.get("profile") if src else None for src in sources], fields)
+    events = [src.get("event", src) if src else {} for src in sources]
+    columns: list[Column] = []
+    values: dict[str, np.ndarray] = {}
+
+    def add(col: Column, arr: np.ndarray) -> None:
+        if _known(arr).any():
+            columns.append(col)
+            values[col.name] = arr
+
+    for name, ftype in fields.items():
+        if ftype in ("numeric", "timestamp"):
+            arr = _numbers(events, name)
+            add(Column(name, "numeric", *(("late", "early") if ftype == "timestamp" else ())), arr)
+            if ftype == "timestamp":
+                hours, days = _time_bands(arr)
+                add(Column(f"{name} hour", "categorical", joiner=" "), hours)
+                add(Column(f"{name} weekday", "categorical"), days)
+        elif ftype == "categorical":
+            add(Column(name, "categorical"), np.array([_category(e.get(name)) for e in events], dtype=object))
+    return EventTable(columns, values)
 
 
-def _time_columns(name: str, ts: float, row: dict[str, Any], columns: dict[str, Column]) -> None:
-    columns.setdefault(name, Column(name, "numeric", high="late", low="early"))
-    columns.setdefault(f"{name} hour", Column(f"{name} hour", "categorical", joiner=" "))
-    columns.setdefault(f"{name} weekday", Column(f"{name} weekday", "categorical"))
-    row[name], row[f"{name} hour"], row[f"{name} weekday"] = ts, _hour_band(ts), _weekday(ts)
+def _profile_table(profiles: Sequence[Mapping[str, Any] | None], fields: Mapping[str, str]) -> EventTable:
+    """Profiles flattened: event count, numeric means, dominant categories, busiest hour band and weekday."""
+    n = len(profiles)
+    time_field = next((f for f, t in fields.items() if t == "timestamp"), "time")
+    columns = [Column("events", "numeric", high="many", low="few")]
+    columns += [Column(f"{f} mean", "numeric") for f, t in fields.items() if t == "numeric"]
+    columns += [Column(f, "categorical") for f, t in fields.items() if t == "categorical"]
+    columns += [Column(f"{time_field} hour", "categorical", joiner=" "), Column(f"{time_field} weekday", "categorical")]
+    values = {c.name: np.full(n, math.nan) if c.kind == "numeric" else np.full(n, None, dtype=object) for c in columns}
+    for i, prof in enumerate(profiles):
+        if not prof:
+            continue
+        values["events"][i] = float(prof.get("count") or 0)
+        for name, stats in (prof.get("numeric") or {}).items():
+            if f"{name} mean" in values and stats.get("mean") is not None:
+                values[f"{name} mean"][i] = float(stats["mean"])
+        for name, shares in (prof.get("categorical") or {}).items():
+            if name in values and shares:
+                values[name][i] = max(sorted(shares), key=lambda v: shares[v])  # the dominant category
+        hours, days = prof.get("hours") or [], prof.get("weekdays") or []
+        if any(hours):
+            values[f"{time_field} hour"][i] = HOUR_BANDS[int(np.argmax(hours)) // 6]
+        if any(days):
+            values[f"{time_field} weekday"][i] = WEEKDAYS[int(np.argmax(days))]
+    kept = [c for c in columns if _known(values[c.name]).any()]
+    return EventTable(kept, {c.name: values[c.name] for c in kept})
 
 
-def _profile_row(profile: Mapping[str, Any], fields: Mapping[str, str], row: dict[str, Any],
-                 columns: dict[str, Column]) -> None:
-    columns.setdefault("events", Column("events", "numeric", high="many", low="few"))
-    row["events"] = float(profile.get("count") or 0)
-    for name, stats in (profile.get("numeric") or {}).items():
-        if name in fields and stats.get("mean") is not None:
-            columns.setdefault(f"{name} mean", Column(f"{name} mean", "numeric"))
-            row[f"{name} mean"] = float(stats["mean"])
-    for name, shares in (profile.get("categorical") or {}).items():
-        if name in fields and shares:
-            columns.setdefault(name, Column(name, "categorical"))
-            row[name] = max(sorted(shares), key=lambda v: shares[v])  # the dominant category
-    time_field = next((n for n, t in fields.items() if t == "timestamp"), "time")
-    hours, days = profile.get("hours") or [], profile.get("weekdays") or []
-    if any(hours):
-        columns.setdefault(f"{time_field} hour", Column(f"{time_field} hour", "categorical", joiner=" "))
-        row[f"{time_field} hour"] = HOUR_BANDS[int(np.argmax(hours)) // 6]
-    if any(days):
-        columns.setdefault(f"{time_field} weekday", Column(f"{time_field} weekday", "categorical"))
-        row[f"{time_field} weekday"] = WEEKDAYS[int(np.argmax(days))]
-
-
-def field_findings(rows: Sequence[Mapping[str, Any]], labels: np.ndarray | Sequence[int], columns: Sequence[Column],
-                   *, config: EventSummaryConfig | None = None) -> dict[int, list[FieldFinding]]:
+def field_findings(table: EventTable, labels: np.ndarray | Sequence[int], *,
+                   config: EventSummaryConfig | None = None) -> dict[int, list[FieldFinding]]:
     """The findings of every cluster, best first (see the module doc).
 
     Args:
-        rows: One flat row per point (:func:`event_table`).
-        labels: Each row's cluster id.
-        columns: The columns to compare.
+        table: The sample's columns (:func:`event_table`).
+        labels: Each point's cluster id.
         config: Thresholds.
 
     Returns:
@@ -212,13 +250,14 @@ def field_findings(rows: Sequence[Mapping[str, Any]], labels: np.ndarray | Seque
     """
     cfg = config or EventSummaryConfig()
     lab = np.asarray(labels, dtype=np.int64)
-    if len(lab) != len(rows):
-        raise ValueError(f"{len(rows)} rows but {len(lab)} labels")
+    n = len(next(iter(table.values.values()))) if table.values else len(lab)
+    if len(lab) != n:
+        raise ValueError(f"{n} rows but {len(lab)} labels")
     clusters, inverse = np.unique(lab, return_inverse=True)
     found: dict[int, list[FieldFinding]] = {int(c): [] for c in clusters}
-    for col in columns:
-        per_cluster = (_numeric if col.kind == "numeric" else _categorical)(col, rows, inverse, len(clusters), cfg)
-        for row, findings in per_cluster.items():
+    for col in table.columns:
+        score = _numeric if col.kind == "numeric" else _categorical
+        for row, findings in score(col, table.values[col.name], inverse, len(clusters), cfg).items():
             found[int(clusters[row])].extend(f for f in findings if f.score >= cfg.min_separation)
     return {c: sorted(fs, key=lambda f: (-f.score, f.field, f.text))[:cfg.max_findings] for c, fs in found.items()}
 
@@ -249,9 +288,8 @@ def _ks(xs: np.ndarray, members: np.ndarray) -> float:
     return float(max(above, below, 0.0))
 
 
-def _numeric(col: Column, rows: Sequence[Mapping[str, Any]], inverse: np.ndarray, k: int,
+def _numeric(col: Column, vals: np.ndarray, inverse: np.ndarray, k: int,
              cfg: EventSummaryConfig) -> dict[int, list[FieldFinding]]:
-    vals = np.fromiter((r.get(col.name, math.nan) for r in rows), dtype=np.float64, count=len(rows))
     present = ~np.isnan(vals)
     x, grp = vals[present], inverse[present]
     n = len(x)
@@ -285,17 +323,14 @@ def _numeric(col: Column, rows: Sequence[Mapping[str, Any]], inverse: np.ndarray
     return out
 
 
-def _categorical(col: Column, rows: Sequence[Mapping[str, Any]], inverse: np.ndarray, k: int,
+def _categorical(col: Column, vals: np.ndarray, inverse: np.ndarray, k: int,
                  cfg: EventSummaryConfig) -> dict[int, list[FieldFinding]]:
-    codes: dict[str, int] = {}
-    cat = np.fromiter((codes.setdefault(v, len(codes)) if (v := r.get(col.name)) is not None else -1 for r in rows),
-                      dtype=np.int64, count=len(rows))
-    present = cat >= 0
+    present = _known(vals)
     if not present.any():
         return {}
-    names = list(codes)
-    table = np.zeros((k, len(names)), dtype=np.int64)  # cluster x category
-    np.add.at(table, (inverse[present], cat[present]), 1)
+    uniq, cat = np.unique(vals[present].astype(str), return_inverse=True)
+    names = [str(u) for u in uniq]
+    table = np.bincount(inverse[present] * len(names) + cat, minlength=k * len(names)).reshape(k, len(names))
     n_c, total = table.sum(axis=1), table.sum(axis=0)
     n = int(total.sum())
     overall = total / n

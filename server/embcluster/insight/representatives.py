@@ -74,8 +74,8 @@ def nearest_members(ids: Sequence[str], distances: np.ndarray | Sequence[float],
         raise ValueError(f"{len(ids)} ids, {len(d)} distances, {len(texts) if texts is not None else 0} texts")
     if count <= 0 or not len(d):
         return []
-    pick = np.argpartition(d, count - 1)[:count] if len(d) > count else np.arange(len(d))
-    pick = sorted(pick.tolist(), key=lambda i: (d[i], ids[i]))
+    nearest = np.argpartition(d, count - 1)[:count] if len(d) > count else np.arange(len(d))
+    pick = sorted(nearest.tolist(), key=lambda i: (d[i], ids[i]))
     return [Representative(id=str(ids[i]), distance=float(d[i]),
                            text=excerpt(texts[i], excerpt_chars) if texts is not None else "") for i in pick]
 

@@ -29,7 +29,7 @@ from ..errors import shown
 from ..store.base import Metric
 from .event_summary import EventSummaryConfig, FieldFinding, event_table, event_text, field_findings
 from .keywords import Keyword, KeywordConfig, cluster_keywords
-from .labels import DEFAULT_STABILITY_THRESHOLD, LabelChange, LabelState, stabilize_labels
+from .labels import DEFAULT_STABILITY_THRESHOLD, LabelChange, LabelDecision, LabelState, stabilize_labels
 from .representatives import DEFAULT_EXCERPT_CHARS, Representative, centroid_distances, excerpt, nearest_indices
 
 __all__ = ["SUMMARY_SCHEMA_VERSION", "SummaryKind", "ClusterSummary", "RunSummaries", "SummaryInput",
@@ -221,7 +221,7 @@ class SummaryConfig:
 
     keywords: KeywordConfig = field(default_factory=KeywordConfig)
     events: EventSummaryConfig = field(default_factory=EventSummaryConfig)
-    max_events_per_cluster: int = 2000
+    max_events_per_cluster: int = 1000
     representatives: int = 5
     excerpt_chars: int = DEFAULT_EXCERPT_CHARS
     label_threshold: float = DEFAULT_STABILITY_THRESHOLD
@@ -298,8 +298,8 @@ def summarize(input_kind: str, data: SummaryInput, *, totals: ClusterTotals | No
     elif kind == "fields":
         assert data.sources is not None and data.event_fields is not None  # summary_kind
         rows = _sample_rows(labels, cfg.max_events_per_cluster, cfg.keywords.seed)
-        table, columns = event_table([data.sources[i] for i in rows.tolist()], data.event_fields)
-        findings = field_findings(table, labels[rows], columns, config=cfg.events)
+        table = event_table([data.sources[i] for i in rows.tolist()], data.event_fields)
+        findings = field_findings(table, labels[rows], config=cfg.events)
         keywords = {c: [Keyword(f.text, f.score) for f in fs] for c, fs in findings.items()}
 
     def shown_text(i: int) -> str:
@@ -322,7 +322,8 @@ def summarize(input_kind: str, data: SummaryInput, *, totals: ClusterTotals | No
     sizes = {c: int(totals.sizes.get(c, 0)) if totals else counts.get(c, 0) for c in cluster_set}
     whole = max(sum(sizes.values()), 1)
 
-    decisions, changes = {}, []
+    decisions: dict[int, LabelDecision] = {}
+    changes: list[LabelChange] = []
     if kind != "representatives_only":
         decisions, changes = stabilize_labels(previous.label_states() if previous else {},
                                               {c: keywords.get(c, []) for c in cluster_set},
