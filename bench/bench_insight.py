@@ -9,7 +9,7 @@ and distances:
   extract) drawn so that each cluster's texts come from its own lexical category (cluster
   ``c`` -> category ``c mod 45``), like a real clustering of glosses; keywords sample at most
   ``max_texts_per_cluster`` texts per cluster (default 1,000). Also timed with every text read
-  (no sampling), to show what the sample saves;
+  (no sampling), to show what the sample saves, and ``cluster_keywords`` alone on every text;
 * **event**: ``summarize("event", ...)`` over ``--n`` Lending Club events (the shipped 2,000,
   drawn with replacement by category of cluster as above, 17 numeric and categorical fields),
   at most ``max_events_per_cluster`` rows per cluster (default 1,000);
@@ -64,7 +64,7 @@ def main() -> None:
     from embcluster.cluster.assign import pairwise_distance
     from embcluster.cluster.kmeans import default_n_init, fit_kmeans
     from embcluster.data import load_lending_club_events, load_wordnet
-    from embcluster.insight.keywords import KeywordConfig
+    from embcluster.insight.keywords import KeywordConfig, cluster_keywords
     from embcluster.insight.summary import SummaryConfig, SummaryInput, summarize
     from embcluster.runtime import limit_blas_threads
 
@@ -105,6 +105,8 @@ def main() -> None:
     for name, cfg in (("text", default), ("text_all_texts", unsampled), ("event", default), ("vector", default)):
         out[name], wall, cpu = timed(lambda: runs[name.split("_")[0]](cfg))
         timings[name] = (wall, cpu)
+    _, wall, cpu = timed(lambda: cluster_keywords(texts, labels, config=unsampled.keywords))
+    timings["keywords_only_all_texts"] = (wall, cpu)  # c-TF-IDF over every text, nothing else
 
     table = [["k-means fit (baseline)", fit_s, fit_cpu, 1.0, 1.0, ""]]
     for name, (wall, cpu) in timings.items():
