@@ -35,6 +35,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
@@ -93,9 +94,8 @@ def main() -> None:
 
     base = SummaryInput(ids=ids, cluster_ids=labels, distances=dist, is_anomaly=flags)
     runs = {
-        "text": lambda cfg: summarize("text", SummaryInput(**{**base.__dict__, "texts": texts}), config=cfg),
-        "event": lambda cfg: summarize("event", SummaryInput(**{**base.__dict__, "sources": sources,
-                                                                 "event_fields": fields}), config=cfg),
+        "text": lambda cfg: summarize("text", replace(base, texts=texts), config=cfg),
+        "event": lambda cfg: summarize("event", replace(base, sources=sources, event_fields=fields), config=cfg),
         "vector": lambda cfg: summarize("vector", base, config=cfg),
     }
     default = SummaryConfig()

@@ -147,25 +147,20 @@ def cluster_keywords(texts: Mapping[int, Sequence[str | None]] | Sequence[str | 
     if isinstance(texts, Mapping):
         if labels is not None:
             raise ValueError("labels go with a sequence of texts, not with a mapping")
-        groups: dict[int, Sequence[str | None]] = {int(c): [t for t in ts if t] for c, ts in texts.items()}
-        pools: dict[int, tuple[Sequence[str | None], Sequence[int] | None]] = {
-            c: (ts, None) for c, ts in groups.items()}
+        members: dict[int, list[str]] = {int(c): [t for t in ts if t] for c, ts in texts.items()}
     else:
         if labels is None:
             raise ValueError("a sequence of texts needs labels (or pass a mapping cluster id -> texts)")
-        pools = {c: (texts, idx) for c, idx in group_texts(texts, labels).items()}
+        members = {c: [t for i in idx if (t := texts[i])] for c, idx in group_texts(texts, labels).items()}
     rng = np.random.default_rng(cfg.seed)
     docs: list[str] = []
     doc_cluster: list[int] = []
-    clusters = sorted(pools)
+    clusters = sorted(members)
     for row, c in enumerate(clusters):
-        source, idx = pools[c]
-        n = len(idx) if idx is not None else len(source)
-        for j in _sample(n, cfg.max_texts_per_cluster, rng).tolist():
-            text = source[idx[j]] if idx is not None else source[j]
-            if text:
-                docs.append(text[:cfg.max_chars_per_text])
-                doc_cluster.append(row)
+        pool = members[c]
+        for j in _sample(len(pool), cfg.max_texts_per_cluster, rng).tolist():
+            docs.append(pool[j][:cfg.max_chars_per_text])
+            doc_cluster.append(row)
     out: dict[int, list[Keyword]] = {c: [] for c in clusters}
     if not docs:
         return out

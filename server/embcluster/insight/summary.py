@@ -312,14 +312,12 @@ def summarize(input_kind: str, data: SummaryInput, *, totals: ClusterTotals | No
     reps = {c: [Representative(id=str(data.ids[i]), distance=float(dist[i]), text=shown_text(i)) for i in idx.tolist()]
             for c, idx in nearest_indices(labels, dist, count=cfg.representatives).items()}
 
-    ids_in_sample, sample_sizes = np.unique(labels, return_counts=True)
-    sq = {int(c): float(v) for c, v in zip(ids_in_sample, np.bincount(np.searchsorted(ids_in_sample, labels),
-                                                                    weights=dist**2, minlength=len(ids_in_sample)))}
-    flagged = {int(c): int(v) for c, v in zip(ids_in_sample, np.bincount(np.searchsorted(ids_in_sample, labels),
-                                                                       weights=flags, minlength=len(ids_in_sample)))}
-    counts = {int(c): int(s) for c, s in zip(ids_in_sample, sample_sizes)}
-    cluster_set = sorted(set(counts) | set(totals.sizes if totals else ()))
-    sizes = {c: int(totals.sizes.get(c, 0)) if totals else counts.get(c, 0) for c in cluster_set}
+    in_sample, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    row_of = {int(c): r for r, c in enumerate(in_sample.tolist())}
+    sq = np.bincount(inverse, weights=dist**2, minlength=len(in_sample))
+    flagged = np.bincount(inverse, weights=flags, minlength=len(in_sample))
+    cluster_set = sorted(set(row_of) | set(totals.sizes if totals else ()))
+    sizes = {c: int(totals.sizes.get(c, 0)) if totals else int(counts[row_of[c]]) for c in cluster_set}
     whole = max(sum(sizes.values()), 1)
 
     decisions: dict[int, LabelDecision] = {}
@@ -330,15 +328,19 @@ def summarize(input_kind: str, data: SummaryInput, *, totals: ClusterTotals | No
                                               threshold=cfg.label_threshold)
     out = []
     for c in cluster_set:
-        m = counts.get(c, 0)
-        radius = totals.radius.get(c) if totals and c in totals.radius else (sq.get(c, 0.0) / m) ** 0.5 if m else 0.0
-        anomalies = totals.anomalies.get(c, 0) if totals and totals.anomalies else flagged.get(c, 0)
+        r = row_of.get(c)
+        m = int(counts[r]) if r is not None else 0
+        radius = float(np.sqrt(sq[r] / m)) if r is not None else 0.0
+        anomalies = int(flagged[r]) if r is not None else 0
+        if totals is not None:  # the full pass's figures where the run has them
+            radius = float(totals.radius.get(c, radius))
+            anomalies = int(totals.anomalies.get(c, 0)) if totals.anomalies else anomalies
         dec = decisions.get(c)
         out.append(ClusterSummary(
-            cluster_id=c, size=sizes[c], share=sizes[c] / whole, radius=float(radius or 0.0),
-            anomaly_count=int(anomalies), kind=kind, label=dec.label if dec else "",
-            label_changed=dec.changed if dec else False, previous_label=dec.previous_label if dec else None,
-            keywords=keywords.get(c, []), fields=findings.get(c, []), representatives=reps.get(c, []),
+            cluster_id=c, size=sizes[c], share=sizes[c] / whole, radius=radius, anomaly_count=anomalies, kind=kind,
+            label=dec.label if dec else "", label_changed=dec.changed if dec else False,
+            previous_label=dec.previous_label if dec else None, keywords=keywords.get(c, []),
+            fields=findings.get(c, []), representatives=reps.get(c, []),
             label_basis=list(dec.basis) if dec else [], sample_size=m,
         ))
     logger.debug("summarised %d clusters (%s) from %d sample points", len(out), kind, n)
