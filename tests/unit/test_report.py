@@ -13,11 +13,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from embcluster.report import MapPoints, ReportData, project, render_html, sample_rows
+from embcluster.report import MapPoints, PointSample, ReportData, build_report, project, render_html, sample_rows
 from embcluster.report.build import SHORT_TEXT_CHARS, short_text
 from embcluster.report.charts import ANOMALY_COLOUR, TURBO_END, cluster_colours
 
-from .report_fixtures import HOSTILE, blobs, synthetic_report
+from .report_fixtures import HOSTILE, blobs, fitted_versions, listing, synthetic_report
 
 MAX_REPORT_BYTES = 4_000_000  # "a few MB" for 10k drawn points, with every hover text at its longest
 
@@ -236,3 +236,22 @@ def test_cluster_colours_are_distinct_and_never_the_anomaly_red() -> None:
         colours = cluster_colours(list(range(100, 100 + k)))
         assert len(colours) == k and ANOMALY_COLOUR not in colours.values()
         assert len(set(colours.values())) == min(k, TURBO_END + 1)
+
+
+def test_a_vector_collection_with_one_fixed_k_version_and_no_points() -> None:
+    """No texts, one version fitted with a fixed k (no k curves, no drift), and an empty sample."""
+    x = blobs(400, dim=8, seed=6)
+    versions = fitted_versions(x, x)
+    model = versions[0]
+    model.metrics["k_scores"] = []
+    for sample in (PointSample(ids=[f"v{i}" for i in range(400)], vectors=x),
+                   PointSample(ids=[], vectors=np.zeros((0, 8), dtype=np.float32))):
+        data = build_report(collection="vectors", kind="vector", model=model, clusters=listing(model, x),
+                            point_count=400, sample=sample, seed=1)
+        assert data.k_selection is None and len(data.history) == 1 and data.history[0].psi_versions is None
+        assert len(data.points) == len(sample.ids) and set(data.points.text) <= {""}
+        assert all(r.text == "" for c in data.clusters for r in c.representatives)
+        assert any(c.representatives for c in data.clusters) == bool(len(sample.ids))
+        page = render_html(data)
+        assert 'id="k-none"' in page and _parse(page).scripts == 5
+        assert ReportData.from_json(json.loads(json.dumps(data.to_json()))) == data
