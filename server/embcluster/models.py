@@ -15,6 +15,7 @@ exported or rolled back to. Older servers ignore the marker.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -30,9 +31,12 @@ from .anomaly.scoring import score
 from .anomaly.threshold import decide
 from .cluster.assign import nearest_rows, pairwise_distance
 from .fsio import write_json_atomic
+from .insight.summary import RunSummaries
 from .store.base import Metric
 
 __all__ = ["SCHEMA_VERSION", "PENDING_MARKER", "Assignments", "ClusterModel", "ModelStore"]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)  # v1: no anomaly-model components (scorers cblof, normalized, distance)
@@ -93,6 +97,9 @@ class ClusterModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     components: tuple[ScoreComponent, ...] = ()  # the ensemble scorer's own fits (anomaly/ensemble.py)
+    # What each cluster is (keywords, fields, representatives, labels), computed at the end of the run that
+    # fitted this version, so it matches the labels that run wrote; None for versions made before summaries.
+    summaries: RunSummaries | None = None
 
     @property
     def k(self) -> int:
@@ -157,6 +164,8 @@ class ClusterModel:
                 {"k": c.k, "large": [bool(v) for v in c.large], "median": c.median, "scale": c.scale,
                  "small_share": c.small_share} for c in self.components
             ],
+            # Optional key (older readers ignore it), with its own schema version inside.
+            **({"summaries": self.summaries.to_json()} if self.summaries is not None else {}),
         }
 
     @classmethod
@@ -190,7 +199,19 @@ class ClusterModel:
             scorer=meta["scorer"], threshold_mode=meta["threshold_mode"],
             thresholds=np.asarray(meta["thresholds"], dtype=np.float64), params=meta["params"], metrics=meta["metrics"],
             created_at=meta["created_at"],
+            summaries=_summaries(directory, meta.get("summaries")),
         )
+
+
+def _summaries(directory: Path, data: Any) -> RunSummaries | None:
+    """A version's stored summaries; unreadable ones (a newer schema) are dropped, the model still loads."""
+    if not data:
+        return None
+    try:
+        return RunSummaries.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("%s: cluster summaries not read (%s); the model loads without them", directory, exc)
+        return None
 
 
 class ModelStore:
