@@ -285,10 +285,13 @@ class RunManager:
             active[1].result(timeout=timeout)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel every active run and wait for the workers."""
+        """Cancel every active run and wait for the workers (each cancellation is logged at INFO)."""
         with self._lock:
             running = list(self._active.values())
         for ctx, _ in running:
+            info = ctx.info
+            logger.info("shutdown: cancelling run %s of %s (%s, %d%%)", info.run_id, info.collection, info.phase,
+                        round(100 * info.progress))
             ctx.cancel()
         for _, fut in running:
             try:
