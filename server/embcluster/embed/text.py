@@ -43,12 +43,14 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(self, name: str, path: Path, *, batch_size: int = 64, device: str | None = None) -> None:
-        from sentence_transformers import SentenceTransformer  # heavy: only when a text model is used
+        started = time.perf_counter()
+        # Heavy (seconds: torch, transformers, scikit-learn), so only here, when a text model is
+        # first used; Python imports them once per process. The log line counts them in.
+        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a weight-loading bar in a server log is noise
-
-        started = time.perf_counter()
+        imported = time.perf_counter()
         if device is None:
             import torch
 
@@ -72,8 +74,10 @@ class SentenceTransformerEmbedder:
         self._planner = WindowPlanner(backend, self.window) if backend is not None else None
         # One forward pass at a time: concurrent passes only fight over the same cores.
         self._lock = threading.Lock()
-        logger.info("loaded text model %s (%d-d, %s) in %.1fs", name, self.dim, device,
-                    time.perf_counter() - started)
+        done = time.perf_counter()
+        self.load_seconds = done - started  # what `serve` reports when the model is ready
+        logger.info("loaded text model %s (%d-d, %s) in %.1f s (imports %.1f s, reading and hashing the model "
+                    "files %.1f s)", name, self.dim, device, self.load_seconds, imported - started, done - imported)
 
     @property
     def model(self) -> Any:
