@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence  # noqa: E402
 
 __all__ = [
     "InProcessServer",
+    "cluster_labels",
     "time_median",
     "interleaved",
     "time_once",
@@ -103,6 +104,15 @@ class InProcessServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def cluster_labels(client: Any, name: str, ids: Sequence[str], page_size: int = 1000) -> list[int]:
+    """Each caller id's ``cluster_id`` under the served model, read back with ``ListClusterMembers``."""
+    found: dict[str, int] = {}
+    for cl in client.list_clusters(name).clusters:
+        for p in client.iter_cluster_members(name, cl.cluster_id, page_size=page_size):
+            found[p.external_id] = p.assignment.cluster_id
+    return [found[i] for i in ids]
 
 
 def time_once(fn: Callable[[], Any]) -> float:

@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import InProcessServer, emit_result, print_table, quiet_logs, ratio  # noqa: E402
+from _common import InProcessServer, cluster_labels, emit_result, print_table, quiet_logs, ratio  # noqa: E402
 
 RENDERINGS: dict[str, dict[str, Any]] = {
     "title + tags (chosen)": {"text_fields": ["title", "tags"]},
@@ -63,14 +63,6 @@ def _items(rows: list[dict[str, Any]]) -> list[Any]:
     return [make_image_item(r["id"], title=r["title"], tags=r["tags"],
                             attributes={"published_in": r["published_in"], "codepoint": r["codepoint"]},
                             metadata={"category": r["figma_category"]}) for r in rows]
-
-
-def _labels(client: Any, name: str, ids: list[str]) -> list[int]:
-    found: dict[str, int] = {}
-    for cl in client.list_clusters(name).clusters:
-        for p in client.iter_cluster_members(name, cl.cluster_id, page_size=1000):
-            found[p.external_id] = p.assignment.cluster_id
-    return [found[i] for i in ids]
 
 
 def main() -> None:
@@ -108,7 +100,7 @@ def main() -> None:
                 c.create_collection(name, input_kind="image_metadata", image_metadata=make_image_spec(**spec_kw))
                 c.ingest_many(name, items, batch_size=args.batch)
                 c.cluster(name, k=args.k, seed=seed)
-                found = _labels(c, name, ids)
+                found = cluster_labels(c, name, ids)
                 nmis.append(normalized_mutual_info_score(truth, found))
                 aris.append(adjusted_rand_score(truth, found))
                 c.delete_collection(name)

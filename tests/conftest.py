@@ -26,6 +26,23 @@ def text_embedder():
     return SentenceTransformerEmbedder("all-MiniLM-L6-v2", bundled_model_path(), batch_size=64)
 
 
+@pytest.fixture(scope="session")
+def article() -> Callable[[int], str]:
+    """``article(n)``: an English text of exactly ``n`` characters, sentences from the bundled WordNet glosses."""
+    import json
+
+    from embcluster.data import __file__ as data_init
+
+    rows = (Path(data_init).parent / "wordnet_glosses.jsonl").read_text(encoding="utf-8").splitlines()
+    sentences = [f"{r['word'].capitalize()} is {r['text']}." for r in map(json.loads, rows)]
+    corpus = " ".join(sentences)
+
+    def make(n: int) -> str:
+        return (corpus * (n // len(corpus) + 1))[:n]
+
+    return make
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings on a fresh data directory (port 0 = any free port)."""

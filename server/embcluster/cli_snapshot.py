@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from .cli_client import Handler, add_connection_flags, connect, guarded
@@ -80,6 +81,7 @@ def _offline(args: argparse.Namespace) -> int:
     from pydantic_settings import SettingsError
 
     from .config import Settings, describe_settings_error
+    from .datalock import DataDirLock
     from .errors import EmbclusterError
     from .pipeline import EmbclusterService
     from .snapshot import export_collection, import_collection
@@ -103,7 +105,9 @@ def _offline(args: argparse.Namespace) -> int:
         bar[-1].update_to(done)
 
     service: EmbclusterService | None = None
+    lock: DataDirLock | None = None
     try:
+        lock = DataDirLock(Path(settings.data_dir))  # not while a server (or another tool) has it open
         service = EmbclusterService(settings)  # a Qdrant backend that cannot be reached fails here
         service.open(background=False)  # no runs, catch-ups or scheduler: the next server start does those
         if args.command == "export":
@@ -119,6 +123,8 @@ def _offline(args: argparse.Namespace) -> int:
     finally:
         if service is not None:
             service.close()
+        if lock is not None:
+            lock.release()
     if bar:
         bar[-1].close()
     _print(summary, "exported" if args.command == "export" else "imported")

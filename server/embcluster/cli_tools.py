@@ -78,6 +78,9 @@ def _health(args: argparse.Namespace) -> int:
         print(f"embcluster: {rpc_error_message(exc, where)}", file=sys.stderr)
         return 1
     print(status)
+    if status == "NOT_SERVING":  # the server answers: it is starting (loading its text model) or stopping
+        print(f"embcluster: {where} is up but not ready: it is still loading its text model, or shutting down",
+              file=sys.stderr)
     return 0 if status == "SERVING" else 1
 
 

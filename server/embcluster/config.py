@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(64, ge=1, le=4096)
     max_batch_items: int = Field(1000, ge=1, description="Items per Ingest/Classify call.")
-    max_text_chars: int = Field(20_000, ge=1, description="Characters per text item.")
+    max_text_chars: int = Field(
+        1_000_000, ge=1, description="Characters per text item (the model reads a window of it: see long_text).")
+    long_text_max_windows: int = Field(
+        32, ge=1, le=1024, description="Collections with long_text=pool: windows embedded per text at most; "
+                                       "beyond them a text is truncated (and counted).")
     max_metadata_bytes: int = Field(65_536, ge=2, description="JSON bytes of one item's metadata.")
     max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="gRPC message limit.")
     grpc_workers: int = Field(

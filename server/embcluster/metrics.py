@@ -46,6 +46,7 @@ SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "embcluster_rpc_duration_seconds": ("histogram", ("method",)),
     "embcluster_points_ingested_total": ("counter", ("collection",)),
     "embcluster_embed_batch_duration_seconds": ("histogram", ("embedder",)),
+    "embcluster_texts_truncated_total": ("counter", ("collection",)),
     "embcluster_runs_total": ("counter", ("state",)),
     "embcluster_run_duration_seconds": ("histogram", ("state",)),
     "embcluster_collection_points": ("gauge", ("collection",)),
@@ -170,6 +171,9 @@ class ServiceMetrics:
         self.embed_duration = Histogram("embcluster_embed_batch_duration_seconds",
                                         "Time to embed one ingest/classify/search batch.", ["embedder"],
                                         buckets=_EMBED_BUCKETS, registry=self.registry)
+        self.texts_truncated = Counter(
+            "embcluster_texts_truncated", "Texts longer than what was embedded of them (ingest, classify, search).",
+            ["collection"], registry=self.registry)
         self.runs = Counter("embcluster_runs", "Clustering runs by final state.", ["state"], registry=self.registry)
         self.run_duration = Histogram("embcluster_run_duration_seconds",
                                       "Clustering run wall time, start to final state.", ["state"],
@@ -200,10 +204,15 @@ class ServiceMetrics:
 
     def forget_collection(self, collection: str) -> None:
         """Drop a deleted collection's recorded series (else its label stays until the process ends)."""
-        try:
-            self.points_ingested.remove(collection)
-        except KeyError:  # nothing was ingested into it
-            pass
+        for counter in (self.points_ingested, self.texts_truncated):
+            try:
+                counter.remove(collection)
+            except KeyError:  # nothing was recorded for it
+                pass
+
+    def observe_truncated(self, collection: str, texts: int) -> None:
+        """Texts of a batch that were longer than what was embedded (0 still creates the series)."""
+        self.texts_truncated.labels(collection).inc(texts)
 
     def observe_embed(self, embedder: str, seconds: float) -> None:
         """One embedding batch."""

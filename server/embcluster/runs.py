@@ -442,7 +442,7 @@ class RunManager:
             active[1].result(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel every queued and active run and wait for the workers."""
+        """Cancel every queued and active run and wait for the workers (each cancellation is logged at INFO)."""
         with self._lock:
             self._closing = True
             queued = list(self._queued.values())
@@ -451,6 +451,9 @@ class RunManager:
         for waiting in queued:
             self._end_queued(waiting, "the server stopped before the run started")
         for ctx, _ in running:
+            info = ctx.info
+            logger.info("shutdown: cancelling run %s of %s (%s, %d%%)", info.run_id, info.collection, info.phase,
+                        round(100 * info.progress))
             ctx.cancel()
         for _, fut in running:
             try:

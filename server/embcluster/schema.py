@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
 import numpy as np
 
 from .anomaly.explain import FieldContribution
+from .embed.long_text import DEFAULT_LONG_TEXT
 from .store.base import Metric
 
 if TYPE_CHECKING:
@@ -137,6 +138,9 @@ class CollectionSettings:
     threshold_mode: str | None = None  # contamination | cluster_quantile | absolute
     anomaly_threshold: float | None = None  # the score threshold of the absolute mode
     schedule: Schedule | None = None  # replaced as a whole when given (see :class:`Schedule`)
+    # truncate | pool: how texts longer than the model's window are embedded (fixed at creation;
+    # None in a record written before this setting existed = truncate). See embed/long_text.py.
+    long_text: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.schedule, dict):  # from JSON / asdict()
@@ -146,7 +150,12 @@ class CollectionSettings:
     def defaults(cls) -> "CollectionSettings":
         """Effective values for a new collection (``anomaly_threshold`` stays unset, no schedule)."""
         return cls(contamination=0.01, min_cluster_size=3, default_k=8, seed=0, anomaly_scorer="ensemble",
-                   threshold_mode="contamination", schedule=Schedule())
+                   threshold_mode="contamination", schedule=Schedule(), long_text=DEFAULT_LONG_TEXT)
+
+    @property
+    def long_text_mode(self) -> str:
+        """The effective ``long_text`` (records older than the setting: truncate)."""
+        return self.long_text or DEFAULT_LONG_TEXT
 
     def merged(self, update: "CollectionSettings") -> "CollectionSettings":
         """A copy with every non-None field of ``update`` applied."""
@@ -258,6 +267,7 @@ class ItemResult:
     point_id: str
     external_id: str
     assignment: Assignment | None
+    truncated: bool = False  # the item's text was longer than what its embedding read
 
 
 @dataclass

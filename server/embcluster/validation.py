@@ -17,6 +17,7 @@ from .anomaly.scoring import SCORERS
 from .anomaly.threshold import MODES
 from .config import Settings
 from .embed.image import render_image_metadata
+from .embed.long_text import LONG_TEXT_MODES
 from .errors import FailedPrecondition, InvalidArgument, shown
 from .schema import (
     IMAGE_TEXT_FIELDS,
@@ -120,6 +121,8 @@ def check_settings(settings: CollectionSettings) -> CollectionSettings:
         raise InvalidArgument(f"anomaly_threshold must be a finite score >= 0, got {settings.anomaly_threshold}")
     if settings.schedule is not None:
         check_schedule(settings.schedule)
+    if settings.long_text is not None and settings.long_text not in LONG_TEXT_MODES:
+        raise InvalidArgument(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, got {shown(settings.long_text)}")
     return settings
 
 
@@ -175,6 +178,9 @@ def check_spec(spec: CollectionSpec) -> CollectionSpec:
         raise InvalidArgument(f"a {spec.input_kind.upper()} collection's dimension comes from its model; "
                               f"vector_dim must be 0, got {spec.vector_dim}")
     check_settings(spec.settings)
+    if spec.settings.long_text == "pool" and spec.input_kind not in ("text", "image_metadata"):
+        raise InvalidArgument(f"long_text 'pool' applies to TEXT and IMAGE_METADATA collections, not "
+                              f"{spec.input_kind.upper()} (leave it unset)")
     return spec
 
 
@@ -459,4 +465,7 @@ def check_attach_spec(spec: AttachSpec) -> AttachSpec:
     if spec.metric is not None and spec.metric not in ("cosine", "euclid"):
         raise InvalidArgument(f"distance must be cosine or euclid (or unset = the collection's), got {shown(spec.metric)}")
     check_settings(spec.settings)
+    if spec.settings.long_text == "pool":
+        raise InvalidArgument("long_text 'pool' applies to TEXT and IMAGE_METADATA collections; an attached "
+                              "collection holds its own vectors (leave it unset)")
     return spec

@@ -67,18 +67,22 @@ def test_metrics_endpoint_counts_match_the_calls_made(running) -> None:
         assert states[-1].state == pb.RUN_STATE_SUCCEEDED
         more = _vectors(30, seed=5)  # labelled online by the served model (what drift compares)
         c.ingest("m", [{"id": f"q{j}", "vector": v} for j, v in enumerate(more)])
+        c.create_collection("t")  # one text longer than the model's window (256 tokens) is counted
+        c.ingest("t", ["a short text", "many words " * 200])
 
         s = _scrape(endpoint.url)
-        assert _value(s, "embcluster_rpc_requests_total", method=SVC + "Ingest", code="OK") == 4
+        assert _value(s, "embcluster_rpc_requests_total", method=SVC + "Ingest", code="OK") == 5
         assert _value(s, "embcluster_rpc_requests_total", method=SVC + "GetCollection", code="OK") == 2
         assert _value(s, "embcluster_rpc_requests_total", method=SVC + "GetCollection", code="NOT_FOUND") == 1
         assert _value(s, "embcluster_rpc_requests_total", method=SVC + "WatchClusteringRun", code="OK") == 1
-        assert _value(s, "embcluster_rpc_duration_seconds_count", method=SVC + "Ingest") == 4
+        assert _value(s, "embcluster_rpc_duration_seconds_count", method=SVC + "Ingest") == 5
         assert _value(s, "embcluster_rpc_duration_seconds_sum", method=SVC + "Ingest") > 0
         # The stream's latency lasts until its end: at least as long as the run it watched.
         assert _value(s, "embcluster_rpc_duration_seconds_count", method=SVC + "WatchClusteringRun") == 1
         assert _value(s, "embcluster_points_ingested_total", collection="m") == 180
         assert _value(s, "embcluster_embed_batch_duration_seconds_count", embedder="vector") == 4
+        assert _value(s, "embcluster_texts_truncated_total", collection="t") == 1
+        assert ("embcluster_texts_truncated_total", (("collection", "m"),)) not in s  # raw vectors: no series
         assert _value(s, "embcluster_runs_total", state="succeeded") == 1
         assert _value(s, "embcluster_run_duration_seconds_count", state="succeeded") == 1
         assert _value(s, "embcluster_collection_points", collection="m") == 180
@@ -239,6 +243,7 @@ def test_a_forgotten_collection_leaves_no_series() -> None:
 
     metrics = ServiceMetrics()
     metrics.observe_ingest("gone", 3)
+    metrics.observe_truncated("gone", 1)
     metrics.observe_ingest("kept", 2)
     metrics.forget_collection("gone")
     metrics.forget_collection("never-seen")  # nothing to drop: no error

@@ -68,8 +68,10 @@ class ReadmeServer:
                 cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            match = re.search(r"serving on (\S+:\d+)", self.log.read_text())
-            if match:
+            log = self.log.read_text()
+            match = re.search(r"serving on (\S+:\d+)", log)
+            # As a user would: examples start once the text model is loaded (health SERVING).
+            if match and "embcluster ready" in log:
                 self.address = match.group(1)
                 return
             if self.proc.poll() is not None:

@@ -26,7 +26,11 @@ DOCS = load_wordnet(1200)
 
 
 class Server:
-    """`embcluster serve --port 0` on a data dir; the port is read from its start-up line."""
+    """`embcluster serve --port 0` on a data dir; the port is read from its start-up line.
+
+    Returns once the server printed ``embcluster ready`` (health SERVING: the text model is loaded,
+    or with ``--lazy-model`` at once).
+    """
 
     def __init__(self, data_dir: Path, *args: str, **env_extra: str) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBCLUSTER_LOG_LEVEL": "WARNING", **env_extra}
@@ -46,6 +50,7 @@ class Server:
             if match:
                 self.address = match.group(1)
                 self.client = EmbclusterClient(self.address, timeout=120)
+            if line.startswith("embcluster ready") and hasattr(self, "client"):
                 return
         self.proc.kill()
         raise AssertionError("server did not start:\n" + "".join(lines))
@@ -142,7 +147,8 @@ def test_second_server_on_same_data_dir_fails_clearly(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         assert proc.returncode == 1
-        assert "another process" in proc.stderr and "Traceback" not in proc.stderr
+        assert f"is in use by another process (pid {first.proc.pid}: another embcluster serve" in proc.stderr
+        assert "Traceback" not in proc.stderr
     finally:
         first.stop()
 

@@ -158,6 +158,9 @@ def test_the_error_interceptor_turns_a_full_disk_anywhere_into_resource_exhauste
         def code(self) -> None:
             return None
 
+        def time_remaining(self) -> float:
+            return 60.0
+
         def abort(self, code: grpc.StatusCode, details: str) -> None:
             self.status = (code, details)
             raise Aborted

@@ -13,11 +13,11 @@ from embcluster.api.v1 import embcluster_pb2 as pb
 
 from . import _requests as rq
 from .convert import to_model, to_proto
-from .enums import Distance, InputKind
+from .enums import Distance, InputKind, LongText
 from .errors import RunFailed
 from .models import ClusteringRun, IngestAck, Point
 
-__all__ = ["kind_name", "distance_name", "as_message", "progress_callback", "runs_as_models", "run_model",
+__all__ = ["kind_name", "distance_name", "as_message", "long_text_name", "progress_callback", "runs_as_models", "run_model",
            "ack_model", "point_model"]
 
 
@@ -29,6 +29,11 @@ def kind_name(kind: rq.InputKindName | InputKind) -> rq.InputKindName:
 def distance_name(distance: rq.DistanceName | Distance | None) -> rq.DistanceName | None:
     """The protobuf client's name of a distance (``Distance.EUCLID`` -> ``"euclid"``)."""
     return cast(rq.DistanceName, distance.name.lower() if isinstance(distance, Distance) else distance)
+
+
+def long_text_name(mode: rq.LongTextName | LongText | None) -> rq.LongTextName | None:
+    """The protobuf client's name of a long-text mode (``LongText.POOL`` -> ``"pool"``)."""
+    return cast(rq.LongTextName, mode.name.lower() if isinstance(mode, LongText) else mode)
 
 
 def as_message(value: Any) -> Any:

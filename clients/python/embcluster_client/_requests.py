@@ -17,6 +17,7 @@ __all__ = [
     "channel_options",
     "InputKindName",
     "DistanceName",
+    "LongTextName",
     "settings",
     "schedule",
     "get_drift",
@@ -42,6 +43,7 @@ __all__ = [
 
 InputKindName = Literal["text", "vector", "image_metadata", "event"]
 DistanceName = Literal["cosine", "euclid"]
+LongTextName = Literal["truncate", "pool"]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -50,6 +52,7 @@ SNAPSHOT_TIMEOUT_S = 3600.0  # default deadline of ExportCollection / ImportColl
 _INPUT_KINDS = {"text": pb.INPUT_KIND_TEXT, "vector": pb.INPUT_KIND_VECTOR,
                 "image_metadata": pb.INPUT_KIND_IMAGE_METADATA, "event": pb.INPUT_KIND_EVENT}
 _DISTANCES = {"cosine": pb.DISTANCE_COSINE, "euclid": pb.DISTANCE_EUCLID}
+_LONG_TEXT = {"truncate": pb.CollectionSettings.LONG_TEXT_TRUNCATE, "pool": pb.CollectionSettings.LONG_TEXT_POOL}
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -70,11 +73,19 @@ def settings(
     threshold_mode: str | None = None,
     anomaly_threshold: float | None = None,
     schedule: pb.Schedule | None = None,
+    long_text: LongTextName | None = None,
 ) -> pb.CollectionSettings:
-    """Builds ``CollectionSettings`` with only the given fields set."""
+    """Builds ``CollectionSettings`` with only the given fields set.
+
+    ``long_text`` is ``"truncate"`` or ``"pool"`` (how texts longer than the model's window are
+    embedded; fixed at creation); raises ValueError on another value.
+    """
+    if long_text is not None and long_text not in _LONG_TEXT:
+        raise ValueError(f"long_text must be one of {sorted(_LONG_TEXT)} or None, got {long_text!r}")
     given = {"contamination": contamination, "min_cluster_size": min_cluster_size, "default_k": default_k,
              "seed": seed, "anomaly_scorer": anomaly_scorer, "threshold_mode": threshold_mode,
-             "anomaly_threshold": anomaly_threshold, "schedule": schedule}
+             "anomaly_threshold": anomaly_threshold, "schedule": schedule,
+             "long_text": _LONG_TEXT[long_text] if long_text is not None else None}
     return pb.CollectionSettings(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -147,6 +158,7 @@ def create_collection(
     image_metadata: pb.ImageMetadataSpec | None = None,
     schedule: pb.Schedule | None = None,
     event_schema: pb.EventSchema | None = None,
+    long_text: LongTextName | None = None,
 ) -> pb.CreateCollectionRequest:
     """Builds a ``CreateCollectionRequest``; raises ValueError on an unknown kind or distance."""
     if input_kind not in _INPUT_KINDS:
@@ -168,6 +180,7 @@ def create_collection(
             threshold_mode=threshold_mode,
             anomaly_threshold=anomaly_threshold,
             schedule=schedule,
+            long_text=long_text,
         ),
     )
     if store_source is not None:

@@ -115,6 +115,7 @@ class EmbclusterClient:
         image_metadata: pb.ImageMetadataSpec | None = None,
         schedule: pb.Schedule | None = None,
         event_schema: pb.EventSchema | None = None,
+        long_text: rq.LongTextName | None = None,
     ) -> pb.Collection:
         """Creates a collection.
 
@@ -139,6 +140,9 @@ class EmbclusterClient:
                 :func:`embcluster_client.schedule`); None = never.
             event_schema: EVENT collections (required there): the typed fields, built with
                 :func:`~embcluster_client.items.make_event_schema` or proposed by :meth:`infer_schema`.
+            long_text: TEXT and image metadata collections: how a text longer than the model's
+                window is embedded, ``"truncate"`` (its first window; the server default) or
+                ``"pool"`` (the normalised mean of its windows); fixed at creation.
 
         Returns:
             The created collection.
@@ -160,6 +164,7 @@ class EmbclusterClient:
             image_metadata=image_metadata,
             schedule=schedule,
             event_schema=event_schema,
+            long_text=long_text,
         )
         return self._stub.CreateCollection(req, timeout=self._timeout)
 
@@ -263,7 +268,9 @@ class EmbclusterClient:
             items: Texts, vectors, ``pb.Item`` messages or dicts (see ``make_item``).
 
         Returns:
-            One result per item, in order.
+            One result per item, in order; ``result.truncated`` is set when the item's text was
+            longer than what the server embedded of it (``sum(r.truncated for r in results)``
+            counts them).
 
         Raises:
             TypeError, ValueError: an item cannot be converted (names its index).

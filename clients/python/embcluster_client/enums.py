@@ -15,7 +15,7 @@ from google.protobuf.descriptor import EnumDescriptor
 
 from embcluster.api.v1 import embcluster_pb2 as pb
 
-__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState"]
+__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState", "LongText"]
 
 
 class ProtoEnum(enum.StrEnum):
@@ -26,8 +26,14 @@ class ProtoEnum(enum.StrEnum):
 
     @classmethod
     def descriptor(cls) -> EnumDescriptor:
-        """The proto enum of the same name in ``embcluster.v1``."""
-        return pb.DESCRIPTOR.enum_types_by_name[cls.__name__]
+        """The proto enum of the same name in ``embcluster.v1`` (top level, or nested in a message)."""
+        found = pb.DESCRIPTOR.enum_types_by_name.get(cls.__name__)
+        if found is not None:
+            return found
+        for message in pb.DESCRIPTOR.message_types_by_name.values():  # e.g. CollectionSettings.LongText
+            if cls.__name__ in message.enum_types_by_name:
+                return message.enum_types_by_name[cls.__name__]
+        raise KeyError(f"no proto enum named {cls.__name__!r} in embcluster.v1")
 
     @classmethod
     def prefix(cls) -> str:
@@ -91,3 +97,11 @@ class RunState(ProtoEnum):
     def finished(self) -> bool:
         """SUCCEEDED, FAILED or CANCELLED: the run will not change any more."""
         return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+
+
+class LongText(ProtoEnum):
+    """How a text longer than the model's window is embedded (``CollectionSettings.long_text``)."""
+
+    UNSPECIFIED = "UNSPECIFIED"  # at creation: TRUNCATE; in an update: unchanged
+    TRUNCATE = "TRUNCATE"  # the first window only: what the model itself reads
+    POOL = "POOL"  # windows of the model's length, embedded and mean-pooled

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 from embcluster.api.v1 import embcluster_pb2 as pb
 
-from .enums import Distance, EventFieldType, InputKind, RunState
+from .enums import Distance, EventFieldType, InputKind, LongText, RunState
 
 __all__ = [
     "InputKind",
@@ -95,6 +95,7 @@ class CollectionSettings:
     threshold_mode: str | None
     anomaly_threshold: float | None
     schedule: Schedule | None
+    long_text: LongText  # fixed at creation
     proto: pb.CollectionSettings = _proto()
 
 
@@ -217,6 +218,7 @@ class ItemResult:
     point_id: str
     external_id: str
     assignment: Assignment | None
+    truncated: bool  # the text was longer than what was embedded of it
     proto: pb.ItemResult = _proto()
 
 

@@ -16,6 +16,7 @@ from ._adapt import (
     ack_model,
     as_message,
     distance_name,
+    long_text_name,
     kind_name,
     point_model,
     progress_callback,
@@ -24,7 +25,7 @@ from ._adapt import (
 )
 from .client import EmbclusterClient
 from .convert import to_model
-from .enums import Distance, InputKind
+from .enums import Distance, InputKind, LongText
 from .items import ItemLike, VectorLike
 from .models import (
     Assignment,
@@ -142,6 +143,7 @@ class Client:
         image_metadata: ImageMetadataSpec | pb.ImageMetadataSpec | None = None,
         schedule: Schedule | pb.Schedule | None = None,
         event_schema: EventSchema | pb.EventSchema | None = None,
+        long_text: rq.LongTextName | LongText | None = None,
     ) -> Collection:
         """Creates a collection (arguments as :meth:`EmbclusterClient.create_collection`).
 
@@ -157,7 +159,8 @@ class Client:
             embedding_model=embedding_model, vector_dim=vector_dim, store_source=store_source,
             contamination=contamination, min_cluster_size=min_cluster_size, default_k=default_k, seed=seed,
             anomaly_scorer=anomaly_scorer, threshold_mode=threshold_mode, anomaly_threshold=anomaly_threshold,
-            image_metadata=as_message(image_metadata), schedule=as_message(schedule), event_schema=as_message(event_schema))
+            image_metadata=as_message(image_metadata), schedule=as_message(schedule), event_schema=as_message(event_schema),
+            long_text=long_text_name(long_text))
         return to_model(created, Collection)
 
     def attach_collection(

@@ -6,7 +6,7 @@ observability interceptor (which then counts refused calls by their code) and th
 interceptor, so a refused call never reaches the stream cap or the servicer. Health stays open.
 
 What each RPC needs (scopes are cumulative: read < write < admin) is :data:`RULES`; a method not
-in it (another service) needs admin, except health (open) and reflection (read).
+in it (another service) needs admin, except health (open) and reflection, v1 and v1alpha (read).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import grpc
 
 from ..auth import KeyRing, Principal
 from ..errors import NotFound
+from .reflection import V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME
 from .streams import is_non_blocking
 
 __all__ = ["AuthInterceptor", "RULES", "AUTH_METADATA_KEY"]
@@ -24,7 +25,7 @@ __all__ = ["AuthInterceptor", "RULES", "AUTH_METADATA_KEY"]
 AUTH_METADATA_KEY = "authorization"
 _SERVICE = "/embcluster.v1.Embcluster/"
 _OPEN = "/grpc.health.v1.Health/"
-_REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/"
+_REFLECTION = (f"/{V1_SERVICE_NAME}/", f"/{V1ALPHA_SERVICE_NAME}/")  # both reflection protocols: read
 
 #: RPC name -> (scope it needs, the request field naming its collection, or None).
 RULES: dict[str, tuple[str, str | None]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from google.protobuf import json_format, struct_pb2
@@ -41,6 +41,7 @@ __all__ = [
     "attach_spec_from_pb",
     "snapshot_to_pb",
     "settings_from_pb",
+    "ingest_response_to_pb",
     "settings_to_pb",
     "schedule_from_pb",
     "schedule_to_pb",
@@ -72,6 +73,8 @@ _KINDS = {pb.INPUT_KIND_TEXT: "text", pb.INPUT_KIND_VECTOR: "vector", pb.INPUT_K
 _KINDS_PB = {v: k for k, v in _KINDS.items()}
 _METRICS = {pb.DISTANCE_UNSPECIFIED: "cosine", pb.DISTANCE_COSINE: "cosine", pb.DISTANCE_EUCLID: "euclid"}
 _METRICS_PB = {"cosine": pb.DISTANCE_COSINE, "euclid": pb.DISTANCE_EUCLID}
+_LONG_TEXT = {pb.CollectionSettings.LONG_TEXT_TRUNCATE: "truncate", pb.CollectionSettings.LONG_TEXT_POOL: "pool"}
+_LONG_TEXT_PB = {v: k for k, v in _LONG_TEXT.items()}
 _STATES = {
     RunState.PENDING: pb.RUN_STATE_PENDING,
     RunState.RUNNING: pb.RUN_STATE_RUNNING,
@@ -83,7 +86,9 @@ _STATES = {
 
 
 def settings_from_pb(msg: pb.CollectionSettings) -> CollectionSettings:
-    """Only the fields that are present."""
+    """Only the fields that are present; an unknown ``long_text`` value is an invalid argument."""
+    if msg.long_text and msg.long_text not in _LONG_TEXT:
+        raise InvalidArgument(f"long_text must be LONG_TEXT_TRUNCATE or LONG_TEXT_POOL (or unset), got {msg.long_text}")
     return CollectionSettings(
         contamination=msg.contamination if msg.HasField("contamination") else None,
         min_cluster_size=msg.min_cluster_size if msg.HasField("min_cluster_size") else None,
@@ -93,6 +98,7 @@ def settings_from_pb(msg: pb.CollectionSettings) -> CollectionSettings:
         threshold_mode=msg.threshold_mode if msg.HasField("threshold_mode") else None,
         anomaly_threshold=msg.anomaly_threshold if msg.HasField("anomaly_threshold") else None,
         schedule=schedule_from_pb(msg.schedule) if msg.HasField("schedule") else None,
+        long_text=_LONG_TEXT[msg.long_text] if msg.long_text else None,
     )
 
 
@@ -117,7 +123,7 @@ def settings_to_pb(s: CollectionSettings) -> pb.CollectionSettings:
     return pb.CollectionSettings(
         contamination=s.contamination, min_cluster_size=s.min_cluster_size, default_k=s.default_k, seed=s.seed,
         anomaly_scorer=s.anomaly_scorer, threshold_mode=s.threshold_mode, anomaly_threshold=s.anomaly_threshold,
-        schedule=schedule_to_pb(s.schedule),
+        schedule=schedule_to_pb(s.schedule), long_text=_LONG_TEXT_PB[s.long_text_mode],
     )
 
 
@@ -377,7 +383,13 @@ def hit_to_pb(h: SearchHit) -> pb.SearchHit:
 def item_result_to_pb(r: ItemResult) -> pb.ItemResult:
     """Where an ingested item went."""
     return pb.ItemResult(point_id=r.point_id, external_id=r.external_id,
-                         assignment=assignment_to_pb(r.assignment) if r.assignment else None)
+                         assignment=assignment_to_pb(r.assignment) if r.assignment else None, truncated=r.truncated)
+
+
+def ingest_response_to_pb(results: Sequence[ItemResult]) -> pb.IngestResponse:
+    """An ingest's results, in request order, and how many of them were truncated."""
+    return pb.IngestResponse(results=[item_result_to_pb(r) for r in results],
+                             truncated_count=sum(r.truncated for r in results))
 
 
 def explanation_to_pb(e: Explanation) -> pb.Explanation:

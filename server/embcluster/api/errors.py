@@ -1,6 +1,7 @@
 """One table from domain error codes to gRPC status codes, and the interceptor applying it.
 
-The interceptor also parses every request itself: bytes that are not the method's request
+The interceptor also hands the call's deadline to the core (:mod:`embcluster.deadlines`: a wait
+for a model still loading ends with it), and parses every request itself: bytes that are not the method's request
 message (a bad encoding, nesting past protobuf's recursion limit) are INVALID_ARGUMENT, never
 gRPC's own INTERNAL "Exception deserializing request!" (which, on a stream's first message, also
 left the call unfinishable and blocked shutdown).
@@ -13,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import grpc
 
+from ..deadlines import call_deadline
 from ..errors import EmbclusterError, ErrorCode, InvalidArgument
 from ..fsio import space_error
 from .streams import is_non_blocking
@@ -85,8 +87,9 @@ def _parsed_non_blocking(handler: Any, deserializer: Callable[[bytes], Any] | No
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Domain errors to their status code, out of disk space to RESOURCE_EXHAUSTED, the rest to INTERNAL (logged).
 
-    Covers unary and streaming handlers (an error inside a stream ends it with that code), and
-    parses their requests with :func:`tolerant` deserializers (INVALID_ARGUMENT for bad bytes).
+    Covers unary and streaming handlers (an error inside a stream ends it with that code), sets
+    the call's deadline for the core (:func:`~embcluster.deadlines.call_deadline`), and parses
+    their requests with :func:`tolerant` deserializers (INVALID_ARGUMENT for bad bytes).
     """
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
@@ -115,7 +118,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
             def unary_wrapped(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
-                    return unary(_parsed(request), context)
+                    with call_deadline(context.time_remaining()):
+                        return unary(_parsed(request), context)
                 except Exception as exc:
                     fail(exc, context)
 
@@ -128,7 +132,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def stream_wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
-                yield from streaming(_parsed_stream(request) if many else _parsed(request), context)
+                with call_deadline(context.time_remaining()):
+                    yield from streaming(_parsed_stream(request) if many else _parsed(request), context)
             except Exception as exc:
                 fail(exc, context)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ..auth import KeyRing, check_exposure, is_loopback
 from ..config import Settings
@@ -16,6 +17,7 @@ from ..pipeline import EmbclusterService
 from .auth import AuthInterceptor
 from .errors import ErrorInterceptor
 from .observe import ObservabilityInterceptor
+from .reflection import enable_reflection
 from .servicer import EmbclusterServicer
 from .streams import StreamLimitInterceptor, StreamSlots
 from .tls import server_credentials
@@ -60,24 +62,29 @@ class GrpcServer:
             futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
             interceptors=interceptors,
             # Over-limit messages are refused by gRPC before parsing: RESOURCE_EXHAUSTED.
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+            # No SO_REUSEPORT (gRPC's default): with it a second server binds a port in use without
+            # a word and the kernel splits the calls between the two.
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+                     ("grpc.so_reuseport", 0)],
         )
         pb_grpc.add_EmbclusterServicer_to_server(EmbclusterServicer(service), self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self._server,
-        )
+        enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), self._server)
         address = f"{settings.host}:{settings.port}"
+        credentials = server_credentials(settings)
+        # A fixed port is asked of the OS first: a port in use is then our one line, not gRPC's log line too.
+        problem = _bind_problem(settings.host, settings.port) if settings.port else None
+        if problem is not None:
+            raise Unavailable(f"cannot bind {address}: {problem}")
         try:
-            credentials = server_credentials(settings)
             self.port = (self._server.add_secure_port(address, credentials) if credentials is not None
                          else self._server.add_insecure_port(address))
-        except RuntimeError as exc:
-            raise Unavailable(f"cannot bind {address}: {exc}") from exc
-        if self.port == 0:
-            raise Unavailable(f"cannot bind {address} (in use?)")
+        except RuntimeError:  # gRPC says only "Failed to bind"; the OS says why
+            self.port = 0
+        if self.port == 0:  # lost a race for the port, or a reason the probe cannot see
+            why = _bind_problem(settings.host, settings.port) or "gRPC could not bind it (GRPC_VERBOSITY=debug says why)"
+            raise Unavailable(f"cannot bind {address}: {why}")
         self.address = f"{settings.host}:{self.port}"
 
     def _check_exposure(self, settings: Settings) -> None:
@@ -90,13 +97,26 @@ class GrpcServer:
             logger.warning("API keys are configured but the gRPC port has no TLS (tls_cert_file): keys cross "
                            "the network in plaintext")
 
-    def start(self) -> None:
-        """Start serving and report SERVING on the health service."""
+    def start(self, *, ready: bool = True) -> None:
+        """Start serving; health reports SERVING, or NOT_SERVING until :meth:`set_ready` when not ``ready``.
+
+        ``embcluster serve`` starts NOT_SERVING while its default text model loads: calls are
+        answered at once (those that need the model wait for it), and health checks, load
+        balancers and ``embcluster health`` see when the model is ready.
+        """
         self._server.start()
+        self._set_health(health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+        logger.info("serving embcluster on %s (%s, %s)%s", self.address, "TLS" if self.tls else "plaintext",
+                    f"{len(self.keys)} API keys" if self.keys else "no API keys",
+                    "" if ready else "; health NOT_SERVING until the text model is loaded")
+
+    def set_ready(self) -> None:
+        """Report SERVING on the health service (for the whole server and the embcluster service)."""
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ("", SERVICE_NAME):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        logger.info("serving embcluster on %s (%s, %s)", self.address, "TLS" if self.tls else "plaintext",
-                    f"{len(self.keys)} API keys" if self.keys else "no API keys")
+            self._health.set(name, status)
 
     def wait(self) -> None:
         """Block until the server stops."""
@@ -115,3 +135,26 @@ class GrpcServer:
         logger.warning("shutdown: %d streaming calls still open %.1f s after the grace period; stopping without them",
                        self.streams.open, cancel_wait_s)
         return False
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why the OS would refuse to bind ``host:port`` (None: it would not), asked with a probe socket."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r} ({exc.strerror})"
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: TIME_WAIT is no conflict
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return ("address already in use (another embcluster serve?); stop that process or choose "
+                            "another port (--port or EMBCLUSTER_PORT; 0 = any free port)")
+                if exc.errno == errno.EACCES:
+                    return f"permission denied (ports below 1024 need privileges; {exc.strerror})"
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return f"{host!r} is not an address of this machine ({exc.strerror})"
+                return exc.strerror or str(exc)
+    return None

@@ -43,7 +43,7 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
 
     def Ingest(self, request: pb.IngestRequest, context: grpc.ServicerContext) -> pb.IngestResponse:
         results = self.svc.ingest(request.collection, cv.items_from_pb(request.items))
-        return pb.IngestResponse(results=[cv.item_result_to_pb(r) for r in results])
+        return cv.ingest_response_to_pb(results)
 
     def IngestStream(self, request_iterator: Iterator[pb.IngestRequest], context: grpc.ServicerContext) -> Iterator[pb.IngestStreamResponse]:
         for seq, request in enumerate(request_iterator):

@@ -24,7 +24,9 @@ import numpy as np
 from ..config import Settings
 from ..embed.base import Embedder
 from ..embed.image import ImageMetadataEmbedder, render_image_metadata
+from ..embed.long_text import Embedded, LongText
 from ..embed.registry import EmbedderRegistry
+from ..embed.text import SentenceTransformerEmbedder
 from ..embed.vector import VectorEmbedder
 from ..errors import FailedPrecondition, InvalidArgument, shown
 from ..metrics import ServiceMetrics
@@ -114,6 +116,7 @@ class Batch:
     payloads: list[dict[str, Any]]
     view: Callable[[int, Assignment | None], PointView]  # point g as the anomaly feed shows it
     owner: Sequence[int]  # each item's point
+    truncated: Sequence[bool] = ()  # per point: its text was longer than what was embedded (empty: none)
 
 
 @dataclass
@@ -204,25 +207,40 @@ class Kind:
 class _EmbeddedKind(Kind):
     """Kinds whose vectors come from an embedder applied to each item (TEXT, IMAGE_METADATA, VECTOR)."""
 
-    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+    embeds_text = False  # TEXT, IMAGE_METADATA: texts longer than the model's window are counted
+
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
+                     long_text: LongText) -> Embedded:
         raise NotImplementedError
 
     def _texts(self, items: Sequence[ItemInput], record: CollectionRecord) -> list[str | None]:
         return [it.text for it in items]
 
-    def embed(self, coll: OpenCollection, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
-        """Vectors of validated items (``parsed``: the matrix validation built for VECTOR input)."""
+    def long_text(self, record: CollectionRecord) -> LongText:
+        """How the collection embeds texts longer than its model's window."""
+        return LongText(mode=record.settings.long_text_mode,  # type: ignore[arg-type]  # validated at creation
+                        max_windows=self.settings.long_text_max_windows)
+
+    def embed(self, coll: OpenCollection, items: Sequence[ItemInput], parsed: np.ndarray | None) -> Embedded:
+        """Vectors of validated items (``parsed``: the matrix validation built for VECTOR input).
+
+        Ingest, Classify and Search all embed here, so a long text is embedded the same way
+        whichever call sends it, and every truncated text is counted.
+        """
         emb = self.embedder(coll)
         started = time.perf_counter()
-        vectors = self._raw_vectors(emb, items, parsed)
+        embedded = self._raw_vectors(emb, items, parsed, self.long_text(coll.record))
+        vectors = embedded.vectors
         self.metrics.observe_embed(emb.name, time.perf_counter() - started)
+        if self.embeds_text:
+            self.metrics.observe_truncated(coll.name, int(embedded.truncated.sum()))
         if not np.isfinite(vectors).all():
             bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
             raise InvalidArgument(f"item {bad}: the embedding has non-finite values")
         if coll.record.metric == "cosine":
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
-        return vectors.astype(np.float32)
+        return Embedded(vectors.astype(np.float32), embedded.truncated)
 
     def prepare(self, coll: OpenCollection, items: Sequence[ItemInput]) -> Callable[[], Batch]:
         rec = coll.record
@@ -230,7 +248,8 @@ class _EmbeddedKind(Kind):
         image_spec = rec.image  # parsed once per call, not once per item
         parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,
                              cosine=rec.metric == "cosine", image_spec=image_spec)
-        vectors = self.embed(coll, items, parsed)
+        embedded = self.embed(coll, items, parsed)
+        vectors = embedded.vectors
         ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
         # What a point shows as its text: the text itself, or the rendering of its image metadata.
         texts = self._texts(items, rec)
@@ -248,7 +267,7 @@ class _EmbeddedKind(Kind):
                              text=texts[i] or "", assignment=label, image=items[i].image)
 
         batch = Batch(ids=ids, external=[it.id for it in items], vectors=vectors, payloads=payloads, view=view,
-                      owner=range(len(items)))
+                      owner=range(len(items)), truncated=embedded.truncated.tolist())
         return lambda: batch
 
     def classify_vectors(self, coll: OpenCollection, items: Sequence[ItemInput]) -> tuple[np.ndarray, ClusterModel]:
@@ -258,7 +277,7 @@ class _EmbeddedKind(Kind):
         model = coll.model
         if model is None:
             raise FailedPrecondition(NO_MODEL.format(shown(rec.name)))
-        return self.embed(coll, items, parsed), model
+        return self.embed(coll, items, parsed).vectors, model
 
     def check_search(self, coll: OpenCollection, query: Query) -> Any:
         rec = coll.record
@@ -270,16 +289,25 @@ class _EmbeddedKind(Kind):
 
     def search_vector(self, coll: OpenCollection, query: Query, parsed: Any) -> np.ndarray:
         item = ItemInput(text=query.text, vector=query.vector, image=query.image)
-        return self.embed(coll, [item], parsed)[0]
+        return self.embed(coll, [item], parsed).vectors[0]
 
 
 class TextKind(_EmbeddedKind):
     """TEXT: texts embedded with a sentence-transformers model."""
 
     kind: InputKind = "text"
+    embeds_text = True
 
     def setup(self, spec: CollectionSpec) -> KindSetup:
-        return KindSetup(embedder=self.embedders.text(spec.embedding_model))
+        text = self.embedders.text(spec.embedding_model)
+        self._check_pool(spec, text)
+        return KindSetup(embedder=text)
+
+    @staticmethod
+    def _check_pool(spec: CollectionSpec, text: SentenceTransformerEmbedder) -> None:
+        if spec.settings.long_text == "pool" and not text.can_pool:
+            raise InvalidArgument(f"long_text 'pool' needs a model with a fast tokenizer; {shown(text.name)} has "
+                                  "none (leave long_text unset: texts are truncated to its window)")
 
     def _model_embedder(self, record: CollectionRecord) -> Embedder:
         emb: Embedder = self.embedders.text(record.embedder)
@@ -302,8 +330,10 @@ class TextKind(_EmbeddedKind):
             raise FailedPrecondition(f"the snapshot's collection {shown(record.name)} was embedded with model "
                                      f"{shown(record.embedder)}, which this server does not have: {exc.message}") from None
 
-    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
-        return emb.embed([it.text for it in items])
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
+                     long_text: LongText) -> Embedded:
+        text: SentenceTransformerEmbedder = emb  # type: ignore[assignment]
+        return text.embed_long([it.text for it in items], long_text)  # type: ignore[misc]
 
 
 class ImageMetadataKind(TextKind):
@@ -314,8 +344,9 @@ class ImageMetadataKind(TextKind):
 
     def setup(self, spec: CollectionSpec) -> KindSetup:
         image_spec = spec.image_spec or ImageMetadataSpec()
-        return KindSetup(embedder=ImageMetadataEmbedder(self.embedders.text(spec.embedding_model), image_spec),
-                         image_spec=image_spec.to_json())
+        text = self.embedders.text(spec.embedding_model)
+        self._check_pool(spec, text)
+        return KindSetup(embedder=ImageMetadataEmbedder(text, image_spec), image_spec=image_spec.to_json())
 
     def _model_embedder(self, record: CollectionRecord) -> Embedder:
         return ImageMetadataEmbedder(self.embedders.text(record.embedder), record.image)
@@ -324,11 +355,13 @@ class ImageMetadataKind(TextKind):
         image_spec = record.image
         return [render_image_metadata(it.image, image_spec) for it in items]  # type: ignore[arg-type]
 
-    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
+                     long_text: LongText) -> Embedded:
         image_emb: ImageMetadataEmbedder = emb  # type: ignore[assignment]
         if all(it.image is not None for it in items):
-            return image_emb.embed([it.image for it in items])  # type: ignore[misc]
-        return image_emb.embed_texts([it.text or "" for it in items])  # a text query (validation lets no other mix through)
+            return image_emb.embed_long([it.image for it in items], long_text)  # type: ignore[misc]
+        # a text query (validation lets no other mix through)
+        return image_emb.embed_queries([it.text or "" for it in items], long_text)
 
 
 class VectorKind(_EmbeddedKind):
@@ -342,5 +375,6 @@ class VectorKind(_EmbeddedKind):
     def embedder_for(self, record: CollectionRecord) -> Embedder:
         return VectorEmbedder(record.dim)
 
-    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
-        return emb.embed(parsed)  # type: ignore[arg-type]
+    def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
+                     long_text: LongText) -> Embedded:
+        return Embedded.whole(emb.embed(parsed))  # type: ignore[arg-type]

@@ -41,13 +41,18 @@ class Labeller:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._catchups: list[threading.Thread] = []
+        # Set at shutdown: catch-ups (and reverts, which are catch-ups) end at their next page.
+        # What they leave is durable and found again: every start catches up stale points.
+        self._stopping = threading.Event()
 
     def write_back(self, coll: OpenCollection, model: ClusterModel,
                    pages: Iterator[tuple[Sequence[PointId], np.ndarray]], ctx: RunContext | None, total: int, *,
-                   phase: str, start: float, span: float, while_served: bool = False) -> dict[str, Any]:
+                   phase: str, start: float, span: float, while_served: bool = False,
+                   stop: threading.Event | None = None) -> dict[str, Any]:
         """Label every point of ``pages`` with ``model``; returns full-pass statistics.
 
-        With ``while_served`` (catch-ups), stop as soon as ``model`` is no longer the served one.
+        With ``while_served`` (catch-ups), stop as soon as ``model`` is no longer the served one;
+        with ``stop``, as soon as it is set (the statistics then carry ``stopped``).
 
         Each page is read, labelled and written under the collection lock, so an ingest that
         replaces a point cannot interleave between reading its vector and writing its label.
@@ -57,7 +62,11 @@ class Labeller:
         counts = np.zeros(k, dtype=np.int64)
         anomalies = 0
         done = 0
+        stopped = False
         while True:
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
             with coll.lock:
                 coll.check_open()
                 if while_served and coll.model is not model:
@@ -75,12 +84,15 @@ class Labeller:
             if ctx is not None:
                 ctx.info.points_labelled = done
                 ctx.progress(phase, start + span * done / max(total, 1))
-        return {
+        stats: dict[str, Any] = {
             "points_labelled": done,
             "sizes_full": [int(c) for c in counts],
             "radius_full": [float(r) for r in np.sqrt(sq / np.maximum(counts, 1))],
             "anomalies_full": anomalies,
         }
+        if stop is not None:  # not part of a model's metrics (a run's pass has no stop)
+            stats["stopped"] = stopped
+        return stats
 
     def relabel_ids(self, coll: OpenCollection, ids: list[str]) -> None:
         """Relabel specific points with the served model, reading their current vectors."""
@@ -106,6 +118,10 @@ class Labeller:
             return 0
         if model is None:
             while True:  # a run that never got served left its fields: remove them
+                if self._stopping.is_set():
+                    logger.info("shutdown: %s keeps the fields of a run that was never served; the next start "
+                                "removes them", coll.record.name)
+                    return 0
                 with coll.lock:
                     coll.check_open()
                     if coll.model is not None:
@@ -115,9 +131,14 @@ class Labeller:
                         return total
                     coll.store.delete_fields([p.id for p in points], RESERVED_FIELDS)
         stats = self.write_back(coll, model, coll.store.iter_vectors(page_size=self.settings.page_size, flt=stale),
-                                None, total, phase="catching_up", start=0, span=0, while_served=True)
-        logger.info("caught up %d points of %s to model v%d", stats["points_labelled"], coll.record.name,
-                    model.version)
+                                None, total, phase="catching_up", start=0, span=0, while_served=True,
+                                stop=self._stopping)
+        if stats["stopped"]:
+            logger.info("shutdown: caught up %d of %d points of %s to model v%d; the next start catches up the rest",
+                        stats["points_labelled"], total, coll.record.name, model.version)
+        else:
+            logger.info("caught up %d points of %s to model v%d", stats["points_labelled"], coll.record.name,
+                        model.version)
         return int(stats["points_labelled"])
 
     def catch_up_safely(self, coll: OpenCollection) -> None:
@@ -137,6 +158,10 @@ class Labeller:
     def catching_up(self, name: str) -> bool:
         """Whether the start-up catch-up of ``name`` is still relabelling."""
         return any(t.is_alive() and t.name == f"catch-up-{name}" for t in self._catchups)
+
+    def stop(self) -> None:
+        """At shutdown: catch-ups and reverts end at their next page (the next start finishes them)."""
+        self._stopping.set()
 
     def join(self, timeout: float) -> None:
         """Wait for the start-up catch-ups."""

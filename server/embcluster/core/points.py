@@ -143,7 +143,8 @@ class Points:
     def ingest(self, name: str, items: Sequence[ItemInput]) -> list[ItemResult]:
         """Embed, label with the served model (if any) and upsert a batch, all or nothing.
 
-        Returns per item its point id and, when a model is served, its five fields.
+        Returns per item its point id, whether its text was longer than what was embedded and,
+        when a model is served, its five fields.
         """
         coll = self.registry.get(check_name(name))
         _check_writable(coll)
@@ -168,8 +169,9 @@ class Points:
         if assigned is not None and assigned.is_anomaly.any():
             self.feed.publish(name, (batch.view(g, labels[g]) for g in np.flatnonzero(assigned.is_anomaly).tolist()))
         self.featurizers.maybe_auto_refit(coll)
-        return [ItemResult(point_id=batch.ids[g], external_id=batch.external[g], assignment=labels[g])
-                for g in batch.owner]
+        truncated = batch.truncated or [False] * len(batch.ids)
+        return [ItemResult(point_id=batch.ids[g], external_id=batch.external[g], assignment=labels[g],
+                           truncated=bool(truncated[g])) for g in batch.owner]
 
     def delete_points(self, name: str, *, ids: Sequence[str] = (), point_ids: Sequence[str] = ()) -> int:
         """Delete points by caller id and/or point id; returns how many existed."""

@@ -8,6 +8,7 @@ forwards each public call to the part that owns it. See docs/architecture.md.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -126,10 +127,20 @@ class EmbclusterService:
             self.autorun.start()
 
     def close(self) -> None:
-        """Stop the scheduler and runs, and close every store."""
+        """Stop the scheduler, runs and catch-ups, and close every store; each step is logged at INFO.
+
+        What a later start redoes anyway is not finished here: a cancelled run's partial
+        write-back and a catch-up in progress stay as they are (durable, and marked by their
+        ``model_version``) for the catch-up every start performs.
+        """
+        started = time.perf_counter()
         self.autorun.stop()
+        self.labeller.stop()  # before the runs: a cancelled run's revert is a catch-up, and ends at once
         self.runs.shutdown()
         self.labeller.join(timeout=30)
+        took = time.perf_counter() - started
+        logger.log(logging.INFO if took >= 0.1 else logging.DEBUG, "shutdown: scheduler, runs and catch-ups "
+                   "stopped in %.1f s", took)
         self.registry.close()
 
     def wait_idle(self, timeout: float = 60.0) -> None:

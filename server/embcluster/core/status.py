@@ -7,6 +7,7 @@ import threading
 from ..anomaly.scoring import DEFAULT_SCORER
 from ..drift import RecentWindows, recent_drift, version_drift
 from ..embed.events import EventSchema
+from ..errors import InvalidArgument, shown
 from ..runs import RunManager
 from ..scheduler import ScheduleState
 from ..schema import AttachedSource, CollectionInfo, CollectionSettings, DriftReport
@@ -80,9 +81,19 @@ class CollectionStatus:
         return [self.info(c) for c in self.registry.all()]
 
     def update_collection(self, name: str, settings: CollectionSettings) -> CollectionInfo:
-        """Change mutable settings; they apply from the next run."""
+        """Change mutable settings; they apply from the next run.
+
+        ``long_text`` cannot change: the stored vectors were embedded under it, and a collection
+        whose items were embedded two ways would cluster by how they were embedded (the same rule
+        as the recorded embedding model). Sending the current value is accepted.
+        """
         coll = self.registry.get(check_name(name))
         check_settings(settings)
+        current = coll.record.settings.long_text_mode
+        if settings.long_text is not None and settings.long_text != current:
+            raise InvalidArgument(f"long_text of collection {shown(name)} is {shown(current)}, fixed when it was "
+                                  f"created (its vectors were embedded that way); got {shown(settings.long_text)}. "
+                                  "Create a new collection with the other mode and ingest into it")
         with coll.lock:
             coll.record.settings = check_effective_settings(coll.record.settings.merged(settings))
             coll.save()

@@ -6,7 +6,9 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Embedder"]
+from .long_text import Embedded, LongText
+
+__all__ = ["Embedder", "TextEmbedder"]
 
 
 @runtime_checkable
@@ -23,4 +25,13 @@ class Embedder(Protocol):
 
     def embed(self, inputs: Sequence[Any]) -> np.ndarray:
         """Embed ``inputs`` (already validated) into an ``(len(inputs), dim)`` float32 array."""
+        ...
+
+
+@runtime_checkable
+class TextEmbedder(Embedder, Protocol):
+    """An embedder of texts that also embeds texts longer than its window the documented way."""
+
+    def embed_long(self, texts: Sequence[str], long_text: LongText) -> Embedded:
+        """Embed texts, long ones truncated or pooled (see :mod:`embcluster.embed.long_text`)."""
         ...

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 
 from ..schema import ImageMetadataInput, ImageMetadataSpec, NumericAttribute
-from .base import Embedder
+from .base import Embedder, TextEmbedder
+from .long_text import Embedded, LongText
 
 __all__ = ["render_image_metadata", "format_attribute_value", "scale_numeric", "numeric_features",
            "ImageMetadataEmbedder"]
@@ -154,6 +155,16 @@ class ImageMetadataEmbedder:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed free texts (search queries) with neutral numeric features."""
         return self._stack(self.text.embed(list(texts)), numeric_features([None] * len(texts), self.spec))
+
+    def embed_long(self, inputs: Sequence[ImageMetadataInput], long_text: LongText) -> Embedded:
+        """:meth:`embed` with renderings longer than the model's window truncated or pooled (``long_text``)."""
+        text = cast(TextEmbedder, self.text).embed_long(self.render(inputs), long_text)
+        return Embedded(self._stack(text.vectors, numeric_features(list(inputs), self.spec)), text.truncated)
+
+    def embed_queries(self, texts: Sequence[str], long_text: LongText) -> Embedded:
+        """:meth:`embed_texts` with long texts truncated or pooled (``long_text``)."""
+        text = cast(TextEmbedder, self.text).embed_long(list(texts), long_text)
+        return Embedded(self._stack(text.vectors, numeric_features([None] * len(texts), self.spec)), text.truncated)
 
     def _stack(self, text_vectors: np.ndarray, features: np.ndarray) -> np.ndarray:
         if not features.shape[1]:

@@ -64,7 +64,15 @@ RUN_STATE_CANCELLED: RunState
 RUN_STATE_QUEUED: RunState
 
 class CollectionSettings(_message.Message):
-    __slots__ = ("contamination", "min_cluster_size", "default_k", "seed", "anomaly_scorer", "threshold_mode", "anomaly_threshold", "schedule")
+    __slots__ = ("contamination", "min_cluster_size", "default_k", "seed", "anomaly_scorer", "threshold_mode", "anomaly_threshold", "schedule", "long_text")
+    class LongText(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        LONG_TEXT_UNSPECIFIED: _ClassVar[CollectionSettings.LongText]
+        LONG_TEXT_TRUNCATE: _ClassVar[CollectionSettings.LongText]
+        LONG_TEXT_POOL: _ClassVar[CollectionSettings.LongText]
+    LONG_TEXT_UNSPECIFIED: CollectionSettings.LongText
+    LONG_TEXT_TRUNCATE: CollectionSettings.LongText
+    LONG_TEXT_POOL: CollectionSettings.LongText
     CONTAMINATION_FIELD_NUMBER: _ClassVar[int]
     MIN_CLUSTER_SIZE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_K_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +81,7 @@ class CollectionSettings(_message.Message):
     THRESHOLD_MODE_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    LONG_TEXT_FIELD_NUMBER: _ClassVar[int]
     contamination: float
     min_cluster_size: int
     default_k: int
@@ -81,7 +90,8 @@ class CollectionSettings(_message.Message):
     threshold_mode: str
     anomaly_threshold: float
     schedule: Schedule
-    def __init__(self, contamination: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., default_k: _Optional[int] = ..., seed: _Optional[int] = ..., anomaly_scorer: _Optional[str] = ..., threshold_mode: _Optional[str] = ..., anomaly_threshold: _Optional[float] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+    long_text: CollectionSettings.LongText
+    def __init__(self, contamination: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., default_k: _Optional[int] = ..., seed: _Optional[int] = ..., anomaly_scorer: _Optional[str] = ..., threshold_mode: _Optional[str] = ..., anomaly_threshold: _Optional[float] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., long_text: _Optional[_Union[CollectionSettings.LongText, str]] = ...) -> None: ...
 
 class Schedule(_message.Message):
     __slots__ = ("interval_s", "after_changes", "drift_psi", "k")
@@ -387,20 +397,24 @@ class IngestRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
 
 class ItemResult(_message.Message):
-    __slots__ = ("point_id", "external_id", "assignment")
+    __slots__ = ("point_id", "external_id", "assignment", "truncated")
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     point_id: str
     external_id: str
     assignment: Assignment
-    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "truncated_count")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_COUNT_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[ItemResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[ItemResult, _Mapping]]] = ...) -> None: ...
+    truncated_count: int
+    def __init__(self, results: _Optional[_Iterable[_Union[ItemResult, _Mapping]]] = ..., truncated_count: _Optional[int] = ...) -> None: ...
 
 class DeletePointsRequest(_message.Message):
     __slots__ = ("collection", "ids", "point_ids")
