@@ -43,6 +43,9 @@ MANUAL = "manual"  # the trigger of a run a caller asked for; every other trigge
 
 logger = logging.getLogger(__name__)
 
+# How long starting a run waits for the previous run whose final state is already visible to finish saving.
+_FINISHING_WAIT_S = 30.0
+
 
 def utcnow() -> str:
     """RFC 3339 timestamp."""
@@ -208,6 +211,17 @@ class RunManager:
             FailedPrecondition: A run is active that this one cannot queue behind (a manual run,
                 or this one is automatic), another run is queued, or an export holds runs off.
         """
+        deadline = time.monotonic() + _FINISHING_WAIT_S
+        while True:
+            finishing = self._finishing(collection)
+            if finishing is None or time.monotonic() >= deadline:
+                break
+            # The active run's final state is already visible (a client's wait_for_run has returned), but
+            # its worker is still saving it: starting the next run must not fail for that.
+            try:
+                finishing.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # the run's own outcome is its record's business, not this call's
+                pass
         with self._lock:
             if collection not in self._runs_dirs:
                 raise NotFound(f"collection {shown(collection)} not found")
@@ -241,6 +255,12 @@ class RunManager:
             if not self._submit(ctx, job, contextvars.copy_context()):
                 raise Unavailable("the server is shutting down")
             return snapshot
+
+    def _finishing(self, collection: str) -> Future[None] | None:
+        """The future of the collection's active run if that run has already reached its final state."""
+        with self._lock:
+            active = self._active.get(collection)
+            return active[1] if active and active[0].info.state.finished else None
 
     def _enqueue(self, collection: str, request: RunRequest, job: Callable[[RunContext], None],
                  ahead: RunInfo) -> RunInfo:

@@ -156,3 +156,32 @@ def test_a_queued_run_a_crash_left_is_failed_and_is_the_run_to_redo(tmp_path: Pa
         assert mine.error == "interrupted: the server stopped while the run was queued behind run auto1 (changes)"
     finally:
         manager.shutdown()
+
+
+def test_a_run_started_once_the_previous_ones_final_state_is_visible_does_not_fail(manager: RunManager) -> None:
+    """A client's wait_for_run returns at the final state, before the worker has saved it and let go of
+    the collection; the next StartClustering used to be FAILED_PRECONDITION in that window (the EVENT demo
+    hit it in CI). It now waits for the previous run's worker."""
+    log: list[str] = []
+    in_callback, release = threading.Event(), threading.Event()
+
+    def slow_end(info: RunInfo, seconds: float) -> None:  # holds the window open: final state set, not saved
+        if info.request.k == 2:
+            in_callback.set()
+            assert release.wait(30)
+
+    manager.on_finished.append(slow_end)
+    first_job, second_job = Gate(log, "first"), Gate(log, "second")
+    first_job.release.set()
+    second_job.release.set()
+    first = manager.start("c", RunRequest(k=2, seed=0), first_job)
+    assert in_callback.wait(10)
+    assert manager.get("c", first.run_id).state is RunState.SUCCEEDED  # what the client's wait sees
+    timer = threading.Timer(0.3, release.set)
+    timer.start()
+    second = manager.start("c", RunRequest(k=3, seed=0), second_job)
+    timer.join()
+    assert second.state is RunState.PENDING and second.run_id != first.run_id
+    manager.wait("c", timeout=30)
+    assert manager.get("c", second.run_id).state is RunState.SUCCEEDED
+    assert log == ["first start", "first end", "second start", "second end"]
