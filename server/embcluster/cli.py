@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from . import cli_collections, cli_demo, cli_security, cli_snapshot, cli_tools
+from . import cli_collections, cli_demo, cli_report, cli_security, cli_snapshot, cli_tools
 from .cli_client import TARGET_ENV, Handler
 
 __all__ = ["main", "COMMANDS"]
@@ -43,6 +43,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                                    "metrics_port": getattr(args, "metrics_port", None),
                                    "metrics_host": getattr(args, "metrics_host", None),
                                    "metrics_enabled": False if getattr(args, "no_metrics", False) else None,
+                                   "live_report": False if getattr(args, "no_live_report", False) else None,
                                    "api_keys_file": getattr(args, "api_keys_file", None),
                                    "insecure_open": True if getattr(args, "insecure_open", False) else None,
                                    "tls_cert_file": getattr(args, "tls_cert", None),
@@ -97,15 +98,20 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     endpoint = None
     if settings.metrics_enabled:
+        from .live_report import PREFIX, LiveReport
         from .metrics import MetricsEndpoint
 
+        # The live view shares the endpoint's port, TLS and keys (it checks them per collection).
+        routes = {PREFIX: LiveReport(service, keys=server.keys)} if settings.live_report else {}
         try:
             endpoint = MetricsEndpoint(
                 service.metrics, settings.metrics_host, settings.metrics_port,
                 authorize=server.keys.http_status if server.keys else None,  # the gRPC port's keys
                 certfile=_str(settings.tls_cert_file), keyfile=_str(settings.tls_key_file),
-                client_cafile=_str(settings.tls_client_ca_file))
+                client_cafile=_str(settings.tls_client_ca_file), routes=routes)
             print(f"embcluster metrics on {endpoint.url}", flush=True)
+            if routes:
+                print(f"embcluster live report on {endpoint.base_url}{PREFIX}/", flush=True)
         except OSError as exc:  # an auxiliary endpoint: the service itself still runs
             logger.warning("metrics endpoint disabled: cannot bind %s:%d (%s); set EMBCLUSTER_METRICS_PORT "
                            "(0 = any free port) or --no-metrics", settings.metrics_host, settings.metrics_port, exc)
@@ -130,7 +136,8 @@ def _str(path: Path | None) -> str | None:
 
 #: Each command's handler (parsed arguments -> exit status).
 COMMANDS: dict[str, Handler] = {"serve": _serve, "keys": cli_security.run, **cli_collections.COMMANDS,
-                                **cli_tools.COMMANDS, **cli_demo.COMMANDS, **cli_snapshot.COMMANDS}
+                                **cli_tools.COMMANDS, **cli_demo.COMMANDS, **cli_snapshot.COMMANDS,
+                                **cli_report.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,7 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines (default text; env EMBCLUSTER_LOG_FORMAT)")
     serve.add_argument("--metrics-host", help="metrics HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--metrics-port", type=int, help="metrics HTTP port (default 9464; 0 = any free port)")
-    serve.add_argument("--no-metrics", action="store_true", help="do not serve Prometheus metrics")
+    serve.add_argument("--no-metrics", action="store_true",
+                       help="do not serve Prometheus metrics (nor the live report, which shares their port)")
+    serve.add_argument("--no-live-report", action="store_true",
+                       help="do not serve the cluster reports at /report/ beside the metrics")
     serve.add_argument("--store", choices=["edge", "qdrant"], help="vector store (default edge; env EMBCLUSTER_STORE)")
     serve.add_argument("--qdrant-url", help="Qdrant server URL for --store qdrant (env EMBCLUSTER_QDRANT_URL)")
     serve.add_argument("--qdrant-path", help="--store qdrant without a server: qdrant-client's local mode in this "
@@ -165,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_tools.add_parsers(sub)
     cli_demo.add_parser(sub)
     cli_snapshot.add_parsers(sub)
+    cli_report.add_parser(sub)
     cli_security.add_parsers(sub)
     args = parser.parse_args(argv)
     # Read once here: the default server of every client command (demo: only an explicit --target).
