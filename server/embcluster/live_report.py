@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol
 
 from .auth import KeyRing, Principal
-from .core.report import RenderedReport
+from .core.report import RenderedReport, ReportRevision
 from .errors import EmbclusterError, ErrorCode, NotFound
 from .schema import CollectionInfo
 from .validation import NAME_RE
@@ -84,11 +84,15 @@ class ReportSource(Protocol):
     """What the live view reads: :class:`~embcluster.core.service.EmbclusterService` provides it."""
 
     def list_collections(self) -> list[CollectionInfo]:
-        """Every collection."""
+        """Every collection, with counts (the index)."""
         ...
 
-    def get_collection(self, name: str) -> CollectionInfo:
-        """One collection (NotFound if there is none)."""
+    def collection_names(self) -> list[str]:
+        """The names of the collections (cheap)."""
+        ...
+
+    def report_revision(self, name: str) -> ReportRevision:
+        """Which report the collection has now, without counting (NotFound if there is none)."""
         ...
 
     def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
@@ -108,11 +112,6 @@ def _js_string(value: str) -> str:
 def live_script(revision: str, poll_s: float = POLL_S) -> str:
     """The status line and the script that reloads the page when ``/version`` names another revision."""
     return _POLL.format(revision=_js_string(revision), poll=f"{poll_s:g}", poll_ms=int(poll_s * 1000))
-
-
-def revision_of(info: CollectionInfo, version: int | None = None) -> str:
-    """What changes when the page must be made again: the collection (re-created?) and its version."""
-    return f"{info.created_at}/v{info.served_model_version if version is None else version}"
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,11 @@ class LiveReport:
         self._guard = threading.Lock()
         self.renders = 0  # reports rendered so far (each cache miss)
 
+    @property
+    def cached(self) -> list[str]:
+        """The collections whose page is kept (one page each, for their served version)."""
+        return sorted(self._cache)
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
@@ -204,14 +208,14 @@ class LiveReport:
                 principal is not None and not principal.sees(name)):
             return self._missing(f"collection {name[:64]!r} not found" if NAME_RE.fullmatch(name) else "no such page")
         try:
-            info = self.source.get_collection(name)
+            now = self.source.report_revision(name)  # cheap: polled by every open page
         except NotFound:
             self._forget(name)
             return self._missing(f"collection {name!r} not found")
         if tail == "version":
-            body = {"collection": name, "model_version": info.served_model_version, "revision": revision_of(info)}
+            body = {"collection": name, "model_version": now.model_version, "revision": now.tag}
             return _Reply(200, json.dumps(body).encode(), "application/json")
-        return self._report(info)
+        return self._report(now)
 
     def _principal(self, header: str | None) -> Principal | None:
         if self.keys is None:
@@ -247,16 +251,16 @@ class LiveReport:
                                  '<p class="note">Each report shows the served model; it reloads by itself when a '
                                  "run publishes a new version.</p>"))
 
-    def _report(self, info: CollectionInfo) -> _Reply:
-        name = info.name
-        if not info.served_model_version:
-            return self._waiting(info, "it has no cluster model yet: the report appears when the first run publishes one")
+    def _report(self, now: ReportRevision) -> _Reply:
+        name = now.collection
+        if not now.model_version:
+            return self._waiting(now, "it has no cluster model yet: the report appears when the first run publishes one")
         cached = self._cache.get(name)
-        if cached is not None and cached.revision == revision_of(info):
+        if cached is not None and cached.revision == now.tag:
             return _Reply(200, cached.body)
         with self._lock(name):  # one render per collection at a time; those waiting share it
             cached = self._cache.get(name)
-            if cached is not None and cached.revision == revision_of(info):
+            if cached is not None and cached.revision == now.tag:
                 return _Reply(200, cached.body)
             try:
                 rendered = self.source.report(name)
@@ -264,19 +268,21 @@ class LiveReport:
                 self._forget(name)
                 return self._missing(f"collection {name!r} not found")
             except EmbclusterError as exc:
-                if exc.code is ErrorCode.FAILED_PRECONDITION:  # e.g. rolled back to nothing meanwhile
-                    return self._waiting(info, exc.message)
+                if exc.code is ErrorCode.FAILED_PRECONDITION:  # e.g. no model served any more
+                    return self._waiting(now, exc.message)
                 return _Reply(503, _page("report failed", f"<h1>No report</h1>\n<p>{_e(exc.message)}</p>"))
             self.renders += 1
-            revision = revision_of(info, rendered.model_version)  # the version it shows, even if newer
+            # the version it shows (a run may have published another meanwhile: the page then reloads)
+            revision = ReportRevision(name, now.created_at, rendered.model_version).tag
             body = _inject(rendered.html, live_script(revision, self.poll_s))
             self._cache[name] = _Cached(revision, body)
+        self._prune()
         return _Reply(200, body)
 
-    def _waiting(self, info: CollectionInfo, why: str) -> _Reply:
-        return _Reply(200, _page(f"embcluster report: {info.name}",
-                                 f'<h1>Collection <code>{_e(info.name)}</code></h1>\n<p id="waiting">No report: {_e(why)}.'
-                                 f'</p>\n<p><a href="{PREFIX}/">All collections</a></p>', revision_of(info), self.poll_s))
+    def _waiting(self, now: ReportRevision, why: str) -> _Reply:
+        return _Reply(200, _page(f"embcluster report: {now.collection}",
+                                 f'<h1>Collection <code>{_e(now.collection)}</code></h1>\n<p id="waiting">No report: '
+                                 f'{_e(why.rstrip("."))}.</p>\n<p><a href="{PREFIX}/">All collections</a></p>', now.tag, self.poll_s))
 
     def _lock(self, name: str) -> threading.Lock:
         with self._guard:
@@ -287,3 +293,9 @@ class LiveReport:
         with self._guard:
             self._cache.pop(name, None)
             self._locks.pop(name, None)
+
+    def _prune(self) -> None:
+        """Drop the pages of deleted collections (at most one page per existing collection is kept)."""
+        names = set(self.source.collection_names())
+        for gone in [n for n in list(self._cache) if n not in names]:
+            self._forget(gone)

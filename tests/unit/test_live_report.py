@@ -124,7 +124,11 @@ def test_not_found_methods_head_and_metrics_beside_it(served: Served) -> None:
     assert status == 301 and headers["Location"] == "/report/"
     status, _, metrics = served.get("/metrics")
     assert status == 200 and b'embcluster_collection_points{collection="shop"} 200.0' in metrics
+    _collection(served.svc, "other")
+    assert served.get("/report/other")[0] == 200 and served.view.cached == ["other", "shop"]
     served.svc.delete_collection("shop")
+    _run(served.svc, "other", k=2, seed=1)
+    assert served.get("/report/other")[0] == 200 and served.view.cached == ["other"]  # the deleted one's page dropped
     assert served.get("/report/shop")[0] == 404 and b"shop" not in served.get("/report/")[2]
 
 
@@ -166,7 +170,8 @@ class PublishesAfterFirstPage:
 
     def __init__(self, svc: EmbclusterService, name: str) -> None:
         self.svc, self.name, self.reports = svc, name, 0
-        self.list_collections, self.get_collection = svc.list_collections, svc.get_collection
+        self.list_collections, self.report_revision = svc.list_collections, svc.report_revision
+        self.collection_names = svc.collection_names
 
     def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
         rendered = self.svc.report(name, sample_size=sample_size)
@@ -205,7 +210,8 @@ class AddsAnImage:
 
     def __init__(self, svc: EmbclusterService) -> None:
         self.svc = svc
-        self.list_collections, self.get_collection = svc.list_collections, svc.get_collection
+        self.list_collections, self.report_revision = svc.list_collections, svc.report_revision
+        self.collection_names = svc.collection_names
 
     def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
         rendered = self.svc.report(name, sample_size=sample_size)

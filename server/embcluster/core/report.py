@@ -6,10 +6,9 @@ Reads what :func:`embcluster.report.build_report` needs from one collection and 
 * the served model and its cluster listing (sizes counted at one moment by
   :meth:`Points.cluster_listing`), read again if a run switched versions in between;
 * a seeded sample of up to ``sample_size`` points: record numbers drawn uniformly from the vector
-  log's live set, plus up to half as many of the served version's anomalies (so a large collection
-  still shows them on the map; ``build_report`` keeps them first), each read back from the store
-  with its vector and payload (the store is the truth: a point deleted since the log was read is
-  not drawn, and a vector always belongs to the payload beside it);
+  log's live set (their vectors read from the log, their payloads from the store: a point deleted
+  since the log was read is not drawn), plus up to half as many of the served version's anomalies
+  (so a large collection still shows them on the map; ``build_report`` keeps them first);
 * their vectors in the model's feature space (:meth:`Kind.model_vectors`: EVENT points a
   featurizer refit moved on are featurized with the model's own featurizer version) and what hover
   shows of each (:meth:`Kind.shown_text`);
@@ -43,7 +42,7 @@ from .points import Points
 from .records import OpenCollection
 from .registry import CollectionRegistry
 
-__all__ = ["HISTORY_VERSIONS", "MESSAGE_MARGIN_BYTES", "RenderedReport", "Reports"]
+__all__ = ["HISTORY_VERSIONS", "MESSAGE_MARGIN_BYTES", "RenderedReport", "ReportRevision", "Reports", "summaries_by_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +86,26 @@ class RenderedReport:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ReportRevision:
+    """Which report a collection has now: a new served version (or a re-created collection) makes another.
+
+    Attributes:
+        collection: The collection.
+        created_at: When the collection was created (a deleted and re-created one differs).
+        model_version: The served model version (0: none yet).
+    """
+
+    collection: str
+    created_at: str
+    model_version: int
+
+    @property
+    def tag(self) -> str:
+        """The revision as one string (what the live view's pages compare)."""
+        return f"{self.created_at}/v{self.model_version}"
+
+
 def summaries_by_id(model: ClusterModel) -> dict[int, dict[str, Any]] | None:
     """The version's cluster summaries as ``build_report`` takes them (None when it has none)."""
     if model.summaries is None:
@@ -110,6 +129,16 @@ class Reports:
         self.settings = settings
         self.registry = registry
         self.points = points
+
+    def revision(self, name: str) -> ReportRevision:
+        """What a report of ``name`` would show now, cheaply (no counting): to tell whether a report
+        made before is still current.
+
+        Raises:
+            NotFound: no such collection.
+        """
+        rec = self.registry.get(check_name(name)).record
+        return ReportRevision(collection=rec.name, created_at=rec.created_at, model_version=rec.served_version)
 
     def data(self, name: str, *, sample_size: int = 0) -> ReportData:
         """What the report of ``name``'s served model shows.
@@ -184,14 +213,21 @@ class Reports:
     @staticmethod
     def _sample(coll: OpenCollection, model: ClusterModel, limit: int, seed: int) -> list[StoredPoint]:
         """Up to ``limit`` live points drawn uniformly, plus up to ``limit // 2`` of the version's
-        anomalies, with vectors and payloads, in point-id order (so a seed gives the same map)."""
+        anomalies, with vectors and payloads, in point-id order (so a seed gives the same map).
+
+        The drawn points' vectors come from the vector log (a store read of vectors costs ~4x
+        more, in Python lists), their payloads from the store: a point deleted since the log was
+        read is not drawn.
+        """
         live = coll.vlog.live()  # reads may run beside appends: records are only ever added
         rng = np.random.default_rng(seed)
         rows = live.rows[np.sort(rng.choice(len(live.rows), size=min(limit, len(live.rows)), replace=False))]
-        ids = [str(i) for page, _ in coll.vlog.iter_pages(live, _READ_CHUNK, rows=rows) for i in page]
+        vectors = {str(i): v for ids, page in coll.vlog.iter_pages(live, _READ_CHUNK, rows=rows) for i, v in zip(ids, page)}
+        drawn = list(vectors)
         found: dict[str, StoredPoint] = {}
-        for start in range(0, len(ids), _READ_CHUNK):
-            found.update((str(p.id), p) for p in coll.store.retrieve(ids[start:start + _READ_CHUNK], with_vectors=True))
+        for start in range(0, len(drawn), _READ_CHUNK):
+            for p in coll.store.retrieve(drawn[start:start + _READ_CHUNK]):
+                found[str(p.id)] = StoredPoint(id=p.id, payload=p.payload, vector=vectors.get(str(p.id)))
         if limit >= 2:
             flagged, _ = coll.store.scroll(limit=limit // 2, with_vectors=True, flt=PointFilter(must=(
                 FieldEquals("is_anomaly", True), FieldEquals("model_version", model.version))))

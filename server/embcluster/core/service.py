@@ -48,7 +48,7 @@ from .featurizers import FeaturizerLifecycle
 from .labelling import Labeller, stale_filter
 from .points import Points
 from .registry import CollectionRegistry, Kinds
-from .report import RenderedReport, Reports
+from .report import RenderedReport, ReportRevision, Reports
 from .status import CollectionStatus
 
 __all__ = ["EmbclusterService"]
@@ -246,6 +246,10 @@ class EmbclusterService:
             sample_size: Most points drawn on the map (0 = 10,000; at most 50,000).
         """
         return self.reports.render(name, sample_size=sample_size)
+
+    def report_revision(self, name: str) -> ReportRevision:
+        """Which report ``name`` has now (its served version), without counting anything."""
+        return self.reports.revision(name)
 
     def report_data(self, name: str, *, sample_size: int = 0) -> ReportData:
         """What :meth:`report` shows, before rendering."""
