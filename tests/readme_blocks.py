@@ -41,6 +41,8 @@ EXPECTED_OUTPUT: list[tuple[str, str]] = [
     (r"^grpcurl .*Health/Check$", '"status": "SERVING"'),
     (r"(?s)^grpcurl .*embcluster\.v1\.Embcluster/Ingest$", '"results"'),
     (r"^\S*embcluster demo\b", "top anomalies"),
+    (r"^embcluster report docs -o docs-report\.html\b", "wrote docs-report.html"),
+    (r"^curl -s http://127\.0\.0\.1:9464/report/docs/version\b", '"model_version": 1'),
 ]
 _MARKER = re.compile(r"^<!-- readme-test: skip \((?P<reason>.*\S.*)\) -->$")
 

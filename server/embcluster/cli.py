@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Sequence
 
-from . import cli_collections, cli_demo, cli_security, cli_serve, cli_snapshot, cli_tools
+from . import cli_collections, cli_demo, cli_report, cli_security, cli_serve, cli_snapshot, cli_tools
 from .cli_client import TARGET_ENV, Handler
 
 __all__ = ["main", "COMMANDS"]
@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 
 #: Each command's handler (parsed arguments -> exit status).
 COMMANDS: dict[str, Handler] = {"keys": cli_security.run, **cli_collections.COMMANDS,
-                                **cli_tools.COMMANDS, **cli_demo.COMMANDS, **cli_snapshot.COMMANDS}
+                                **cli_tools.COMMANDS, **cli_demo.COMMANDS, **cli_snapshot.COMMANDS,
+                                **cli_report.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines (default text; env EMBCLUSTER_LOG_FORMAT)")
     serve.add_argument("--metrics-host", help="metrics HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--metrics-port", type=int, help="metrics HTTP port (default 9464; 0 = any free port)")
-    serve.add_argument("--no-metrics", action="store_true", help="do not serve Prometheus metrics")
+    serve.add_argument("--no-metrics", action="store_true",
+                       help="do not serve Prometheus metrics (nor the live report, which shares their port)")
+    serve.add_argument("--no-live-report", action="store_true",
+                       help="do not serve the cluster reports at /report/ beside the metrics")
     serve.add_argument("--store", choices=["edge", "qdrant"], help="vector store (default edge; env EMBCLUSTER_STORE)")
     serve.add_argument("--qdrant-url", help="Qdrant server URL for --store qdrant (env EMBCLUSTER_QDRANT_URL)")
     serve.add_argument("--qdrant-path", help="--store qdrant without a server: qdrant-client's local mode in this "
@@ -59,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_tools.add_parsers(sub)
     cli_demo.add_parser(sub)
     cli_snapshot.add_parsers(sub)
+    cli_report.add_parser(sub)
     cli_security.add_parsers(sub)
     args = parser.parse_args(argv)
     # Read once here: the default server of every client command (demo: only an explicit --target).

@@ -124,6 +124,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                                    "metrics_port": getattr(args, "metrics_port", None),
                                    "metrics_host": getattr(args, "metrics_host", None),
                                    "metrics_enabled": False if getattr(args, "no_metrics", False) else None,
+                                   "live_report": False if getattr(args, "no_live_report", False) else None,
                                    "api_keys_file": getattr(args, "api_keys_file", None),
                                    "insecure_open": True if getattr(args, "insecure_open", False) else None,
                                    "tls_cert_file": getattr(args, "tls_cert", None),
@@ -227,20 +228,25 @@ class _Serve:
     def _metrics_endpoint(self, settings: Settings) -> MetricsEndpoint | None:
         if not settings.metrics_enabled:
             return None
+        from .live_report import PREFIX, LiveReport
         from .metrics import MetricsEndpoint
 
         assert self.service is not None and self.server is not None
+        # The live view shares the endpoint's port, TLS and keys (it checks them per collection).
+        routes = {PREFIX: LiveReport(self.service, keys=self.server.keys)} if settings.live_report else {}
         try:
             endpoint = MetricsEndpoint(
                 self.service.metrics, settings.metrics_host, settings.metrics_port,
                 authorize=self.server.keys.http_status if self.server.keys else None,  # the gRPC port's keys
                 certfile=_str(settings.tls_cert_file), keyfile=_str(settings.tls_key_file),
-                client_cafile=_str(settings.tls_client_ca_file))
+                client_cafile=_str(settings.tls_client_ca_file), routes=routes)
         except OSError as exc:  # an auxiliary endpoint: the service itself still runs
             logger.warning("metrics endpoint disabled: cannot bind %s:%d (%s); set EMBCLUSTER_METRICS_PORT "
                            "(0 = any free port) or --no-metrics", settings.metrics_host, settings.metrics_port, exc)
             return None
         print(f"embcluster metrics on {endpoint.url}", flush=True)
+        if routes:
+            print(f"embcluster live report on {endpoint.base_url}{PREFIX}/", flush=True)
         return endpoint
 
     def _serve_until_stopped(self, settings: Settings) -> int:

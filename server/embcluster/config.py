@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics over HTTP (`serve` only).")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics HTTP endpoint binds.")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Metrics HTTP port (0 = pick a free one).")
+    live_report: bool = Field(
+        True, description="Serve every collection's cluster report read-only at /report/ on the metrics HTTP "
+                          "endpoint (`serve` only; off when the metrics endpoint is).")
 
     # --- Security (README "Security"): API keys, TLS on the gRPC port. ---
     api_keys_file: Path | None = Field(

@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -27,9 +27,12 @@ from .schema import DriftReport
 if TYPE_CHECKING:
     from .schema import ClusterInfo, CollectionInfo, RunInfo
 
-__all__ = ["ServiceMetrics", "ServiceCollector", "MetricsEndpoint", "SERIES", "DRIFT_FIELDS"]
+__all__ = ["ServiceMetrics", "ServiceCollector", "MetricsEndpoint", "SERIES", "DRIFT_FIELDS", "WSGIApp"]
 
 logger = logging.getLogger(__name__)
+
+#: A WSGI application: ``(environ, start_response) -> body chunks``.
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _EMBED_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -242,14 +245,20 @@ class MetricsEndpoint:
         certfile: PEM certificate (chain): HTTPS instead of HTTP (with ``keyfile``).
         keyfile: PEM private key of ``certfile``.
         client_cafile: PEM CA bundle: scrapers must present a certificate it signed (mTLS).
+        routes: More WSGI apps on the same port, by path prefix (``"/report"`` serves ``/report``
+            and everything under ``/report/``); each authorizes its own requests. Every other
+            path is the metrics.
     """
 
     def __init__(self, metrics: ServiceMetrics, host: str, port: int, *,
                  authorize: Callable[[str | None], int] | None = None, certfile: str | None = None,
-                 keyfile: str | None = None, client_cafile: str | None = None) -> None:
+                 keyfile: str | None = None, client_cafile: str | None = None,
+                 routes: Mapping[str, WSGIApp] | None = None) -> None:
         app = make_wsgi_app(metrics.registry)
         if authorize is not None:
             app = _guarded(app, authorize)
+        if routes:
+            app = _routed(app, dict(routes))
 
         class Server(ThreadingWSGIServer):
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -266,7 +275,9 @@ class MetricsEndpoint:
         self._thread.start()
         self.host = host
         self.port = int(self._server.server_port)
-        self.url = f"{'https' if certfile else 'http'}://{host}:{self.port}/metrics"
+        shown_host = f"[{host}]" if ":" in host else host
+        self.base_url = f"{'https' if certfile else 'http'}://{shown_host}:{self.port}"
+        self.url = f"{self.base_url}/metrics"
         logger.info("metrics on %s%s", self.url, " (API key required)" if authorize is not None else "")
 
     def close(self) -> None:
@@ -277,6 +288,17 @@ class MetricsEndpoint:
 
 
 _REASONS = {401: "401 Unauthorized", 403: "403 Forbidden"}
+
+
+def _routed(default: WSGIApp, routes: dict[str, WSGIApp]) -> WSGIApp:
+    """A WSGI app sending each request to the app of its path prefix, else to ``default``."""
+    def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        for prefix, app in routes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return app(environ, start_response)
+        return default(environ, start_response)
+    return route
 
 
 def _guarded(app: Any, authorize: Callable[[str | None], int]) -> Any:

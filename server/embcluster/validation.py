@@ -48,6 +48,9 @@ __all__ = [
     "check_query",
     "check_run_request",
     "check_page_size",
+    "check_report_sample",
+    "DEFAULT_REPORT_POINTS",
+    "MAX_REPORT_POINTS",
     "check_image_spec",
     "check_image_item",
 ]
@@ -65,6 +68,8 @@ MAX_K_RANGE = 32
 MIN_SCHEDULE_INTERVAL_S = 1.0
 MAX_SCHEDULE_INTERVAL_S = 366 * 86_400.0
 MAX_DRIFT_PSI = 100.0
+DEFAULT_REPORT_POINTS = 10_000  # points on a report's map: ~2.5 MB of HTML (bench/bench_report.py)
+MAX_REPORT_POINTS = 50_000  # ~15 MB of HTML at most: inside the default 32 MiB message limit
 
 
 def check_name(name: str) -> str:
@@ -305,6 +310,16 @@ def check_page_size(page_size: int) -> int:
     if not (1 <= page_size <= 1000):
         raise InvalidArgument(f"page_size must be in [1, 1000], got {page_size}")
     return page_size
+
+
+def check_report_sample(sample_size: int) -> int:
+    """Points a report draws on its map: 0 means the default (10,000); at most 50,000."""
+    if sample_size == 0:
+        return DEFAULT_REPORT_POINTS
+    if not (1 <= sample_size <= MAX_REPORT_POINTS):
+        raise InvalidArgument(f"sample_size must be in [1, {MAX_REPORT_POINTS}] (0 = {DEFAULT_REPORT_POINTS}), "
+                              f"got {sample_size}")
+    return sample_size
 
 
 def check_run_request(req: RunRequest, *, point_count: int, default_k: int) -> RunRequest:

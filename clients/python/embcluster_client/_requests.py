@@ -37,6 +37,8 @@ __all__ = [
     "infer_schema",
     "run_finished",
     "SNAPSHOT_TIMEOUT_S",
+    "REPORT_TIMEOUT_S",
+    "get_report",
     "export_collection",
     "import_collection",
 ]
@@ -48,6 +50,7 @@ LongTextName = Literal["truncate", "pool"]
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SNAPSHOT_TIMEOUT_S = 3600.0  # default deadline of ExportCollection / ImportCollection
+REPORT_TIMEOUT_S = 300.0  # default deadline of GetReport (seconds on the server; more on a busy one)
 
 _INPUT_KINDS = {"text": pb.INPUT_KIND_TEXT, "vector": pb.INPUT_KIND_VECTOR,
                 "image_metadata": pb.INPUT_KIND_IMAGE_METADATA, "event": pb.INPUT_KIND_EVENT}
@@ -370,3 +373,10 @@ def infer_schema(samples: Iterable[Mapping[str, Any] | pb.Event], *, entity_key:
 
     return pb.InferSchemaRequest(
         samples=[s if isinstance(s, pb.Event) else make_event(s) for s in samples], entity_key=entity_key)
+
+
+def get_report(collection: str, *, sample_size: int = 0) -> pb.GetReportRequest:
+    """GetReport request: ``sample_size`` points at most on the map (0 = the server's default, 10,000)."""
+    if sample_size < 0:
+        raise ValueError(f"sample_size must be >= 0 (0 = the server's default), got {sample_size}")
+    return pb.GetReportRequest(collection=collection, sample_size=sample_size)

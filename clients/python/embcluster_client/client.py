@@ -661,6 +661,38 @@ class EmbclusterClient:
         req = rq.import_collection(path, name=name)
         return self._stub.ImportCollection(req, timeout=self._snapshot_timeout(timeout))
 
+    # Look.
+
+    def get_report(
+        self, collection: str, *, sample_size: int = 0, timeout: float | None = None
+    ) -> pb.CollectionReport:
+        """Has the server make the collection's cluster report: one self-contained HTML file.
+
+        Args:
+            collection: The collection (it needs a served model: FAILED_PRECONDITION before).
+            sample_size: Most points drawn on the map (0 = 10,000; at most 50,000).
+            timeout: Deadline in seconds (default: the larger of the client's and five minutes).
+
+        Returns:
+            The report: ``html`` (bytes, UTF-8) and what it holds (``model_version``,
+            ``points_drawn``, ``clusters``, ...).
+        """
+        req = rq.get_report(collection, sample_size=sample_size)
+        deadline = timeout if timeout is not None else max(self._timeout, rq.REPORT_TIMEOUT_S)
+        return self._stub.GetReport(req, timeout=deadline)
+
+    def write_report(
+        self, collection: str, path: str | Path, *, sample_size: int = 0, timeout: float | None = None
+    ) -> pb.CollectionReport:
+        """Writes the collection's cluster report (see :meth:`get_report`) to ``path``; open it in a browser.
+
+        Returns:
+            The report, as :meth:`get_report` returns it.
+        """
+        report = self.get_report(collection, sample_size=sample_size, timeout=timeout)
+        Path(path).write_bytes(report.html)
+        return report
+
     def _snapshot_timeout(self, timeout: float | None) -> float:
         return timeout if timeout is not None else max(self._timeout, rq.SNAPSHOT_TIMEOUT_S)
 

@@ -59,6 +59,7 @@ __all__ = [
     "InferredSchema",
     "IngestAck",
     "SnapshotSummary",
+    "CollectionReport",
 ]
 
 _model = dataclass(frozen=True)
@@ -475,3 +476,26 @@ class SnapshotSummary:
     served_model_version: int
     seconds: float
     proto: pb.SnapshotSummary = _proto()
+
+
+# Look.
+
+
+@_model
+class CollectionReport:
+    """A collection's cluster report: ``html`` is one self-contained HTML document (UTF-8 bytes)."""
+
+    collection: str
+    model_version: int
+    html: bytes = field(repr=False)
+    points_drawn: int
+    point_count: int
+    anomalies_drawn: int
+    clusters: int
+    labelled_clusters: int
+    versions: int
+    k_curves: bool
+    summaries: bool
+    generated_at: datetime | None
+    seconds: float
+    proto: pb.CollectionReport = _proto()

@@ -32,6 +32,7 @@ from .models import (
     ClusteringRun,
     ClusterList,
     Collection,
+    CollectionReport,
     CollectionSettings,
     Drift,
     EventSchema,
@@ -472,6 +473,23 @@ class Client:
         (see :meth:`EmbclusterClient.import_collection`)."""
         summary = self.grpc.import_collection(path, name=name, timeout=timeout)
         return to_model(summary, SnapshotSummary)
+
+    # Look.
+
+    def get_report(
+        self, collection: str, *, sample_size: int = 0, timeout: float | None = None
+    ) -> CollectionReport:
+        """Has the server make the collection's cluster report, one self-contained HTML file
+        (see :meth:`EmbclusterClient.get_report`); ``.html`` is its bytes."""
+        report = self.grpc.get_report(collection, sample_size=sample_size, timeout=timeout)
+        return to_model(report, CollectionReport)
+
+    def write_report(
+        self, collection: str, path: str | Path, *, sample_size: int = 0, timeout: float | None = None
+    ) -> CollectionReport:
+        """Writes the collection's cluster report to ``path`` (open it in a browser); returns it."""
+        report = self.grpc.write_report(collection, path, sample_size=sample_size, timeout=timeout)
+        return to_model(report, CollectionReport)
 
     def health(self) -> str:
         """Returns the server's overall health status name, e.g. ``"SERVING"``."""

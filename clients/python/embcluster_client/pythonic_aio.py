@@ -34,6 +34,7 @@ from .models import (
     ClusteringRun,
     ClusterList,
     Collection,
+    CollectionReport,
     CollectionSettings,
     Drift,
     EventSchema,
@@ -474,6 +475,23 @@ class AsyncClient:
         (see :meth:`EmbclusterClient.import_collection`)."""
         summary = await self.grpc.import_collection(path, name=name, timeout=timeout)
         return to_model(summary, SnapshotSummary)
+
+    # Look.
+
+    async def get_report(
+        self, collection: str, *, sample_size: int = 0, timeout: float | None = None
+    ) -> CollectionReport:
+        """Has the server make the collection's cluster report, one self-contained HTML file
+        (see :meth:`EmbclusterClient.get_report`); ``.html`` is its bytes."""
+        report = await self.grpc.get_report(collection, sample_size=sample_size, timeout=timeout)
+        return to_model(report, CollectionReport)
+
+    async def write_report(
+        self, collection: str, path: str | Path, *, sample_size: int = 0, timeout: float | None = None
+    ) -> CollectionReport:
+        """Writes the collection's cluster report to ``path`` (open it in a browser); returns it."""
+        report = await self.grpc.write_report(collection, path, sample_size=sample_size, timeout=timeout)
+        return to_model(report, CollectionReport)
 
     async def health(self) -> str:
         """Returns the server's overall health status name, e.g. ``"SERVING"``."""

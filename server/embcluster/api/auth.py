@@ -45,7 +45,8 @@ RULES: dict[str, tuple[str, str | None]] = {
     "Search": ("read", "collection"),
     "WatchAnomalies": ("read", "collection"),
     "ExplainPoint": ("read", "collection"),
-    "InferSchema": ("read", None),  # no collection: proposes a schema from the samples sent
+    "InferSchema": ("read", None),
+    "GetReport": ("read", "collection"),  # no collection: proposes a schema from the samples sent
     # write: change the points and models of an existing collection
     "Ingest": ("write", "collection"),
     "IngestStream": ("write", "collection"),  # checked on every message

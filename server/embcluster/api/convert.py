@@ -32,11 +32,13 @@ from ..schema import (
     Schedule,
     SearchHit,
 )
+from ..core.report import RenderedReport
 from ..snapshot import SnapshotSummary
 from .convert_events import event_from_pb, event_schema_from_pb, event_schema_to_pb, infer_response_to_pb
 from .v1 import embcluster_pb2 as pb
 
 __all__ = [
+    "report_to_pb",
     "spec_from_pb",
     "attach_spec_from_pb",
     "snapshot_to_pb",
@@ -412,4 +414,14 @@ def snapshot_to_pb(s: SnapshotSummary) -> pb.SnapshotSummary:
         collection=s.collection, source_collection=s.source_collection, path=s.path, points=s.points,
         models=s.models, bytes=s.bytes, sha256=s.sha256, served_model_version=s.served_model_version,
         seconds=s.seconds,
+    )
+
+
+def report_to_pb(r: RenderedReport) -> pb.CollectionReport:
+    """A rendered cluster report."""
+    return pb.CollectionReport(
+        collection=r.collection, model_version=r.model_version, html=r.html, points_drawn=r.points_drawn,
+        point_count=r.point_count, anomalies_drawn=r.anomalies_drawn, clusters=r.clusters,
+        labelled_clusters=r.labelled_clusters, versions=r.versions, k_curves=r.k_curves, summaries=r.summaries,
+        generated_at=r.generated_at, seconds=r.seconds,
     )

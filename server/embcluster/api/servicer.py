@@ -159,3 +159,6 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
 
     def ImportCollection(self, request: pb.ImportCollectionRequest, context: grpc.ServicerContext) -> pb.SnapshotSummary:
         return cv.snapshot_to_pb(import_collection(self.svc, request.path, name=request.name, confined=True))
+
+    def GetReport(self, request: pb.GetReportRequest, context: grpc.ServicerContext) -> pb.CollectionReport:
+        return cv.report_to_pb(self.svc.report(request.collection, sample_size=request.sample_size))

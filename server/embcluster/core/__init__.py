@@ -8,6 +8,7 @@
 * :mod:`.featurizers` — the EVENT featurizer life cycle (automatic fit, refit, repair);
 * :mod:`.points` — ingest (one labelling tail), reads, classify, search, explain;
 * :mod:`.status` — drift and scheduling status;
+* :mod:`.report` — the cluster report of a collection (sample, history, summaries → HTML);
 * :mod:`.service` — :class:`~embcluster.core.service.EmbclusterService`, the facade composing them.
 
 This package imports nothing at import time, so any of its modules can be imported alone.

@@ -18,11 +18,12 @@ from ..embed.base import Embedder
 from ..embed.events import EventFeaturizer, EventSchema, check_schema, parse_events
 from ..embed.featurizer import FeaturizerStore
 from ..embed.profiles import merge_profile
+from ..insight.event_summary import event_text, fields_of
 from ..embed.vector import VectorEmbedder
 from ..errors import FailedPrecondition, InvalidArgument, shown
 from ..models import ClusterModel
 from ..schema import Assignment, CollectionSpec, InputKind, ItemInput, PointView
-from ..store.base import Condition, FieldEquals
+from ..store.base import Condition, FieldEquals, StoredPoint
 from ..validation import check_items
 from .kinds import Batch, Kind, KindSetup, Query, served_model, source_view
 from .records import CollectionRecord, OpenCollection, point_id_for
@@ -62,24 +63,27 @@ class EventKind(Kind):
     def featurizer(self, coll: OpenCollection) -> EventFeaturizer:
         """The collection's current featurizer (loaded once; unfitted before the first ingest)."""
         if coll.featurizer is None:
-            rec = coll.record
-            schema = EventSchema.from_json(rec.event_schema or {})
-            text_embed, text_dim = None, 0
-            if schema.has_text:
-                emb = self.embedders.text(rec.embedder)
-                if emb.fingerprint != rec.embedder_fingerprint:
-                    raise FailedPrecondition(
-                        f"collection {shown(rec.name)} was created with text model {shown(rec.embedder)} "
-                        f"({rec.embedder_fingerprint[:19]}…); the server now has {emb.fingerprint[:19]}…. "
-                        "Restore that model or re-create the collection")
-                text_embed, text_dim = emb.embed, emb.dim
-            if rec.featurizer_version:
-                data = FeaturizerStore(coll.directory / "featurizers").load_json(rec.featurizer_version)
-                coll.featurizer = EventFeaturizer.from_json(data, text_embed=text_embed)
-            else:
-                coll.featurizer = EventFeaturizer(schema, text_embed=text_embed, text_dim=text_dim)
+            coll.featurizer = self.featurizer_at(coll, coll.record.featurizer_version)
         feat: EventFeaturizer = coll.featurizer
         return feat
+
+    def featurizer_at(self, coll: OpenCollection, version: int) -> EventFeaturizer:
+        """The collection's saved featurizer ``version`` (0: the unfitted one of its schema)."""
+        rec = coll.record
+        schema = EventSchema.from_json(rec.event_schema or {})
+        text_embed, text_dim = None, 0
+        if schema.has_text:
+            emb = self.embedders.text(rec.embedder)
+            if emb.fingerprint != rec.embedder_fingerprint:
+                raise FailedPrecondition(
+                    f"collection {shown(rec.name)} was created with text model {shown(rec.embedder)} "
+                    f"({rec.embedder_fingerprint[:19]}…); the server now has {emb.fingerprint[:19]}…. "
+                    "Restore that model or re-create the collection")
+            text_embed, text_dim = emb.embed, emb.dim
+        if version:
+            data = FeaturizerStore(coll.directory / "featurizers").load_json(version)
+            return EventFeaturizer.from_json(data, text_embed=text_embed)
+        return EventFeaturizer(schema, text_embed=text_embed, text_dim=text_dim)
 
     @staticmethod
     def install(coll: OpenCollection, feat: EventFeaturizer) -> None:
@@ -234,3 +238,26 @@ class EventKind(Kind):
     def field_layout(self, coll: OpenCollection) -> list[tuple[str, int]]:
         feat = self.featurizer(coll)
         return feat.field_layout() if feat.kind == "event" else []  # a profile's blocks are aggregates
+
+    def shown_text(self, coll: OpenCollection, payload: Mapping[str, Any]) -> str:
+        # "amount=12.5, country=BR, ...": the event's fields, or a profile's entity and means
+        return event_text(payload.get("source"), fields_of(self.featurizer(coll).schema))
+
+    def model_vectors(self, coll: OpenCollection, model: ClusterModel, points: Sequence[StoredPoint]) -> np.ndarray:
+        """Stored vectors where the point is on the model's featurizer version; the others (a refit
+        switched the featurizer, and its re-cluster is not served yet) featurized from their source
+        with that version, so the report's labels are the model's own."""
+        vectors = super().model_vectors(coll, model, points)
+        version = int(model.params.get("featurizer_version", coll.record.featurizer_version))
+        other = [i for i, p in enumerate(points) if int(p.payload.get("featurizer_version", 0)) != version]
+        vectors[[i for i in other if not points[i].payload.get("source")]] = np.nan  # nothing to featurize
+        other = [i for i in other if points[i].payload.get("source")]
+        if not other:
+            return vectors
+        feat = self.featurizer(coll) if version == coll.record.featurizer_version else self.featurizer_at(coll, version)
+        x = np.asarray(feat.transform([points[i].payload["source"] for i in other]), dtype=np.float64)
+        if coll.record.metric == "cosine":
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            x = np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), np.nan)  # no direction: dropped
+        vectors[other] = x.astype(np.float32)
+        return vectors

@@ -13,6 +13,7 @@ collection's featurizer; its life cycle (automatic fit, refit, repair at start-u
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from contextlib import AbstractContextManager, nullcontext
@@ -41,7 +42,7 @@ from ..schema import (
     PointView,
     VectorLike,
 )
-from ..store.base import Condition
+from ..store.base import Condition, StoredPoint
 from ..validation import check_items, check_query
 from .records import CollectionRecord, OpenCollection, point_id_for
 
@@ -202,6 +203,25 @@ class Kind:
     def field_layout(self, coll: OpenCollection) -> list[tuple[str, int]]:
         """``(field, width)`` blocks of a stored vector, for ExplainPoint's per-field split (none but EVENT)."""
         return []
+
+    # ------------------------------------------------------------------ the report's point sample
+
+    def shown_text(self, coll: OpenCollection, payload: Mapping[str, Any]) -> str:
+        """What the report shows of a stored point: its source text (TEXT, IMAGE_METADATA: the
+        rendering), else its metadata as compact JSON, else ""."""
+        text = (payload.get("source") or {}).get("text")
+        if text:
+            return str(text)
+        meta = payload.get("meta")
+        return json.dumps(meta, ensure_ascii=False, separators=(",", ":"), default=str) if meta else ""
+
+    def model_vectors(self, coll: OpenCollection, model: ClusterModel, points: Sequence[StoredPoint]) -> np.ndarray:
+        """The points' vectors in ``model``'s feature space, ``(n, dim)`` float32; a row that has none
+        is NaN (the caller drops it). Every kind but EVENT stores them in that space."""
+        if not points:
+            return np.zeros((0, coll.record.dim), dtype=np.float32)
+        return np.stack([np.asarray(p.vector, dtype=np.float32) if p.vector is not None
+                         else np.full(coll.record.dim, np.nan, dtype=np.float32) for p in points])
 
 
 class _EmbeddedKind(Kind):

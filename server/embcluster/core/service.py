@@ -19,6 +19,7 @@ from ..drift import RecentWindows
 from ..embed.events import EventSchema
 from ..embed.registry import EmbedderRegistry
 from ..metrics import ServiceMetrics
+from ..report import ReportData
 from ..runs import RunManager
 from ..scheduler import AutoRunner, ScheduleState
 from ..schema import (
@@ -48,6 +49,7 @@ from .featurizers import FeaturizerLifecycle
 from .labelling import Labeller, stale_filter
 from .points import Points
 from .registry import CollectionRegistry, Kinds
+from .report import RenderedReport, ReportRevision, Reports
 from .status import CollectionStatus
 
 __all__ = ["EmbclusterService"]
@@ -86,6 +88,7 @@ class EmbclusterService:
         self.featurizers = FeaturizerLifecycle(settings, self.registry, self.kinds.event, self.clustering)
         self.points = Points(settings, self.registry, windows, self.metrics, feed, self.featurizers)
         self.status = CollectionStatus(self.registry, self.runs, self.labeller, windows)
+        self.reports = Reports(settings, self.registry, self.points)
         self.registry.on_unregister.append(self.status.forget)
         self.registry.on_deleted += [windows.forget, self.metrics.forget_collection,
                                      lambda name: self.anomaly_feed.close(name)]
@@ -245,6 +248,23 @@ class EmbclusterService:
     def cluster_listing(self, name: str) -> ClusterListing:
         """Clusters of the served model, sizes counted at one moment, and whether they are provisional."""
         return self.points.cluster_listing(name)
+
+    def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
+        """The cluster report of the served model as one self-contained HTML file (see :class:`Reports`).
+
+        Args:
+            name: The collection.
+            sample_size: Most points drawn on the map (0 = 10,000; at most 50,000).
+        """
+        return self.reports.render(name, sample_size=sample_size)
+
+    def report_revision(self, name: str) -> ReportRevision:
+        """Which report ``name`` has now (its served version), without counting anything."""
+        return self.reports.revision(name)
+
+    def report_data(self, name: str, *, sample_size: int = 0) -> ReportData:
+        """What :meth:`report` shows, before rendering."""
+        return self.reports.data(name, sample_size=sample_size)
 
     # ------------------------------------------------------------------ runs and models
 

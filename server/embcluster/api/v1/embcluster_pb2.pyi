@@ -891,3 +891,41 @@ class SnapshotSummary(_message.Message):
     served_model_version: int
     seconds: float
     def __init__(self, collection: _Optional[str] = ..., source_collection: _Optional[str] = ..., path: _Optional[str] = ..., points: _Optional[int] = ..., models: _Optional[int] = ..., bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., served_model_version: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class GetReportRequest(_message.Message):
+    __slots__ = ("collection", "sample_size")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    sample_size: int
+    def __init__(self, collection: _Optional[str] = ..., sample_size: _Optional[int] = ...) -> None: ...
+
+class CollectionReport(_message.Message):
+    __slots__ = ("collection", "model_version", "html", "points_drawn", "point_count", "anomalies_drawn", "clusters", "labelled_clusters", "versions", "k_curves", "summaries", "generated_at", "seconds")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HTML_FIELD_NUMBER: _ClassVar[int]
+    POINTS_DRAWN_FIELD_NUMBER: _ClassVar[int]
+    POINT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ANOMALIES_DRAWN_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    K_CURVES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARIES_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    html: bytes
+    points_drawn: int
+    point_count: int
+    anomalies_drawn: int
+    clusters: int
+    labelled_clusters: int
+    versions: int
+    k_curves: bool
+    summaries: bool
+    generated_at: str
+    seconds: float
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., html: _Optional[bytes] = ..., points_drawn: _Optional[int] = ..., point_count: _Optional[int] = ..., anomalies_drawn: _Optional[int] = ..., clusters: _Optional[int] = ..., labelled_clusters: _Optional[int] = ..., versions: _Optional[int] = ..., k_curves: _Optional[bool] = ..., summaries: _Optional[bool] = ..., generated_at: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...

@@ -179,6 +179,11 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ImportCollectionRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.FromString,
                 _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/embcluster.v1.Embcluster/GetReport',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.CollectionReport.FromString,
+                _registered_method=True)
 
 
 class EmbclusterServicer:
@@ -411,6 +416,18 @@ class EmbclusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReport(self, request, context):
+        """The cluster report: the served model as one self-contained HTML file (nothing fetched, no
+        server needed to open it): a 2-D map (PCA) of a seeded sample of points coloured by cluster,
+        anomalies marked and labels at the cluster centres; sizes; the per-k selection curves of the
+        latest k-range run; size and drift history over model versions; the cluster summaries.
+        NOT_FOUND for an unknown collection; FAILED_PRECONDITION before the first model is served;
+        RESOURCE_EXHAUSTED when the HTML would not fit in one message (ask for fewer points).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbclusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -558,6 +575,11 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.ImportCollection,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ImportCollectionRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.GetReportRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.CollectionReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1343,6 +1365,33 @@ class Embcluster:
             '/embcluster.v1.Embcluster/ImportCollection',
             embcluster_dot_v1_dot_embcluster__pb2.ImportCollectionRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.SnapshotSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/GetReport',
+            embcluster_dot_v1_dot_embcluster__pb2.GetReportRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.CollectionReport.FromString,
             options,
             channel_credentials,
             insecure,
