@@ -504,13 +504,15 @@ def brute_groups(x: np.ndarray, labels: list[int], q: np.ndarray, groups: int, s
     return [(c, [uid(i) for i in members[:size]]) for c, members in ranked]
 
 
+# 7 values: every value asked at once; 60: one search first, then the short groups (Edge's two paths).
+@pytest.mark.parametrize("values", [7, 60])
 @pytest.mark.parametrize("groups,size", [(3, 2), (5, 4), (2, 30)])
-def test_search_groups_match_brute_force(backend: Backend, groups: int, size: int) -> None:
+def test_search_groups_match_brute_force(backend: Backend, groups: int, size: int, values: int) -> None:
     s = backend.factory.create("grp", dim=DIM, metric="euclid", indexed=INDEXED)
     rng = np.random.default_rng(11)
-    n = 240
-    labels = [int(c) for c in rng.integers(0, 7, size=n)]
-    centers = rng.normal(size=(7, DIM)) * 3
+    n = 240 if values == 7 else 600
+    labels = [int(c) for c in rng.integers(0, values, size=n)]
+    centers = rng.normal(size=(values, DIM)) * 3
     x = (centers[labels] + rng.normal(size=(n, DIM))).astype(np.float32)
     s.upsert([uid(i) for i in range(n)], x, [{"cluster_id": labels[i]} for i in range(n)])
     s.upsert([uid(n)], x[:1], [{}])  # no cluster_id: never in a group
@@ -524,15 +526,17 @@ def test_search_groups_match_brute_force(backend: Backend, groups: int, size: in
     s.close()
 
 
-def test_search_groups_when_one_group_crowds_the_query(backend: Backend) -> None:
+@pytest.mark.parametrize("others", [3, 40])
+def test_search_groups_when_one_group_crowds_the_query(backend: Backend, others: int) -> None:
     """The nearest hundreds of points all belong to one group: the others are still found, in order."""
     s = backend.factory.create("crowd", dim=DIM, metric="cosine", indexed=INDEXED)
     rng = np.random.default_rng(12)
     big = (np.array([1.0, 0, 0, 0]) + rng.normal(scale=0.05, size=(300, DIM))).astype(np.float32)
+    far = [[-1, 0, 0, 0.2 + 0.01 * i] for i in range(others - 3)]  # more groups, all far from the query
     small = [(np.array(v, dtype=np.float32) + rng.normal(scale=0.05, size=(5, DIM))).astype(np.float32)
-             for v in ([0.2, 1, 0, 0], [-0.5, 0, 1, 0], [-1, 0, 0, 0.2])]
+             for v in ([0.2, 1, 0, 0], [-0.5, 0, 1, 0], [-1, 0, 0, 0.2], *far)]
     x = np.concatenate([big, *small])
-    labels = [0] * 300 + [1] * 5 + [2] * 5 + [3] * 5
+    labels = [0] * 300 + [c for c in range(1, others + 1) for _ in range(5)]
     s.upsert([uid(i) for i in range(len(x))], x, [{"cluster_id": c, "k": "x"} for c in labels])
     got = s.search_groups(np.array([1.0, 0, 0, 0], dtype=np.float32), key="cluster_id", groups=3, group_size=2,
                           flt=PointFilter(must=(FieldEquals("k", "x"),)))
@@ -540,4 +544,19 @@ def test_search_groups_when_one_group_crowds_the_query(backend: Backend) -> None
     assert all(len(hits) == 2 for _, hits in got)
     best = [hits[0][1] for _, hits in got]
     assert best == sorted(best, reverse=True)  # cosine: similarities, best first
+    s.close()
+
+
+def test_search_groups_among_many_large_groups(backend: Backend) -> None:
+    """Every search round finds one more group only (30 tight groups of 80 along a line)."""
+    s = backend.factory.create("line", dim=DIM, metric="euclid", indexed=INDEXED)
+    rng = np.random.default_rng(13)
+    x = np.concatenate([np.array([3.0 * g, 0, 0, 0]) + rng.normal(scale=0.01, size=(80, DIM))
+                        for g in range(30)]).astype(np.float32)
+    labels = [g for g in range(30) for _ in range(80)]
+    s.upsert([uid(i) for i in range(len(x))], x, [{"cluster_id": c} for c in labels])
+    q = np.array([30.2, 0, 0, 0], dtype=np.float32)  # group 10, then 11, 9, 12, 8, ...
+    got = s.search_groups(q, key="cluster_id", groups=6, group_size=2)
+    assert [(c, [p.id for p, _ in hits]) for c, hits in got] == brute_groups(x, labels, q, 6, 2)
+    assert [c for c, _ in got] == [10, 11, 9, 12, 8, 13]
     s.close()

@@ -273,9 +273,20 @@ class EdgeStore:
                 [self._nearest(query, limit, narrow(flt, FieldEquals(key, v))) for v in values]))
             return [[(_point(h, False), float(h.score)) for h in hits] for hits in batch]
 
-        return grouped_search(search=lambda limit: self.search(vector, limit=limit, flt=flt), search_each=each,
-                              values=lambda: list(self.value_counts(key, flt)), key=key, groups=groups,
-                              group_size=group_size, higher_is_better=self.metric == "cosine")
+        def values() -> list[Any]:
+            # The index's values, counts approximate: ~25x cheaper than exact counts, and a value
+            # whose points are all deleted only costs an empty query.
+            resp = self._shard.facet(qe.FacetRequest(key=key, limit=1_000_000, exact=False, filter=_filter(flt)))
+            return [hit.value for hit in resp.hits]
+
+        def search(limit: int, leave_out: Sequence[Any]) -> list[Hit]:
+            base = flt or PointFilter()
+            return self.search(vector, limit=limit, flt=PointFilter(must=base.must, must_not=(
+                *base.must_not, FieldMissing(key), *(FieldEquals(key, v) for v in leave_out))))
+
+        return grouped_search(search=search, search_each=each,
+                              values=values, key=key, groups=groups, group_size=group_size,
+                              higher_is_better=self.metric == "cosine")
 
     def value_counts(self, key: str, flt: PointFilter | None = None) -> dict[Any, int]:
         """Exact facet counts of an indexed key."""
