@@ -79,6 +79,40 @@ def setup_text(srv: InProcessServer, texts: int, k: int, batch: int) -> tuple[st
     return name, query
 
 
+def bench_search(srv: InProcessServer, name: str, inside: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    """Grouped vs plain Search, in-process and gRPC, for a query inside a cluster and one between two."""
+    client, service = srv.client, srv.service
+    coll = service.registry.get(name)
+    centres = coll.model.centroids  # type: ignore[union-attr]
+    between = (centres[0] + centres[1]) / 2
+    limit = args.groups * args.group_size
+    out: dict[str, Any] = {}
+    for label, q in (("inside a cluster", inside), ("between two centres", between.astype(np.float32))):
+        ql = q.tolist()
+        groups = service.search_groups(name, vector=ql, groups=args.groups, group_size=args.group_size)
+        print(f"\n{label}: {len(groups)} groups of {[len(g.hits) for g in groups]} hits; the plain top {limit} "
+              f"span {len({h.point.assignment.cluster_id for h in service.search(name, vector=ql, limit=limit)})}"
+              " clusters")
+        lat = interleaved({
+            "plain": lambda: service.search(name, vector=ql, limit=limit),
+            "grouped": lambda: service.search_groups(name, vector=ql, groups=args.groups, group_size=args.group_size),
+            "grpc_plain": lambda: client.search(name, q, limit=limit),
+            "grpc_grouped": lambda: client.search_groups(name, q, groups=args.groups, group_size=args.group_size),
+        }, args.r, args.warmup)
+        stats = _report(f"vector Search, {label}: grouped {args.groups} x {args.group_size} vs plain limit {limit}, "
+                        f"{args.points} points, {args.r} calls", lat,
+                        {"plain": "in-process plain", "grouped": "in-process grouped", "grpc_plain": "gRPC plain",
+                         "grpc_grouped": "gRPC grouped"}, base="plain")
+        entry = {"stats": stats,
+                 "ratio_p50_grouped_over_plain": ratio(stats["grouped"]["p50_ms"], stats["plain"]["p50_ms"]),
+                 "ratio_p50_grpc_grouped_over_plain": ratio(stats["grpc_grouped"]["p50_ms"],
+                                                            stats["grpc_plain"]["p50_ms"])}
+        print(f"    grouped/plain p50: in-process {entry['ratio_p50_grouped_over_plain']:.2f}x, "
+              f"gRPC {entry['ratio_p50_grpc_grouped_over_plain']:.2f}x")
+        out[label] = entry
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--r", type=int, default=300, help="timed calls per path (default 300)")
@@ -87,6 +121,9 @@ def main() -> int:
     ap.add_argument("--texts", type=int, default=1000, help="WordNet definitions in the TEXT collection (default 1000)")
     ap.add_argument("--k-text", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=20, help="untimed rounds before timing (default 20)")
+    ap.add_argument("--groups", type=int, default=5, help="grouped search: clusters (default 5)")
+    ap.add_argument("--group-size", type=int, default=3, help="grouped search: hits per cluster (default 3)")
+    ap.add_argument("--skip-search", action="store_true", help="leave out grouped vs plain Search")
     ap.add_argument("--skip-vector", action="store_true")
     ap.add_argument("--skip-text", action="store_true")
     args = ap.parse_args()
@@ -95,7 +132,8 @@ def main() -> int:
     from embcluster.schema import ItemInput
 
     params = {"r": args.r, "points": args.points, "k_vector": args.k_vector, "texts": args.texts,
-              "k_text": args.k_text, "warmup": args.warmup, "dim": DIM}
+              "k_text": args.k_text, "warmup": args.warmup, "dim": DIM, "groups": args.groups,
+              "group_size": args.group_size}
     results: dict[str, Any] = {}
     started = time.perf_counter()
     with InProcessServer() as srv:
@@ -126,6 +164,8 @@ def main() -> int:
             print(f"    gRPC/in-process: p50 {results['vector']['ratio_p50_grpc_over_core']:.2f}x, "
                   f"p99 {results['vector']['ratio_p99_grpc_over_core']:.2f}x, "
                   f"overhead p50 {results['vector']['grpc_overhead_p50_ms']:.3f} ms")
+            if not args.skip_search:
+                results["search"] = bench_search(srv, vname, vquery, args)
 
         if not args.skip_text:
             t0 = time.perf_counter()

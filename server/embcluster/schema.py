@@ -33,6 +33,7 @@ __all__ = [
     "RunInfo",
     "RunRequest",
     "SearchHit",
+    "SearchGroup",
     "ModelInfo",
     "Explanation",
     "DriftReport",
@@ -418,6 +419,15 @@ class SearchHit:
 
     point: PointView
     score: float
+
+
+@dataclass
+class SearchGroup:
+    """The best hits of one cluster in a search grouped by cluster."""
+
+    cluster_id: int
+    label: str  # the cluster's label in the served version's summaries ("" without them)
+    hits: list[SearchHit]
 
 
 @dataclass

@@ -184,11 +184,11 @@ def test_every_client_command_takes_target_server_and_the_env_default(running, t
     for flag in ("--target", "--server"):
         for argv in (["collections"], ["info", "v"], ["health"], ["cluster", "nope", "-k", "2"],
                      ["ingest", str(tmp_path / "x.jsonl"), "-c", "v"], ["delete", "nope", "--yes"],
-                     ["export", "nope", "x.tar"], ["import", "x.tar"], ["create", "v"]):
+                     ["export", "nope", "x.tar"], ["import", "x.tar"], ["create", "v"], ["points", "v"]):
             code = main([*argv, flag, addr])
             err = capsys.readouterr().err
             assert "cannot reach" not in err, (argv, flag, err)  # it talked to this server
-            assert code == (0 if argv[0] in ("collections", "info", "health") else 1), (argv, err)
+            assert code == (0 if argv[0] in ("collections", "info", "health", "points") else 1), (argv, err)
 
 
 def test_an_unreachable_server_is_one_line_without_a_traceback(tmp_path) -> None:

@@ -28,7 +28,7 @@ UNWRAPPED = {
     "DeletePointsResponse": "int",
     "ListModelsResponse": "list[Model]",
     "ClassifyResponse": "list[Assignment]",
-    "SearchResponse": "list[SearchHit]",
+    "SearchResponse": "list[SearchHit] (search) or list[SearchGroup] (search_groups)",
 }
 
 WHEN = "2024-05-06T07:08:09.123+00:00"  # the server's created_at format

@@ -216,6 +216,34 @@ def test_attach_with_prefix_when_names_are_taken(tmp_path: Path, factory: Qdrant
     svc.close()
 
 
+def test_list_points_and_grouped_search_on_an_attached_collection(tmp_path: Path, factory: QdrantStoreFactory) -> None:
+    """Its points have no ingest sequence number: paged in point-id order; grouped by our prefixed field."""
+    ids = foreign_collection(factory, "legacy", own_cluster_id=True)
+    indexes = set(factory.client.get_collection("legacy").payload_schema)
+    svc = service(tmp_path / "d", factory)
+    svc.attach_collection(AttachSpec(name="m", qdrant_collection="legacy", vector_name="image", field_prefix="ec_"))
+    run(svc, "m")
+    listed: list[str] = []
+    token = ""
+    while True:
+        page, token = svc.list_points("m", page_size=9, page_token=token)
+        listed.extend(p.point_id for p in page)
+        if not token:
+            break
+    assert len(listed) == len(set(listed)) == 80
+    assert set(listed) == {str(i) if isinstance(i, int) else i for i in ids}
+    truth = {pid: svc.get_point("m", point_id=pid).assignment for pid in listed}
+    cid = truth[listed[0]].cluster_id  # type: ignore[union-attr]
+    members, _ = svc.list_points("m", cluster_id=cid, page_size=1000)
+    assert {p.point_id for p in members} == {pid for pid, a in truth.items() if a.cluster_id == cid}  # type: ignore[union-attr]
+    groups = svc.search_groups("m", vector=CENTERS[2].tolist(), groups=3, group_size=2)
+    assert len(groups) == 3 and all(len(g.hits) == 2 for g in groups)
+    for g in groups:  # by our ec_cluster_id, never the owner's "theirs-*" cluster_id
+        assert all(h.point.assignment.cluster_id == g.cluster_id for h in g.hits)  # type: ignore[union-attr]
+    assert set(factory.client.get_collection("legacy").payload_schema) - indexes <= {f"ec_{f}" for f in RESERVED_FIELDS}
+    svc.close()
+
+
 def test_attach_errors_name_the_problem(tmp_path: Path, factory: QdrantStoreFactory) -> None:
     foreign_collection(factory, "shop")
     svc = service(tmp_path / "d", factory)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from embcluster.store.base import FieldEquals, FieldMissing, PointFilter, StoreFactory, VectorStore
+from embcluster.store.base import FieldEquals, FieldMissing, FieldRange, PointFilter, StoreFactory, VectorStore
 from embcluster.store.edge import EdgeStoreFactory
 from embcluster.store.server import QdrantConnection, QdrantStoreFactory, int_point_id
 
@@ -448,3 +448,115 @@ def test_value_counts_without_facet_counts_by_scroll(backend: Backend, filled: V
     assert filled.value_counts("cluster_id") == {0: 17, 1: 17, 2: 16}
     assert filled.value_counts("is_anomaly") == {True: 10, False: 40}
     assert filled.value_counts("cluster_id", PointFilter(must=(FieldEquals("is_anomaly", True),))) == {0: 4, 1: 3, 2: 3}
+
+
+# --------------------------------------------------------------------------- ordered scrolls, ranges, groups
+
+
+def test_scroll_by_orders_by_an_integer_field_and_pages_by_range(backend: Backend) -> None:
+    s = backend.factory.create("seq", dim=DIM, metric="euclid", indexed={**INDEXED, "seq": "integer"})
+    n = 30
+    order = np.random.default_rng(3).permutation(n)  # sequence numbers unrelated to the ids' order
+    s.upsert([uid(i) for i in range(n)], vectors(n), [{**payload_for(i), "seq": int(100 + order[i])} for i in range(n)])
+    s.upsert([uid(n)], vectors(1, seed=4), [payload_for(n)])  # no "seq": left out
+    got: list[int] = []
+    after = 0
+    while True:
+        page = s.scroll_by("seq", limit=7, flt=PointFilter(must=(FieldRange("seq", gt=after),)))
+        got.extend(p.payload["seq"] for p in page)
+        if len(page) < 7:
+            break
+        after = page[-1].payload["seq"]
+    assert got == list(range(100, 100 + n))
+    top = s.scroll_by("seq", limit=2, descending=True)
+    assert [p.payload["seq"] for p in top] == [129, 128]
+    within = s.scroll_by("seq", limit=100, flt=PointFilter(must=(FieldRange("seq", gt=104, lte=110),
+                                                                    FieldEquals("cluster_id", 1))))
+    assert [p.payload["seq"] for p in within] == sorted(100 + int(order[i]) for i in range(n)
+                                                         if 104 < 100 + order[i] <= 110 and i % 3 == 1)
+    s.close()
+
+
+def test_an_index_added_to_a_store_that_holds_points(backend: Backend) -> None:
+    s = backend.factory.create("late", dim=DIM, metric="euclid", indexed=INDEXED)
+    s.upsert([uid(i) for i in range(12)], vectors(12), [{**payload_for(i), "seq": 50 - i} for i in range(12)])
+    s.create_indexes({"seq": "integer", "cluster_id": "integer"})  # one new, one existing: no error
+    s.create_indexes({"seq": "integer"})
+    assert [p.payload["seq"] for p in s.scroll_by("seq", limit=3)] == [39, 40, 41]
+    s = backend.reopen(s, "late")
+    assert [p.payload["seq"] for p in s.scroll_by("seq", limit=2, descending=True)] == [50, 49]
+    s.close()
+
+
+def test_retrieve_with_a_payload_selector(filled: VectorStore) -> None:
+    got = {p.id: p.payload for p in filled.retrieve([uid(1), uid(2), uid(999)], with_payload=["cluster_id", "nope"])}
+    assert got == {uid(1): {"cluster_id": 1}, uid(2): {"cluster_id": 2}}
+    assert all(p.payload == {} for p in filled.retrieve([uid(1)], with_payload=False))
+
+
+def brute_groups(x: np.ndarray, labels: list[int], q: np.ndarray, groups: int, size: int) -> list[tuple[int, list[str]]]:
+    """Exact euclid groups: clusters by their nearest member, each with its nearest ``size`` members."""
+    d = np.linalg.norm(x - q, axis=1)
+    by: dict[int, list[int]] = {}
+    for i in np.argsort(d, kind="stable"):
+        by.setdefault(labels[i], []).append(int(i))
+    ranked = sorted(by.items(), key=lambda kv: d[kv[1][0]])[:groups]
+    return [(c, [uid(i) for i in members[:size]]) for c, members in ranked]
+
+
+# 7 values: every value asked at once; 60: one search first, then the short groups (Edge's two paths).
+@pytest.mark.parametrize("values", [7, 60])
+@pytest.mark.parametrize("groups,size", [(3, 2), (5, 4), (2, 30)])
+def test_search_groups_match_brute_force(backend: Backend, groups: int, size: int, values: int) -> None:
+    s = backend.factory.create("grp", dim=DIM, metric="euclid", indexed=INDEXED)
+    rng = np.random.default_rng(11)
+    n = 240 if values == 7 else 600
+    labels = [int(c) for c in rng.integers(0, values, size=n)]
+    centers = rng.normal(size=(values, DIM)) * 3
+    x = (centers[labels] + rng.normal(size=(n, DIM))).astype(np.float32)
+    s.upsert([uid(i) for i in range(n)], x, [{"cluster_id": labels[i]} for i in range(n)])
+    s.upsert([uid(n)], x[:1], [{}])  # no cluster_id: never in a group
+    for q in (centers[0], centers[3] + 0.5, rng.normal(size=DIM)):
+        got = s.search_groups(q.astype(np.float32), key="cluster_id", groups=groups, group_size=size)
+        assert [(c, [p.id for p, _ in hits]) for c, hits in got] == brute_groups(x, labels, q, groups, size)
+        for c, hits in got:
+            assert all(p.payload["cluster_id"] == c for p, _ in hits)
+            scores = [sc for _, sc in hits]
+            assert scores == sorted(scores)
+    s.close()
+
+
+@pytest.mark.parametrize("others", [3, 40])
+def test_search_groups_when_one_group_crowds_the_query(backend: Backend, others: int) -> None:
+    """The nearest hundreds of points all belong to one group: the others are still found, in order."""
+    s = backend.factory.create("crowd", dim=DIM, metric="cosine", indexed=INDEXED)
+    rng = np.random.default_rng(12)
+    big = (np.array([1.0, 0, 0, 0]) + rng.normal(scale=0.05, size=(300, DIM))).astype(np.float32)
+    far = [[-1, 0, 0, 0.2 + 0.01 * i] for i in range(others - 3)]  # more groups, all far from the query
+    small = [(np.array(v, dtype=np.float32) + rng.normal(scale=0.05, size=(5, DIM))).astype(np.float32)
+             for v in ([0.2, 1, 0, 0], [-0.5, 0, 1, 0], [-1, 0, 0, 0.2], *far)]
+    x = np.concatenate([big, *small])
+    labels = [0] * 300 + [c for c in range(1, others + 1) for _ in range(5)]
+    s.upsert([uid(i) for i in range(len(x))], x, [{"cluster_id": c, "k": "x"} for c in labels])
+    got = s.search_groups(np.array([1.0, 0, 0, 0], dtype=np.float32), key="cluster_id", groups=3, group_size=2,
+                          flt=PointFilter(must=(FieldEquals("k", "x"),)))
+    assert [c for c, _ in got] == [0, 1, 2]
+    assert all(len(hits) == 2 for _, hits in got)
+    best = [hits[0][1] for _, hits in got]
+    assert best == sorted(best, reverse=True)  # cosine: similarities, best first
+    s.close()
+
+
+def test_search_groups_among_many_large_groups(backend: Backend) -> None:
+    """Every search round finds one more group only (30 tight groups of 80 along a line)."""
+    s = backend.factory.create("line", dim=DIM, metric="euclid", indexed=INDEXED)
+    rng = np.random.default_rng(13)
+    x = np.concatenate([np.array([3.0 * g, 0, 0, 0]) + rng.normal(scale=0.01, size=(80, DIM))
+                        for g in range(30)]).astype(np.float32)
+    labels = [g for g in range(30) for _ in range(80)]
+    s.upsert([uid(i) for i in range(len(x))], x, [{"cluster_id": c} for c in labels])
+    q = np.array([30.2, 0, 0, 0], dtype=np.float32)  # group 10, then 11, 9, 12, 8, ...
+    got = s.search_groups(q, key="cluster_id", groups=6, group_size=2)
+    assert [(c, [p.id for p, _ in hits]) for c, hits in got] == brute_groups(x, labels, q, 6, 2)
+    assert [c for c, _ in got] == [10, 11, 9, 12, 8, 13]
+    s.close()

@@ -289,6 +289,21 @@ def list_anomalies(
     return pb.ListAnomaliesRequest(collection=collection, page_size=page_size, page_token=page_token)
 
 
+def list_points(
+    collection: str, *, cluster_id: int | None = None, anomalies: bool | None = None,
+    model_version: int | None = None, page_size: int = 100, page_token: str = "",
+) -> pb.ListPointsRequest:
+    """Builds a ``ListPointsRequest`` (a filter left None is not sent)."""
+    req = pb.ListPointsRequest(collection=collection, page_size=page_size, page_token=page_token)
+    if cluster_id is not None:
+        req.cluster_id = cluster_id
+    if anomalies is not None:
+        req.is_anomaly = anomalies
+    if model_version is not None:
+        req.model_version = model_version
+    return req
+
+
 def start_clustering(
     collection: str,
     *,
@@ -324,11 +339,14 @@ def classify(collection: str, items: Iterable[ItemLike]) -> pb.ClassifyRequest:
 
 def search(
     collection: str, query: str | VectorLike | pb.ImageMetadata | pb.Event | Mapping[str, Any], *, limit: int = 10,
-    cluster_id: int | None = None,
+    cluster_id: int | None = None, group_by_cluster: tuple[int, int] | None = None,
 ) -> pb.SearchRequest:
     """Builds a ``SearchRequest``: a str query is text, an ``ImageMetadata`` or a dict image metadata
-    (``title``/``caption``/``alt_text``/``tags``/``attributes``), anything else a vector."""
-    req = pb.SearchRequest(collection=collection, limit=limit)
+    (``title``/``caption``/``alt_text``/``tags``/``attributes``), anything else a vector.
+    ``group_by_cluster=(groups, group_size)`` asks for the best hits per cluster (``limit`` is then not sent)."""
+    req = pb.SearchRequest(collection=collection, limit=0 if group_by_cluster is not None else limit)
+    if group_by_cluster is not None:
+        req.group_by_cluster.CopyFrom(pb.ClusterGrouping(groups=group_by_cluster[0], group_size=group_by_cluster[1]))
     if isinstance(query, str):
         req.text = query
     elif isinstance(query, pb.ImageMetadata):

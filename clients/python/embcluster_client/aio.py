@@ -379,6 +379,57 @@ class AsyncEmbclusterClient:
             if not token:
                 return
 
+    async def list_points(
+        self,
+        collection: str,
+        *,
+        cluster_id: int | None = None,
+        anomalies: bool | None = None,
+        model_version: int | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> pb.ListPointsResponse:
+        """Returns one page of every point, with its payload and the served model's assignment.
+
+        Across the pages each point comes exactly once, also while points are ingested: new
+        points come after the pages already read, a replaced point keeps its place.
+
+        Args:
+            collection: The collection.
+            cluster_id: Only this cluster's points.
+            anomalies: True: only flagged points; False: only unflagged ones.
+            model_version: Only points whose stored labels are this version's.
+            page_size: Points per page (at most 1000).
+            page_token: The previous page's ``next_page_token`` (same filters); "" for the first.
+        """
+        req = rq.list_points(
+            collection, cluster_id=cluster_id, anomalies=anomalies, model_version=model_version,
+            page_size=page_size, page_token=page_token,
+        )
+        return await self._stub.ListPoints(req, timeout=self._timeout)
+
+    async def iter_points(
+        self,
+        collection: str,
+        *,
+        cluster_id: int | None = None,
+        anomalies: bool | None = None,
+        model_version: int | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[pb.Point]:
+        """Yields every point (or those matching the filters of :meth:`list_points`) once, following page tokens."""
+        token = ""
+        while True:
+            page = await self.list_points(
+                collection, cluster_id=cluster_id, anomalies=anomalies, model_version=model_version,
+                page_size=page_size, page_token=token,
+            )
+            for item in page.points:
+                yield item
+            token = page.next_page_token
+            if not token:
+                return
+
     # Clustering.
 
     async def start_clustering(
@@ -628,6 +679,31 @@ class AsyncEmbclusterClient:
         req = rq.search(collection, query, limit=limit, cluster_id=cluster_id)
         resp = await self._stub.Search(req, timeout=self._timeout)
         return list(resp.hits)
+
+    async def search_groups(
+        self,
+        collection: str,
+        query: str | VectorLike | pb.ImageMetadata | pb.Event | Mapping[str, Any],
+        *,
+        groups: int = 5,
+        group_size: int = 3,
+    ) -> list[pb.SearchGroup]:
+        """Finds the best hits per cluster: "trail running shoes / road running shoes / sandals".
+
+        Args:
+            collection: The collection (it needs a served model).
+            query: As for :meth:`search`.
+            groups: Most clusters (at most 100).
+            group_size: Most hits per cluster (at most 100; ``groups * group_size`` at most 1000).
+
+        Returns:
+            The groups, best first (the cluster with the best hit first), each with its
+            ``cluster_id``, its ``label`` from the served version's summaries ("" without) and its
+            ``hits``, best first.
+        """
+        req = rq.search(collection, query, group_by_cluster=(groups, group_size))
+        resp = await self._stub.Search(req, timeout=self._timeout)
+        return list(resp.groups)
 
     # Move and back up.
 

@@ -55,6 +55,7 @@ __all__ = [
     "Model",
     "FieldContribution",
     "SearchHit",
+    "SearchGroup",
     "Explanation",
     "InferredSchema",
     "IngestAck",
@@ -404,6 +405,22 @@ class SearchHit:
     point: Point
     score: float
     proto: pb.SearchHit = _proto()
+
+
+@_model
+class SearchGroup:
+    """One cluster's best hits in ``search_groups``: its id, its label ("" without summaries), its hits."""
+
+    cluster_id: int
+    label: str
+    hits: list[SearchHit]
+    proto: pb.SearchGroup = _proto()
+
+    def __iter__(self) -> Iterator[SearchHit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
 
 
 @_model

@@ -45,6 +45,7 @@ from .models import (
     Point,
     PointPage,
     Schedule,
+    SearchGroup,
     SearchHit,
     SnapshotSummary,
 )
@@ -290,6 +291,38 @@ class Client:
         for point in self.grpc.iter_anomalies(collection, page_size=page_size):
             yield to_model(point, Point)
 
+    def list_points(
+        self,
+        collection: str,
+        *,
+        cluster_id: int | None = None,
+        anomalies: bool | None = None,
+        model_version: int | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> PointPage:
+        """Returns one page of every point (see :meth:`EmbclusterClient.list_points`)."""
+        page = self.grpc.list_points(
+            collection, cluster_id=cluster_id, anomalies=anomalies, model_version=model_version,
+            page_size=page_size, page_token=page_token,
+        )
+        return to_model(page, PointPage)
+
+    def iter_points(
+        self,
+        collection: str,
+        *,
+        cluster_id: int | None = None,
+        anomalies: bool | None = None,
+        model_version: int | None = None,
+        page_size: int = 500,
+    ) -> Iterator[Point]:
+        """Yields every point (or those matching the filters) exactly once, following page tokens."""
+        for point in self.grpc.iter_points(
+            collection, cluster_id=cluster_id, anomalies=anomalies, model_version=model_version, page_size=page_size
+        ):
+            yield to_model(point, Point)
+
     # Clustering.
 
     def start_clustering(
@@ -455,6 +488,19 @@ class Client:
         """Finds the points nearest to a query (see :meth:`EmbclusterClient.search`); best first."""
         hits = self.grpc.search(collection, query, limit=limit, cluster_id=cluster_id)
         return [to_model(hit, SearchHit) for hit in hits]
+
+    def search_groups(
+        self,
+        collection: str,
+        query: str | VectorLike | pb.ImageMetadata | pb.Event | Mapping[str, Any],
+        *,
+        groups: int = 5,
+        group_size: int = 3,
+    ) -> list[SearchGroup]:
+        """The best hits per cluster, best cluster first, each with its label
+        (see :meth:`EmbclusterClient.search_groups`)."""
+        found = self.grpc.search_groups(collection, query, groups=groups, group_size=group_size)
+        return [to_model(group, SearchGroup) for group in found]
 
     # Move and back up.
 

@@ -35,6 +35,7 @@ RULES: dict[str, tuple[str, str | None]] = {
     "GetPoint": ("read", "collection"),
     "ListClusterMembers": ("read", "collection"),
     "ListAnomalies": ("read", "collection"),
+    "ListPoints": ("read", "collection"),
     "GetClusteringRun": ("read", "collection"),
     "WatchClusteringRun": ("read", "collection"),
     "ListClusters": ("read", "collection"),

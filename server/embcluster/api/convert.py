@@ -30,6 +30,7 @@ from ..schema import (
     RunRequest,
     RunState,
     Schedule,
+    SearchGroup,
     SearchHit,
 )
 from ..core.report import RenderedReport
@@ -57,6 +58,7 @@ __all__ = [
     "run_to_pb",
     "cluster_to_pb",
     "hit_to_pb",
+    "group_to_pb",
     "model_to_pb",
     "item_result_to_pb",
     "explanation_to_pb",
@@ -380,6 +382,11 @@ def model_to_pb(m: ModelInfo) -> pb.Model:
 def hit_to_pb(h: SearchHit) -> pb.SearchHit:
     """One search hit."""
     return pb.SearchHit(point=point_to_pb(h.point), score=h.score)
+
+
+def group_to_pb(g: SearchGroup) -> pb.SearchGroup:
+    """One cluster's hits in a search grouped by cluster."""
+    return pb.SearchGroup(cluster_id=g.cluster_id, label=g.label, hits=[hit_to_pb(h) for h in g.hits])
 
 
 def item_result_to_pb(r: ItemResult) -> pb.ItemResult:

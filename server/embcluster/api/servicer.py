@@ -99,6 +99,15 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
                                                 page_token=request.page_token)
         return pb.ListPointsResponse(points=[cv.point_to_pb(p) for p in points], next_page_token=token)
 
+    def ListPoints(self, request: pb.ListPointsRequest, context: grpc.ServicerContext) -> pb.ListPointsResponse:
+        points, token = self.svc.list_points(
+            request.collection, page_size=request.page_size, page_token=request.page_token,
+            cluster_id=request.cluster_id if request.HasField("cluster_id") else None,
+            anomaly=request.is_anomaly if request.HasField("is_anomaly") else None,
+            model_version=request.model_version if request.HasField("model_version") else None,
+        )
+        return pb.ListPointsResponse(points=[cv.point_to_pb(p) for p in points], next_page_token=token)
+
     def StartClustering(self, request: pb.StartClusteringRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
         return cv.run_to_pb(self.svc.start_clustering(request.collection, cv.run_request_from_pb(request)))
 
@@ -135,13 +144,19 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         which = request.WhichOneof("query")
-        hits = self.svc.search(
-            request.collection, text=request.text if which == "text" else None,
-            vector=cv.vector_from_pb(request.vector, "query") if which == "vector" else None, limit=request.limit,
-            image=cv.image_from_pb(request.image) if which == "image" else None,
-            event=cv.event_from_pb(request.event) if which == "event" else None,
-            cluster_id=request.cluster_id if request.HasField("cluster_id") else None,
-        )
+        text = request.text if which == "text" else None
+        vector = cv.vector_from_pb(request.vector, "query") if which == "vector" else None
+        image = cv.image_from_pb(request.image) if which == "image" else None
+        event = cv.event_from_pb(request.event) if which == "event" else None
+        cluster_id = request.cluster_id if request.HasField("cluster_id") else None
+        if request.HasField("group_by_cluster"):
+            grouping = request.group_by_cluster
+            groups = self.svc.search_groups(request.collection, text=text, vector=vector, image=image, event=event,
+                                            groups=grouping.groups, group_size=grouping.group_size,
+                                            limit=request.limit, cluster_id=cluster_id)
+            return pb.SearchResponse(groups=[cv.group_to_pb(g) for g in groups])
+        hits = self.svc.search(request.collection, text=text, vector=vector, image=image, event=event,
+                               limit=request.limit, cluster_id=cluster_id)
         return pb.SearchResponse(hits=[cv.hit_to_pb(h) for h in hits])
 
     def InferSchema(self, request: pb.InferSchemaRequest, context: grpc.ServicerContext) -> pb.InferSchemaResponse:

@@ -18,7 +18,6 @@ from ..config import Settings
 from ..drift import RecentWindows
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, shown
 from ..metrics import ServiceMetrics
-from ..models import ClusterModel
 from ..schema import (
     Assignment,
     ClusterInfo,
@@ -28,77 +27,23 @@ from ..schema import (
     ItemInput,
     ItemResult,
     PointView,
+    SearchGroup,
     SearchHit,
     VectorLike,
 )
 from ..store.base import FieldEquals, PointFilter
 from ..store.ids import parse_public_point_id, public_point_id
-from ..validation import check_name, check_page_size
+from ..validation import check_group_search, check_name, check_page_size, check_search_limit
 from .featurizers import FeaturizerLifecycle
-from .kinds import NO_MODEL, Query, in_model_space, served_model, source_view
+from .kinds import NO_MODEL, Kind, Query, served_model
+from .listing import ListFilter, decode_token, encode_token, read_page
 from .records import OpenCollection, point_id_for
 from .registry import CollectionRegistry
+from .views import point_view, served_matches, served_views
 
 __all__ = ["Points", "point_view"]
 
 logger = logging.getLogger(__name__)
-
-
-def point_view(point: Any, with_vector: bool = False) -> PointView:
-    """A stored point as callers see it."""
-    payload = point.payload
-    return PointView(
-        point_id=public_point_id(point.id), external_id=payload.get("external_id", ""), metadata=payload.get("meta", {}),
-        text=(payload.get("source") or {}).get("text", ""), assignment=Assignment.from_payload(payload),
-        vector=point.vector.tolist() if with_vector and point.vector is not None else None,
-        image=ImageMetadataInput.from_json(payload["source"]["image"])
-        if "image" in (payload.get("source") or {}) else None,
-        source=source_view(payload.get("source")),
-    )
-
-
-def served_views(coll: OpenCollection, points: Sequence[Any], model: ClusterModel | None, *,
-                 with_vector: bool = False) -> list[PointView]:
-    """Views of ``points`` with each point's fields as of ``model`` (the served one, read once by the caller).
-
-    The read rule (docs/architecture.md): a point whose stored fields are another version's (a
-    write-back, revert or repair is on its way) is shown with the served model's fields computed
-    from its vector and ``relabelling`` set, or with no fields when no served model applies to it.
-    """
-    views = [point_view(p, with_vector) for p in points]
-    served = model.version if model is not None else None
-    usable = model if model is not None and in_model_space(coll, model) else None
-    stale = [i for i, v in enumerate(views)
-             if (v.assignment.model_version if v.assignment is not None else None) != served
-             and (v.assignment is not None or usable is not None)]
-    if not stale:
-        return views
-    if usable is not None:
-        vectors = {str(p.id): p.vector for p in points if p.vector is not None}
-        missing = [points[i].id for i in stale if str(points[i].id) not in vectors]
-        if missing:
-            vectors.update({str(p.id): p.vector for p in coll.store.retrieve(missing, with_vectors=True)})
-        rows = [i for i in stale if vectors.get(str(points[i].id)) is not None]
-        if rows:
-            x = np.stack([np.asarray(vectors[str(points[i].id)], dtype=np.float32) for i in rows])
-            for i, five in zip(rows, usable.assign(x).payloads()):
-                views[i].assignment = Assignment(**five)
-                views[i].relabelling = True
-    for i in stale:
-        if not views[i].relabelling:  # no served model applies to it (or it vanished meanwhile)
-            views[i].assignment = None
-            views[i].relabelling = True
-    return views
-
-
-def _matches(view: PointView, cluster_id: int | None = None, anomaly: bool | None = None) -> bool:
-    """A listing's filter, applied to the served fields of a point being relabelled."""
-    if not view.relabelling:
-        return True
-    a = view.assignment
-    if a is None:
-        return False
-    return (cluster_id is None or a.cluster_id == cluster_id) and (anomaly is None or a.is_anomaly == anomaly)
 
 
 def _check_point_id(point_id: str) -> str:
@@ -159,6 +104,7 @@ class Points:
             if fields is not None:
                 for payload, five in zip(batch.payloads, fields):
                     payload.update(five)
+            coll.sequence(batch.ids, batch.payloads)
             coll.write_points(batch.ids, batch.vectors, batch.payloads)
             coll.record.changes_total += len(batch.ids)
             if assigned is not None:  # drift: what the served model saw of the newest ingests
@@ -216,7 +162,7 @@ class Points:
         model = coll.model
         points, nxt = coll.store.scroll(limit=check_page_size(page_size), offset=offset, flt=flt)
         views = served_views(coll, points, model)
-        return [v for v in views if _matches(v, cluster_id, anomaly)], nxt or ""
+        return [v for v in views if served_matches(v, cluster_id, anomaly)], nxt or ""
 
     def list_cluster_members(self, name: str, cluster_id: int, *, page_size: int = 100,
                              page_token: str = "") -> tuple[list[PointView], str]:
@@ -234,6 +180,38 @@ class Points:
         coll = self.registry.get(check_name(name))
         return self._page(coll, PointFilter(must=(FieldEquals("is_anomaly", True),)), page_size, page_token,
                           anomaly=True)
+
+    def list_points(self, name: str, *, cluster_id: int | None = None, anomaly: bool | None = None,
+                    model_version: int | None = None, page_size: int = 100,
+                    page_token: str = "") -> tuple[list[PointView], str]:
+        """Every point (or those matching the filters), paged; each exactly once, also while points are ingested.
+
+        Args:
+            name: The collection.
+            cluster_id: Only points the served model puts in this cluster.
+            anomaly: Only flagged (True) or only unflagged (False) points.
+            model_version: Only points whose stored fields are this version's (shown, as every
+                read, with the served version's fields: ``relabelling`` when that is another).
+            page_size: Points per page (0: 100; at most 1000).
+            page_token: The previous page's ``next_page_token`` ("" for the first page).
+
+        Returns:
+            The page's points (each with the served model's fields) and the next page's token ("" on the last).
+        """
+        coll = self.registry.get(check_name(name))
+        size = check_page_size(page_size)
+        model = coll.model
+        if cluster_id is not None:
+            if model is None:
+                raise FailedPrecondition(NO_MODEL.format(shown(name)))
+            if model.row_of(cluster_id) is None:
+                raise NotFound(f"cluster {cluster_id} not in model v{model.version} of {shown(name)}")
+        if model_version is not None and model_version < 1:
+            raise InvalidArgument(f"model_version must be at least 1, got {model_version}")
+        flt = ListFilter(cluster_id=cluster_id, anomaly=anomaly, model_version=model_version)
+        points, cursor = read_page(coll, flt, size, decode_token(page_token, name, flt))
+        views = served_views(coll, points, model)
+        return [v for v in views if served_matches(v, cluster_id, anomaly)], encode_token(name, flt, cursor)
 
     def subscribe_anomalies(self, name: str) -> Subscription[PointView]:
         """Watch the points flagged at ingest from now on (unsubscribe via ``anomaly_feed``)."""
@@ -255,14 +233,8 @@ class Points:
                limit: int = 10, cluster_id: int | None = None, image: ImageMetadataInput | None = None,
                event: dict[str, Any] | None = None) -> list[SearchHit]:
         """Nearest stored points to a text, vector, image metadata or event, optionally within one cluster."""
-        coll = self.registry.get(check_name(name))
-        kind = self.registry.kinds.of(coll)
-        query = Query(text=text, vector=vector, image=image, event=event)
-        parsed = kind.check_search(coll, query)
-        if limit == 0:
-            limit = 10
-        if not (1 <= limit <= 1000):
-            raise InvalidArgument(f"limit must be in [1, 1000], got {limit}")
+        coll, kind, query, parsed = self._search_query(name, Query(text=text, vector=vector, image=image, event=event))
+        limit = check_search_limit(limit)
         in_cluster = (FieldEquals("cluster_id", int(cluster_id)),) if cluster_id is not None else ()
         with kind.query_scope(coll):
             model = coll.model
@@ -271,7 +243,51 @@ class Points:
             found = coll.store.search(query_vector, limit=limit,
                                       flt=PointFilter(must=conditions) if conditions else None)
         views = served_views(coll, [p for p, _ in found], model)
-        return [SearchHit(point=v, score=sc) for v, (_, sc) in zip(views, found) if _matches(v, cluster_id)]
+        return [SearchHit(point=v, score=sc) for v, (_, sc) in zip(views, found) if served_matches(v, cluster_id)]
+
+    def _search_query(self, name: str, query: Query) -> tuple[OpenCollection, Kind, Query, Any]:
+        coll = self.registry.get(check_name(name))
+        kind = self.registry.kinds.of(coll)
+        return coll, kind, query, kind.check_search(coll, query)
+
+    def search_groups(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
+                      image: ImageMetadataInput | None = None, event: dict[str, Any] | None = None,
+                      groups: int = 0, group_size: int = 0, limit: int = 0,
+                      cluster_id: int | None = None) -> list[SearchGroup]:
+        """The best hits per cluster of the served model: the best ``groups`` clusters, ``group_size`` hits each.
+
+        Groups come best first (the cluster with the best hit first), each with its label from the
+        served version's cluster summaries ("" without them). Grouped by the stored ``cluster_id``
+        (the store's group-by query where it has one), then shown under the read rule: a hit whose
+        served cluster is not its group's (a write-back is moving it) is left out.
+
+        Args:
+            name: The collection.
+            text, vector, image, event: The query, as for :meth:`search`.
+            groups: Most clusters (0: 5; at most 100).
+            group_size: Most hits per cluster (0: 3; at most 100; ``groups x group_size`` at most 1000).
+            limit: Must be 0 (``limit`` is plain search's).
+            cluster_id: Must be None (a search within one cluster is plain search's).
+        """
+        coll, kind, query, parsed = self._search_query(name, Query(text=text, vector=vector, image=image, event=event))
+        groups, group_size = check_group_search(groups, group_size, limit=limit, cluster_id=cluster_id)
+        with kind.query_scope(coll):
+            model = coll.model
+            if model is None:
+                raise FailedPrecondition(NO_MODEL.format(shown(name)))
+            query_vector = kind.search_vector(coll, query, parsed)
+            conditions = kind.search_space(coll)
+            found = coll.store.search_groups(query_vector, key="cluster_id", groups=groups, group_size=group_size,
+                                             flt=PointFilter(must=conditions) if conditions else None)
+        labels = {cid: s.label for cid, s in model.summaries.by_id().items()} if model.summaries is not None else {}
+        out = []
+        for cid, hits in found:
+            views = served_views(coll, [p for p, _ in hits], model)
+            kept = [SearchHit(point=v, score=sc) for v, (_, sc) in zip(views, hits)
+                    if v.assignment is not None and v.assignment.cluster_id == int(cid)]
+            if kept:
+                out.append(SearchGroup(cluster_id=int(cid), label=labels.get(int(cid), ""), hits=kept))
+        return out
 
     def explain(self, name: str, *, id: str = "", point_id: str = "", neighbours: int = 5) -> Explanation:
         """Why a point is (or is not) flagged, under the served model."""
@@ -303,7 +319,7 @@ class Points:
             threshold=float(model.thresholds[row]), is_anomaly=bool(labels.is_anomaly[0]),
             normal_neighbours=[SearchHit(point=v, score=sc)
                                for v, (p, sc) in zip(served_views(coll, [p for p, _ in normal], model), normal)
-                               if public_point_id(p.id) != point.point_id and _matches(v, anomaly=False)][:neighbours],
+                               if public_point_id(p.id) != point.point_id and served_matches(v, anomaly=False)][:neighbours],
             anomaly_model=model.anomaly_summary(), field_contributions=contributions,
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +21,12 @@ from ..errors import NotFound, shown
 from ..fsio import write_json_atomic
 from ..models import ClusterModel, ModelStore
 from ..schema import CollectionSettings, ImageMetadataSpec, InputKind
-from ..store.base import Metric, VectorStore
+from ..store.base import FieldMissing, Metric, PointFilter, PointId, VectorStore
 from ..store.vectorlog import VectorLog
 
 __all__ = [
     "RESERVED_FIELDS",
+    "SEQ_FIELD",
     "INDEXED_FIELDS",
     "RECORD_SCHEMA_VERSION",
     "CREATING_MARKER",
@@ -37,7 +39,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RESERVED_FIELDS = ("cluster_id", "cluster_distance", "anomaly_score", "is_anomaly", "model_version")
-INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
+# A point's ingest sequence number: given when the point is first stored, kept when it is replaced;
+# ListPoints pages in its order (docs/architecture.md, "Listing every point").
+SEQ_FIELD = "ingest_seq"
+INDEXED_FIELDS = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword",
+                  SEQ_FIELD: "integer"}
 _ID_NAMESPACE = uuid.UUID("6f1c7d0e-6d1b-4b8e-9a51-8a6f0c2e4b11")
 RECORD_SCHEMA_VERSION = 1
 CREATING_MARKER = "creating"  # in a collection directory: its store was made, its record not yet saved
@@ -119,6 +125,9 @@ class OpenCollection:
     lock: threading.RLock = field(default_factory=threading.RLock)
     closed: bool = False  # set (under ``lock``) when the collection is deleted or the service closes
     auto_fit_after: int = 0  # EVENT: after a failed automatic featurizer fit, retry from this many points
+    # Ingest sequence numbers (SEQ_FIELD), read from the store at first use (0 = not yet), under ``lock``.
+    seq_next: int = 0
+    unsequenced: bool = True  # points without a sequence number may exist (older data); known once seq_next is
 
     @property
     def name(self) -> str:
@@ -133,6 +142,44 @@ class OpenCollection:
     def save(self) -> None:
         """Write the record (``collection.json``) atomically."""
         write_json_atomic(self.directory / "collection.json", self.record.to_json())
+
+    def ensure_sequence(self) -> None:
+        """Read where the ingest sequence stands, once (caller holds ``lock``).
+
+        The next number is above every stored one and at least the clock in microseconds, so
+        numbers keep rising across restarts even when the newest point was deleted (as long as
+        the clock does not step back). A store made before sequence numbers gets its index here.
+        """
+        if self.seq_next:
+            return
+        self.store.create_indexes({SEQ_FIELD: "integer"})
+        top = self.store.scroll_by(SEQ_FIELD, limit=1, descending=True)
+        stored = int(top[0].payload[SEQ_FIELD]) if top else 0
+        self.seq_next = max(stored + 1, time.time_ns() // 1000)
+        self.unsequenced = self.store.count(PointFilter(must=(FieldMissing(SEQ_FIELD),))) > 0
+
+    def sequence(self, ids: Sequence[PointId], payloads: Sequence[dict[str, Any]]) -> None:
+        """Set each payload's ingest sequence number (caller holds ``lock``, then writes these points).
+
+        A point the store already holds keeps its number (or its lack of one: older data), so a
+        replaced point never moves in ListPoints' order; new points get the next numbers, in
+        batch order, never below the clock in microseconds.
+        """
+        self.ensure_sequence()
+        kept = {p.id: p.payload.get(SEQ_FIELD)
+                for p in self.store.retrieve(list(dict.fromkeys(str(i) for i in ids)), with_payload=[SEQ_FIELD])}
+        nxt = max(self.seq_next, time.time_ns() // 1000)
+        given: dict[str, int] = {}
+        for pid, payload in zip(ids, payloads):
+            key = str(pid)
+            if key in kept:
+                if kept[key] is not None:
+                    payload[SEQ_FIELD] = kept[key]
+                continue
+            if key not in given:
+                given[key], nxt = nxt, nxt + 1
+            payload[SEQ_FIELD] = given[key]
+        self.seq_next = nxt
 
     def write_points(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         """Upsert points into the vector log and the store as one step (caller holds ``lock``).

@@ -39,6 +39,7 @@ from ..schema import (
     PointView,
     RunInfo,
     RunRequest,
+    SearchGroup,
     SearchHit,
     VectorLike,
 )
@@ -222,6 +223,13 @@ class EmbclusterService:
         """Flagged points, paged in point-id order."""
         return self.points.list_anomalies(name, page_size=page_size, page_token=page_token)
 
+    def list_points(self, name: str, *, cluster_id: int | None = None, anomaly: bool | None = None,
+                    model_version: int | None = None, page_size: int = 100,
+                    page_token: str = "") -> tuple[list[PointView], str]:
+        """Every point (or those matching the filters), paged, each exactly once (:meth:`Points.list_points`)."""
+        return self.points.list_points(name, cluster_id=cluster_id, anomaly=anomaly, model_version=model_version,
+                                       page_size=page_size, page_token=page_token)
+
     def classify(self, name: str, items: Sequence[ItemInput]) -> list[Assignment]:
         """Label items with the served model without storing them."""
         return self.points.classify(name, items)
@@ -232,6 +240,14 @@ class EmbclusterService:
         """Nearest stored points to a text, vector, image metadata or event, optionally within one cluster."""
         return self.points.search(name, text=text, vector=vector, limit=limit, cluster_id=cluster_id, image=image,
                                   event=event)
+
+    def search_groups(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
+                      image: ImageMetadataInput | None = None, event: dict[str, Any] | None = None,
+                      groups: int = 0, group_size: int = 0, limit: int = 0,
+                      cluster_id: int | None = None) -> list[SearchGroup]:
+        """The best hits per cluster, best cluster first, with the clusters' labels (:meth:`Points.search_groups`)."""
+        return self.points.search_groups(name, text=text, vector=vector, image=image, event=event, groups=groups,
+                                         group_size=group_size, limit=limit, cluster_id=cluster_id)
 
     def subscribe_anomalies(self, name: str) -> Subscription[PointView]:
         """Watch the points flagged at ingest from now on (unsubscribe via ``anomaly_feed``)."""

@@ -20,7 +20,18 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import FailedPrecondition
-from .base import Condition, FieldEquals, FieldMissing, PointFilter, PointId, StoredPoint, VectorStore
+from .base import (
+    Condition,
+    FieldEquals,
+    FieldMissing,
+    FieldRange,
+    Hit,
+    HitGroup,
+    PointFilter,
+    PointId,
+    StoredPoint,
+    VectorStore,
+)
 
 __all__ = ["AttachedStore", "taken_keys"]
 
@@ -57,7 +68,9 @@ class AttachedStore:
     def _cond(self, cond: Condition) -> Condition:
         if isinstance(cond, FieldEquals):
             return FieldEquals(self._key(cond.key), cond.value)
-        return FieldMissing(self._key(cond.key))
+        if isinstance(cond, FieldMissing):
+            return FieldMissing(self._key(cond.key))
+        return FieldRange(self._key(cond.key), cond.gt, cond.lte)
 
     def _filter(self, flt: PointFilter | None) -> PointFilter | None:
         if flt is None:
@@ -95,9 +108,12 @@ class AttachedStore:
         raise FailedPrecondition("points of an attached collection are deleted with your own Qdrant client, "
                                  "not through embcluster")
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False,
+                 with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
         """Existing points, payloads presented."""
-        return [self._present(p) for p in self.inner.retrieve(ids, with_vectors=with_vectors)]
+        points = [self._present(p) for p in self.inner.retrieve(ids, with_vectors=with_vectors,
+                                                                with_payload=self._selector(with_payload))]
+        return self._keep(points, with_payload)
 
     def count(self, flt: PointFilter | None = None) -> int:
         """Exact count."""
@@ -110,12 +126,21 @@ class AttachedStore:
         """One page, payloads presented."""
         points, nxt = self.inner.scroll(limit=limit, offset=offset, flt=self._filter(flt), with_vectors=with_vectors,
                                         with_payload=self._selector(with_payload))
-        points = [self._present(p) for p in points]
+        return self._keep([self._present(p) for p in points], with_payload), nxt
+
+    @staticmethod
+    def _keep(points: list[StoredPoint], with_payload: bool | Sequence[str]) -> list[StoredPoint]:
         if not isinstance(with_payload, bool):
             keep = set(with_payload)
             for p in points:
                 p.payload = {k: v for k, v in p.payload.items() if k in keep}
-        return points, nxt
+        return points
+
+    def scroll_by(self, key: str, *, limit: int, flt: PointFilter | None = None,
+                  descending: bool = False) -> list[StoredPoint]:
+        """Ordered by a (renamed) integer key, payloads presented."""
+        return [self._present(p) for p in self.inner.scroll_by(self._key(key), limit=limit, flt=self._filter(flt),
+                                                                descending=descending)]
 
     def iter_vectors(self, *, page_size: int, flt: PointFilter | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
         """All matching vectors."""
@@ -138,13 +163,24 @@ class AttachedStore:
             raise ValueError(f"attached collections lose only the reserved fields, not {foreign}")
         self.inner.delete_fields(ids, [self._to_stored[k] for k in keys])
 
-    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[tuple[StoredPoint, float]]:
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[Hit]:
         """Nearest points, payloads presented."""
         return [(self._present(p), s) for p, s in self.inner.search(vector, limit=limit, flt=self._filter(flt))]
+
+    def search_groups(self, vector: np.ndarray, *, key: str, groups: int, group_size: int,
+                      flt: PointFilter | None = None) -> list[HitGroup]:
+        """Hits grouped by a (renamed) key, payloads presented."""
+        found = self.inner.search_groups(vector, key=self._key(key), groups=groups, group_size=group_size,
+                                         flt=self._filter(flt))
+        return [(value, [(self._present(p), s) for p, s in hits]) for value, hits in found]
 
     def value_counts(self, key: str, flt: PointFilter | None = None) -> dict[Any, int]:
         """Counts per value of a (renamed) key."""
         return self.inner.value_counts(self._key(key), self._filter(flt))
+
+    def create_indexes(self, indexed: dict[str, str]) -> None:
+        """Indexes on (renamed) keys of the owner's collection."""
+        self.inner.create_indexes({self._key(k): v for k, v in indexed.items()})
 
     def close(self) -> None:
         """Close the inner store (never drops the collection)."""

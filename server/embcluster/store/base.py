@@ -1,8 +1,10 @@
 """The ``VectorStore`` protocol and the backend-neutral types it speaks.
 
 Shaped so that both Qdrant Edge (in-process shard) and a Qdrant server (qdrant-client over
-gRPC) can implement it: string point ids (UUIDs), JSON payloads, simple equality filters,
-paged scrolls with an opaque offset, and per-point partial payload updates.
+gRPC) can implement it: string point ids (UUIDs), JSON payloads, simple filters (equality,
+missing, integer range), paged scrolls with an opaque offset or ordered by an integer field,
+nearest-neighbour search (plain or grouped by a payload field), and per-point partial payload
+updates.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ __all__ = [
     "PointId",
     "FieldEquals",
     "FieldMissing",
+    "FieldRange",
     "Condition",
     "PointFilter",
+    "narrow",
     "StoredPoint",
+    "Hit",
+    "HitGroup",
     "VectorStore",
     "ForeignStore",
     "StoreFactory",
@@ -46,7 +52,16 @@ class FieldMissing:
     key: str
 
 
-Condition = Union[FieldEquals, FieldMissing]
+@dataclass(frozen=True)
+class FieldRange:
+    """Integer payload ``key`` within ``(gt, lte]`` (either bound None: open on that side)."""
+
+    key: str
+    gt: int | None = None
+    lte: int | None = None
+
+
+Condition = Union[FieldEquals, FieldMissing, FieldRange]
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,13 @@ class PointFilter:
     must_not: tuple[Condition, ...] = ()
 
 
+def narrow(flt: PointFilter | None, *conds: Condition) -> PointFilter:
+    """``flt`` (None: every point) with ``conds`` added to its ``must``."""
+    if flt is None:
+        return PointFilter(must=conds)
+    return PointFilter(must=(*flt.must, *conds), must_not=flt.must_not)
+
+
 @dataclass
 class StoredPoint:
     """A point as read back from the store."""
@@ -64,6 +86,10 @@ class StoredPoint:
     id: str
     payload: dict[str, Any] = field(default_factory=dict)
     vector: np.ndarray | None = None
+
+
+Hit = tuple[StoredPoint, float]  # a point and the store's score (cosine similarity, or L2 distance)
+HitGroup = tuple[Any, list[Hit]]  # a payload value and its best hits, best first
 
 
 class VectorStore(Protocol):
@@ -80,8 +106,9 @@ class VectorStore(Protocol):
         """Delete points (missing ids are ignored)."""
         ...
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
-        """The points among ``ids`` that exist, in no particular order."""
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False,
+                 with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
+        """The points among ``ids`` that exist, in no particular order (payload: all, none or these keys)."""
         ...
 
     def count(self, flt: PointFilter | None = None) -> int:
@@ -93,6 +120,15 @@ class VectorStore(Protocol):
         with_vectors: bool = False, with_payload: bool | Sequence[str] = True,
     ) -> tuple[list[StoredPoint], str | None]:
         """One page in id order and the offset of the next page (None at the end)."""
+        ...
+
+    def scroll_by(self, key: str, *, limit: int, flt: PointFilter | None = None,
+                  descending: bool = False) -> list[StoredPoint]:
+        """Up to ``limit`` points ordered by the integer payload ``key`` (points without it are left out).
+
+        Pages by a :class:`FieldRange` on ``key`` in ``flt`` (the backends page an ordered scroll
+        by value, not by offset); ``key`` needs an integer index (:meth:`create_indexes`).
+        """
         ...
 
     def iter_vectors(self, *, page_size: int, flt: PointFilter | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -111,8 +147,21 @@ class VectorStore(Protocol):
         """Nearest points with the store's score (cosine similarity, or L2 distance)."""
         ...
 
+    def search_groups(self, vector: np.ndarray, *, key: str, groups: int, group_size: int,
+                      flt: PointFilter | None = None) -> list[HitGroup]:
+        """The best hits grouped by the value of payload ``key`` (points without it are left out).
+
+        At most ``groups`` groups, best group (the one with the best hit) first, each with its
+        ``group_size`` best hits, best first; ``key`` is an indexed integer or keyword field.
+        """
+        ...
+
     def value_counts(self, key: str, flt: PointFilter | None = None) -> dict[Any, int]:
         """Exact count of points per value of an indexed payload ``key``."""
+        ...
+
+    def create_indexes(self, indexed: dict[str, str]) -> None:
+        """Create payload indexes (``integer|bool|keyword``) that do not exist yet."""
         ...
 
     def close(self) -> None:
@@ -124,10 +173,6 @@ class ForeignStore(VectorStore, Protocol):
     """A collection the service did not create, as :meth:`StoreFactory.attach` opens it."""
 
     vector_name: str  # the named vector clustered ("" = the unnamed one)
-
-    def create_indexes(self, indexed: dict[str, str]) -> None:
-        """Create payload indexes (``integer|bool|keyword``) that do not exist yet."""
-        ...
 
 
 class StoreFactory(Protocol):

@@ -28,7 +28,20 @@ import qdrant_edge as qe
 
 from ..errors import FailedPrecondition
 from ..fsio import allocated_bytes, check_free_space, space_error
-from .base import Condition, FieldEquals, ForeignStore, Metric, PointFilter, PointId, StoredPoint
+from .base import (
+    Condition,
+    FieldEquals,
+    FieldMissing,
+    ForeignStore,
+    Hit,
+    HitGroup,
+    Metric,
+    PointFilter,
+    PointId,
+    StoredPoint,
+    narrow,
+)
+from .grouping import grouped_search
 
 __all__ = ["EdgeStore", "EdgeStoreFactory"]
 
@@ -53,7 +66,11 @@ def _condition(cond: Condition) -> qe.FieldCondition:
         if isinstance(cond.value, bool):
             return qe.FieldCondition(key=BOOL_MIRROR_PREFIX + cond.key, match=qe.MatchValue(int(cond.value)))
         return qe.FieldCondition(key=cond.key, match=qe.MatchValue(cond.value))
-    return qe.FieldCondition(key=cond.key, is_empty=True)
+    if isinstance(cond, FieldMissing):
+        return qe.FieldCondition(key=cond.key, is_empty=True)
+    # Integer bounds as floats: exact below 2**53, far beyond any ingest sequence number.
+    return qe.FieldCondition(key=cond.key, range=qe.RangeFloat(
+        gt=float(cond.gt) if cond.gt is not None else None, lte=float(cond.lte) if cond.lte is not None else None))
 
 
 def _filter(flt: PointFilter | None) -> qe.Filter | None:
@@ -157,11 +174,12 @@ class EdgeStore:
         if ids:
             self._update(qe.UpdateOperation.delete_points(list(ids)))
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False,
+                 with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
         """Existing points among ``ids``."""
         if not ids:
             return []
-        recs = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
+        recs = self._shard.retrieve(list(ids), with_payload=_payload_selector(with_payload), with_vector=with_vectors)
         return [_point(r, with_vectors) for r in recs]
 
     def count(self, flt: PointFilter | None = None) -> int:
@@ -180,6 +198,15 @@ class EdgeStore:
             )
         )
         return [_point(r, with_vectors) for r in recs], (str(nxt) if nxt is not None else None)
+
+    def scroll_by(self, key: str, *, limit: int, flt: PointFilter | None = None,
+                  descending: bool = False) -> list[StoredPoint]:
+        """Up to ``limit`` points ordered by the integer payload ``key`` (the shard's ordered scroll)."""
+        recs, _ = self._shard.scroll(
+            qe.ScrollRequest(limit=limit, filter=_filter(flt), with_payload=True, with_vector=False,
+                             order_by=qe.OrderBy(key, qe.Direction.Desc if descending else qe.Direction.Asc))
+        )
+        return [_point(r, False) for r in recs]
 
     def iter_vectors(self, *, page_size: int, flt: PointFilter | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
         """All matching vectors, page by page (bounded memory)."""
@@ -224,20 +251,60 @@ class EdgeStore:
                 acknowledged=False,
             )
 
-    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[tuple[StoredPoint, float]]:
+    @staticmethod
+    def _nearest(query: list[float], limit: int, flt: PointFilter | None) -> qe.QueryRequest:
+        return qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query), filter=_filter(flt), with_payload=True,
+                               with_vector=False)
+
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[Hit]:
         """Exact nearest neighbours (Edge does a full scan below its indexing threshold)."""
-        hits = self._shard.query(
-            qe.QueryRequest(
-                limit=limit, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
-                filter=_filter(flt), with_payload=True, with_vector=False,
-            )
-        )
+        hits = self._shard.query(self._nearest(np.asarray(vector, dtype=np.float32).tolist(), limit, flt))
         return [(_point(h, False), float(h.score)) for h in hits]
+
+    def search_groups(self, vector: np.ndarray, *, key: str, groups: int, group_size: int,
+                      flt: PointFilter | None = None) -> list[HitGroup]:
+        """Hits grouped by ``key`` (Edge has no group-by query: :func:`~.grouping.grouped_search`)."""
+        query = np.asarray(vector, dtype=np.float32).tolist()
+
+        def each(values: Sequence[Any], limit: int) -> list[list[Hit]]:
+            if not values:
+                return []
+            batch = self._shard.query_batch(qe.QueryBatchRequest(
+                [self._nearest(query, limit, narrow(flt, FieldEquals(key, v))) for v in values]))
+            return [[(_point(h, False), float(h.score)) for h in hits] for hits in batch]
+
+        def values() -> list[Any]:
+            # The index's values, counts approximate: ~25x cheaper than exact counts, and a value
+            # whose points are all deleted only costs an empty query.
+            resp = self._shard.facet(qe.FacetRequest(key=key, limit=1_000_000, exact=False, filter=_filter(flt)))
+            return [hit.value for hit in resp.hits]
+
+        def search(limit: int, leave_out: Sequence[Any]) -> list[Hit]:
+            base = flt or PointFilter()
+            return self.search(vector, limit=limit, flt=PointFilter(must=base.must, must_not=(
+                *base.must_not, FieldMissing(key), *(FieldEquals(key, v) for v in leave_out))))
+
+        return grouped_search(search=search, search_each=each,
+                              values=values, key=key, groups=groups, group_size=group_size,
+                              higher_is_better=self.metric == "cosine")
 
     def value_counts(self, key: str, flt: PointFilter | None = None) -> dict[Any, int]:
         """Exact facet counts of an indexed key."""
         resp = self._shard.facet(qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=_filter(flt)))
         return {hit.value: int(hit.count) for hit in resp.hits}
+
+    def create_indexes(self, indexed: dict[str, str]) -> None:
+        """Create the payload indexes the shard does not have yet (a bool one with its 0/1 mirror).
+
+        A bool index added to a shard that holds points filters only points written after it
+        (their mirrors); the service adds only integer ones to existing shards.
+        """
+        have = set(self._shard.info().payload_schema)
+        for key, kind in indexed.items():
+            if key not in have:
+                for op in _index_ops(key, kind):
+                    self._update(op)
+        self._bool_keys = self._bool_keys | {k for k, kind in indexed.items() if kind == "bool"}
 
     def close(self) -> None:
         """Flush and close the shard (a flush that fails on a full disk is logged: the WAL has the writes)."""
@@ -246,6 +313,14 @@ class EdgeStore:
         except Exception:
             logger.exception("flushing shard %s at close failed", self.path)
         self._shard.close()
+
+
+def _index_ops(key: str, kind: str) -> list[Any]:
+    """The update operations that index ``key`` (a bool key also gets its 0/1 mirror)."""
+    ops = [qe.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind])]
+    if kind == "bool":
+        ops.append(qe.UpdateOperation.create_field_index(BOOL_MIRROR_PREFIX + key, _INDEX_TYPES["integer"]))
+    return ops
 
 
 def shard_vector_params(path: Path) -> tuple[int, Metric]:
@@ -294,10 +369,8 @@ class EdgeStoreFactory:
             with _space_errors(path):
                 shard = qe.EdgeShard.create(str(path), cfg)
                 for key, kind in indexed.items():
-                    shard.update(qe.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind]))
-                    if kind == "bool":
-                        shard.update(qe.UpdateOperation.create_field_index(BOOL_MIRROR_PREFIX + key,
-                                                                           _INDEX_TYPES["integer"]))
+                    for op in _index_ops(key, kind):
+                        shard.update(op)
                 if self.sync:
                     shard.flush()
         except BaseException:

@@ -29,7 +29,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from ..errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
-from .base import Condition, FieldEquals, Metric, PointFilter, PointId, StoredPoint
+from .base import Condition, FieldEquals, FieldMissing, Hit, HitGroup, Metric, PointFilter, PointId, StoredPoint
 from .ids import INT_ID_TAG, int_point_id, parse_public_point_id, public_point_id
 from .ids import tagged_int as _tagged_int
 from .qdrant_connection import QdrantConnection
@@ -74,7 +74,9 @@ def _from_qdrant(raw: int | str) -> str:
 def _condition(cond: Condition) -> qm.Condition:
     if isinstance(cond, FieldEquals):
         return qm.FieldCondition(key=cond.key, match=qm.MatchValue(value=cond.value))
-    return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=cond.key))
+    if isinstance(cond, FieldMissing):
+        return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=cond.key))
+    return qm.FieldCondition(key=cond.key, range=qm.Range(gt=cond.gt, lte=cond.lte))
 
 
 def _filter(flt: PointFilter | None) -> qm.Filter | None:
@@ -84,6 +86,19 @@ def _filter(flt: PointFilter | None) -> qm.Filter | None:
         must=[_condition(c) for c in flt.must] or None,
         must_not=[_condition(c) for c in flt.must_not] or None,
     )
+
+
+def _selector(with_payload: bool | Sequence[str]) -> bool | list[str]:
+    return with_payload if isinstance(with_payload, bool) else list(with_payload)
+
+
+def _selected(points: list[StoredPoint], with_payload: bool | Sequence[str]) -> list[StoredPoint]:
+    """Only the selected keys (a selected key that a point lacks stays absent)."""
+    if not isinstance(with_payload, bool):
+        keep = set(with_payload)
+        for p in points:
+            p.payload = {k: v for k, v in p.payload.items() if k in keep}
+    return points
 
 
 def _ids_filter(ids: Sequence[PointId]) -> qm.Filter:
@@ -190,14 +205,16 @@ class QdrantStore:
                 self._client.delete(self.qdrant_name, points_selector=qm.PointIdsList(
                     points=[_to_qdrant(i) for i in ids]), wait=True)
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False,
+                 with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
         """Existing points among ``ids``."""
         if not ids:
             return []
         with self._call():
-            recs = self._client.retrieve(self.qdrant_name, ids=[_to_qdrant(i) for i in ids], with_payload=True,
+            recs = self._client.retrieve(self.qdrant_name, ids=[_to_qdrant(i) for i in ids],
+                                         with_payload=_selector(with_payload),
                                          with_vectors=self._with_vectors(with_vectors))
-        return [self._point(r, with_vectors) for r in recs]
+        return _selected([self._point(r, with_vectors) for r in recs], with_payload)
 
     def count(self, flt: PointFilter | None = None) -> int:
         """Exact count."""
@@ -209,19 +226,24 @@ class QdrantStore:
         with_vectors: bool = False, with_payload: bool | Sequence[str] = True,
     ) -> tuple[list[StoredPoint], str | None]:
         """One page in id order and the next page's offset."""
-        selector: bool | list[str] = with_payload if isinstance(with_payload, bool) else list(with_payload)
         with self._call():
             recs, nxt = self._client.scroll(
                 self.qdrant_name, scroll_filter=_filter(flt), limit=limit,
-                offset=_to_qdrant(offset) if offset else None, with_payload=selector,
+                offset=_to_qdrant(offset) if offset else None, with_payload=_selector(with_payload),
                 with_vectors=self._with_vectors(with_vectors),
             )
-        points = [self._point(r, with_vectors) for r in recs]
-        if not isinstance(with_payload, bool):  # a selected key that a point lacks stays absent
-            keep = set(with_payload)
-            for p in points:
-                p.payload = {k: v for k, v in p.payload.items() if k in keep}
+        points = _selected([self._point(r, with_vectors) for r in recs], with_payload)
         return points, (_from_qdrant(nxt) if nxt is not None else None)  # type: ignore[arg-type]
+
+    def scroll_by(self, key: str, *, limit: int, flt: PointFilter | None = None,
+                  descending: bool = False) -> list[StoredPoint]:
+        """Up to ``limit`` points ordered by the integer payload ``key`` (Qdrant's ``order_by`` scroll)."""
+        with self._call():
+            recs, _ = self._client.scroll(
+                self.qdrant_name, scroll_filter=_filter(flt), limit=limit, with_payload=True, with_vectors=False,
+                order_by=qm.OrderBy(key=key, direction=qm.Direction.DESC if descending else qm.Direction.ASC),
+            )
+        return [self._point(r, False) for r in recs]
 
     def iter_vectors(self, *, page_size: int, flt: PointFilter | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
         """All matching vectors, page by page, as ``(ids, float32 matrix)``."""
@@ -280,7 +302,7 @@ class QdrantStore:
             with self._call():
                 self._client.delete_payload(self.qdrant_name, keys=list(keys), points=_ids_filter(ids), wait=True)
 
-    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[tuple[StoredPoint, float]]:
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[Hit]:
         """Nearest points: cosine similarity, or L2 distance for Euclid (the server's HNSW or full scan)."""
         with self._call():
             resp = self._client.query_points(
@@ -289,6 +311,17 @@ class QdrantStore:
                 with_vectors=False,
             )
         return [(self._point(h, False), float(h.score)) for h in resp.points]
+
+    def search_groups(self, vector: np.ndarray, *, key: str, groups: int, group_size: int,
+                      flt: PointFilter | None = None) -> list[HitGroup]:
+        """Hits grouped by ``key``: Qdrant's own group-by query (``query_points_groups``)."""
+        with self._call():
+            resp = self._client.query_points_groups(
+                self.qdrant_name, query=np.asarray(vector, dtype=np.float32).tolist(), group_by=key,
+                using=self.vector_name or None, query_filter=_filter(flt), limit=groups, group_size=group_size,
+                with_payload=True, with_vectors=False,
+            )
+        return [(g.id, [(self._point(h, False), float(h.score)) for h in g.hits]) for g in resp.groups]
 
     def value_counts(self, key: str, flt: PointFilter | None = None) -> dict[Any, int]:
         """Exact count per value of ``key`` (the facet API; a scroll where it is not available)."""

@@ -488,6 +488,22 @@ class ListAnomaliesRequest(_message.Message):
     page_token: str
     def __init__(self, collection: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
+class ListPointsRequest(_message.Message):
+    __slots__ = ("collection", "page_size", "page_token", "cluster_id", "is_anomaly", "model_version")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    IS_ANOMALY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    page_size: int
+    page_token: str
+    cluster_id: int
+    is_anomaly: bool
+    model_version: int
+    def __init__(self, collection: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., cluster_id: _Optional[int] = ..., is_anomaly: _Optional[bool] = ..., model_version: _Optional[int] = ...) -> None: ...
+
 class ListPointsResponse(_message.Message):
     __slots__ = ("points", "next_page_token")
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -755,7 +771,7 @@ class ClassifyResponse(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "text", "vector", "image", "event", "limit", "cluster_id")
+    __slots__ = ("collection", "text", "vector", "image", "event", "limit", "cluster_id", "group_by_cluster")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
@@ -763,6 +779,7 @@ class SearchRequest(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     collection: str
     text: str
     vector: Vector
@@ -770,7 +787,26 @@ class SearchRequest(_message.Message):
     event: Event
     limit: int
     cluster_id: int
-    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., limit: _Optional[int] = ..., cluster_id: _Optional[int] = ...) -> None: ...
+    group_by_cluster: ClusterGrouping
+    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., limit: _Optional[int] = ..., cluster_id: _Optional[int] = ..., group_by_cluster: _Optional[_Union[ClusterGrouping, _Mapping]] = ...) -> None: ...
+
+class ClusterGrouping(_message.Message):
+    __slots__ = ("groups", "group_size")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    groups: int
+    group_size: int
+    def __init__(self, groups: _Optional[int] = ..., group_size: _Optional[int] = ...) -> None: ...
+
+class SearchGroup(_message.Message):
+    __slots__ = ("cluster_id", "label", "hits")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    label: str
+    hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    def __init__(self, cluster_id: _Optional[int] = ..., label: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("point", "score")
@@ -781,10 +817,12 @@ class SearchHit(_message.Message):
     def __init__(self, point: _Optional[_Union[Point, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "groups")
     HITS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[SearchGroup]
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[SearchGroup, _Mapping]]] = ...) -> None: ...
 
 class IngestStreamResponse(_message.Message):
     __slots__ = ("sequence", "results", "error_code", "error_message")

@@ -94,6 +94,11 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListAnomaliesRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListPointsResponse.FromString,
                 _registered_method=True)
+        self.ListPoints = channel.unary_unary(
+                '/embcluster.v1.Embcluster/ListPoints',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListPointsRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListPointsResponse.FromString,
+                _registered_method=True)
         self.StartClustering = channel.unary_unary(
                 '/embcluster.v1.Embcluster/StartClustering',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.StartClusteringRequest.SerializeToString,
@@ -273,6 +278,18 @@ class EmbclusterServicer:
 
     def ListAnomalies(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPoints(self, request, context):
+        """Every point with its payload and the served model's fields, paged; optionally only one
+        cluster's, the flagged (or unflagged) ones, or those whose stored fields are one version's.
+        Each point comes exactly once, also while points are ingested: points without an ingest
+        sequence number first (older data, attached collections) by point id, then the rest in
+        ingest order (a new point sorts after every page already read; a replaced point keeps its
+        place). A point deleted and ingested again is a new point and can come twice.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -489,6 +506,11 @@ def add_EmbclusterServicer_to_server(servicer, server):
             'ListAnomalies': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAnomalies,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListAnomaliesRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListPointsResponse.SerializeToString,
+            ),
+            'ListPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPoints,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListPointsRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListPointsResponse.SerializeToString,
             ),
             'StartClustering': grpc.unary_unary_rpc_method_handler(
@@ -905,6 +927,33 @@ class Embcluster:
             target,
             '/embcluster.v1.Embcluster/ListAnomalies',
             embcluster_dot_v1_dot_embcluster__pb2.ListAnomaliesRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.ListPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/ListPoints',
+            embcluster_dot_v1_dot_embcluster__pb2.ListPointsRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.ListPointsResponse.FromString,
             options,
             channel_credentials,
