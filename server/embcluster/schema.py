@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
 import numpy as np
 
 from .anomaly.explain import FieldContribution
+from .insight.summary import ClusterSummary, RunSummaries
 from .store.base import Metric
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ __all__ = [
     "ItemResult",
     "PointView",
     "ClusterInfo",
+    "ClusterDetail",
     "RunState",
     "RunInfo",
     "RunRequest",
@@ -284,6 +286,16 @@ class ClusterInfo:
     radius: float
     anomaly_count: int
     populated: bool
+    summary: ClusterSummary | None = None  # the served version's summary of it (None: none stored)
+
+
+@dataclass
+class ClusterDetail:
+    """One cluster of a model version, as the run that fitted it summarised it (``GetCluster``)."""
+
+    model_version: int
+    summary: ClusterSummary
+    summarized: bool  # False: the version has no summaries; ``summary`` holds its own figures only
 
 
 @dataclass
@@ -351,6 +363,8 @@ class RunInfo:
     # A run queued behind an automatic one: that run's id and trigger (kept once it has started).
     waiting_for: str = ""
     waiting_for_trigger: str = ""
+    # A succeeded run: persisting clusters whose label it replaced ({cluster_id, old, new, similarity}).
+    label_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -400,6 +414,7 @@ class ModelInfo:
     cluster_ids: list[int]
     params: dict[str, Any]
     metrics: dict[str, Any]
+    summaries: RunSummaries | None = None  # what each cluster is (None: saved before summaries, or none made)
 
 
 @dataclass

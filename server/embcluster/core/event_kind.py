@@ -20,11 +20,12 @@ from ..embed.featurizer import FeaturizerStore
 from ..embed.profiles import merge_profile
 from ..embed.vector import VectorEmbedder
 from ..errors import FailedPrecondition, InvalidArgument, shown
+from ..insight.event_summary import fields_of
 from ..models import ClusterModel
 from ..schema import Assignment, CollectionSpec, InputKind, ItemInput, PointView
 from ..store.base import Condition, FieldEquals
 from ..validation import check_items
-from .kinds import Batch, Kind, KindSetup, Query, served_model, source_view
+from .kinds import Batch, Kind, KindSetup, Query, SummarySources, served_model, source_view
 from .records import CollectionRecord, OpenCollection, point_id_for
 
 __all__ = ["EventKind"]
@@ -234,3 +235,8 @@ class EventKind(Kind):
     def field_layout(self, coll: OpenCollection) -> list[tuple[str, int]]:
         feat = self.featurizer(coll)
         return feat.field_layout() if feat.kind == "event" else []  # a profile's blocks are aggregates
+
+    def summary_sources(self, coll: OpenCollection, payloads: Sequence[Mapping[str, Any]]) -> SummarySources:
+        """The stored events (or profiles) and the featurizer's fields, for field findings."""
+        return SummarySources(sources=[p.get("source") for p in payloads],
+                              event_fields=fields_of(self.featurizer(coll).schema))

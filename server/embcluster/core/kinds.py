@@ -47,6 +47,7 @@ __all__ = [
     "Batch",
     "KindSetup",
     "Query",
+    "SummarySources",
     "Kind",
     "TextKind",
     "ImageMetadataKind",
@@ -126,6 +127,21 @@ class Query:
     event: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class SummarySources:
+    """What a run's cluster summaries read from the sampled points' stored payloads (one entry per point).
+
+    Attributes:
+        texts: TEXT / IMAGE_METADATA: each point's source text (None without one): keywords.
+        sources: EVENT: each point's ``payload["source"]`` (an event or a profile): field findings.
+        event_fields: EVENT: field name -> schema type of the collection's featurizer.
+    """
+
+    texts: list[str | None] | None = None
+    sources: list[Mapping[str, Any] | None] | None = None
+    event_fields: dict[str, str] | None = None
+
+
 class Kind:
     """One input kind (subclasses below). Shared by every collection of that kind.
 
@@ -199,6 +215,10 @@ class Kind:
     def field_layout(self, coll: OpenCollection) -> list[tuple[str, int]]:
         """``(field, width)`` blocks of a stored vector, for ExplainPoint's per-field split (none but EVENT)."""
         return []
+
+    def summary_sources(self, coll: OpenCollection, payloads: Sequence[Mapping[str, Any]]) -> SummarySources:
+        """What the cluster summaries read of these stored payloads (nothing: representatives only)."""
+        return SummarySources()
 
 
 class _EmbeddedKind(Kind):
@@ -304,6 +324,10 @@ class TextKind(_EmbeddedKind):
 
     def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None) -> np.ndarray:
         return emb.embed([it.text for it in items])
+
+    def summary_sources(self, coll: OpenCollection, payloads: Sequence[Mapping[str, Any]]) -> SummarySources:
+        """The stored source texts (IMAGE_METADATA: their rendering), for keywords."""
+        return SummarySources(texts=[(p.get("source") or {}).get("text") for p in payloads])
 
 
 class ImageMetadataKind(TextKind):

@@ -47,6 +47,10 @@ class Labeller:
                    phase: str, start: float, span: float, while_served: bool = False) -> dict[str, Any]:
         """Label every point of ``pages`` with ``model``; returns full-pass statistics.
 
+        The statistics (stored in the version's metrics) are per centroid row: ``sizes_full``,
+        ``radius_full`` (RMS distance) and ``anomaly_counts_full``; plus ``points_labelled`` and
+        ``anomalies_full`` in all.
+
         With ``while_served`` (catch-ups), stop as soon as ``model`` is no longer the served one.
 
         Each page is read, labelled and written under the collection lock, so an ingest that
@@ -55,7 +59,7 @@ class Labeller:
         k = model.k
         sq = np.zeros(k)
         counts = np.zeros(k, dtype=np.int64)
-        anomalies = 0
+        flagged = np.zeros(k, dtype=np.int64)
         done = 0
         while True:
             with coll.lock:
@@ -70,7 +74,7 @@ class Labeller:
                 coll.store.set_fields(list(zip(ids, labels.payloads())))
             sq += np.bincount(labels.rows, weights=labels.cluster_distance**2, minlength=k)
             counts += np.bincount(labels.rows, minlength=k)
-            anomalies += int(labels.is_anomaly.sum())
+            flagged += np.bincount(labels.rows[labels.is_anomaly], minlength=k)
             done += len(ids)
             if ctx is not None:
                 ctx.info.points_labelled = done
@@ -79,7 +83,8 @@ class Labeller:
             "points_labelled": done,
             "sizes_full": [int(c) for c in counts],
             "radius_full": [float(r) for r in np.sqrt(sq / np.maximum(counts, 1))],
-            "anomalies_full": anomalies,
+            "anomalies_full": int(flagged.sum()),
+            "anomaly_counts_full": [int(c) for c in flagged],
         }
 
     def relabel_ids(self, coll: OpenCollection, ids: list[str]) -> None:
