@@ -15,7 +15,7 @@ from embcluster.api.v1 import embcluster_pb2 as pb
 from . import errors, models
 from .aio import AsyncEmbclusterClient
 from .client import EmbclusterClient
-from .enums import Distance, EventFieldType, InputKind, RunState
+from .enums import Distance, EventFieldType, InputKind, RunState, SummaryKind
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -63,6 +63,7 @@ __all__ = [
     "Distance",
     "EventFieldType",
     "RunState",
+    "SummaryKind",
     "Stream",
     "AsyncStream",
     "EmbclusterError",

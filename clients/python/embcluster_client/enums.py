@@ -15,7 +15,7 @@ from google.protobuf.descriptor import EnumDescriptor
 
 from embcluster.api.v1 import embcluster_pb2 as pb
 
-__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState"]
+__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState", "SummaryKind"]
 
 
 class ProtoEnum(enum.StrEnum):
@@ -91,3 +91,12 @@ class RunState(ProtoEnum):
     def finished(self) -> bool:
         """SUCCEEDED, FAILED or CANCELLED: the run will not change any more."""
         return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+
+
+class SummaryKind(ProtoEnum):
+    """What a cluster summary holds besides its figures and representatives."""
+
+    UNSPECIFIED = "UNSPECIFIED"  # not summarised (a version saved before summaries, or its run could not)
+    KEYWORDS = "KEYWORDS"  # TEXT, IMAGE_METADATA: keywords and a label made from them
+    FIELDS = "FIELDS"  # EVENT: the fields that set the cluster apart, and a label
+    REPRESENTATIVES_ONLY = "REPRESENTATIVES_ONLY"  # VECTOR, or no stored source

@@ -37,6 +37,7 @@ RULES: dict[str, tuple[str, str | None]] = {
     "GetClusteringRun": ("read", "collection"),
     "WatchClusteringRun": ("read", "collection"),
     "ListClusters": ("read", "collection"),
+    "GetCluster": ("read", "collection"),
     "GetDrift": ("read", "collection"),
     "ListModels": ("read", "collection"),
     "GetModel": ("read", "collection"),
