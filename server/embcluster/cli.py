@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from . import cli_collections, cli_demo, cli_security, cli_snapshot, cli_tools
+from . import cli_clusters, cli_collections, cli_demo, cli_security, cli_snapshot, cli_tools
 from .cli_client import TARGET_ENV, Handler
 
 __all__ = ["main", "COMMANDS"]
@@ -130,7 +130,8 @@ def _str(path: Path | None) -> str | None:
 
 #: Each command's handler (parsed arguments -> exit status).
 COMMANDS: dict[str, Handler] = {"serve": _serve, "keys": cli_security.run, **cli_collections.COMMANDS,
-                                **cli_tools.COMMANDS, **cli_demo.COMMANDS, **cli_snapshot.COMMANDS}
+                                **cli_clusters.COMMANDS, **cli_tools.COMMANDS, **cli_demo.COMMANDS,
+                                **cli_snapshot.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
     serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates it signed (mTLS)")
     cli_collections.add_parsers(sub)
+    cli_clusters.add_parsers(sub)
     cli_tools.add_parsers(sub)
     cli_demo.add_parser(sub)
     cli_snapshot.add_parsers(sub)
