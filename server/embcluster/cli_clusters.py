@@ -93,7 +93,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
 def _clusters(args: argparse.Namespace) -> int:
     with connect(args) as client:
         listing = client.list_clusters(args.name)
-        model = client.get_model(args.name, listing.model_version)
     out = sys.stdout
     summarized = [c.summary for c in listing.clusters if c.HasField("summary")]
     kinds = sorted({_kind_name(s) for s in summarized})
@@ -103,10 +102,11 @@ def _clusters(args: argparse.Namespace) -> int:
     terms = "keywords" if kinds == ["keywords"] else "fields" if kinds == ["fields"] else "keywords / fields"
     _table(("cluster", "size", "share", "radius", "anomalies", "label", terms), cluster_rows(listing),
            {0, 1, 2, 3, 4}, out)
-    if model.label_changes:
+    changed = sorted((s for s in summarized if s.label_changed), key=lambda s: s.cluster_id)
+    if changed:
         print(f"\n* label changed by the run that made v{listing.model_version}:", file=out)
-        for ch in model.label_changes:
-            print(f"  cluster {ch.cluster_id}: {ch.old_label!r} -> {ch.new_label!r}", file=out)
+        for s in changed:
+            print(f"  cluster {s.cluster_id}: {s.previous_label!r} -> {s.label!r}", file=out)
     if listing.provisional:
         print("sizes are provisional: points are being relabelled (a write-back or repair); list again later",
               file=out)

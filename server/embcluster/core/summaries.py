@@ -30,7 +30,10 @@ __all__ = ["RunSample", "MAX_SUMMARY_POINTS", "summarize_run", "summarize_run_sa
 
 logger = logging.getLogger(__name__)
 
-MAX_SUMMARY_POINTS = 20_000  # of the run's sample (max(10,000, 256 k) points): enough for 1,000 texts per cluster
+# Of the run's sample (max(10,000, 256 k) points): 200 points a cluster on average up to k = 50, where
+# keyword labels are stable across resamples (insight/labels.py); reading and summarising more costs
+# more than 10% of a re-cluster at 100k EVENT points (bench/bench_recluster.py --kind event).
+MAX_SUMMARY_POINTS = 10_000
 _RETRIEVE_PAGE = 1024
 
 
@@ -84,13 +87,13 @@ def summarize_run(coll: OpenCollection, kind: Kind, model: ClusterModel, sample:
             payloads[str(p.id)] = p.payload
     rows = [i for i, key in enumerate(keys) if key in payloads]
     found = [payloads[keys[i]] for i in rows]
-    labels = model.assign(part.vectors[rows]) if rows else None
+    # Nearest populated cluster and its distance, as assign() computes them; no anomaly scores:
+    # the counts come from the write-back's full pass.
+    nearest, dist_all = model.distances(part.vectors[rows])
     parts = kind.summary_sources(coll, found)
     data = SummaryInput(
         ids=[str(p.get("external_id") or public_point_id(keys[i])) for i, p in zip(rows, found)],
-        cluster_ids=labels.cluster_id if labels is not None else np.zeros(0, dtype=np.int64),
-        distances=labels.cluster_distance if labels is not None else np.zeros(0),
-        is_anomaly=labels.is_anomaly if labels is not None else np.zeros(0, dtype=bool),
+        cluster_ids=model.cluster_ids[nearest], distances=dist_all[np.arange(len(rows)), nearest].astype(np.float64),
         texts=parts.texts, sources=parts.sources, event_fields=parts.event_fields, metric=model.metric,
     )
     made = summarize(coll.record.input_kind, data, totals=totals_of(model, stats), previous=previous, config=config)
