@@ -65,7 +65,7 @@ def _subsample(sample: RunSample, cap: int, seed: int) -> RunSample:
 
 def summarize_run(coll: OpenCollection, kind: Kind, model: ClusterModel, sample: RunSample,
                   stats: Mapping[str, Any], *, previous: RunSummaries | None, seed: int = 0,
-                  max_points: int = MAX_SUMMARY_POINTS, config: SummaryConfig | None = None) -> RunSummaries:
+                  max_points: int | None = None, config: SummaryConfig | None = None) -> RunSummaries:
     """The summaries of ``model``'s clusters from the run's sample (see the module doc).
 
     Args:
@@ -76,10 +76,10 @@ def summarize_run(coll: OpenCollection, kind: Kind, model: ClusterModel, sample:
         stats: The write-back's statistics (``sizes_full``, ``radius_full``, ``anomaly_counts_full``).
         previous: The served version's summaries (label stability), None if it has none.
         seed: Seed of the subsample when the sample is larger than ``max_points``.
-        max_points: Sample points read at most.
+        max_points: Sample points read at most (None: :data:`MAX_SUMMARY_POINTS`).
         config: Keyword, field and representative settings.
     """
-    part = _subsample(sample, max_points, seed)
+    part = _subsample(sample, MAX_SUMMARY_POINTS if max_points is None else max_points, seed)
     keys = [str(i) for i in part.ids]
     payloads: dict[str, Mapping[str, Any]] = {}
     for s in range(0, len(keys), _RETRIEVE_PAGE):  # points deleted since the sample was read are skipped
