@@ -161,15 +161,18 @@ def _items_demo(client: Any, kind: str, name: str, n: int | None, k: int | None)
 
 def _print_clusters(client: Any, name: str) -> None:
     clusters = sorted(client.list_clusters(name).clusters, key=lambda c: -c.size)
-    print(f"{'cluster':>7} {'size':>5} {'radius':>6}  top category         examples")
+    # The server's label (from its cluster summary) beside the category the demo's own metadata says.
+    print(f"{'cluster':>7} {'size':>5} {'radius':>6}  {'label (server)':<30} top category         examples")
     for c in clusters:
         members = list(client.list_cluster_members(name, c.cluster_id, page_size=200).points)
         cats = Counter(p.metadata["category"] for p in members).most_common(1)
         top = f"{cats[0][0]} ({cats[0][1] * 100 // max(len(members), 1)}%)" if cats else "-"
+        label = _short(c.summary.label, 30) if c.HasField("summary") and c.summary.label else "-"
         examples = sorted(members, key=lambda p: p.assignment.cluster_distance)[:3]
-        print(f"{c.cluster_id:>7} {c.size:>5} {c.radius:6.3f}  {top:<20} {_short(examples[0].text) if examples else ''}")
+        print(f"{c.cluster_id:>7} {c.size:>5} {c.radius:6.3f}  {label:<30} {top:<20} "
+              f"{_short(examples[0].text) if examples else ''}")
         for p in examples[1:]:
-            print(f"{'':>43}{_short(p.text)}")
+            print(f"{'':>74}{_short(p.text)}")
     anomalies = sorted(client.iter_anomalies(name), key=lambda p: -p.assignment.anomaly_score)[:10]
     print(f"\ntop anomalies (of {client.get_collection(name).anomaly_count} flagged; ids as stored, "
           f"for `get_point`):")

@@ -143,7 +143,7 @@ def _cluster(args: argparse.Namespace) -> int:
 
 def print_run_result(client: Any, run: Any, *, stream: TextIO | None = None) -> None:
     """Print a succeeded run: its model version and k, the per-k scores behind a chosen k, then the
-    served model's clusters by size (id, size, radius, anomalies).
+    served model's clusters by size (id, size, radius, anomalies, label) and the labels the run changed.
 
     Args:
         client: A connected ``EmbclusterClient``.
@@ -166,11 +166,14 @@ def print_run_result(client: Any, run: Any, *, stream: TextIO | None = None) -> 
     clusters = sorted(listing.clusters, key=lambda c: (-c.size, c.cluster_id))
     note = "" if listing.model_version == run.model_version else f" (model v{listing.model_version} is served now)"
     print(f"\n{len(clusters)} clusters{note}, by size:", file=out)
-    print(f"{'cluster':>7} {'size':>8} {'radius':>8} {'anomalies':>9}", file=out)
+    print(f"{'cluster':>7} {'size':>8} {'radius':>8} {'anomalies':>9}  label", file=out)
     for c in clusters:
-        print(f"{c.cluster_id:>7} {c.size:>8} {c.radius:8.4f} {c.anomaly_count:>9}"
+        label = c.summary.label if c.HasField("summary") and c.summary.label else ""
+        print(f"{c.cluster_id:>7} {c.size:>8} {c.radius:8.4f} {c.anomaly_count:>9}  {label}"
               + ("" if c.populated else "  (not populated: its points belong to the nearest populated cluster)"),
               file=out)
+    for ch in run.label_changes:
+        print(f"label of cluster {ch.cluster_id} changed: {ch.old_label!r} -> {ch.new_label!r}", file=out)
     if listing.provisional:
         print("sizes are provisional: points are being relabelled (a write-back or repair); list again later", file=out)
 

@@ -55,11 +55,12 @@ def run_event_demo(client: EmbclusterClient, name: str, n: int | None = None, k:
     run = client.cluster(name, k=k or 8, seed=0)
     print(f"model v{run.model_version}: k={run.k}\n")
     base = sum(bad.values()) / max(len(bad), 1)
-    print(f"{'cluster':>7} {'size':>5} {'radius':>7} {'bad share':>9}   (all loans: {base:.1%} bad)")
+    print(f"{'cluster':>7} {'size':>5} {'radius':>7} {'bad share':>9}   label (server; all loans: {base:.1%} bad)")
     for c in sorted(client.list_clusters(name).clusters, key=lambda c: -c.size):
         members = list(client.iter_cluster_members(name, c.cluster_id))
         share = sum(bad[p.external_id] for p in members) / max(len(members), 1)
-        print(f"{c.cluster_id:>7} {c.size:>5} {c.radius:7.3f} {share:9.1%}")
+        label = c.summary.label if c.HasField("summary") else ""
+        print(f"{c.cluster_id:>7} {c.size:>5} {c.radius:7.3f} {share:9.1%}   {label}".rstrip())
     flagged = sorted(client.iter_anomalies(name), key=lambda p: -p.assignment.anomaly_score)
     share = sum(bad[p.external_id] for p in flagged) / max(len(flagged), 1)
     print(f"\n{len(flagged)} loans flagged, {share:.1%} of them bad; the top five:")

@@ -34,7 +34,7 @@ from .fsio import write_json_atomic
 from .insight.summary import RunSummaries
 from .store.base import Metric
 
-__all__ = ["SCHEMA_VERSION", "PENDING_MARKER", "Assignments", "ClusterModel", "ModelStore"]
+__all__ = ["SCHEMA_VERSION", "PENDING_MARKER", "Assignments", "ClusterModel", "ModelStore", "read_summaries"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,18 +199,25 @@ class ClusterModel:
             scorer=meta["scorer"], threshold_mode=meta["threshold_mode"],
             thresholds=np.asarray(meta["thresholds"], dtype=np.float64), params=meta["params"], metrics=meta["metrics"],
             created_at=meta["created_at"],
-            summaries=_summaries(directory, meta.get("summaries")),
+            summaries=read_summaries(meta.get("summaries"), str(directory)),
         )
 
 
-def _summaries(directory: Path, data: Any) -> RunSummaries | None:
-    """A version's stored summaries; unreadable ones (a newer schema) are dropped, the model still loads."""
+def read_summaries(data: Any, where: str) -> RunSummaries | None:
+    """A version's stored summaries (``model.json``'s ``summaries``); None when there are none.
+
+    Unreadable ones (a newer schema) are logged and dropped: the model still loads.
+
+    Args:
+        data: The stored JSON (None or empty: none).
+        where: The version, for the log line.
+    """
     if not data:
         return None
     try:
         return RunSummaries.from_json(data)
     except (ValueError, KeyError, TypeError) as exc:
-        logger.warning("%s: cluster summaries not read (%s); the model loads without them", directory, exc)
+        logger.warning("%s: cluster summaries not read (%s); the model loads without them", where, exc)
         return None
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from .anomaly.explain import FieldContribution
 from .embed.long_text import DEFAULT_LONG_TEXT
+from .insight.summary import ClusterSummary, RunSummaries
 from .store.base import Metric
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "ItemResult",
     "PointView",
     "ClusterInfo",
+    "ClusterDetail",
     "RunState",
     "RunInfo",
     "RunRequest",
@@ -295,6 +297,16 @@ class ClusterInfo:
     radius: float
     anomaly_count: int
     populated: bool
+    summary: ClusterSummary | None = None  # the served version's summary of it (None: none stored)
+
+
+@dataclass
+class ClusterDetail:
+    """One cluster of a model version, as the run that fitted it summarised it (``GetCluster``)."""
+
+    model_version: int
+    summary: ClusterSummary
+    summarized: bool  # False: the version has no summaries; ``summary`` holds its own figures only
 
 
 @dataclass
@@ -362,6 +374,8 @@ class RunInfo:
     # A run queued behind an automatic one: that run's id and trigger (kept once it has started).
     waiting_for: str = ""
     waiting_for_trigger: str = ""
+    # A succeeded run: persisting clusters whose label it replaced ({cluster_id, old, new, similarity}).
+    label_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -411,6 +425,7 @@ class ModelInfo:
     cluster_ids: list[int]
     params: dict[str, Any]
     metrics: dict[str, Any]
+    summaries: RunSummaries | None = None  # what each cluster is (None: saved before summaries, or none made)
 
 
 @dataclass

@@ -184,7 +184,8 @@ def test_every_client_command_takes_target_server_and_the_env_default(running, t
     for flag in ("--target", "--server"):
         for argv in (["collections"], ["info", "v"], ["health"], ["cluster", "nope", "-k", "2"],
                      ["ingest", str(tmp_path / "x.jsonl"), "-c", "v"], ["delete", "nope", "--yes"],
-                     ["export", "nope", "x.tar"], ["import", "x.tar"], ["create", "v"], ["points", "v"]):
+                     ["export", "nope", "x.tar"], ["import", "x.tar"], ["create", "v"], ["points", "v"],
+                     ["clusters", "v"], ["members", "v", "1"]):
             code = main([*argv, flag, addr])
             err = capsys.readouterr().err
             assert "cannot reach" not in err, (argv, flag, err)  # it talked to this server

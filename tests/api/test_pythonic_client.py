@@ -4,6 +4,7 @@ through every client: sync and asyncio, unary calls and streams."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +24,7 @@ from embcluster_client import (
     InvalidArgument,
     NotFound,
     RunState,
+    SummaryKind,
     models,
     pb,
     schedule,
@@ -96,7 +98,9 @@ def test_life_cycle_through_the_pythonic_client(server: Running) -> None:
         assert len(explained.normal_neighbours) == 2 and explained.field_contributions == []
 
         (model,) = c.list_models("shop")
-        assert model == c.get_model("shop") and model.served and model.version == run.model_version
+        full = c.get_model("shop")  # the same, with the cluster summaries ListModels leaves out
+        assert model == dataclasses.replace(full, summaries=[]) and len(full.summaries) == 2
+        assert model.served and model.version == run.model_version
         assert model.params["k"] == 2 and isinstance(model.metrics, dict)
         drift = c.get_drift("shop")
         assert drift.model_version == run.model_version and drift.psi_versions is None  # no earlier version
@@ -192,6 +196,12 @@ def test_the_asyncio_clients_return_models_and_raise_typed_errors(server: Runnin
             assert len([p async for p in c.iter_cluster_members("shop", 0)]) == 20
             p = await c.get_point("shop", id="a1")
             assert p.metadata["nested"] == {"ratio": 1.5} and p.assignment is not None
+            summary = await c.get_cluster("shop", p.assignment.cluster_id)  # VECTOR: representatives only
+            assert summary.kind is SummaryKind.REPRESENTATIVES_ONLY and summary.representatives
+            raw = await c.grpc.get_cluster("shop", p.assignment.cluster_id, model_version=run.model_version)
+            assert raw == summary.proto
+            with pytest.raises(NotFound):
+                await c.get_cluster("shop", 999)
             acks = [a async for a in c.ingest_stream("shop", [[{"id": "c1", "vector": [1.0, 0.0, 0.0, 0.0]}]])]
             assert acks[0].ok and acks[0].results[0].external_id == "c1"
             for call in (c.get_collection("nope"), c.grpc.get_collection("nope")):

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from embcluster_client import models, pb
 from embcluster_client.convert import message_class, struct_to_dict, to_model, to_proto
-from embcluster_client.enums import Distance, EventFieldType, InputKind, ProtoEnum, RunState
+from embcluster_client.enums import Distance, EventFieldType, InputKind, ProtoEnum, RunState, SummaryKind
 from google.protobuf import struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 MODELS = [getattr(models, name) for name in models.__all__ if dataclasses.is_dataclass(getattr(models, name))]
-ENUMS = [InputKind, Distance, EventFieldType, RunState]
+ENUMS = [InputKind, Distance, EventFieldType, RunState, SummaryKind]
 
 # Responses the clients return as a plain value or list rather than as a model.
 UNWRAPPED = {

@@ -119,6 +119,8 @@ def test_failed_and_cancelled_runs_leave_no_model_version(tmp_path: Path, make_s
         ("calibrating", lambda mp: mp.setattr(clustering, "calibrate", cancel_then(clustering.calibrate)),
          RunState.CANCELLED),
         ("write-back", at_write_back_page(lambda: _cancel_active(svc)), RunState.CANCELLED),
+        ("summarizing", lambda mp: mp.setattr(clustering, "summarize_run_safely",
+                                              cancel_then(clustering.summarize_run_safely)), RunState.CANCELLED),
         ("switching", lambda mp: mp.setattr(coll.models, "save_metadata", cancel_then(save_metadata)),
          RunState.CANCELLED),
         ("write-back failure", at_write_back_page(fail), RunState.FAILED),
@@ -140,9 +142,9 @@ def test_failed_and_cancelled_runs_leave_no_model_version(tmp_path: Path, make_s
     good = svc.start_clustering(NAME, RunRequest(k=3, seed=1))
     svc.runs.wait(NAME, timeout=120)
     done = svc.get_run(NAME, good.run_id)
-    assert done.state is RunState.SUCCEEDED and done.model_version == 7  # 2..6 went to the runs above
-    assert [m.version for m in svc.list_models(NAME)] == [1, 7]
-    assert svc.get_model(NAME, 7).served
+    assert done.state is RunState.SUCCEEDED and done.model_version == 8  # 2..7 went to the runs above
+    assert [m.version for m in svc.list_models(NAME)] == [1, 8]
+    assert svc.get_model(NAME, 8).served
     assert not list((coll.directory / "models").glob(f"v*/{PENDING_MARKER}"))  # published: no marker left
 
 

@@ -51,6 +51,22 @@ def test_latest_record_wins_and_deletes_hide(tmp_path: Path) -> None:
     np.testing.assert_array_equal(sample, log.sample(log.live(), 5, seed=3))
 
 
+def test_sample_with_ids_gives_each_sampled_vector_its_id(tmp_path: Path) -> None:
+    log = VectorLog(tmp_path, DIM)
+    ids = _ids(50)
+    log.append(ids, _vecs(50, 0))
+    log.append(ids[10:20], _vecs(10, 1))  # replaced: the sample must show the latest vector under its id
+    log.append(ids[:5], None)  # deleted: never sampled
+    latest = _read_all(log)
+    got_ids, got = log.sample_with_ids(log.live(), 12, seed=4)
+    assert len(got_ids) == len(set(got_ids)) == len(got) == 12
+    for i, v in zip(got_ids, got):
+        np.testing.assert_array_equal(v, latest[str(i)])
+    np.testing.assert_array_equal(got, log.sample(log.live(), 12, seed=4))  # the same points as sample()
+    all_ids, _ = log.sample_with_ids(log.live(), 100, seed=0)  # larger than the live set: all of it
+    assert sorted(map(str, all_ids)) == sorted(latest)
+
+
 def test_torn_tail_is_cut_and_unclean_open_is_detected(tmp_path: Path) -> None:
     log = VectorLog(tmp_path, DIM)
     log.append(_ids(4), _vecs(4, 0))

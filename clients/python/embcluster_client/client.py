@@ -569,6 +569,17 @@ class EmbclusterClient:
         req = pb.ListClustersRequest(collection=collection)
         return self._stub.ListClusters(req, timeout=self._timeout)
 
+    def get_cluster(self, collection: str, cluster_id: int, model_version: int = 0) -> pb.ClusterSummary:
+        """Returns one cluster's summary (label, keywords or fields, representatives) as the run that
+        fitted ``model_version`` (0 = the served one) computed it; ``NotFound`` for an unknown id or version.
+
+        ``kind`` says what it holds: ``SUMMARY_KIND_KEYWORDS`` (text), ``SUMMARY_KIND_FIELDS`` (events),
+        ``SUMMARY_KIND_REPRESENTATIVES_ONLY`` (vectors), or ``SUMMARY_KIND_UNSPECIFIED`` for a version
+        without summaries (its own figures only).
+        """
+        req = pb.GetClusterRequest(collection=collection, cluster_id=cluster_id, model_version=model_version)
+        return self._stub.GetCluster(req, timeout=self._timeout)
+
     def get_drift(self, collection: str) -> pb.Drift:
         """Returns how far the collection has moved from its served model (unset = not measurable yet)."""
         return self._stub.GetDrift(rq.get_drift(collection), timeout=self._timeout)

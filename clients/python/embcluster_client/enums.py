@@ -15,7 +15,7 @@ from google.protobuf.descriptor import EnumDescriptor
 
 from embcluster.api.v1 import embcluster_pb2 as pb
 
-__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState", "LongText"]
+__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState", "LongText", "SummaryKind"]
 
 
 class ProtoEnum(enum.StrEnum):
@@ -105,3 +105,12 @@ class LongText(ProtoEnum):
     UNSPECIFIED = "UNSPECIFIED"  # at creation: TRUNCATE; in an update: unchanged
     TRUNCATE = "TRUNCATE"  # the first window only: what the model itself reads
     POOL = "POOL"  # windows of the model's length, embedded and mean-pooled
+
+
+class SummaryKind(ProtoEnum):
+    """What a cluster summary holds besides its figures and representatives."""
+
+    UNSPECIFIED = "UNSPECIFIED"  # not summarised (a version saved before summaries, or its run could not)
+    KEYWORDS = "KEYWORDS"  # TEXT, IMAGE_METADATA: keywords and a label made from them
+    FIELDS = "FIELDS"  # EVENT: the fields that set the cluster apart, and a label
+    REPRESENTATIVES_ONLY = "REPRESENTATIVES_ONLY"  # VECTOR, or no stored source

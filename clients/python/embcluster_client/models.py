@@ -19,19 +19,22 @@ list (``list_collections``), or as a model that is iterable over it (:class:`Poi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any, Iterator
 
 from embcluster.api.v1 import embcluster_pb2 as pb
 
-from .enums import Distance, EventFieldType, InputKind, LongText, RunState
+from ._model_base import model_class, proto_field
+from .enums import Distance, EventFieldType, InputKind, LongText, RunState, SummaryKind
+from .summary_models import ClusterLabelChange, ClusterSummary, SummaryField, SummaryKeyword, SummaryRepresentative
 
 __all__ = [
     "InputKind",
     "Distance",
     "EventFieldType",
     "RunState",
+    "SummaryKind",
     "Schedule",
     "CollectionSettings",
     "NumericAttribute",
@@ -47,6 +50,11 @@ __all__ = [
     "PointPage",
     "KScore",
     "ClusteringRun",
+    "ClusterLabelChange",
+    "SummaryKeyword",
+    "SummaryField",
+    "SummaryRepresentative",
+    "ClusterSummary",
     "Cluster",
     "ClusterList",
     "Drift",
@@ -63,12 +71,8 @@ __all__ = [
     "CollectionReport",
 ]
 
-_model = dataclass(frozen=True)
-
-
-def _proto() -> Any:
-    """The ``proto`` field: the message the model was read from, outside ``==`` and ``repr``."""
-    return field(repr=False, compare=False)
+_model = model_class
+_proto = proto_field
 
 
 # Collections.
@@ -293,18 +297,20 @@ class ClusteringRun:
     attempt: int
     waiting_for_run_id: str  # QUEUED: the automatic run it waits for
     waiting_for_trigger: str  # QUEUED: that run's trigger
+    label_changes: list[ClusterLabelChange]  # SUCCEEDED: the persisting clusters it renamed
     proto: pb.ClusteringRun = _proto()
 
 
 @_model
 class Cluster:
-    """One cluster of the served model."""
+    """One cluster of the served model (``summary``: what it is; None when the version has none)."""
 
     cluster_id: int
     size: int
     radius: float
     anomaly_count: int
     populated: bool
+    summary: ClusterSummary | None
     proto: pb.Cluster = _proto()
 
 
@@ -385,6 +391,8 @@ class Model:
     params: dict[str, Any]
     metrics: dict[str, Any]
     anomaly: AnomalyModel | None
+    summaries: list[ClusterSummary]  # get_model only; [] from list_models and for versions without
+    label_changes: list[ClusterLabelChange]
     proto: pb.Model = _proto()
 
 

@@ -31,6 +31,7 @@ from .models import (
     Assignment,
     ClusteringRun,
     ClusterList,
+    ClusterSummary,
     Collection,
     CollectionReport,
     CollectionSettings,
@@ -421,6 +422,14 @@ class Client:
     def list_clusters(self, collection: str) -> ClusterList:
         """Returns the served model's version and clusters (iterate over it for the clusters)."""
         return to_model(self.grpc.list_clusters(collection), ClusterList)
+
+    def get_cluster(self, collection: str, cluster_id: int, model_version: int = 0) -> ClusterSummary:
+        """Returns one cluster's summary as the run that fitted ``model_version`` (0 = served) computed it.
+
+        ``kind`` is ``SummaryKind.KEYWORDS``, ``FIELDS``, ``REPRESENTATIVES_ONLY``, or ``UNSPECIFIED``
+        for a version without summaries; ``NotFound`` for an unknown id or version.
+        """
+        return to_model(self.grpc.get_cluster(collection, cluster_id, model_version), ClusterSummary)
 
     def get_drift(self, collection: str) -> Drift:
         """Returns how far the collection has moved from its served model (None = not measurable yet)."""

@@ -39,6 +39,7 @@ RULES: dict[str, tuple[str, str | None]] = {
     "GetClusteringRun": ("read", "collection"),
     "WatchClusteringRun": ("read", "collection"),
     "ListClusters": ("read", "collection"),
+    "GetCluster": ("read", "collection"),
     "GetDrift": ("read", "collection"),
     "ListModels": ("read", "collection"),
     "GetModel": ("read", "collection"),
@@ -46,8 +47,8 @@ RULES: dict[str, tuple[str, str | None]] = {
     "Search": ("read", "collection"),
     "WatchAnomalies": ("read", "collection"),
     "ExplainPoint": ("read", "collection"),
-    "InferSchema": ("read", None),
-    "GetReport": ("read", "collection"),  # no collection: proposes a schema from the samples sent
+    "InferSchema": ("read", None),  # no collection: proposes a schema from the samples sent
+    "GetReport": ("read", "collection"),
     # write: change the points and models of an existing collection
     "Ingest": ("write", "collection"),
     "IngestStream": ("write", "collection"),  # checked on every message

@@ -36,6 +36,7 @@ from ..schema import (
 from ..core.report import RenderedReport
 from ..snapshot import SnapshotSummary
 from .convert_events import event_from_pb, event_schema_from_pb, event_schema_to_pb, infer_response_to_pb
+from .convert_summaries import cluster_detail_to_pb, label_changes_to_pb, summaries_to_pb, summary_to_pb
 from .v1 import embcluster_pb2 as pb
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "run_request_from_pb",
     "run_to_pb",
     "cluster_to_pb",
+    "cluster_detail_to_pb",
     "hit_to_pb",
     "group_to_pb",
     "model_to_pb",
@@ -335,13 +337,15 @@ def run_to_pb(r: RunInfo) -> pb.ClusteringRun:
         created_at=r.created_at, finished_at=r.finished_at, points_labelled=r.points_labelled,
         trigger=r.trigger, attempt=r.attempt,
         waiting_for_run_id=r.waiting_for, waiting_for_trigger=r.waiting_for_trigger,
+        label_changes=label_changes_to_pb(r.label_changes),
     )
 
 
-def cluster_to_pb(c: ClusterInfo) -> pb.Cluster:
-    """One cluster."""
+def cluster_to_pb(c: ClusterInfo, model_version: int) -> pb.Cluster:
+    """One cluster of the served version ``model_version``, with its summary if the version has one."""
     return pb.Cluster(cluster_id=c.cluster_id, size=c.size, radius=c.radius, anomaly_count=c.anomaly_count,
-                      populated=c.populated)
+                      populated=c.populated,
+                      summary=summary_to_pb(c.summary, model_version) if c.summary is not None else None)
 
 
 def _finite(value: Any) -> Any:
@@ -372,11 +376,13 @@ def anomaly_model_to_pb(a: dict[str, Any]) -> pb.AnomalyModel | None:
     )
 
 
-def model_to_pb(m: ModelInfo) -> pb.Model:
-    """A model version."""
+def model_to_pb(m: ModelInfo, *, with_summaries: bool = True) -> pb.Model:
+    """A model version; ``with_summaries`` False leaves the cluster summaries out (ListModels)."""
     return pb.Model(version=m.version, k=m.k, served=m.served, created_at=m.created_at, cluster_ids=m.cluster_ids,
                     params=_dict_to_struct(_finite(m.params)), metrics=_dict_to_struct(_finite(m.metrics)),
-                    anomaly=anomaly_model_to_pb(m.metrics.get("anomaly") or {}))
+                    anomaly=anomaly_model_to_pb(m.metrics.get("anomaly") or {}),
+                    summaries=summaries_to_pb(m.summaries, m.version) if with_summaries else [],
+                    label_changes=label_changes_to_pb(m.summaries.label_changes) if m.summaries is not None else [])
 
 
 def hit_to_pb(h: SearchHit) -> pb.SearchHit:

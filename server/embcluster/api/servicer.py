@@ -123,14 +123,20 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
 
     def ListClusters(self, request: pb.ListClustersRequest, context: grpc.ServicerContext) -> pb.ListClustersResponse:
         listing = self.svc.cluster_listing(request.collection)
-        return pb.ListClustersResponse(model_version=listing.version, clusters=[cv.cluster_to_pb(c) for c in listing.clusters],
+        return pb.ListClustersResponse(model_version=listing.version,
+                                       clusters=[cv.cluster_to_pb(c, listing.version) for c in listing.clusters],
                                        provisional=listing.provisional, point_count=listing.point_count)
+
+    def GetCluster(self, request: pb.GetClusterRequest, context: grpc.ServicerContext) -> pb.ClusterSummary:
+        return cv.cluster_detail_to_pb(self.svc.get_cluster(request.collection, request.cluster_id,
+                                                            request.model_version))
 
     def GetDrift(self, request: pb.GetDriftRequest, context: grpc.ServicerContext) -> pb.Drift:
         return cv.drift_to_pb(self.svc.drift(request.collection))
 
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=[cv.model_to_pb(m) for m in self.svc.list_models(request.collection)])
+        return pb.ListModelsResponse(models=[cv.model_to_pb(m, with_summaries=False)
+                                             for m in self.svc.list_models(request.collection)])
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.Model:
         return cv.model_to_pb(self.svc.get_model(request.collection, request.version))

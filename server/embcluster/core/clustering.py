@@ -19,15 +19,17 @@ from ..cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
 from ..config import Settings
 from ..drift import RecentWindows
 from ..errors import FailedPrecondition, NotFound, shown
-from ..models import ClusterModel
+from ..models import ClusterModel, read_summaries
 from ..runs import RunContext, RunManager
-from ..schema import ModelInfo, RunInfo, RunRequest
+from ..insight.summary import RunSummaries
+from ..schema import ClusterDetail, ModelInfo, RunInfo, RunRequest
 from ..store.vectorlog import LiveSet
 from ..validation import check_name, check_run_request
 from .kinds import check_model_space, served_model
 from .labelling import Labeller
 from .records import OpenCollection
 from .registry import CollectionRegistry
+from .summaries import RunSample, summarize_run_safely, unsummarised_cluster
 
 __all__ = ["ClusterRuns", "WARM_MAX_ITER", "MAX_REFINE_BATCHES"]
 
@@ -151,14 +153,38 @@ class ClusterRuns:
         return out
 
     def get_model(self, name: str, version: int) -> ModelInfo:
-        """One model version (0 = the served one)."""
+        """One model version (0 = the served one), with its cluster summaries."""
+        meta = self._published_meta(name, version)
+        return self._model_info(self.registry.get(name), meta)
+
+    def get_cluster(self, name: str, cluster_id: int, version: int = 0) -> ClusterDetail:
+        """One cluster of a published model version (0 = the served one), as its run summarised it.
+
+        A version without summaries (saved before they existed, or its run could not summarise)
+        gives the cluster's own figures, ``summarized`` False. NOT_FOUND for an unknown version or id.
+        """
+        meta = self._published_meta(name, version)
+        v = int(meta["version"])
+        summaries = _summaries_of(meta)
+        if summaries is not None:
+            found = summaries.by_id().get(int(cluster_id))
+            if found is not None:
+                return ClusterDetail(model_version=v, summary=found, summarized=True)
+        bare = unsummarised_cluster(meta, int(cluster_id))
+        if bare is None:
+            raise NotFound(f"cluster {cluster_id} not in model v{v} of collection {shown(name)}; its clusters: "
+                           f"{[int(c) for c in meta['cluster_ids']]}")
+        return ClusterDetail(model_version=v, summary=bare, summarized=False)
+
+    def _published_meta(self, name: str, version: int) -> dict[str, Any]:
+        """``model.json`` of a published version (0 = the served one); NOT_FOUND otherwise."""
         coll = self.registry.get(check_name(name))
         version = version or coll.record.served_version
         if version != coll.record.served_version and coll.models.pending(version):
             raise NotFound(f"model version {version} of collection {shown(name)} is not published: a run in "
                            "progress is writing it (it is listed once served)")
         try:
-            return self._model_info(coll, coll.models.load_meta(version))
+            return coll.models.load_meta(version)
         except FileNotFoundError:  # never saved, or deleted by a run's pruning
             raise NotFound(f"model version {version} not found in collection {shown(name)}"
                            + ("" if coll.record.served_version else " (no model yet)")) from None
@@ -168,7 +194,7 @@ class ClusterRuns:
         return ModelInfo(version=int(meta["version"]), k=int(meta["k"]),
                          served=int(meta["version"]) == coll.record.served_version, created_at=meta["created_at"],
                          cluster_ids=[int(i) for i in meta["cluster_ids"]], params=meta["params"],
-                         metrics=meta["metrics"])
+                         metrics=meta["metrics"], summaries=_summaries_of(meta))
 
     # ------------------------------------------------------------------ the run
 
@@ -194,7 +220,7 @@ class ClusterRuns:
             raise FailedPrecondition(f"the collection has {total} points, fewer than k={k_max}")
         sample_size = min(total, req.sample_size or max(10_000, 256 * k_max))
         ctx.progress("sampling", 0.02)
-        sample = coll.vlog.sample(live, sample_size, seed)
+        sample_ids, sample = coll.vlog.sample_with_ids(live, sample_size, seed)
         n_init = req.n_init or default_n_init(len(sample), k_max)
         timings["read_sample_s"] = time.perf_counter() - t0
 
@@ -242,18 +268,38 @@ class ClusterRuns:
         model.metrics["timings"] = timings
         model.metrics["k_scores"] = ctx.info.k_scores
         coll.models.save(model, pending=True)  # before any point carries this version; published at the switch
-        self.publish(coll, model, live, ctx, start=0.35)
+        previous = coll.model.summaries if coll.model is not None else None  # the served version's labels
+        kind = self.registry.kinds.of(coll)
+
+        def summarize(stats: dict[str, Any]) -> None:
+            t1 = time.perf_counter()
+            model.summaries = summarize_run_safely(coll, kind, model, RunSample(sample_ids, sample), stats,
+                                                   previous=previous, seed=seed)
+            model.metrics.setdefault("timings", {})["summarize_s"] = time.perf_counter() - t1
+
+        self.publish(coll, model, live, ctx, start=0.35, summarize=summarize)
+        if model.summaries is not None:  # the run's report: which persisting clusters were renamed
+            ctx.info.label_changes = model.summaries.to_json()["label_changes"]
         with coll.lock:
             rec.changes_at_run = max(rec.changes_at_run, changes_snapshot)
             coll.save()
 
     def publish(self, coll: OpenCollection, model: ClusterModel, live: LiveSet, ctx: RunContext, *,
-                start: float) -> None:
+                start: float, summarize: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Write ``model`` onto every point, switch the served version to it, catch up.
 
         A failure or cancel before the switch reverts the partial write-back and, for a new
         version (saved pending by :meth:`run`), deletes it: no version that was never served is
         kept. A rollback's target is a published version and stays.
+
+        Args:
+            coll: The collection.
+            model: The version to serve (saved already).
+            live: The points to write it onto.
+            ctx: The run.
+            start: Progress at which the write-back starts.
+            summarize: Called with the write-back's statistics before the version is saved again
+                and served (a new version's cluster summaries; it must not raise).
         """
         rec = coll.record
         t0 = time.perf_counter()
@@ -262,7 +308,10 @@ class ClusterRuns:
                                              len(live), phase="assigning", start=start, span=0.9 - start)
             model.metrics.setdefault("timings", {})["write_back_s"] = time.perf_counter() - t0
             model.metrics.update(stats)
-            coll.models.save_metadata(model)
+            if summarize is not None:
+                ctx.progress("summarizing", 0.9, persist=True)
+                summarize(stats)
+            coll.models.save_metadata(model)  # summaries stored before the version can be served
             ctx.progress("switching", 0.9, persist=True)  # the last point where a cancel is honoured
         except BaseException:
             self.labeller.revert(coll, model.version)
@@ -313,6 +362,11 @@ class ClusterRuns:
         if doomed:
             logger.info("collection %s: deleted model versions %s (keep_model_versions=%d)",
                         coll.record.name, _ranges(doomed), keep_n)
+
+
+def _summaries_of(meta: dict[str, Any]) -> RunSummaries | None:
+    """A version's stored summaries from its ``model.json`` (None: none, or unreadable)."""
+    return read_summaries(meta.get("summaries"), f"model v{meta.get('version')}")
 
 
 def _ranges(values: list[int]) -> str:

@@ -21,11 +21,12 @@ from ..embed.profiles import merge_profile
 from ..insight.event_summary import event_text, fields_of
 from ..embed.vector import VectorEmbedder
 from ..errors import FailedPrecondition, InvalidArgument, shown
+from ..insight.event_summary import fields_of
 from ..models import ClusterModel
 from ..schema import Assignment, CollectionSpec, InputKind, ItemInput, PointView
 from ..store.base import Condition, FieldEquals, StoredPoint
 from ..validation import check_items
-from .kinds import Batch, Kind, KindSetup, Query, served_model, source_view
+from .kinds import Batch, Kind, KindSetup, Query, SummarySources, served_model, source_view
 from .records import CollectionRecord, OpenCollection, point_id_for
 
 __all__ = ["EventKind"]
@@ -261,3 +262,8 @@ class EventKind(Kind):
             x = np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), np.nan)  # no direction: dropped
         vectors[other] = x.astype(np.float32)
         return vectors
+
+    def summary_sources(self, coll: OpenCollection, payloads: Sequence[Mapping[str, Any]]) -> SummarySources:
+        """The stored events (or profiles) and the featurizer's fields, for field findings."""
+        return SummarySources(sources=[p.get("source") for p in payloads],
+                              event_fields=fields_of(self.featurizer(coll).schema))

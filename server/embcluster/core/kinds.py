@@ -50,6 +50,7 @@ __all__ = [
     "Batch",
     "KindSetup",
     "Query",
+    "SummarySources",
     "Kind",
     "TextKind",
     "ImageMetadataKind",
@@ -128,6 +129,21 @@ class Query:
     vector: VectorLike | None = None
     image: ImageMetadataInput | None = None
     event: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SummarySources:
+    """What a run's cluster summaries read from the sampled points' stored payloads (one entry per point).
+
+    Attributes:
+        texts: TEXT / IMAGE_METADATA: each point's source text (None without one): keywords.
+        sources: EVENT: each point's ``payload["source"]`` (an event or a profile): field findings.
+        event_fields: EVENT: field name -> schema type of the collection's featurizer.
+    """
+
+    texts: list[str | None] | None = None
+    sources: list[Mapping[str, Any] | None] | None = None
+    event_fields: dict[str, str] | None = None
 
 
 class Kind:
@@ -222,6 +238,10 @@ class Kind:
             return np.zeros((0, coll.record.dim), dtype=np.float32)
         return np.stack([np.asarray(p.vector, dtype=np.float32) if p.vector is not None
                          else np.full(coll.record.dim, np.nan, dtype=np.float32) for p in points])
+
+    def summary_sources(self, coll: OpenCollection, payloads: Sequence[Mapping[str, Any]]) -> SummarySources:
+        """What the cluster summaries read of these stored payloads (nothing: representatives only)."""
+        return SummarySources()
 
 
 class _EmbeddedKind(Kind):
@@ -354,6 +374,10 @@ class TextKind(_EmbeddedKind):
                      long_text: LongText) -> Embedded:
         text: SentenceTransformerEmbedder = emb  # type: ignore[assignment]
         return text.embed_long([it.text for it in items], long_text)  # type: ignore[misc]
+
+    def summary_sources(self, coll: OpenCollection, payloads: Sequence[Mapping[str, Any]]) -> SummarySources:
+        """The stored source texts (IMAGE_METADATA: their rendering), for keywords."""
+        return SummarySources(texts=[(p.get("source") or {}).get("text") for p in payloads])
 
 
 class ImageMetadataKind(TextKind):

@@ -51,6 +51,10 @@ class Labeller:
                    stop: threading.Event | None = None) -> dict[str, Any]:
         """Label every point of ``pages`` with ``model``; returns full-pass statistics.
 
+        The statistics (stored in the version's metrics) are per centroid row: ``sizes_full``,
+        ``radius_full`` (RMS distance) and ``anomaly_counts_full``; plus ``points_labelled`` and
+        ``anomalies_full`` in all.
+
         With ``while_served`` (catch-ups), stop as soon as ``model`` is no longer the served one;
         with ``stop``, as soon as it is set (the statistics then carry ``stopped``).
 
@@ -60,7 +64,7 @@ class Labeller:
         k = model.k
         sq = np.zeros(k)
         counts = np.zeros(k, dtype=np.int64)
-        anomalies = 0
+        flagged = np.zeros(k, dtype=np.int64)
         done = 0
         stopped = False
         while True:
@@ -79,7 +83,7 @@ class Labeller:
                 coll.store.set_fields(list(zip(ids, labels.payloads())))
             sq += np.bincount(labels.rows, weights=labels.cluster_distance**2, minlength=k)
             counts += np.bincount(labels.rows, minlength=k)
-            anomalies += int(labels.is_anomaly.sum())
+            flagged += np.bincount(labels.rows[labels.is_anomaly], minlength=k)
             done += len(ids)
             if ctx is not None:
                 ctx.info.points_labelled = done
@@ -88,7 +92,8 @@ class Labeller:
             "points_labelled": done,
             "sizes_full": [int(c) for c in counts],
             "radius_full": [float(r) for r in np.sqrt(sq / np.maximum(counts, 1))],
-            "anomalies_full": anomalies,
+            "anomalies_full": int(flagged.sum()),
+            "anomaly_counts_full": [int(c) for c in flagged],
         }
         if stop is not None:  # not part of a model's metrics (a run's pass has no stop)
             stats["stopped"] = stopped

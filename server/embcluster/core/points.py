@@ -346,9 +346,11 @@ class Points:
                 must=(served, FieldEquals("is_anomaly", True))))
             total = coll.store.count()
         full_radius = model.metrics.get("radius_full") or [float(r) for r in model.radius]
+        summaries = model.summaries.by_id() if model.summaries is not None else {}
         clusters = [
             ClusterInfo(cluster_id=int(cid), size=sizes.get(int(cid), 0), radius=float(full_radius[r]),
-                        anomaly_count=anomalies.get(int(cid), 0), populated=bool(model.populated[r]))
+                        anomaly_count=anomalies.get(int(cid), 0), populated=bool(model.populated[r]),
+                        summary=summaries.get(int(cid)))
             for r, cid in enumerate(model.cluster_ids)
         ]
         return ClusterListing(version=model.version, clusters=clusters,

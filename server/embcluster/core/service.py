@@ -25,6 +25,7 @@ from ..scheduler import AutoRunner, ScheduleState
 from ..schema import (
     Assignment,
     AttachSpec,
+    ClusterDetail,
     ClusterInfo,
     ClusterListing,
     CollectionInfo,
@@ -298,8 +299,12 @@ class EmbclusterService:
         return self.clustering.list_models(name)
 
     def get_model(self, name: str, version: int) -> ModelInfo:
-        """One model version (0 = the served one)."""
+        """One model version (0 = the served one), with its cluster summaries."""
         return self.clustering.get_model(name, version)
+
+    def get_cluster(self, name: str, cluster_id: int, version: int = 0) -> ClusterDetail:
+        """One cluster of a model version (0 = the served one) as its run summarised it; NOT_FOUND if unknown."""
+        return self.clustering.get_cluster(name, cluster_id, version)
 
     def hold_runs(self, name: str) -> AbstractContextManager[None]:
         """No run (clustering, rollback, refit) starts on ``name`` inside this block; refused while one is active."""

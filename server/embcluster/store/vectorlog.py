@@ -315,10 +315,18 @@ class VectorLog:
 
     def sample(self, live: LiveSet, size: int, seed: int) -> np.ndarray:
         """A seeded uniform sample of live vectors, read directly by record number."""
+        return self.sample_with_ids(live, size, seed)[1]
+
+    def sample_with_ids(self, live: LiveSet, size: int, seed: int) -> tuple[list[uuid.UUID], np.ndarray]:
+        """:meth:`sample` with each vector's point id (the same points for the same seed), in log order."""
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(live.rows), size=min(size, len(live.rows)), replace=False))
-        parts = [vecs for _, vecs in self.iter_pages(live, 4096, rows=live.rows[pick])]
-        return np.concatenate(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
+        ids: list[uuid.UUID] = []
+        parts = []
+        for page_ids, vecs in self.iter_pages(live, 4096, rows=live.rows[pick]):
+            ids.extend(page_ids)
+            parts.append(vecs)
+        return ids, np.concatenate(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
 
     # -------------------------------------------------------------- repair
 

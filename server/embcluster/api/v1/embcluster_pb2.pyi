@@ -42,6 +42,13 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATE_FAILED: _ClassVar[RunState]
     RUN_STATE_CANCELLED: _ClassVar[RunState]
     RUN_STATE_QUEUED: _ClassVar[RunState]
+
+class SummaryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SUMMARY_KIND_UNSPECIFIED: _ClassVar[SummaryKind]
+    SUMMARY_KIND_KEYWORDS: _ClassVar[SummaryKind]
+    SUMMARY_KIND_FIELDS: _ClassVar[SummaryKind]
+    SUMMARY_KIND_REPRESENTATIVES_ONLY: _ClassVar[SummaryKind]
 INPUT_KIND_UNSPECIFIED: InputKind
 INPUT_KIND_TEXT: InputKind
 INPUT_KIND_VECTOR: InputKind
@@ -62,6 +69,10 @@ RUN_STATE_SUCCEEDED: RunState
 RUN_STATE_FAILED: RunState
 RUN_STATE_CANCELLED: RunState
 RUN_STATE_QUEUED: RunState
+SUMMARY_KIND_UNSPECIFIED: SummaryKind
+SUMMARY_KIND_KEYWORDS: SummaryKind
+SUMMARY_KIND_FIELDS: SummaryKind
+SUMMARY_KIND_REPRESENTATIVES_ONLY: SummaryKind
 
 class CollectionSettings(_message.Message):
     __slots__ = ("contamination", "min_cluster_size", "default_k", "seed", "anomaly_scorer", "threshold_mode", "anomaly_threshold", "schedule", "long_text")
@@ -557,7 +568,7 @@ class KScore(_message.Message):
     def __init__(self, k: _Optional[int] = ..., silhouette: _Optional[float] = ..., inertia: _Optional[float] = ..., davies_bouldin: _Optional[float] = ..., calinski_harabasz: _Optional[float] = ..., knee: _Optional[bool] = ..., mean_rank: _Optional[float] = ..., chosen: _Optional[bool] = ...) -> None: ...
 
 class ClusteringRun(_message.Message):
-    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled", "trigger", "attempt", "waiting_for_run_id", "waiting_for_trigger")
+    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled", "trigger", "attempt", "waiting_for_run_id", "waiting_for_trigger", "label_changes")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -574,6 +585,7 @@ class ClusteringRun(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CHANGES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     collection: str
     state: RunState
@@ -590,7 +602,8 @@ class ClusteringRun(_message.Message):
     attempt: int
     waiting_for_run_id: str
     waiting_for_trigger: str
-    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ..., trigger: _Optional[str] = ..., attempt: _Optional[int] = ..., waiting_for_run_id: _Optional[str] = ..., waiting_for_trigger: _Optional[str] = ...) -> None: ...
+    label_changes: _containers.RepeatedCompositeFieldContainer[ClusterLabelChange]
+    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ..., trigger: _Optional[str] = ..., attempt: _Optional[int] = ..., waiting_for_run_id: _Optional[str] = ..., waiting_for_trigger: _Optional[str] = ..., label_changes: _Optional[_Iterable[_Union[ClusterLabelChange, _Mapping]]] = ...) -> None: ...
 
 class GetDriftRequest(_message.Message):
     __slots__ = ("collection",)
@@ -647,7 +660,7 @@ class ListClustersRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("version", "k", "served", "created_at", "cluster_ids", "params", "metrics", "anomaly")
+    __slots__ = ("version", "k", "served", "created_at", "cluster_ids", "params", "metrics", "anomaly", "summaries", "label_changes")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     SERVED_FIELD_NUMBER: _ClassVar[int]
@@ -656,6 +669,8 @@ class Model(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_FIELD_NUMBER: _ClassVar[int]
+    SUMMARIES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CHANGES_FIELD_NUMBER: _ClassVar[int]
     version: int
     k: int
     served: bool
@@ -664,7 +679,9 @@ class Model(_message.Message):
     params: _struct_pb2.Struct
     metrics: _struct_pb2.Struct
     anomaly: AnomalyModel
-    def __init__(self, version: _Optional[int] = ..., k: _Optional[int] = ..., served: _Optional[bool] = ..., created_at: _Optional[str] = ..., cluster_ids: _Optional[_Iterable[int]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anomaly: _Optional[_Union[AnomalyModel, _Mapping]] = ...) -> None: ...
+    summaries: _containers.RepeatedCompositeFieldContainer[ClusterSummary]
+    label_changes: _containers.RepeatedCompositeFieldContainer[ClusterLabelChange]
+    def __init__(self, version: _Optional[int] = ..., k: _Optional[int] = ..., served: _Optional[bool] = ..., created_at: _Optional[str] = ..., cluster_ids: _Optional[_Iterable[int]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anomaly: _Optional[_Union[AnomalyModel, _Mapping]] = ..., summaries: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., label_changes: _Optional[_Iterable[_Union[ClusterLabelChange, _Mapping]]] = ...) -> None: ...
 
 class AnomalyModel(_message.Message):
     __slots__ = ("scorer", "small_clusters", "small_share", "degenerate", "fits", "grouping")
@@ -731,18 +748,122 @@ class RollbackModelRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("cluster_id", "size", "radius", "anomaly_count", "populated")
+    __slots__ = ("cluster_id", "size", "radius", "anomaly_count", "populated", "summary")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     RADIUS_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_COUNT_FIELD_NUMBER: _ClassVar[int]
     POPULATED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     cluster_id: int
     size: int
     radius: float
     anomaly_count: int
     populated: bool
-    def __init__(self, cluster_id: _Optional[int] = ..., size: _Optional[int] = ..., radius: _Optional[float] = ..., anomaly_count: _Optional[int] = ..., populated: _Optional[bool] = ...) -> None: ...
+    summary: ClusterSummary
+    def __init__(self, cluster_id: _Optional[int] = ..., size: _Optional[int] = ..., radius: _Optional[float] = ..., anomaly_count: _Optional[int] = ..., populated: _Optional[bool] = ..., summary: _Optional[_Union[ClusterSummary, _Mapping]] = ...) -> None: ...
+
+class GetClusterRequest(_message.Message):
+    __slots__ = ("collection", "cluster_id", "model_version")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    cluster_id: int
+    model_version: int
+    def __init__(self, collection: _Optional[str] = ..., cluster_id: _Optional[int] = ..., model_version: _Optional[int] = ...) -> None: ...
+
+class ClusterSummary(_message.Message):
+    __slots__ = ("cluster_id", "model_version", "kind", "size", "share", "radius", "anomaly_count", "label", "label_changed", "previous_label", "keywords", "fields", "representatives", "sample_size")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_LABEL_FIELD_NUMBER: _ClassVar[int]
+    KEYWORDS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REPRESENTATIVES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    model_version: int
+    kind: SummaryKind
+    size: int
+    share: float
+    radius: float
+    anomaly_count: int
+    label: str
+    label_changed: bool
+    previous_label: str
+    keywords: _containers.RepeatedCompositeFieldContainer[SummaryKeyword]
+    fields: _containers.RepeatedCompositeFieldContainer[SummaryField]
+    representatives: _containers.RepeatedCompositeFieldContainer[SummaryRepresentative]
+    sample_size: int
+    def __init__(self, cluster_id: _Optional[int] = ..., model_version: _Optional[int] = ..., kind: _Optional[_Union[SummaryKind, str]] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., radius: _Optional[float] = ..., anomaly_count: _Optional[int] = ..., label: _Optional[str] = ..., label_changed: _Optional[bool] = ..., previous_label: _Optional[str] = ..., keywords: _Optional[_Iterable[_Union[SummaryKeyword, _Mapping]]] = ..., fields: _Optional[_Iterable[_Union[SummaryField, _Mapping]]] = ..., representatives: _Optional[_Iterable[_Union[SummaryRepresentative, _Mapping]]] = ..., sample_size: _Optional[int] = ...) -> None: ...
+
+class SummaryKeyword(_message.Message):
+    __slots__ = ("term", "score")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    score: float
+    def __init__(self, term: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SummaryField(_message.Message):
+    __slots__ = ("field", "kind", "text", "score", "median", "overall_median", "effect", "low", "high", "category", "share", "overall_share", "lift")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_MEDIAN_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    kind: str
+    text: str
+    score: float
+    median: float
+    overall_median: float
+    effect: float
+    low: float
+    high: float
+    category: str
+    share: float
+    overall_share: float
+    lift: float
+    def __init__(self, field: _Optional[str] = ..., kind: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., median: _Optional[float] = ..., overall_median: _Optional[float] = ..., effect: _Optional[float] = ..., low: _Optional[float] = ..., high: _Optional[float] = ..., category: _Optional[str] = ..., share: _Optional[float] = ..., overall_share: _Optional[float] = ..., lift: _Optional[float] = ...) -> None: ...
+
+class SummaryRepresentative(_message.Message):
+    __slots__ = ("id", "text", "distance")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    distance: float
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., distance: _Optional[float] = ...) -> None: ...
+
+class ClusterLabelChange(_message.Message):
+    __slots__ = ("cluster_id", "old_label", "new_label", "similarity")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    OLD_LABEL_FIELD_NUMBER: _ClassVar[int]
+    NEW_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    old_label: str
+    new_label: str
+    similarity: float
+    def __init__(self, cluster_id: _Optional[int] = ..., old_label: _Optional[str] = ..., new_label: _Optional[str] = ..., similarity: _Optional[float] = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
     __slots__ = ("model_version", "clusters", "provisional", "point_count")

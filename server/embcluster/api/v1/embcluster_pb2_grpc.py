@@ -124,6 +124,11 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.FromString,
                 _registered_method=True)
+        self.GetCluster = channel.unary_unary(
+                '/embcluster.v1.Embcluster/GetCluster',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.GetClusterRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ClusterSummary.FromString,
+                _registered_method=True)
         self.GetDrift = channel.unary_unary(
                 '/embcluster.v1.Embcluster/GetDrift',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.GetDriftRequest.SerializeToString,
@@ -334,6 +339,15 @@ class EmbclusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCluster(self, request, context):
+        """One cluster's summary (what it is: keywords, field findings or representatives, and its label)
+        as the run that fitted model_version computed it (0 = the served version). NOT_FOUND for an
+        unknown collection, version (or one a run in progress has not published yet) or cluster id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDrift(self, request, context):
         """Drift of the served model: against the version it replaced and against the recent ingests.
         """
@@ -537,6 +551,11 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.ListClusters,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.SerializeToString,
+            ),
+            'GetCluster': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCluster,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.GetClusterRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClusterSummary.SerializeToString,
             ),
             'GetDrift': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDrift,
@@ -1090,6 +1109,33 @@ class Embcluster:
             '/embcluster.v1.Embcluster/ListClusters',
             embcluster_dot_v1_dot_embcluster__pb2.ListClustersRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.ListClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCluster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/GetCluster',
+            embcluster_dot_v1_dot_embcluster__pb2.GetClusterRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.ClusterSummary.FromString,
             options,
             channel_credentials,
             insecure,
