@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import CountVectorizer
 
 __all__ = ["Keyword", "KeywordConfig", "TOKEN_PATTERN", "tokenize", "count_terms", "cluster_keywords",
            "group_texts"]
@@ -41,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 # A word of >= 2 unicode word characters with at least one letter: drops "1999", keeps "3d".
 TOKEN_PATTERN = r"(?u)\b(?=\w*[^\W\d_])\w\w+\b"
-_STOP_WORDS = sorted(ENGLISH_STOP_WORDS)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,11 @@ class KeywordConfig:
 
 
 def _vectorizer(bigrams: bool) -> CountVectorizer:
-    return CountVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, stop_words=_STOP_WORDS,
+    # Imported here: scikit-learn (and scipy with it) takes about a second to import, and the server imports
+    # this module at start-up, which must answer within a couple of seconds (tests/api/test_startup.py).
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+    return CountVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, stop_words=sorted(ENGLISH_STOP_WORDS),
                            ngram_range=(1, 2) if bigrams else (1, 1), dtype=np.int64)
 
 

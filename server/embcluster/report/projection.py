@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from ..store.base import Metric
 
@@ -108,6 +107,10 @@ def project(x: np.ndarray, centroids: np.ndarray, *, metric: Metric = "euclid", 
         return Projection(points=np.zeros((n, 2), np.float32), centroids=np.zeros((len(cen), 2), np.float32),
                           method="pca", explained=(0.0, 0.0))
     # Randomized SVD: fast on (10k, 384) and fixed by random_state; full SVD when it is tiny.
+    # Imported here: scikit-learn (and scipy with it) takes about a second to import, and the server imports
+    # this module at start-up, which must answer within a couple of seconds (tests/api/test_startup.py).
+    from sklearn.decomposition import PCA
+
     pca = PCA(n_components=components, svd_solver="randomized" if min(n, d) > 10 else "full", random_state=seed)
     mask = None if fit_rows is None else np.asarray(fit_rows, dtype=bool)
     if mask is not None and mask.shape != (n,):
