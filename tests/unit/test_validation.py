@@ -10,11 +10,11 @@ import pytest
 from embcluster.config import Settings
 from embcluster.errors import ErrorCode, FailedPrecondition, InvalidArgument
 from embcluster.schema import CollectionSettings, CollectionSpec, ItemInput, RunRequest
+from embcluster.validation_reads import check_page_size
 from embcluster.validation import (
     MAX_K_RANGE,
     check_items,
     check_name,
-    check_page_size,
     check_query,
     check_run_request,
     check_settings,

@@ -33,7 +33,8 @@ from ..schema import (
 )
 from ..store.base import FieldEquals, PointFilter
 from ..store.ids import parse_public_point_id, public_point_id
-from ..validation import check_group_search, check_name, check_page_size, check_search_limit
+from ..validation import check_name
+from ..validation_reads import check_group_search, check_page_size, check_search_limit
 from .featurizers import FeaturizerLifecycle
 from .kinds import NO_MODEL, Kind, Query, served_model
 from .listing import ListFilter, decode_token, encode_token, read_page

@@ -37,7 +37,8 @@ from ..report import PointSample, ReportData, build_report, render_html
 from ..schema import ClusterListing
 from ..store.base import FieldEquals, PointFilter, StoredPoint
 from ..store.ids import public_point_id
-from ..validation import check_name, check_report_sample
+from ..validation import check_name
+from ..validation_reads import check_report_sample
 from .points import Points
 from .records import OpenCollection
 from .registry import CollectionRegistry
