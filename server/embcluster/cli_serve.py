@@ -100,8 +100,10 @@ class _Signals:
                  "repairs what is left)")
             return
         _say("embcluster: exiting without finishing; acknowledged writes are safe, the next start repairs the rest")
-        logging.shutdown()
-        os._exit(128 + signum)
+        try:
+            logging.shutdown()  # may raise if the main thread was writing to the same stream
+        finally:
+            os._exit(128 + signum)
 
 
 def _say(line: str) -> None:

@@ -21,8 +21,6 @@ asks for; the user name is ignored); a key restricted to collections sees only t
 from __future__ import annotations
 
 import base64
-import binascii
-import html
 import json
 import logging
 import threading
@@ -31,6 +29,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from .auth import KeyRing, Principal
 from .core.report import RenderedReport, ReportRevision
+from .report.html import escape_html
 from .errors import EmbclusterError, ErrorCode, NotFound
 from .schema import CollectionInfo
 from .validation import NAME_RE
@@ -95,13 +94,12 @@ class ReportSource(Protocol):
         """Which report the collection has now, without counting (NotFound if there is none)."""
         ...
 
-    def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
+    def report(self, name: str, *, sample_size: int = 0, fit_message: bool = True) -> RenderedReport:
         """The rendered report of the served model."""
         ...
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+_e = escape_html
 
 
 def _js_string(value: str) -> str:
@@ -223,7 +221,7 @@ class LiveReport:
         if header and header[:6].lower() == "basic " and len(header) <= 1024:
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text in the header
                 return None
             key = decoded.partition(":")[2]
             return self.keys.authenticate(key) if key else None
@@ -263,7 +261,7 @@ class LiveReport:
             if cached is not None and cached.revision == now.tag:
                 return _Reply(200, cached.body)
             try:
-                rendered = self.source.report(name)
+                rendered = self.source.report(name, fit_message=False)  # HTTP: no gRPC message limit
             except NotFound:
                 self._forget(name)
                 return self._missing(f"collection {name!r} not found")

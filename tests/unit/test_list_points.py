@@ -7,6 +7,8 @@ backend). Small 8-d VECTOR collections, no gRPC.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import uuid
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pytest
 
+from embcluster.core.listing import TOKEN_VERSION
 from embcluster.errors import FailedPrecondition, InvalidArgument, NotFound
 from embcluster.pipeline import EmbclusterService, point_id_for
 from embcluster.runs import RunContext
@@ -289,7 +292,9 @@ def test_bad_tokens_and_page_sizes_are_invalid_argument(svc: EmbclusterService) 
     svc.ingest(NAME, items(blobs(30, seed=13), "b"))
     _, token = svc.list_points(NAME, page_size=5)
     assert token
-    for bad in ("not-a-token", token[:-3] + "@@@", "eyJ2IjoxfQ", token + "x"):
+    # A well-formed token without its collection and filters was an INTERNAL KeyError.
+    partial = base64.urlsafe_b64encode(json.dumps({"v": TOKEN_VERSION, "p": "id"}).encode()).decode().rstrip("=")
+    for bad in ("not-a-token", token[:-3] + "@@@", "eyJ2IjoxfQ", token + "x", partial):
         with pytest.raises(InvalidArgument, match="page_token") as exc:
             svc.list_points(NAME, page_size=5, page_token=bad)
         assert bad[:40] in exc.value.message

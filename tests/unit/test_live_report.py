@@ -145,6 +145,7 @@ def test_keys_are_required_and_restrict_collections(make_service: Make, root: Pa
         status, headers, _ = served.get("/report/shop")
         assert status == 401 and 'Basic realm="embcluster"' in headers["WWW-Authenticate"]
         for wrong in ({"Authorization": f"Bearer {keys['nothing']}"}, {"Authorization": "Basic !!!"},
+                      {"Authorization": "Basic \u00e9t\u00e9"},  # non-ASCII: was a 500 (ValueError)
                       {"Authorization": "Basic " + base64.b64encode(f"u:{keys['nothing']}".encode()).decode()}):
             assert served.get("/report/", headers=wrong)[0] == 401
             assert served.get("/report/shop/version", headers=wrong)[0] == 401
@@ -173,8 +174,9 @@ class PublishesAfterFirstPage:
         self.list_collections, self.report_revision = svc.list_collections, svc.report_revision
         self.collection_names = svc.collection_names
 
-    def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
-        rendered = self.svc.report(name, sample_size=sample_size)
+    def report(self, name: str, *, sample_size: int = 0, fit_message: bool = True) -> RenderedReport:
+        assert not fit_message  # the live view is HTTP: the gRPC message limit must not apply
+        rendered = self.svc.report(name, sample_size=sample_size, fit_message=fit_message)
         self.reports += 1
         if self.reports == 1:
             _run(self.svc, self.name, k=2, seed=9)
@@ -213,8 +215,8 @@ class AddsAnImage:
         self.list_collections, self.report_revision = svc.list_collections, svc.report_revision
         self.collection_names = svc.collection_names
 
-    def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
-        rendered = self.svc.report(name, sample_size=sample_size)
+    def report(self, name: str, *, sample_size: int = 0, fit_message: bool = True) -> RenderedReport:
+        rendered = self.svc.report(name, sample_size=sample_size, fit_message=fit_message)
         return dataclasses.replace(rendered, html=rendered.html.replace(
             b"</body>", b'<img src="http://127.0.0.1:9/pixel.png"></body>'))
 

@@ -80,7 +80,7 @@ def decode_token(token: str, collection: str, flt: ListFilter) -> Cursor:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
         data = None
-    ok = (isinstance(data, dict) and data.get("v") == TOKEN_VERSION
+    ok = (isinstance(data, dict) and data.get("v") == TOKEN_VERSION and "c" in data and "f" in data
           and (data.get("p") == "id" and (data.get("a") is None or isinstance(data.get("a"), str))
                or data.get("p") == "seq" and type(data.get("a")) is int))
     if not ok:

@@ -174,17 +174,23 @@ class Reports:
                             history=history, summaries=summaries_by_id(model), notes=notes, limit=limit, seed=seed)
         return data, model
 
-    def render(self, name: str, *, sample_size: int = 0) -> RenderedReport:
-        """The report of ``name`` as HTML (see :meth:`data`), checked against the message limit.
+    def render(self, name: str, *, sample_size: int = 0, fit_message: bool = True) -> RenderedReport:
+        """The report of ``name`` as HTML (see :meth:`data`).
+
+        Args:
+            name: The collection.
+            sample_size: Most points drawn on the map (0 = the default).
+            fit_message: Check the HTML against the gRPC message limit (``GetReport``); the live view
+                serves it over HTTP, where that limit does not apply.
 
         Raises:
-            ResourceExhausted: the HTML would not fit in one response (``max_message_bytes``).
+            ResourceExhausted: ``fit_message`` and the HTML would not fit in one response (``max_message_bytes``).
         """
         started = time.perf_counter()
         data, model = self._build(name, sample_size)
         html = render_html(data).encode("utf-8")
         limit = self.settings.max_message_bytes - MESSAGE_MARGIN_BYTES
-        if len(html) > limit:
+        if fit_message and len(html) > limit:
             raise ResourceExhausted(
                 f"the report of collection {shown(name)} is {len(html):,} bytes with {len(data.points):,} points "
                 f"drawn, over the {limit:,} bytes a response may carry (MAX_MESSAGE_BYTES): ask for fewer points "

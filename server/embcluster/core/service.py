@@ -266,14 +266,15 @@ class EmbclusterService:
         """Clusters of the served model, sizes counted at one moment, and whether they are provisional."""
         return self.points.cluster_listing(name)
 
-    def report(self, name: str, *, sample_size: int = 0) -> RenderedReport:
+    def report(self, name: str, *, sample_size: int = 0, fit_message: bool = True) -> RenderedReport:
         """The cluster report of the served model as one self-contained HTML file (see :class:`Reports`).
 
         Args:
             name: The collection.
             sample_size: Most points drawn on the map (0 = 10,000; at most 50,000).
+            fit_message: Refuse HTML over the gRPC message limit (False: the live view, over HTTP).
         """
-        return self.reports.render(name, sample_size=sample_size)
+        return self.reports.render(name, sample_size=sample_size, fit_message=fit_message)
 
     def report_revision(self, name: str) -> ReportRevision:
         """Which report ``name`` has now (its served version), without counting anything."""

@@ -27,7 +27,7 @@ from bokeh.resources import Resources
 from .charts import build_figures, label_of, report_colours
 from .data import ClusterSummary, ReportData, VersionEntry
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "escape_html"]
 
 _GUARD = """<script>
 (function () {
@@ -99,9 +99,12 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 </style>"""
 
 
-def _e(value: Any) -> str:
+def escape_html(value: Any) -> str:
     """HTML text of any value: escaped, quotes included (safe in text and attribute values)."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+_e = escape_html
 
 
 def _num(value: float | int | None, fmt: str) -> str:
