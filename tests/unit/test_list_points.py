@@ -312,3 +312,24 @@ def test_bad_tokens_and_page_sizes_are_invalid_argument(svc: EmbclusterService) 
     with pytest.raises(NotFound):
         svc.list_points("nope")
     assert len(svc.list_points(NAME)[0]) == 30  # page_size 0: the default (100)
+
+
+def test_random_ids_are_not_looked_up_and_still_listed_once(svc: EmbclusterService) -> None:
+    """An item without an id gets a fresh random point id, which the store cannot hold: ingest does not
+    ask the store for its sequence number (one read less per batch), and paging still lists it once."""
+    coll = svc.registry.get(NAME)
+    asked: list[str] = []
+    retrieve = coll.store.retrieve
+
+    def spy(ids, *args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.extend(str(i) for i in ids)
+        return retrieve(ids, *args, **kwargs)
+
+    coll.store.retrieve = spy  # type: ignore[method-assign]
+    x = blobs(12, seed=31)
+    svc.ingest(NAME, [ItemInput(id="", vector=row.tolist()) for row in x[:8]] + items(x[8:], "named"))
+    named = {point_id_for(NAME, f"named{i}") for i in range(4)}
+    assert set(asked) == named  # only the caller-named ids were looked up
+    coll.store.retrieve = retrieve  # type: ignore[method-assign]
+    points, _ = svc.list_points(NAME, page_size=100)
+    assert len(points) == 12 and len({p.point_id for p in points}) == 12

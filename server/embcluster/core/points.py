@@ -105,7 +105,7 @@ class Points:
             if fields is not None:
                 for payload, five in zip(batch.payloads, fields):
                     payload.update(five)
-            coll.sequence(batch.ids, batch.payloads)
+            coll.sequence(batch.ids, batch.payloads, fresh=[not external for external in batch.external])
             coll.write_points(batch.ids, batch.vectors, batch.payloads)
             coll.record.changes_total += len(batch.ids)
             if assigned is not None:  # drift: what the served model saw of the newest ingests

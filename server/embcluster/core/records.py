@@ -158,16 +158,19 @@ class OpenCollection:
         self.seq_next = max(stored + 1, time.time_ns() // 1000)
         self.unsequenced = self.store.count(PointFilter(must=(FieldMissing(SEQ_FIELD),))) > 0
 
-    def sequence(self, ids: Sequence[PointId], payloads: Sequence[dict[str, Any]]) -> None:
+    def sequence(self, ids: Sequence[PointId], payloads: Sequence[dict[str, Any]],
+                 fresh: Sequence[bool] | None = None) -> None:
         """Set each payload's ingest sequence number (caller holds ``lock``, then writes these points).
 
         A point the store already holds keeps its number (or its lack of one: older data), so a
         replaced point never moves in ListPoints' order; new points get the next numbers, in
-        batch order, never below the clock in microseconds.
+        batch order, never below the clock in microseconds. ``fresh[i]``: ``ids[i]`` was made for this
+        call (a random id for an item without one), so the store cannot hold it and is not asked.
         """
         self.ensure_sequence()
-        kept = {p.id: p.payload.get(SEQ_FIELD)
-                for p in self.store.retrieve(list(dict.fromkeys(str(i) for i in ids)), with_payload=[SEQ_FIELD])}
+        known = [str(i) for n, i in enumerate(ids) if fresh is None or not fresh[n]]
+        kept = ({p.id: p.payload.get(SEQ_FIELD)
+                 for p in self.store.retrieve(list(dict.fromkeys(known)), with_payload=[SEQ_FIELD])} if known else {})
         nxt = max(self.seq_next, time.time_ns() // 1000)
         given: dict[str, int] = {}
         for pid, payload in zip(ids, payloads):
