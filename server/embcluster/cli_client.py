@@ -21,13 +21,24 @@ if TYPE_CHECKING:
     import grpc
     from embcluster_client import EmbclusterClient
 
-__all__ = ["DEFAULT_TARGET", "TARGET_ENV", "add_connection_flags", "target", "connect", "rpc_error_message",
+__all__ = ["positive_int", "DEFAULT_TARGET", "TARGET_ENV", "add_connection_flags", "target", "connect", "rpc_error_message",
            "guarded", "Handler"]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 TARGET_ENV = "EMBCLUSTER_TARGET"
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (the message names the value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_connection_flags(parser: argparse.ArgumentParser, *, default: str | None = None) -> None:

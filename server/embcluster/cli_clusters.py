@@ -13,22 +13,12 @@ import argparse
 import sys
 from typing import Any, Sequence, TextIO
 
-from .cli_client import Handler, add_connection_flags, connect, guarded
+from .cli_client import Handler, add_connection_flags, connect, guarded, positive_int
 
 __all__ = ["COMMANDS", "add_parsers", "cluster_rows", "describe_point"]
 
 _DEFAULT_SCAN = 10_000
 _TERMS = 5  # keywords or fields shown per cluster
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -39,8 +29,8 @@ def add_parsers(sub: Any) -> None:
     mb = sub.add_parser("members", help="a cluster's points: id, distance to the centroid, anomaly flag, text")
     mb.add_argument("name", help="the collection")
     mb.add_argument("cluster", type=int, help="the cluster id (see `embcluster clusters NAME`)")
-    mb.add_argument("--limit", "-n", type=_positive, default=20, help="points shown (default 20)")
-    mb.add_argument("--scan", type=_positive, default=_DEFAULT_SCAN,
+    mb.add_argument("--limit", "-n", type=positive_int, default=20, help="points shown (default 20)")
+    mb.add_argument("--scan", type=positive_int, default=_DEFAULT_SCAN,
                     help=f"read at most this many members to order them by distance (default {_DEFAULT_SCAN:,}); "
                          "a larger cluster is shown in listing order")
     for p in (cl, mb):

@@ -11,21 +11,11 @@ import json
 import sys
 from typing import Any
 
-from .cli_client import Handler, add_connection_flags, connect, guarded
+from .cli_client import Handler, add_connection_flags, connect, guarded, positive_int
 
 __all__ = ["COMMANDS", "add_parsers"]
 
 TEXT_WIDTH = 60
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -34,9 +24,9 @@ def add_parsers(sub: Any) -> None:
     pts.add_argument("name", help="the collection")
     pts.add_argument("--cluster", type=int, metavar="ID", help="only this cluster's points")
     pts.add_argument("--anomalies", action="store_true", help="only the points flagged as anomalies")
-    pts.add_argument("--model-version", type=_positive, metavar="V",
+    pts.add_argument("--model-version", type=positive_int, metavar="V",
                      help="only points whose stored labels are version V's")
-    pts.add_argument("--limit", type=_positive, metavar="N", help="at most N points (default: all)")
+    pts.add_argument("--limit", type=positive_int, metavar="N", help="at most N points (default: all)")
     pts.add_argument("--json", action="store_true", help="JSON lines: one point per line, every field")
     add_connection_flags(pts)
 

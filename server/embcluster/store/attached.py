@@ -31,6 +31,7 @@ from .base import (
     PointId,
     StoredPoint,
     VectorStore,
+    select_payload,
 )
 
 __all__ = ["AttachedStore", "taken_keys"]
@@ -113,7 +114,7 @@ class AttachedStore:
         """Existing points, payloads presented."""
         points = [self._present(p) for p in self.inner.retrieve(ids, with_vectors=with_vectors,
                                                                 with_payload=self._selector(with_payload))]
-        return self._keep(points, with_payload)
+        return select_payload(points, with_payload)
 
     def count(self, flt: PointFilter | None = None) -> int:
         """Exact count."""
@@ -126,15 +127,7 @@ class AttachedStore:
         """One page, payloads presented."""
         points, nxt = self.inner.scroll(limit=limit, offset=offset, flt=self._filter(flt), with_vectors=with_vectors,
                                         with_payload=self._selector(with_payload))
-        return self._keep([self._present(p) for p in points], with_payload), nxt
-
-    @staticmethod
-    def _keep(points: list[StoredPoint], with_payload: bool | Sequence[str]) -> list[StoredPoint]:
-        if not isinstance(with_payload, bool):
-            keep = set(with_payload)
-            for p in points:
-                p.payload = {k: v for k, v in p.payload.items() if k in keep}
-        return points
+        return select_payload([self._present(p) for p in points], with_payload), nxt
 
     def scroll_by(self, key: str, *, limit: int, flt: PointFilter | None = None,
                   descending: bool = False) -> list[StoredPoint]:

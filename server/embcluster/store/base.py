@@ -25,6 +25,7 @@ __all__ = [
     "PointFilter",
     "narrow",
     "StoredPoint",
+    "select_payload",
     "Hit",
     "HitGroup",
     "VectorStore",
@@ -86,6 +87,15 @@ class StoredPoint:
     id: str
     payload: dict[str, Any] = field(default_factory=dict)
     vector: np.ndarray | None = None
+
+
+def select_payload(points: list[StoredPoint], with_payload: bool | Sequence[str]) -> list[StoredPoint]:
+    """Keep only the selected payload keys of ``points`` (a selected key a point lacks stays absent)."""
+    if not isinstance(with_payload, bool):
+        keep = set(with_payload)
+        for p in points:
+            p.payload = {k: v for k, v in p.payload.items() if k in keep}
+    return points
 
 
 Hit = tuple[StoredPoint, float]  # a point and the store's score (cosine similarity, or L2 distance)

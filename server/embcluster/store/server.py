@@ -29,7 +29,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from ..errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
-from .base import Condition, FieldEquals, FieldMissing, Hit, HitGroup, Metric, PointFilter, PointId, StoredPoint
+from .base import Condition, FieldEquals, FieldMissing, Hit, HitGroup, Metric, PointFilter, PointId, StoredPoint, select_payload
 from .ids import INT_ID_TAG, int_point_id, parse_public_point_id, public_point_id
 from .ids import tagged_int as _tagged_int
 from .qdrant_connection import QdrantConnection
@@ -90,15 +90,6 @@ def _filter(flt: PointFilter | None) -> qm.Filter | None:
 
 def _selector(with_payload: bool | Sequence[str]) -> bool | list[str]:
     return with_payload if isinstance(with_payload, bool) else list(with_payload)
-
-
-def _selected(points: list[StoredPoint], with_payload: bool | Sequence[str]) -> list[StoredPoint]:
-    """Only the selected keys (a selected key that a point lacks stays absent)."""
-    if not isinstance(with_payload, bool):
-        keep = set(with_payload)
-        for p in points:
-            p.payload = {k: v for k, v in p.payload.items() if k in keep}
-    return points
 
 
 def _ids_filter(ids: Sequence[PointId]) -> qm.Filter:
@@ -214,7 +205,7 @@ class QdrantStore:
             recs = self._client.retrieve(self.qdrant_name, ids=[_to_qdrant(i) for i in ids],
                                          with_payload=_selector(with_payload),
                                          with_vectors=self._with_vectors(with_vectors))
-        return _selected([self._point(r, with_vectors) for r in recs], with_payload)
+        return select_payload([self._point(r, with_vectors) for r in recs], with_payload)
 
     def count(self, flt: PointFilter | None = None) -> int:
         """Exact count."""
@@ -232,7 +223,7 @@ class QdrantStore:
                 offset=_to_qdrant(offset) if offset else None, with_payload=_selector(with_payload),
                 with_vectors=self._with_vectors(with_vectors),
             )
-        points = _selected([self._point(r, with_vectors) for r in recs], with_payload)
+        points = select_payload([self._point(r, with_vectors) for r in recs], with_payload)
         return points, (_from_qdrant(nxt) if nxt is not None else None)  # type: ignore[arg-type]
 
     def scroll_by(self, key: str, *, limit: int, flt: PointFilter | None = None,
