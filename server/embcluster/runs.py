@@ -193,7 +193,7 @@ class RunManager:
             self._end_queued(queued, "the collection was deleted")
 
     def start(self, collection: str, request: RunRequest, job: Callable[[RunContext], None], *,
-              trigger: str = MANUAL, attempt: int = 0) -> RunInfo:
+              trigger: str = MANUAL, attempt: int = 0, trigger_detail: str = "") -> RunInfo:
         """Start ``job`` as a new run, or queue it behind the collection's automatic run.
 
         A manual run while an automatic one is active comes back QUEUED and starts when that
@@ -206,6 +206,7 @@ class RunManager:
             job: The work; it reports progress and checks cancellation through its context.
             trigger: What started it: manual, interval, changes, drift or restart.
             attempt: 0, or how many times an interrupted run has been re-run (restart).
+            trigger_detail: What an automatic trigger saw (e.g. the drift figure that fired).
 
         Raises:
             FailedPrecondition: A run is active that this one cannot queue behind (a manual run,
@@ -247,6 +248,7 @@ class RunManager:
             info = RunInfo(
                 run_id=uuid.uuid4().hex[:16], collection=collection, state=RunState.PENDING,
                 request=request, created_at=utcnow(), trigger=trigger, attempt=attempt,
+                trigger_detail=trigger_detail,
             )
             ctx = RunContext(info, self._save, self._notify)
             self._save(info)

@@ -15,6 +15,19 @@ run through the same path as StartClustering (``EmbclusterService.start_clusteri
   recent points and at least ``DRIFT_POINTS_PER_CLUSTER`` per cluster of the served model (the
   PSI of ``k`` shares drawn from ``n`` points of an unchanged distribution is about
   ``(k - 1) / n``: 0.5 for k=64 and n=200, which would re-trigger a run after every 200 points);
+* ``drift`` also fires on what new content looks like, each over at least ``drift_min_points``
+  recent points and guarded against sampling noise (:func:`novelty_figure`):
+  ``schedule.drift_ks`` when the KS statistic of the recent ``cluster_distance`` against the fit
+  sample's exceeds it and its noise floor ``KS_NOISE_C / sqrt(n) + KS_SKETCH_ERROR`` (the KS of
+  ``n`` points of an unchanged distribution against a large reference exceeds ``1.63 / sqrt(n)``
+  with probability 1%; the fit side is a 101-quantile sketch, interpolation error <= 0.01);
+  ``schedule.anomaly_ratio`` when the recent anomaly rate exceeds that multiple of the fit
+  sample's, and ``schedule.anomaly_rate`` when it exceeds that share; both only when it is also
+  ``ANOMALY_FLOOR`` (one percentage point) above the fit's rate, so 0.1% -> 0.4% never fires, and
+  more than ``ANOMALY_NOISE_Z`` binomial standard errors ``sqrt(p (1 - p) / n)`` above it. The
+  run's ``trigger_detail`` says which figure fired and its value. A schedule with ``k_max`` lets
+  a drift run add clusters (``RunRequest.grow_to``: :mod:`embcluster.cluster.novelty`), and every
+  scheduled run then keeps the served model's k (up to ``k_max``) instead of going back to ``k``;
 * ``restart``: a run was interrupted by a crash; it is re-run once after the start-up catch-up
   (at most ``restart_attempts`` times over successive crashes, counted in the run records).
 
@@ -32,6 +45,7 @@ run starts and ends and by this thread whenever it moved.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -43,7 +57,8 @@ from .errors import EmbclusterError, NotFound
 from .runs import RunManager
 from .schema import DriftReport, ModelInfo, RunInfo, RunRequest, RunState, Schedule
 
-__all__ = ["AutoRunner", "ScheduleState", "ScheduleTarget", "TRIGGERS", "DRIFT_POINTS_PER_CLUSTER"]
+__all__ = ["AutoRunner", "ScheduleState", "ScheduleTarget", "TRIGGERS", "DRIFT_POINTS_PER_CLUSTER", "KS_NOISE_C",
+           "KS_SKETCH_ERROR", "ANOMALY_FLOOR", "ANOMALY_NOISE_Z", "novelty_figure", "scheduled_k"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +66,52 @@ TRIGGERS = ("manual", "interval", "changes", "drift", "restart")
 #: Recent points per served cluster before the drift trigger may fire: keeps the PSI's sampling
 #: noise of an unchanged distribution near (k - 1) / (20 k) ~ 0.05, under the usual 0.1 "stable".
 DRIFT_POINTS_PER_CLUSTER = 20
+#: Kolmogorov's c(alpha) at alpha = 1%: the KS of n points of an unchanged distribution against a
+#: large reference sample stays under c / sqrt(n) 99% of the time (0.05 at n = 1,000).
+KS_NOISE_C = 1.63
+#: The fit side of the KS is a 101-quantile sketch, linear in between: error <= 1 / 100.
+KS_SKETCH_ERROR = 0.01
+#: The anomaly triggers need the recent rate this far above the fit's (0.1% -> 0.4% never fires).
+ANOMALY_FLOOR = 0.01
+#: ... and this many binomial standard errors of the fit's rate over the recent points above it.
+ANOMALY_NOISE_Z = 3.0
+
+
+def novelty_figure(schedule: Schedule, report: DriftReport, min_points: int) -> str | None:
+    """Which novelty trigger of ``schedule`` fires on ``report`` (distance KS, anomaly ratio or rate), if any.
+
+    Returns the figure, its value and its limit as one line, e.g. ``"distance KS 0.780 > 0.3 over
+    1329 recent points"``; None when none fires or there are too few recent points to tell (the
+    rules are in the module docstring).
+    """
+    n = report.recent_points
+    if n < max(min_points, 1):
+        return None
+    ks = report.distance_ks
+    if schedule.drift_ks is not None and ks is not None:
+        floor = KS_NOISE_C / math.sqrt(n) + KS_SKETCH_ERROR
+        if ks > schedule.drift_ks and ks > floor:
+            return f"distance KS {ks:.3f} > {schedule.drift_ks:g} over {n} recent points (noise floor {floor:.3f})"
+    rate, base = report.anomaly_rate_recent, report.anomaly_rate_fit
+    if rate is None or base is None or (schedule.anomaly_ratio is None and schedule.anomaly_rate is None):
+        return None
+    noise = ANOMALY_NOISE_Z * math.sqrt(max(base * (1.0 - base), 1.0 / n) / n)
+    if rate - base < max(ANOMALY_FLOOR, noise):
+        return None
+    if schedule.anomaly_ratio is not None and rate > schedule.anomaly_ratio * base:
+        return (f"anomaly rate {rate:.2%} > {schedule.anomaly_ratio:g} x the fit's {base:.2%} "
+                f"over {n} recent points")
+    if schedule.anomaly_rate is not None and rate > schedule.anomaly_rate:
+        return f"anomaly rate {rate:.2%} > {schedule.anomaly_rate:.2%} over {n} recent points (fit {base:.2%})"
+    return None
+
+
+def scheduled_k(schedule: Schedule, default_k: int, served_k: int) -> int:
+    """k of a scheduled run: the schedule's (or default) k; with ``k_max``, the served k if a drift run grew it."""
+    k = schedule.k or default_k
+    if schedule.k_max is not None and served_k > k:
+        return min(served_k, schedule.k_max)
+    return k
 
 
 def _epoch(timestamp: str, default: float) -> float:
@@ -100,7 +161,7 @@ class ScheduleTarget(Protocol):
         ...
 
     def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
-                         attempt: int = 0) -> RunInfo:
+                         attempt: int = 0, trigger_detail: str = "") -> RunInfo:
         """Queue a clustering run."""
         ...
 
@@ -253,11 +314,15 @@ class AutoRunner:
                 return fitting
         if now < tracked.not_before or not schedule.active:
             return None
-        trigger = self._due(name, state, schedule, tracked, now)
-        if trigger is None or self._stop.is_set():  # no new run once the service is closing
+        due = self._due(name, state, schedule, tracked, now)
+        if due is None or self._stop.is_set():  # no new run once the service is closing
             return None
+        trigger, why = due
+        k = scheduled_k(schedule, state.default_k, state.served_k)
+        grow_to = schedule.k_max if trigger == "drift" and schedule.k_max is not None and state.served_k else 0
+        request = RunRequest(k=k, grow_to=grow_to)
         try:
-            run = svc.start_clustering(name, RunRequest(k=schedule.k), trigger=trigger)
+            run = svc.start_clustering(name, request, trigger=trigger, trigger_detail=why)
         except EmbclusterError as exc:
             if svc.runs.active(name) is not None:  # a run started by hand meanwhile: just skip
                 return None
@@ -267,9 +332,10 @@ class AutoRunner:
         tracked.run_id = run.run_id
         return run
 
-    def _due(self, name: str, state: ScheduleState, schedule: Schedule, tracked: _Tracked, now: float) -> str | None:
-        """The trigger that fires now, if any (and the collection can be clustered at all)."""
-        k = schedule.k or state.default_k
+    def _due(self, name: str, state: ScheduleState, schedule: Schedule, tracked: _Tracked,
+             now: float) -> tuple[str, str] | None:
+        """The trigger that fires now and what it saw, if any (and the collection can be clustered at all)."""
+        k = scheduled_k(schedule, state.default_k, state.served_k)
         trigger, why = None, ""
         if schedule.interval_s is not None:
             since = now - max(state.last_run_at, tracked.first_seen)
@@ -281,9 +347,9 @@ class AutoRunner:
                 trigger, why = "interval", f"{since:.1f} s since the last run >= {schedule.interval_s:g} s"
         if trigger is None and schedule.after_changes is not None and state.changes_since_run >= schedule.after_changes:
             trigger, why = "changes", f"{state.changes_since_run} changed points >= {schedule.after_changes}"
-        if trigger is None and schedule.drift_psi is not None and state.served_version:
+        if trigger is None and schedule.drift_active and state.served_version:
             report = self.service.drift(name)
-            if (report.psi_shares is not None and report.recent_points >= self.settings.drift_min_points
+            if (schedule.drift_psi is not None and report.psi_shares is not None and report.recent_points >= self.settings.drift_min_points
                     and report.psi_shares > schedule.drift_psi):
                 bins = (state.served_k if state.served_k and report.model_version == state.served_version
                         else self.service.get_model(name, report.model_version).k)  # no file read per tick
@@ -293,6 +359,10 @@ class AutoRunner:
                 else:
                     logger.debug("%s: PSI %.3f over %d recent points of %d clusters: too few to tell drift from noise",
                                  name, report.psi_shares, report.recent_points, bins)
+            if trigger is None:
+                novel = novelty_figure(schedule, report, self.settings.drift_min_points)
+                if novel is not None:
+                    trigger, why = "drift", novel
         if trigger is None:
             return None
         count = self.service.point_count(name)
@@ -300,7 +370,7 @@ class AutoRunner:
             logger.debug("%s: %s trigger, but %d points < k=%d", name, trigger, count, k)
             return None
         logger.info("scheduler: re-clustering %s (trigger %s: %s)", name, trigger, why)
-        return trigger
+        return trigger, why
 
     def _restart(self, name: str, interrupted: RunInfo) -> RunInfo | None:
         """Re-run an interrupted run with its own request, unless it already used its attempts."""

@@ -39,6 +39,7 @@ __all__ = [
     "ModelInfo",
     "Explanation",
     "DriftReport",
+    "DriftCandidate",
     "IMAGE_TEXT_FIELDS",
     "ImageMetadataInput",
     "NumericAttribute",
@@ -122,11 +123,25 @@ class Schedule:
     after_changes: int | None = None  # ... after this many new, changed or deleted points
     drift_psi: float | None = None  # ... when the recent ingests' cluster-share PSI exceeds this
     k: int | None = None  # k of a scheduled run (None = the collection's default_k)
+    # Novelty triggers (see embcluster.scheduler): the recent cluster_distance KS statistic, the
+    # recent anomaly rate as a multiple of the fit sample's, the recent anomaly rate itself.
+    drift_ks: float | None = None
+    anomaly_ratio: float | None = None
+    anomaly_rate: float | None = None
+    # A drift-triggered run may add clusters for new groups of far points, up to this k; every
+    # scheduled run keeps the clusters added so far (None = k is fixed).
+    k_max: int | None = None
 
     @property
     def active(self) -> bool:
         """True if any trigger is on."""
-        return self.interval_s is not None or self.after_changes is not None or self.drift_psi is not None
+        return self.interval_s is not None or self.after_changes is not None or self.drift_active
+
+    @property
+    def drift_active(self) -> bool:
+        """True if any drift trigger (share PSI, distance KS, anomaly rate) is on."""
+        return (self.drift_psi is not None or self.drift_ks is not None or self.anomaly_ratio is not None
+                or self.anomaly_rate is not None)
 
 
 @dataclass
@@ -350,6 +365,7 @@ class RunRequest:
     n_init: int = 0
     rollback_to: int = 0  # a rollback run: serve this saved version again (no fit)
     refit_featurizer: bool = False  # an EVENT featurizer refit (then a re-cluster if a model is served)
+    grow_to: int = 0  # a drift-triggered run: add clusters for new groups of far points, up to this k
 
 
 @dataclass
@@ -370,6 +386,8 @@ class RunInfo:
     finished_at: str = ""
     points_labelled: int = 0
     trigger: str = "manual"  # manual | interval | changes | drift | restart
+    # What the trigger saw, e.g. "distance KS 0.78 > 0.3 over 1329 recent points" (empty: manual).
+    trigger_detail: str = ""
     attempt: int = 0  # re-runs of an interrupted run after restarts (0 = the original request)
     # A run queued behind an automatic one: that run's id and trigger (kept once it has started).
     waiting_for: str = ""
@@ -446,6 +464,17 @@ class SearchGroup:
 
 
 @dataclass
+class DriftCandidate:
+    """A group forming among the recent anomalies of the served model (a cluster a run could add)."""
+
+    size: int  # anomalies in the group, among those read (at most the server's candidate cap)
+    nearest_ids: list[str]  # a few members, closest to the group's centroid first
+    mean_distance: float  # its members' mean cluster_distance to the served model
+    separation: float  # spread around its own centroid / mean_distance (lower = more distinct)
+    keywords: list[str] = field(default_factory=list)  # TEXT: the group's distinctive words
+
+
+@dataclass
 class DriftReport:
     """How far a collection has moved from its served model (None = not measurable yet).
 
@@ -468,3 +497,5 @@ class DriftReport:
     distance_ks: float | None  # two-sample KS statistic, fit-sample vs recent cluster_distance
     anomaly_rate_fit: float | None
     anomaly_rate_recent: float | None
+    # Groups forming among the recent anomalies (GetDrift only; the scheduler does not compute them).
+    candidates: list["DriftCandidate"] = field(default_factory=list)

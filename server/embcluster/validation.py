@@ -64,6 +64,7 @@ MAX_K_RANGE = 32
 MIN_SCHEDULE_INTERVAL_S = 1.0
 MAX_SCHEDULE_INTERVAL_S = 366 * 86_400.0
 MAX_DRIFT_PSI = 100.0
+MAX_ANOMALY_RATIO = 1000.0
 
 
 def check_name(name: str) -> str:
@@ -140,6 +141,22 @@ def check_schedule(schedule: Schedule) -> Schedule:
                               "(leave it unset for no drift trigger)")
     if schedule.k is not None and not (2 <= schedule.k <= MAX_K):
         raise InvalidArgument(f"schedule k must be in [2, {MAX_K}], got {schedule.k} (unset = default_k)")
+    ks = schedule.drift_ks
+    if ks is not None and not (math.isfinite(ks) and 0.0 < ks < 1.0):
+        raise InvalidArgument(f"schedule drift_ks must be in (0, 1), got {ks} (leave it unset for no KS trigger)")
+    ratio = schedule.anomaly_ratio
+    if ratio is not None and not (math.isfinite(ratio) and 1.0 < ratio <= MAX_ANOMALY_RATIO):
+        raise InvalidArgument(f"schedule anomaly_ratio must be in (1, {MAX_ANOMALY_RATIO:g}] (times the fit's anomaly "
+                              f"rate), got {ratio} (leave it unset for no anomaly-ratio trigger)")
+    rate = schedule.anomaly_rate
+    if rate is not None and not (math.isfinite(rate) and 0.0 < rate < 1.0):
+        raise InvalidArgument(f"schedule anomaly_rate must be in (0, 1) (a share of the recent points), got {rate} "
+                              "(leave it unset for no anomaly-rate trigger)")
+    if schedule.k_max is not None:
+        low = schedule.k or 2
+        if not (low < schedule.k_max <= MAX_K):
+            raise InvalidArgument(f"schedule k_max must be in ({low}, {MAX_K}] (above k{'' if schedule.k else ' >= 2'}), "
+                                  f"got {schedule.k_max} (leave it unset to keep k fixed)")
     return schedule
 
 
@@ -327,7 +344,9 @@ def check_run_request(req: RunRequest, *, point_count: int, default_k: int) -> R
         raise InvalidArgument(f"k={k} exceeds the collection's {point_count} points")
     if req.sample_size and k > req.sample_size:
         raise InvalidArgument(f"k={k} exceeds sample_size {req.sample_size}")
-    return RunRequest(k=k, k_range=None, seed=req.seed, sample_size=req.sample_size, n_init=req.n_init)
+    # grow_to below k: nothing to add (the scheduler's k_max is validated with the schedule).
+    return RunRequest(k=k, k_range=None, seed=req.seed, sample_size=req.sample_size, n_init=req.n_init,
+                      grow_to=req.grow_to if req.grow_to > k else 0)
 
 
 MAX_IMAGE_ATTRIBUTES = 64  # keys listed in one spec (text or numeric)

@@ -98,6 +98,10 @@ def schedule(
     after_changes: int | None = None,
     drift_psi: float | None = None,
     k: int | None = None,
+    drift_ks: float | None = None,
+    anomaly_ratio: float | None = None,
+    anomaly_rate: float | None = None,
+    k_max: int | None = None,
 ) -> pb.Schedule:
     """Builds a ``Schedule``: when a collection re-clusters by itself.
 
@@ -109,9 +113,16 @@ def schedule(
         after_changes: Re-cluster after this many ingested, replaced or deleted points (>= 1).
         drift_psi: Re-cluster when the recent ingests' cluster-share PSI exceeds this (> 0).
         k: k of a scheduled run; None = the collection's default_k.
+        drift_ks: Re-cluster when the recent cluster_distance KS statistic exceeds this, in (0, 1)
+            (recommended 0.3).
+        anomaly_ratio: Re-cluster when the recent anomaly rate exceeds this multiple of the fit's,
+            > 1 (recommended 5).
+        anomaly_rate: Re-cluster when the recent anomaly rate exceeds this share, in (0, 1).
+        k_max: A drift-triggered run may add clusters for new groups, up to this k (> k).
     """
-    given = {"interval_s": interval_s, "after_changes": after_changes, "drift_psi": drift_psi, "k": k}
-    for name in ("after_changes", "k"):  # unsigned on the wire: a negative value cannot even be sent
+    given = {"interval_s": interval_s, "after_changes": after_changes, "drift_psi": drift_psi, "k": k,
+             "drift_ks": drift_ks, "anomaly_ratio": anomaly_ratio, "anomaly_rate": anomaly_rate, "k_max": k_max}
+    for name in ("after_changes", "k", "k_max"):  # unsigned on the wire: a negative value cannot even be sent
         value = given[name]
         if value is not None and value < 0:
             raise ValueError(f"schedule {name} must be >= {1 if name == 'after_changes' else 2}, got {value} "

@@ -50,6 +50,7 @@ __all__ = [
     "PointPage",
     "KScore",
     "ClusteringRun",
+    "DriftCandidate",
     "ClusterLabelChange",
     "SummaryKeyword",
     "SummaryField",
@@ -86,6 +87,10 @@ class Schedule:
     after_changes: int | None
     drift_psi: float | None
     k: int | None
+    drift_ks: float | None
+    anomaly_ratio: float | None
+    anomaly_rate: float | None
+    k_max: int | None  # a drift run may add clusters up to this k
     proto: pb.Schedule = _proto()
 
 
@@ -294,6 +299,7 @@ class ClusteringRun:
     finished_at: datetime | None  # None while it runs
     points_labelled: int
     trigger: str
+    trigger_detail: str  # what an automatic trigger saw ("" for a manual run)
     attempt: int
     waiting_for_run_id: str  # QUEUED: the automatic run it waits for
     waiting_for_trigger: str  # QUEUED: that run's trigger
@@ -332,6 +338,18 @@ class ClusterList:
 
 
 @_model
+class DriftCandidate:
+    """A group of recent anomalies that a run could make a cluster (``Drift.candidates``)."""
+
+    size: int
+    nearest_ids: list[str]
+    mean_distance: float
+    separation: float
+    keywords: list[str]
+    proto: pb.DriftCandidate = _proto()
+
+
+@_model
 class Drift:
     """How far a collection has moved from its served model; None = not measurable yet."""
 
@@ -350,6 +368,7 @@ class Drift:
     distance_ks: float | None
     anomaly_rate_fit: float | None
     anomaly_rate_recent: float | None
+    candidates: list[DriftCandidate]  # groups forming among the recent anomalies, largest first
     proto: pb.Drift = _proto()
 
 

@@ -115,13 +115,19 @@ def schedule_from_pb(msg: pb.Schedule) -> Schedule:
         after_changes=msg.after_changes if msg.HasField("after_changes") else None,
         drift_psi=msg.drift_psi if msg.HasField("drift_psi") else None,
         k=msg.k if msg.HasField("k") else None,
+        drift_ks=msg.drift_ks if msg.HasField("drift_ks") else None,
+        anomaly_ratio=msg.anomaly_ratio if msg.HasField("anomaly_ratio") else None,
+        anomaly_rate=msg.anomaly_rate if msg.HasField("anomaly_rate") else None,
+        k_max=msg.k_max if msg.HasField("k_max") else None,
     )
 
 
 def schedule_to_pb(s: Schedule | None) -> pb.Schedule:
     """The effective schedule (off triggers unset)."""
     s = s or Schedule()
-    return pb.Schedule(interval_s=s.interval_s, after_changes=s.after_changes, drift_psi=s.drift_psi, k=s.k)
+    return pb.Schedule(interval_s=s.interval_s, after_changes=s.after_changes, drift_psi=s.drift_psi, k=s.k,
+                       drift_ks=s.drift_ks, anomaly_ratio=s.anomaly_ratio, anomaly_rate=s.anomaly_rate,
+                       k_max=s.k_max)
 
 
 def settings_to_pb(s: CollectionSettings) -> pb.CollectionSettings:
@@ -136,7 +142,10 @@ def settings_to_pb(s: CollectionSettings) -> pb.CollectionSettings:
 def drift_to_pb(d: DriftReport) -> pb.Drift:
     """A drift report (None numbers stay unset; fields the message lacks are not sent)."""
     fields = pb.Drift.DESCRIPTOR.fields_by_name
-    return pb.Drift(**{k: v for k, v in asdict(d).items() if k in fields})
+    values = {k: v for k, v in asdict(d).items() if k in fields and k != "candidates"}
+    return pb.Drift(**values, candidates=[
+        pb.DriftCandidate(size=c.size, nearest_ids=c.nearest_ids, mean_distance=c.mean_distance,
+                          separation=c.separation, keywords=c.keywords) for c in d.candidates])
 
 
 def attach_spec_from_pb(req: pb.AttachCollectionRequest) -> AttachSpec:
@@ -335,7 +344,7 @@ def run_to_pb(r: RunInfo) -> pb.ClusteringRun:
                             knee=bool(s["knee"]), mean_rank=s["mean_rank"], chosen=bool(s["chosen"]))
                   for s in r.k_scores],
         created_at=r.created_at, finished_at=r.finished_at, points_labelled=r.points_labelled,
-        trigger=r.trigger, attempt=r.attempt,
+        trigger=r.trigger, trigger_detail=r.trigger_detail, attempt=r.attempt,
         waiting_for_run_id=r.waiting_for, waiting_for_trigger=r.waiting_for_trigger,
         label_changes=label_changes_to_pb(r.label_changes),
     )

@@ -132,7 +132,7 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
                                                             request.model_version))
 
     def GetDrift(self, request: pb.GetDriftRequest, context: grpc.ServicerContext) -> pb.Drift:
-        return cv.drift_to_pb(self.svc.drift(request.collection))
+        return cv.drift_to_pb(self.svc.drift(request.collection, candidates=True))
 
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=[cv.model_to_pb(m, with_summaries=False)

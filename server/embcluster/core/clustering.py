@@ -16,6 +16,7 @@ import numpy as np
 from ..cluster.choose_k import choose_k
 from ..cluster.fit import calibrate
 from ..cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
+from ..cluster.novelty import NOVELTY_MIN_POINTS, Growth, far_mask, grow
 from ..config import Settings
 from ..drift import RecentWindows
 from ..errors import FailedPrecondition, NotFound, shown
@@ -61,7 +62,7 @@ class ClusterRuns:
     # ------------------------------------------------------------------ starting runs
 
     def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
-                         attempt: int = 0) -> RunInfo:
+                         attempt: int = 0, trigger_detail: str = "") -> RunInfo:
         """Validate and queue a clustering run; returns it (state PENDING).
 
         Args:
@@ -69,11 +70,13 @@ class ClusterRuns:
             request: k or a k range (neither = the collection's default_k), seed, sample size.
             trigger: What started it (manual; the scheduler passes interval, changes, drift or restart).
             attempt: Re-run count of an interrupted run (the scheduler's restart re-runs).
+            trigger_detail: What the trigger saw (the scheduler's figure and value), kept with the run.
         """
         coll = self.registry.get(check_name(name))
         req = check_run_request(request, point_count=coll.store.count(),
                                 default_k=int(coll.record.settings.default_k or 8))
-        return self.start_run(name, req, lambda ctx: self.run(coll, req, ctx), trigger=trigger, attempt=attempt)
+        return self.start_run(name, req, lambda ctx: self.run(coll, req, ctx), trigger=trigger, attempt=attempt,
+                              trigger_detail=trigger_detail)
 
     def rollback(self, name: str, version: int, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
         """Serve an earlier model version again: a run that rewrites every point's fields to it.
@@ -108,13 +111,13 @@ class ClusterRuns:
         return model
 
     def start_run(self, name: str, req: RunRequest, job: Callable[[RunContext], None], *,
-                  trigger: str = "manual", attempt: int = 0) -> RunInfo:
+                  trigger: str = "manual", attempt: int = 0, trigger_detail: str = "") -> RunInfo:
         """Start a run, or queue a manual one behind an automatic run (see :meth:`RunManager.start`).
 
         FAILED_PRECONDITION while another run is active that it cannot queue behind, or while an
         export holds runs off.
         """
-        return self.runs.start(name, req, job, trigger=trigger, attempt=attempt)
+        return self.runs.start(name, req, job, trigger=trigger, attempt=attempt, trigger_detail=trigger_detail)
 
     def hold_runs(self, name: str) -> AbstractContextManager[None]:
         """No run (clustering, rollback, refit) starts on ``name`` inside this block; refused while one is active."""
@@ -227,12 +230,16 @@ class ClusterRuns:
         t0 = time.perf_counter()
         ctx.progress("fitting", 0.05, persist=True)
         prev = served_model(coll)  # None when it is in another feature space (a refit)
+        growth: Growth | None = None
         if req.k_range:
             k, fit, table = choose_k(
                 sample, req.k_range[0], req.k_range[1], metric=rec.metric, seed=seed,
                 n_init=n_init, on_step=lambda i, n: ctx.progress("fitting", 0.05 + 0.3 * i / n),
             )
             ctx.info.k_scores = [asdict(s) for s in table]
+        elif req.grow_to > int(req.k or 2) and prev is not None and prev.k == int(req.k or 2):
+            growth = self._grow(coll, prev, sample, req.grow_to, seed)
+            k, fit = len(growth.centroids), growth.fit
         else:
             k = int(req.k or 2)
             warm = prev.centroids if prev is not None and prev.k == k else None
@@ -267,6 +274,8 @@ class ClusterRuns:
         model.params.update(self.registry.kinds.of(coll).model_params(rec))
         model.metrics["timings"] = timings
         model.metrics["k_scores"] = ctx.info.k_scores
+        if growth is not None:
+            model.metrics["novelty"] = growth.to_json()
         coll.models.save(model, pending=True)  # before any point carries this version; published at the switch
         previous = coll.model.summaries if coll.model is not None else None  # the served version's labels
         kind = self.registry.kinds.of(coll)
@@ -283,6 +292,20 @@ class ClusterRuns:
         with coll.lock:
             rec.changes_at_run = max(rec.changes_at_run, changes_snapshot)
             coll.save()
+
+    @staticmethod
+    def _grow(coll: OpenCollection, prev: ClusterModel, sample: np.ndarray, grow_to: int, seed: int) -> Growth:
+        """A drift run with room to grow: the served centroids plus one per new group of far sample points."""
+        labels = prev.assign(sample)
+        far = far_mask(labels.cluster_distance, labels.is_anomaly,
+                       (prev.metrics.get("drift_fit") or {}).get("distance_quantiles") or [])
+        growth = grow(sample, prev.centroids, far, metric=coll.record.metric,
+                      min_size=max(int(coll.record.settings.min_cluster_size or 1), NOVELTY_MIN_POINTS),
+                      max_new=grow_to - prev.k, seed=seed)
+        logger.info("collection %s: %d far points of %d in the sample; %d new cluster(s) (k %d -> %d, k_max %d)",
+                    coll.record.name, growth.far_points, len(sample), growth.added, prev.k, len(growth.centroids),
+                    grow_to)
+        return growth
 
     def publish(self, coll: OpenCollection, model: ClusterModel, live: LiveSet, ctx: RunContext, *,
                 start: float, summarize: Callable[[dict[str, Any]], None] | None = None) -> None:

@@ -287,9 +287,10 @@ class EmbclusterService:
     # ------------------------------------------------------------------ runs and models
 
     def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
-                         attempt: int = 0) -> RunInfo:
+                         attempt: int = 0, trigger_detail: str = "") -> RunInfo:
         """Validate and queue a clustering run; returns it (state PENDING). See :class:`ClusterRuns`."""
-        return self.clustering.start_clustering(name, request, trigger=trigger, attempt=attempt)
+        return self.clustering.start_clustering(name, request, trigger=trigger, attempt=attempt,
+                                                trigger_detail=trigger_detail)
 
     def rollback(self, name: str, version: int, *, trigger: str = "manual", attempt: int = 0) -> RunInfo:
         """Serve an earlier model version again: a run that rewrites every point's fields to it."""
@@ -340,9 +341,9 @@ class EmbclusterService:
 
     # ------------------------------------------------------------------ drift and scheduling
 
-    def drift(self, name: str) -> DriftReport:
+    def drift(self, name: str, *, candidates: bool = False) -> DriftReport:
         """How far a collection has moved from its served model (see :meth:`CollectionStatus.drift`)."""
-        return self.status.drift(name)
+        return self.status.drift(name, candidates=candidates)
 
     def schedule_state(self, name: str) -> ScheduleState:
         """What the scheduler needs to decide whether ``name`` is due for a run."""

@@ -10,9 +10,11 @@ from ..embed.events import EventSchema
 from ..errors import InvalidArgument, shown
 from ..runs import RunManager
 from ..scheduler import ScheduleState
-from ..schema import AttachedSource, CollectionInfo, CollectionSettings, DriftReport
+from ..models import ClusterModel
+from ..schema import AttachedSource, CollectionInfo, CollectionSettings, DriftCandidate, DriftReport
 from ..store.base import FieldEquals, PointFilter
 from ..validation import check_effective_settings, check_name, check_settings
+from .candidates import drift_candidates
 from .kinds import served_model
 from .labelling import Labeller
 from .records import OpenCollection
@@ -39,12 +41,15 @@ class CollectionStatus:
         self.windows = windows
         self._lock = threading.Lock()
         self._version_drift: dict[tuple[str, int], dict[str, float | None]] = {}  # (name, served) -> numbers
+        # name -> ((name, served version, change count), its candidates)
+        self._candidate_cache: dict[str, tuple[tuple[str, int, int], list[DriftCandidate]]] = {}
 
     def forget(self, name: str) -> None:
         """Drop what is cached about a deleted collection."""
         self.windows.forget(name)
         with self._lock:
             self._version_drift = {k: v for k, v in self._version_drift.items() if k[0] != name}
+            self._candidate_cache.pop(name, None)
 
     # ------------------------------------------------------------------ collections
 
@@ -101,13 +106,19 @@ class CollectionStatus:
 
     # ------------------------------------------------------------------ drift
 
-    def drift(self, name: str) -> DriftReport:
+    def drift(self, name: str, *, candidates: bool = False) -> DriftReport:
         """How far a collection has moved from its served model (see :mod:`embcluster.drift`).
 
         Compares the served version with the one it replaced (cluster-share PSI of their full
         passes, centroid shift of matched clusters) and the served version's fit sample with
         the points labelled online since it was served (share PSI, distance quantiles and KS,
         anomaly rate). Numbers that cannot be measured yet are None.
+
+        Args:
+            name: The collection.
+            candidates: Also look for groups forming among the recent anomalies
+                (:mod:`embcluster.core.candidates`: reads up to 2,000 stored points; cached until
+                the collection changes). The scheduler leaves it off.
         """
         coll = self.registry.get(check_name(name))
         model = coll.model
@@ -131,6 +142,7 @@ class CollectionStatus:
                 self._version_drift = {k: v for k, v in self._version_drift.items() if k[0] != name}
                 self._version_drift[key] = versions
         recent = recent_drift(model, window)
+        found = self._candidates(coll, model) if candidates else []
         return DriftReport(
             collection=name, model_version=model.version, previous_version=previous,
             recent_points=window.count if window.model_version == model.version else 0,
@@ -139,8 +151,22 @@ class CollectionStatus:
             distance_p50_fit=recent["distance_p50_fit"], distance_p90_fit=recent["distance_p90_fit"],
             distance_p50_recent=recent["distance_p50_recent"], distance_p90_recent=recent["distance_p90_recent"],
             distance_ks=recent["distance_ks"], anomaly_rate_fit=recent["anomaly_rate_fit"],
-            anomaly_rate_recent=recent["anomaly_rate_recent"],
+            anomaly_rate_recent=recent["anomaly_rate_recent"], candidates=found,
         )
+
+    def _candidates(self, coll: OpenCollection, model: ClusterModel) -> list[DriftCandidate]:
+        """The served model's candidate clusters, recomputed only when points changed or another version is served."""
+        if served_model(coll) is not model:  # another feature space (an EVENT featurizer refit pending)
+            return []
+        key = (coll.record.name, model.version, coll.record.changes_total)
+        with self._lock:
+            cached = self._candidate_cache.get(coll.record.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        found = drift_candidates(coll, self.registry.kinds.of(coll), model)
+        with self._lock:
+            self._candidate_cache[coll.record.name] = (key, found)
+        return found
 
     # ------------------------------------------------------------------ scheduling
 

@@ -105,16 +105,24 @@ class CollectionSettings(_message.Message):
     def __init__(self, contamination: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., default_k: _Optional[int] = ..., seed: _Optional[int] = ..., anomaly_scorer: _Optional[str] = ..., threshold_mode: _Optional[str] = ..., anomaly_threshold: _Optional[float] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., long_text: _Optional[_Union[CollectionSettings.LongText, str]] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("interval_s", "after_changes", "drift_psi", "k")
+    __slots__ = ("interval_s", "after_changes", "drift_psi", "k", "drift_ks", "anomaly_ratio", "anomaly_rate", "k_max")
     INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
     AFTER_CHANGES_FIELD_NUMBER: _ClassVar[int]
     DRIFT_PSI_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_KS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_RATIO_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_RATE_FIELD_NUMBER: _ClassVar[int]
+    K_MAX_FIELD_NUMBER: _ClassVar[int]
     interval_s: float
     after_changes: int
     drift_psi: float
     k: int
-    def __init__(self, interval_s: _Optional[float] = ..., after_changes: _Optional[int] = ..., drift_psi: _Optional[float] = ..., k: _Optional[int] = ...) -> None: ...
+    drift_ks: float
+    anomaly_ratio: float
+    anomaly_rate: float
+    k_max: int
+    def __init__(self, interval_s: _Optional[float] = ..., after_changes: _Optional[int] = ..., drift_psi: _Optional[float] = ..., k: _Optional[int] = ..., drift_ks: _Optional[float] = ..., anomaly_ratio: _Optional[float] = ..., anomaly_rate: _Optional[float] = ..., k_max: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema")
@@ -568,7 +576,7 @@ class KScore(_message.Message):
     def __init__(self, k: _Optional[int] = ..., silhouette: _Optional[float] = ..., inertia: _Optional[float] = ..., davies_bouldin: _Optional[float] = ..., calinski_harabasz: _Optional[float] = ..., knee: _Optional[bool] = ..., mean_rank: _Optional[float] = ..., chosen: _Optional[bool] = ...) -> None: ...
 
 class ClusteringRun(_message.Message):
-    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled", "trigger", "attempt", "waiting_for_run_id", "waiting_for_trigger", "label_changes")
+    __slots__ = ("run_id", "collection", "state", "phase", "progress", "error", "model_version", "k", "k_scores", "created_at", "finished_at", "points_labelled", "trigger", "attempt", "waiting_for_run_id", "waiting_for_trigger", "label_changes", "trigger_detail")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -586,6 +594,7 @@ class ClusteringRun(_message.Message):
     WAITING_FOR_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_TRIGGER_FIELD_NUMBER: _ClassVar[int]
     LABEL_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_DETAIL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     collection: str
     state: RunState
@@ -603,7 +612,8 @@ class ClusteringRun(_message.Message):
     waiting_for_run_id: str
     waiting_for_trigger: str
     label_changes: _containers.RepeatedCompositeFieldContainer[ClusterLabelChange]
-    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ..., trigger: _Optional[str] = ..., attempt: _Optional[int] = ..., waiting_for_run_id: _Optional[str] = ..., waiting_for_trigger: _Optional[str] = ..., label_changes: _Optional[_Iterable[_Union[ClusterLabelChange, _Mapping]]] = ...) -> None: ...
+    trigger_detail: str
+    def __init__(self, run_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., error: _Optional[str] = ..., model_version: _Optional[int] = ..., k: _Optional[int] = ..., k_scores: _Optional[_Iterable[_Union[KScore, _Mapping]]] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., points_labelled: _Optional[int] = ..., trigger: _Optional[str] = ..., attempt: _Optional[int] = ..., waiting_for_run_id: _Optional[str] = ..., waiting_for_trigger: _Optional[str] = ..., label_changes: _Optional[_Iterable[_Union[ClusterLabelChange, _Mapping]]] = ..., trigger_detail: _Optional[str] = ...) -> None: ...
 
 class GetDriftRequest(_message.Message):
     __slots__ = ("collection",)
@@ -612,7 +622,7 @@ class GetDriftRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class Drift(_message.Message):
-    __slots__ = ("collection", "model_version", "previous_version", "recent_points", "psi_shares", "psi_versions", "centroid_shift_mean", "centroid_shift_max", "distance_p50_fit", "distance_p90_fit", "distance_p50_recent", "distance_p90_recent", "distance_ks", "anomaly_rate_fit", "anomaly_rate_recent")
+    __slots__ = ("collection", "model_version", "previous_version", "recent_points", "psi_shares", "psi_versions", "centroid_shift_mean", "centroid_shift_max", "distance_p50_fit", "distance_p90_fit", "distance_p50_recent", "distance_p90_recent", "distance_ks", "anomaly_rate_fit", "anomaly_rate_recent", "candidates")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -628,6 +638,7 @@ class Drift(_message.Message):
     DISTANCE_KS_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_RATE_FIT_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_RATE_RECENT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     model_version: int
     previous_version: int
@@ -643,7 +654,22 @@ class Drift(_message.Message):
     distance_ks: float
     anomaly_rate_fit: float
     anomaly_rate_recent: float
-    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., previous_version: _Optional[int] = ..., recent_points: _Optional[int] = ..., psi_shares: _Optional[float] = ..., psi_versions: _Optional[float] = ..., centroid_shift_mean: _Optional[float] = ..., centroid_shift_max: _Optional[float] = ..., distance_p50_fit: _Optional[float] = ..., distance_p90_fit: _Optional[float] = ..., distance_p50_recent: _Optional[float] = ..., distance_p90_recent: _Optional[float] = ..., distance_ks: _Optional[float] = ..., anomaly_rate_fit: _Optional[float] = ..., anomaly_rate_recent: _Optional[float] = ...) -> None: ...
+    candidates: _containers.RepeatedCompositeFieldContainer[DriftCandidate]
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., previous_version: _Optional[int] = ..., recent_points: _Optional[int] = ..., psi_shares: _Optional[float] = ..., psi_versions: _Optional[float] = ..., centroid_shift_mean: _Optional[float] = ..., centroid_shift_max: _Optional[float] = ..., distance_p50_fit: _Optional[float] = ..., distance_p90_fit: _Optional[float] = ..., distance_p50_recent: _Optional[float] = ..., distance_p90_recent: _Optional[float] = ..., distance_ks: _Optional[float] = ..., anomaly_rate_fit: _Optional[float] = ..., anomaly_rate_recent: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[DriftCandidate, _Mapping]]] = ...) -> None: ...
+
+class DriftCandidate(_message.Message):
+    __slots__ = ("size", "nearest_ids", "mean_distance", "separation", "keywords")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_IDS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    SEPARATION_FIELD_NUMBER: _ClassVar[int]
+    KEYWORDS_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    nearest_ids: _containers.RepeatedScalarFieldContainer[str]
+    mean_distance: float
+    separation: float
+    keywords: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, size: _Optional[int] = ..., nearest_ids: _Optional[_Iterable[str]] = ..., mean_distance: _Optional[float] = ..., separation: _Optional[float] = ..., keywords: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetClusteringRunRequest(_message.Message):
     __slots__ = ("collection", "run_id")
