@@ -28,7 +28,8 @@ __all__ = ["calibrate"]
 
 def calibrate(sample: np.ndarray, centroids: np.ndarray, *, version: int, metric: Metric,
               settings: CollectionSettings, prev: ClusterModel | None, next_cluster_id: int, seed: int,
-              n_init: int, sample_size: int, backend: str, inertia: float) -> tuple[ClusterModel, int]:
+              n_init: int, sample_size: int, backend: str, inertia: float,
+              match_mask: np.ndarray | None = None) -> tuple[ClusterModel, int]:
     """Populated clusters, radii, stable ids, the anomaly model and its threshold, from the fit sample.
 
     Args:
@@ -40,6 +41,9 @@ def calibrate(sample: np.ndarray, centroids: np.ndarray, *, version: int, metric
         prev: The model it replaces, in the same feature space (None: no id matching).
         next_cluster_id: The collection's next unused cluster id.
         seed, n_init, sample_size, backend, inertia: The fit's parameters, recorded in the model.
+        match_mask: The sample points the id matching counts (None: all). A run that added
+            clusters for far points counts only the points ``prev`` explains, so a new cluster
+            cannot take the id of the old cluster its points were filed under.
 
     Returns:
         The model and the collection's next unused cluster id after it.
@@ -56,8 +60,9 @@ def calibrate(sample: np.ndarray, centroids: np.ndarray, *, version: int, metric
     counts = np.bincount(rows, minlength=k)
     radius = np.sqrt(sq / np.maximum(counts, 1))
     large = large_clusters(counts)
+    counted = slice(None) if match_mask is None or not np.any(match_mask) else np.asarray(match_mask, dtype=bool)
     ids, report, next_id = match_clusters(
-        rows, k, prev.assign(sample).cluster_id if prev is not None else None,
+        rows[counted], k, prev.assign(sample[counted]).cluster_id if prev is not None else None,
         prev.cluster_ids if prev is not None else None, next_id=next_cluster_id,
     )
     requested = scorer = settings.anomaly_scorer or DEFAULT_SCORER

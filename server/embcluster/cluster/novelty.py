@@ -69,6 +69,7 @@ class Growth:
 
     centroids: np.ndarray
     fit: KMeansFit
+    far: np.ndarray  # which sample points were far from the served model
     far_points: int
     groups: list[NewGroup] = field(default_factory=list)
     added: int = 0
@@ -188,5 +189,5 @@ def grow(sample: np.ndarray, served: np.ndarray, far: np.ndarray, *, metric: Met
                              max_iter=GROW_MAX_ITER)
     for g in groups:  # indices into the sample, not into the far points
         g.members, g.nearest = idx[g.members], [int(idx[i]) for i in g.nearest]
-    return Growth(centroids=fit.centroids, fit=fit, far_points=int(len(idx)), groups=groups, added=len(groups),
+    return Growth(centroids=fit.centroids, fit=fit, far=np.asarray(far, dtype=bool), far_points=int(len(idx)), groups=groups, added=len(groups),
                   splits=table)

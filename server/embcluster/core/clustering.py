@@ -263,7 +263,8 @@ class ClusterRuns:
         model, next_id = calibrate(sample, centroids, version=version, metric=rec.metric, settings=settings,
                                    prev=served_model(coll), next_cluster_id=rec.next_cluster_id, seed=seed,
                                    n_init=n_init, sample_size=len(sample), backend=fit.backend,
-                                   inertia=fit.inertia)
+                                   inertia=fit.inertia,
+                                   match_mask=~growth.far if growth is not None and growth.added else None)
         timings["calibrate_s"] = time.perf_counter() - t0  # incl. the ensemble scorer's own fits
         ctx.check()  # a cancel asked during the calibration stops here, before anything is saved
         with coll.lock:
