@@ -1,4 +1,7 @@
-"""``embcluster clusters NAME`` and ``embcluster members NAME CLUSTER``: what the clusters are, from a shell.
+"""``embcluster clusters NAME``, ``embcluster members NAME CLUSTER`` and ``embcluster drift NAME``: what the clusters are, from a shell.
+
+``drift`` prints how far the collection has moved from its served model (``GetDrift``) and the
+groups forming among its recent anomalies ("a new group of N points is forming").
 
 ``clusters`` prints the served model's clusters by size with their summaries (label, top keywords
 or event fields; the nearest members' ids when a collection has nothing else to summarise, e.g.
@@ -15,14 +18,14 @@ from typing import Any, Sequence, TextIO
 
 from .cli_client import Handler, add_connection_flags, connect, guarded, positive_int
 
-__all__ = ["COMMANDS", "add_parsers", "cluster_rows", "describe_point"]
+__all__ = ["COMMANDS", "add_parsers", "cluster_rows", "describe_point", "drift_lines"]
 
 _DEFAULT_SCAN = 10_000
 _TERMS = 5  # keywords or fields shown per cluster
 
 
 def add_parsers(sub: Any) -> None:
-    """Add ``clusters`` and ``members`` to ``embcluster``'s sub-parsers."""
+    """Add ``clusters``, ``members`` and ``drift`` to ``embcluster``'s sub-parsers."""
     cl = sub.add_parser("clusters", help="the served model's clusters: size, share, radius, anomalies, label, "
                                          "top keywords or fields")
     cl.add_argument("name", help="the collection")
@@ -33,7 +36,10 @@ def add_parsers(sub: Any) -> None:
     mb.add_argument("--scan", type=positive_int, default=_DEFAULT_SCAN,
                     help=f"read at most this many members to order them by distance (default {_DEFAULT_SCAN:,}); "
                          "a larger cluster is shown in listing order")
-    for p in (cl, mb):
+    dr = sub.add_parser("drift", help="how far the collection moved from its served model, and new groups forming "
+                                      "among its recent anomalies")
+    dr.add_argument("name", help="the collection")
+    for p in (cl, mb, dr):
         add_connection_flags(p)
 
 
@@ -141,4 +147,39 @@ def _members(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Handler] = {"clusters": guarded(_clusters), "members": guarded(_members)}
+def _num(msg: Any, name: str, fmt: str = ".3f") -> str:
+    return format(getattr(msg, name), fmt) if msg.HasField(name) else "-"
+
+
+def drift_lines(drift: Any) -> list[str]:
+    """What ``embcluster drift`` prints of a ``Drift`` message."""
+    if not drift.model_version:
+        return [f"collection {drift.collection!r}: no model served yet"]
+    lines = [f"collection {drift.collection!r}: model v{drift.model_version}, {drift.recent_points} points "
+             "labelled since it was served",
+             f"  cluster-share PSI {_num(drift, 'psi_shares')}   distance KS {_num(drift, 'distance_ks')}",
+             f"  distance p50/p90: fit {_num(drift, 'distance_p50_fit')}/{_num(drift, 'distance_p90_fit')}, "
+             f"recent {_num(drift, 'distance_p50_recent')}/{_num(drift, 'distance_p90_recent')}",
+             f"  anomaly rate: fit {_num(drift, 'anomaly_rate_fit', '.2%')}, "
+             f"recent {_num(drift, 'anomaly_rate_recent', '.2%')}"]
+    if drift.HasField("psi_versions"):
+        lines.append(f"  vs v{drift.previous_version}: share PSI {drift.psi_versions:.3f}, "
+                     f"centroid shift mean/max {_num(drift, 'centroid_shift_mean')}/{_num(drift, 'centroid_shift_max')}")
+    if not drift.candidates:
+        lines.append("no new group is forming among the recent anomalies")
+    for c in drift.candidates:
+        about = f": {', '.join(c.keywords)}" if c.keywords else ""
+        lines.append(f"a new group of {c.size} points is forming{about} (mean distance {c.mean_distance:.3f}, "
+                     f"separation {c.separation:.2f}; e.g. {', '.join(c.nearest_ids[:3])})")
+    return lines
+
+
+def _drift(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        drift = client.get_drift(args.name)
+    print("\n".join(drift_lines(drift)))
+    return 0
+
+
+COMMANDS: dict[str, Handler] = {"clusters": guarded(_clusters), "members": guarded(_members),
+                                "drift": guarded(_drift)}

@@ -63,7 +63,15 @@ def add_parsers(sub: Any) -> None:
     sched.add_argument("--after-changes", type=_count(1), metavar="N",
                        help="re-cluster after N points were ingested, replaced or deleted")
     sched.add_argument("--drift-psi", type=float, metavar="X", help="re-cluster when the cluster-share PSI exceeds X")
+    sched.add_argument("--drift-ks", type=float, metavar="X",
+                       help="re-cluster when the recent distance KS statistic exceeds X (recommended 0.3)")
+    sched.add_argument("--anomaly-ratio", type=float, metavar="X",
+                       help="re-cluster when the recent anomaly rate exceeds X times the fit's (recommended 5)")
+    sched.add_argument("--anomaly-rate", type=float, metavar="SHARE",
+                       help="re-cluster when the recent anomaly rate exceeds SHARE (0-1)")
     sched.add_argument("--schedule-k", type=_count(2), metavar="K", help="k of scheduled runs (default: default_k)")
+    sched.add_argument("--k-max", type=_count(3), metavar="K",
+                       help="a drift-triggered run may add clusters for new groups, up to K")
 
     ls = sub.add_parser("collections", help="list the collections: kind, points, model, clusters, anomalies, run")
     info = sub.add_parser("info", help="a collection's settings, schedule, counts, served model and runs")
@@ -107,11 +115,13 @@ def _specs(args: argparse.Namespace) -> dict[str, Any]:
             out["image_metadata"] = make_image_spec(**data)
         except TypeError as exc:
             raise ValueError(f"--image-spec {args.image_spec}: {exc}") from None
-    triggers = {"interval_s": args.every, "after_changes": args.after_changes, "drift_psi": args.drift_psi}
+    triggers = {"interval_s": args.every, "after_changes": args.after_changes, "drift_psi": args.drift_psi,
+                "drift_ks": args.drift_ks, "anomaly_ratio": args.anomaly_ratio, "anomaly_rate": args.anomaly_rate}
     if any(v is not None for v in triggers.values()):
-        out["schedule"] = schedule(**triggers, k=args.schedule_k)
-    elif args.schedule_k is not None:
-        raise ValueError("--schedule-k needs a trigger: --every, --after-changes or --drift-psi")
+        out["schedule"] = schedule(**triggers, k=args.schedule_k, k_max=args.k_max)
+    elif args.schedule_k is not None or args.k_max is not None:
+        raise ValueError("--schedule-k and --k-max need a trigger: --every, --after-changes, --drift-psi, "
+                         "--drift-ks, --anomaly-ratio or --anomaly-rate")
     return out
 
 
@@ -190,8 +200,12 @@ def _print_info(client: Any, coll: Any, out: TextIO) -> None:
     sched = s.schedule
     triggers = ([f"every {sched.interval_s:g}s"] if sched.HasField("interval_s") else []) \
         + ([f"after {sched.after_changes} changes"] if sched.HasField("after_changes") else []) \
-        + ([f"when drift PSI > {sched.drift_psi:g}"] if sched.HasField("drift_psi") else [])
-    print("schedule: " + ("; ".join(triggers) + (f" (k={sched.k})" if sched.HasField("k") else "")
+        + ([f"when drift PSI > {sched.drift_psi:g}"] if sched.HasField("drift_psi") else []) \
+        + ([f"when distance KS > {sched.drift_ks:g}"] if sched.HasField("drift_ks") else []) \
+        + ([f"when the anomaly rate > {sched.anomaly_ratio:g} x the fit's"] if sched.HasField("anomaly_ratio") else []) \
+        + ([f"when the anomaly rate > {sched.anomaly_rate:.2%}"] if sched.HasField("anomaly_rate") else [])
+    ks = (f"k={sched.k}" if sched.HasField("k") else "") + (f" up to {sched.k_max}" if sched.HasField("k_max") else "")
+    print("schedule: " + ("; ".join(triggers) + (f" ({ks.strip()})" if ks else "")
                           if triggers else "none (runs only when asked)"), file=out)
     if coll.served_model_version:
         model = client.get_model(coll.name)
@@ -207,7 +221,9 @@ def _print_info(client: Any, coll: Any, out: TextIO) -> None:
         run = coll.last_run
         what = (f"model v{run.model_version}, k={run.k}, {run.points_labelled} points labelled"
                 if run.model_version and not run.error else run.error or "-")
-        print(f"last run: {run.run_id} {_run_state(run)} ({run.trigger}) at {run.finished_at}: {what}", file=out)
+        print(f"last run: {run.run_id} {_run_state(run)} ({run.trigger}"
+              + (f": {run.trigger_detail}" if run.trigger_detail else "") + f") at {run.finished_at}: {what}",
+              file=out)
     else:
         print("last run: none", file=out)
     if coll.HasField("event_schema"):

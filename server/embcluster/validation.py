@@ -155,8 +155,9 @@ def check_schedule(schedule: Schedule) -> Schedule:
     if schedule.k_max is not None:
         low = schedule.k or 2
         if not (low < schedule.k_max <= MAX_K):
-            raise InvalidArgument(f"schedule k_max must be in ({low}, {MAX_K}] (above k{'' if schedule.k else ' >= 2'}), "
-                                  f"got {schedule.k_max} (leave it unset to keep k fixed)")
+            raise InvalidArgument(f"schedule k_max must be in ({low}, {MAX_K}], got {schedule.k_max} "
+                                  f"({'above the schedule k' if schedule.k else 'above 2'}; leave it unset to keep "
+                                  "k fixed)")
     return schedule
 
 
