@@ -91,10 +91,14 @@ def test_text_candidates_have_keywords(running: Running) -> None:
         by_cat.setdefault(r["category"], []).append(r)
     c.create_collection("docs", input_kind="text")
     for cat in ("verb.motion", "noun.plant", "noun.food"):
-        c.ingest("docs", [{"id": r["id"], "text": r["text"]} for r in by_cat[cat][:150]])
+        c.ingest("docs", [{"id": r["id"], "text": r["text"]} for r in by_cat[cat]])
     c.cluster("docs", k=3, seed=0)
-    c.ingest("docs", [{"id": r["id"], "text": r["text"]} for r in by_cat["noun.animal"][:200]])
+    new = [r for cat in ("noun.animal", "verb.communication") for r in by_cat[cat]]
+    c.ingest("docs", [{"id": r["id"], "text": r["text"]} for r in new])
     drift = Client(running.server.address).get_drift("docs")
-    assert drift.anomaly_rate_recent is not None and drift.anomaly_rate_recent > drift.anomaly_rate_fit
+    assert drift.anomaly_rate_recent is not None and drift.anomaly_rate_recent > 0.2 > drift.anomaly_rate_fit
+    assert drift.candidates, "the new categories' far glosses form at least one group"
+    new_ids = {r["id"] for r in new}
     for g in drift.candidates:
         assert g.size >= 10 and 1 <= len(g.keywords) <= 5
+        assert {c.get_point("docs", point_id=i).external_id for i in g.nearest_ids} <= new_ids

@@ -102,10 +102,10 @@ def test_find_groups_ignores_scattered_far_points() -> None:
     groups, _ = find_groups(scattered, model.centroids, metric="euclid", min_size=10, max_groups=8, seed=0)
     assert groups == []
     new_x, labels = points(NEW, 300, 2)
-    groups, splits = find_groups(new_x, model.centroids, metric="euclid", min_size=10, max_groups=8, seed=0)
+    groups, votes = find_groups(new_x, model.centroids, metric="euclid", min_size=10, max_groups=8, seed=0)
     assert sorted(g.size for g in groups) == [150, 150]
     assert all(len(set(labels[g.members].tolist())) == 1 for g in groups)  # each group is one generating group
-    assert [s["chosen"] for s in splits].index(1.0) == 1  # two groups: the split into three was not distinct
+    assert [v["k"] for v in votes if v["chosen"]] == [2]  # the vote's table over 2 .. 8 groups
 
 
 def report(n: int, ks: float | None, rate: float | None, fit_rate: float = 0.01) -> DriftReport:

@@ -12,34 +12,36 @@ Pure: no store, no collection. Used twice, with one rule:
 **Far points**: the served model flags them anomalous, or their distance to the nearest centroid
 is above the fit sample's ``FAR_QUANTILE`` distance quantile.
 
-**Grouping rule** (one ratio, ``SEPARATION``, throughout): k-means splits the far points into
-j = 1, 2, ... groups (seeded) while every group of ``min_size`` or more members is *distinct*
-from the others: its members' mean distance to their own centroid is at most ``SEPARATION``
-times their mean distance to any other group's centroid. The last distinct split is kept (a
-split of one real group into two halves gives a ratio near 1 and ends the search). Of its
+**Grouping rule**: k-means of the far points (seeded); how many groups, j, is decided by the
+existing vote (:func:`~.choose_k.choose_k`, over 2 .. ``max_groups``), then checked: every group of
+``min_size`` or more members must be *distinct* from the others (its members' mean distance to
+their own centroid at most ``SEPARATION`` times their mean distance to any other group's
+centroid); if the vote's split is not, j - 1, j - 2, ... are tried, down to one group. Of the
 groups, the *supported* ones are reported: at least ``min_size`` members, and separate from the
-served model too (their mean distance to their own centroid at most ``SEPARATION`` times their
-mean distance to the nearest served centroid). The tail of an existing cluster (a shell of points
-around its centroid, all directions) has a ratio near 1 and is never a new group, so ``k_max``
-alone never splits an old group (tests/unit/test_novelty.py; bench/bench_novelty.py).
+served model in the same sense (mean distance to their own centroid at most ``SEPARATION`` times
+their mean distance to the nearest served centroid). The tail of an existing cluster (a shell of
+points around its centroid, in all directions) has a ratio near 1 and is never a new group, so
+``k_max`` alone never splits an old group (tests/unit/test_novelty.py; bench/bench_novelty.py's
+control). Measured (bench_novelty.py): new synthetic groups 0.16, new WordNet categories (MiniLM,
+cosine) 0.6-0.73, tails of fitted clusters >= 0.9.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ..store.base import Metric
 from .assign import nearest_rows, pairwise_distance
+from .choose_k import choose_k
 from .kmeans import KMeansFit, fit_kmeans
 
 __all__ = ["FAR_QUANTILE", "SEPARATION", "NOVELTY_MIN_POINTS", "NEAREST_MEMBERS", "MAX_GROUPS", "NewGroup", "Growth", "far_mask", "find_groups",
            "grow"]
 
 FAR_QUANTILE = 0.99  # a distance above the fit sample's p99 is "far", flagged or not
-# Own spread / distance to the served model of a supported group. Measured: new synthetic groups
-# ~0.1-0.3, new news topics (MiniLM, cosine) ~0.6-0.7, tails of an existing cluster >= 0.9.
+# Own spread / distance to the served model (or to another group) of a supported group (module doc).
 SEPARATION = 0.8
 NOVELTY_MIN_POINTS = 10  # fewest far points of a new group (or the collection's min_cluster_size, if larger)
 NEAREST_MEMBERS = 5
@@ -73,7 +75,7 @@ class Growth:
     far_points: int
     groups: list[NewGroup] = field(default_factory=list)
     added: int = 0
-    splits: list[dict[str, float]] = field(default_factory=list)  # the splits of the far points tried
+    splits: list[dict[str, float]] = field(default_factory=list)  # the vote over the far points' groups
 
     def to_json(self) -> dict[str, object]:
         """The record kept with the model."""
@@ -134,7 +136,7 @@ def find_groups(points: np.ndarray, served: np.ndarray, *, metric: Metric, min_s
         seed: k-means seed (same inputs, same groups).
 
     Returns:
-        The groups and the table of the splits tried (``k`` groups, whether they were distinct).
+        The groups and the vote's table (empty when at most two groups were possible).
     """
     x = np.asarray(points, dtype=np.float32)
     min_size = max(int(min_size), 2)
@@ -142,15 +144,19 @@ def find_groups(points: np.ndarray, served: np.ndarray, *, metric: Metric, min_s
     if hi < 1:
         return [], []
     best = fit_kmeans(x, 1, metric=metric, seed=seed, n_init=1)
-    table: list[dict[str, float]] = [{"k": 1, "inertia": best.inertia, "distinct": 1.0, "chosen": 0.0}]
-    for j in range(2, hi + 1):
-        fit = fit_kmeans(x, j, metric=metric, seed=seed, n_init=3)
-        ok = _distinct(x, fit.labels, fit.centroids, min_size, metric)
-        table.append({"k": j, "inertia": fit.inertia, "distinct": float(ok), "chosen": 0.0})
-        if not ok:  # a split of one group: more groups would only split further
-            break
-        best = fit
-    table[len(best.centroids) - 1]["chosen"] = 1.0
+    table: list[dict[str, float]] = []
+    if hi >= 2:
+        if hi == 2:
+            voted, fit = 2, fit_kmeans(x, 2, metric=metric, seed=seed, n_init=3)
+        else:
+            voted, fit, scores = choose_k(x, 2, hi, metric=metric, seed=seed, n_init=3)
+            table = [{k: float(v) for k, v in asdict(sc).items()} for sc in scores]
+        for j in range(voted, 1, -1):  # the vote's split, or fewer groups, if its groups are not distinct
+            if j != voted:
+                fit = fit_kmeans(x, j, metric=metric, seed=seed, n_init=3)
+            if _distinct(x, fit.labels, fit.centroids, min_size, metric):
+                best = fit
+                break
     groups = [_group(x, np.flatnonzero(best.labels == j), best.centroids[j], served, metric)
               for j in range(len(best.centroids))]
     kept = sorted((g for g in groups if _supported(g, min_size)), key=lambda g: -g.size)
