@@ -402,7 +402,7 @@ class _Target:
         return None
 
     def start_clustering(self, name: str, request: RunRequest, *, trigger: str = "manual",
-                         attempt: int = 0) -> RunInfo:
+                         attempt: int = 0, trigger_detail: str = "") -> RunInfo:
         self.started.append((name, request, trigger))
         return RunInfo(run_id=f"r{len(self.started)}", collection=name, state=RunState.PENDING, request=request,
                        trigger=trigger)
