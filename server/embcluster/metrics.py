@@ -40,7 +40,8 @@ _RUN_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 
 
 #: Numeric fields of :class:`~embcluster.schema.DriftReport` exported as ``embcluster_drift_<field>``.
 DRIFT_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(DriftReport) if f.name not in ("collection", "model_version", "previous_version")
+    f.name for f in fields(DriftReport)
+    if f.name not in ("collection", "model_version", "previous_version", "candidates")  # candidates: GetDrift only
 )
 
 #: name -> (type, labels) of every series, as exposed (counters with their ``_total`` suffix).
