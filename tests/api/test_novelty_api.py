@@ -54,6 +54,20 @@ def test_novelty_schedule_round_trip_and_invalid_values(srv: Running) -> None:
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in e.value.details()
 
 
+def test_cli_create_takes_the_novelty_schedule(srv: Running, capsys) -> None:
+    addr = srv.server.address
+    assert main(["create", "c", "--kind", "vector", "--dim", "4", "--drift-ks", "0.3", "--anomaly-ratio", "5",
+                 "--anomaly-rate", "0.2", "--schedule-k", "3", "--k-max", "6", "--target", addr]) == 0
+    got = srv.client.get_collection("c").settings.schedule
+    assert (got.drift_ks, got.anomaly_ratio, got.anomaly_rate, got.k, got.k_max) == (0.3, 5.0, 0.2, 3, 6)
+    capsys.readouterr()
+    assert main(["info", "c", "--target", addr]) == 0
+    assert ("schedule: when distance KS > 0.3; when the anomaly rate > 5 x the fit's; when the anomaly rate > "
+            "20.00% (k=3 up to 6)") in capsys.readouterr().out
+    assert main(["create", "d", "--kind", "vector", "--dim", "4", "--k-max", "6", "--target", addr]) != 0
+    assert "--k-max need a trigger" in capsys.readouterr().err
+
+
 def test_new_groups_show_as_candidates_then_a_drift_run_adds_them(srv: Running, capsys) -> None:
     c = srv.client
     addr = srv.server.address
