@@ -20,6 +20,7 @@ from embcluster.cluster.lifecycle import (
     VersionSizes,
     derive_events,
     events_from_json,
+    novel_clusters,
     sizes_of,
 )
 from embcluster.cluster.matching import MatchReport, match_clusters
@@ -163,3 +164,41 @@ def test_a_model_file_without_events_still_loads(tmp_path) -> None:  # type: ign
     model.events = []
     store.save(model)
     assert store.load(1).events == [] and store.load_meta(1)["schema_version"] == 1
+
+
+def test_new_content_filed_under_an_old_cluster_is_a_birth_not_a_split() -> None:
+    # old 1 at the origin (radius 1); the new fit keeps 1 and finds 3 at distance 10, whose points
+    # the old model had filed under 1: the matching calls it a split of 1
+    report = MatchReport(persisted=[1, 2], appeared=[3], split={1: [1, 3]})
+    old_c = {1: np.zeros(2), 2: np.array([0.0, 20.0])}
+    radius = {1: 1.0, 2: 1.0}
+    novel = novel_clusters(report, {1: np.zeros(2), 2: np.array([0.0, 20.0]), 3: np.array([10.0, 0.0])},
+                           old_c, radius, "euclid")
+    assert novel == {3}
+    before = VersionSizes(1, full={1: 100, 2: 100})
+    after = VersionSizes(2, full={1: 100, 2: 100, 3: 100})
+    assert _kinds(derive_events(report, after, before, novel=novel)) == [(BIRTH, 3, (1,)), (SHRINK, 1, ()),
+                                                                          (SHRINK, 2, ())]
+    # The same matching with 3 inside 1's radius: a real split of 1.
+    near = novel_clusters(report, {1: np.array([-0.5, 0.0]), 2: np.array([0.0, 20.0]), 3: np.array([0.5, 0.0])},
+                          old_c, radius, "euclid")
+    assert near == set()
+    assert _kinds(derive_events(report, after, before, novel=near))[0] == (SPLIT, 1, (1, 3))
+
+
+def test_a_real_merge_is_not_new_content() -> None:
+    # old 1 and 2 (far apart) merge into new 3; both vanished: a MERGE whatever the distances
+    report = MatchReport(appeared=[3], vanished=[1, 2], merged={3: [1, 2]})
+    novel = novel_clusters(report, {3: np.array([5.0, 0.0])}, {1: np.zeros(2), 2: np.array([10.0, 0.0])},
+                           {1: 1.0, 2: 1.0}, "euclid")
+    assert novel == set()
+    events = derive_events(report, VersionSizes(2, full={3: 200}), VersionSizes(1, full={1: 100, 2: 100}), novel=novel)
+    assert _kinds(events) == [(MERGE, 3, (1, 2))]
+    # With both parents kept and the new cluster far from each: a BIRTH of new content between them.
+    between = MatchReport(persisted=[1, 2], appeared=[3], merged={3: [1, 2]})
+    novel = novel_clusters(between, {1: np.zeros(2), 2: np.array([10.0, 0.0]), 3: np.array([5.0, 5.0])},
+                           {1: np.zeros(2), 2: np.array([10.0, 0.0])}, {1: 1.0, 2: 1.0}, "euclid")
+    assert novel == {3}
+    events = derive_events(between, VersionSizes(2, full={1: 100, 2: 100, 3: 50}),
+                           VersionSizes(1, full={1: 100, 2: 100}), novel=novel)
+    assert _kinds(events)[0] == (BIRTH, 3, (1, 2))

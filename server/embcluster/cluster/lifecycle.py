@@ -12,6 +12,15 @@ before (previous version) and after (new version); a size is 0 where the id does
   its members): reported instead of the new id's BIRTH and of the DEATH of the old ids that went
   into it.
 * **BIRTH**: a new id no SPLIT or MERGE explains; **DEATH**: an old id no SPLIT or MERGE explains.
+  New content that the previous model filed under old clusters looks like a split of them, or a
+  merge of them, in the matching (the fit sample's new points carry old ids). A new id whose old
+  clusters (the parents it took points from) all kept their ids, and whose centroid lies farther
+  from each parent's centroid than that parent's radius (RMS member distance on its fit sample),
+  is therefore a BIRTH, with those parents in ``related_ids`` (where its points were filed): the
+  halves of a real split lie within the parent's radius (a Gaussian's half-centroid is ~0.8 σ along
+  one axis from the centre, the radius the RMS over every axis), and a real merge (k went down)
+  takes the ids of the clusters it replaced. See :func:`novel_clusters`. What remains a SPLIT
+  needs two children, or one that did not keep the id; a MERGE two parents.
 * **GROW** / **SHRINK**: a persisting id without a SPLIT or MERGE whose share of the version's
   points changed by more than :data:`GROW_RATIO` (relative: ``share_after / share_before``
   above ``1 + GROW_RATIO`` or below ``1 / (1 + GROW_RATIO)``) **and** by more than
@@ -34,10 +43,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from ..store.base import Metric
+from .assign import pairwise_distance
 from .matching import MatchReport
 
 __all__ = ["BIRTH", "DEATH", "SPLIT", "MERGE", "GROW", "SHRINK", "KINDS", "GROW_RATIO", "GROW_MIN_DELTA",
-           "ClusterEvent", "VersionSizes", "derive_events", "sizes_of", "events_from_json"]
+           "ClusterEvent", "VersionSizes", "derive_events", "sizes_of", "events_from_json", "novel_clusters", "parents_of"]
 
 BIRTH, DEATH, SPLIT, MERGE, GROW, SHRINK = "BIRTH", "DEATH", "SPLIT", "MERGE", "GROW", "SHRINK"
 KINDS = (BIRTH, DEATH, SPLIT, MERGE, GROW, SHRINK)
@@ -124,8 +137,60 @@ def sizes_of(version: int, cluster_ids: Sequence[int], populated: Sequence[bool]
                         full=by_id(metrics.get("sizes_full")))
 
 
+def parents_of(report: MatchReport) -> dict[int, set[int]]:
+    """New id -> the old ids it took points from in a split or a merge."""
+    out: dict[int, set[int]] = {}
+    for old, news in report.split.items():
+        for new in news:
+            out.setdefault(int(new), set()).add(int(old))
+    for new, olds in report.merged.items():
+        out.setdefault(int(new), set()).update(int(o) for o in olds)
+    return out
+
+
+def novel_clusters(report: MatchReport | Mapping[str, Any], new_centroids: Mapping[int, np.ndarray],
+                   old_centroids: Mapping[int, np.ndarray], old_radius: Mapping[int, float],
+                   metric: Metric) -> set[int]:
+    """New ids of splits and merges that are new content, not parts of old clusters (module docstring).
+
+    Args:
+        report: The matching (a ``MatchReport`` or its stored dict).
+        new_centroids: The new version's centroids by id.
+        old_centroids: The previous version's centroids by id.
+        old_radius: The previous version's radius (RMS member distance on its fit sample) by id.
+        metric: The collection's distance.
+    """
+    m = _report(report)
+    persisted = set(m.persisted)
+    out = set()
+    for new, parents in parents_of(m).items():
+        if new in persisted or new not in new_centroids or not parents <= persisted:
+            continue
+        if not all(p in old_centroids and p in old_radius for p in parents):
+            continue
+        c = np.asarray(new_centroids[new], dtype=np.float64)[None, :]
+        far = [float(pairwise_distance(c, np.asarray(old_centroids[p], dtype=np.float64)[None, :], metric)[0, 0])
+               > float(old_radius[p]) for p in parents]
+        if all(far):
+            out.add(new)
+    return out
+
+
+def _report(report: MatchReport | Mapping[str, Any]) -> MatchReport:
+    """A ``MatchReport`` from itself or its stored dict (JSON keys are strings)."""
+    if isinstance(report, MatchReport):
+        return report
+    return MatchReport(
+        persisted=[int(i) for i in report.get("persisted", [])],
+        appeared=[int(i) for i in report.get("appeared", [])],
+        vanished=[int(i) for i in report.get("vanished", [])],
+        split={int(k): [int(i) for i in v] for k, v in (report.get("split") or {}).items()},
+        merged={int(k): [int(i) for i in v] for k, v in (report.get("merged") or {}).items()},
+    )
+
+
 def derive_events(report: MatchReport | Mapping[str, Any], new: VersionSizes,
-                  previous: VersionSizes | None) -> list[ClusterEvent]:
+                  previous: VersionSizes | None, *, novel: set[int] | frozenset[int] = frozenset()) -> list[ClusterEvent]:
     """The life-cycle events of version ``new`` against ``previous`` (see the module docstring).
 
     Args:
@@ -133,17 +198,12 @@ def derive_events(report: MatchReport | Mapping[str, Any], new: VersionSizes,
             ignored when ``previous`` is None).
         new: The new version's populated clusters and sizes.
         previous: The version it replaces (None: the first model).
+        novel: New ids of splits and merges that are new content (:func:`novel_clusters`): BIRTHs.
 
     Returns:
         Events ordered by kind (as in :data:`KINDS`), then cluster id.
     """
-    m = report if isinstance(report, MatchReport) else MatchReport(
-        persisted=[int(i) for i in report.get("persisted", [])],
-        appeared=[int(i) for i in report.get("appeared", [])],
-        vanished=[int(i) for i in report.get("vanished", [])],
-        split={int(k): [int(i) for i in v] for k, v in (report.get("split") or {}).items()},
-        merged={int(k): [int(i) for i in v] for k, v in (report.get("merged") or {}).items()},
-    )
+    m = _report(report)
     full = new.full is not None and (previous is None or previous.full is not None)
     after = (new.full if full else new.sample) or {}
     before: dict[int, int] = ((previous.full if full else previous.sample) or {}) if previous is not None else {}
@@ -160,8 +220,14 @@ def derive_events(report: MatchReport | Mapping[str, Any], new: VersionSizes,
     if previous is None:
         return [event(BIRTH, cid) for cid in sorted(after)]
     events: list[ClusterEvent] = []
-    split = {o: [n for n in news if n in after] for o, news in m.split.items() if o in before}
-    merged = {n: [o for o in olds if o in before] for n, olds in m.merged.items() if n in after}
+    parents = parents_of(m)
+    split = {}
+    for o, news in m.split.items():
+        kept = [n for n in news if n in after and n not in novel]
+        if o in before and (len(kept) >= 2 or (kept and o not in after)):
+            split[o] = kept
+    merged = {n: [o for o in olds if o in before] for n, olds in m.merged.items() if n in after and n not in novel}
+    merged = {n: olds for n, olds in merged.items() if len(olds) >= 2}
     split_children = {n for news in split.values() for n in news}
     merge_parents = {o for olds in merged.values() for o in olds}
     matched = set(m.persisted)
@@ -171,7 +237,7 @@ def derive_events(report: MatchReport | Mapping[str, Any], new: VersionSizes,
         events.append(event(MERGE, cid, merged[cid]))
     for cid in sorted(after):
         if cid not in before and cid not in matched and cid not in split_children and cid not in merged:
-            events.append(event(BIRTH, cid))
+            events.append(event(BIRTH, cid, sorted(parents.get(cid, ())) if cid in novel else ()))
     for cid in sorted(before):
         if cid not in after and cid not in split and cid not in merge_parents:
             events.append(event(DEATH, cid))

@@ -16,7 +16,14 @@ import numpy as np
 from ..cluster.choose_k import choose_k
 from ..anomaly.feed import AnomalyFeed
 from ..cluster.fit import calibrate
-from ..cluster.lifecycle import ClusterEvent, VersionSizes, derive_events, events_from_json, sizes_of
+from ..cluster.lifecycle import (
+    ClusterEvent,
+    VersionSizes,
+    derive_events,
+    events_from_json,
+    novel_clusters,
+    sizes_of,
+)
 from ..cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
 from ..config import Settings
 from ..drift import RecentWindows
@@ -441,8 +448,13 @@ def model_events(model: ClusterModel, replaced: ClusterModel | None) -> list[Clu
     def sizes(m: ClusterModel) -> VersionSizes:
         return sizes_of(m.version, [int(i) for i in m.cluster_ids], [bool(p) for p in m.populated], m.metrics)
 
-    return derive_events(model.metrics.get("matching") or {}, sizes(model),
-                         sizes(replaced) if replaced is not None else None)
+    matching = model.metrics.get("matching") or {}
+    novel: set[int] = set()
+    if replaced is not None and replaced.metric == model.metric and replaced.centroids.shape[1] == model.centroids.shape[1]:
+        novel = novel_clusters(matching, dict(zip((int(i) for i in model.cluster_ids), model.centroids)),
+                               dict(zip((int(i) for i in replaced.cluster_ids), replaced.centroids)),
+                               dict(zip((int(i) for i in replaced.cluster_ids), replaced.radius)), model.metric)
+    return derive_events(matching, sizes(model), sizes(replaced) if replaced is not None else None, novel=novel)
 
 
 def _summaries_of(meta: dict[str, Any]) -> RunSummaries | None:

@@ -1,0 +1,175 @@
+"""Cluster life-cycle events over the API: GetModel/ListModels, WatchClusterEvents, the metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from embcluster_client import Client, ClusterEventKind, pb
+
+from embcluster.config import Settings
+
+from .conftest import Running
+
+CENTERS = np.array([[10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 0], [0, 0, 0, 10]], dtype=float)
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[Running]:
+    r = Running(settings)  # VECTOR only: no text model loaded
+    yield r
+    r.stop()
+
+
+def _group(c, group: int, n: int = 200, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed + group)
+    x = CENTERS[group] + rng.normal(scale=0.5, size=(n, 4))
+    c.ingest_many("g", [{"id": f"g{group}-{i}", "vector": v} for i, v in enumerate(x)], batch_size=200)
+
+
+def _three_groups_clustered(c) -> None:  # type: ignore[no-untyped-def]
+    c.create_collection("g", input_kind="vector", vector_dim=4, distance="euclid")
+    for group in range(3):
+        _group(c, group)
+    c.cluster("g", k=3, seed=0)
+
+
+def _kinds(events) -> Counter[int]:  # type: ignore[no-untyped-def]
+    return Counter(e.kind for e in events)
+
+
+def _wait_watchers(server: Running, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while server.service.clustering.event_feed.watchers("g") != n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.service.clustering.event_feed.watchers("g") == n
+
+
+def test_get_model_reports_the_birth_of_an_added_group(server: Running) -> None:
+    c = server.client
+    _three_groups_clustered(c)
+    first = c.get_model("g")
+    assert _kinds(first.events) == {pb.CLUSTER_EVENT_KIND_BIRTH: 3}
+    assert sorted(e.cluster_id for e in first.events) == sorted(first.cluster_ids)
+    assert all(e.previous_version == 0 and e.model_version == 1 and e.full_pass for e in first.events)
+    assert sum(e.size_after for e in first.events) == 600
+
+    _group(c, 3)  # a fourth group: a quarter of the points
+    c.cluster("g", k=4, seed=0)
+    second = c.get_model("g")
+    births = [e for e in second.events if e.kind == pb.CLUSTER_EVENT_KIND_BIRTH]
+    assert len(births) == 1
+    born = births[0]
+    assert born.cluster_id not in first.cluster_ids and born.cluster_id in second.cluster_ids
+    assert (born.size_before, born.size_after) == (0, 200)
+    assert born.share_after == pytest.approx(0.25)
+    # The three old clusters persist; each went from a third to a quarter of the points: SHRINK.
+    assert _kinds(second.events) == {pb.CLUSTER_EVENT_KIND_BIRTH: 1, pb.CLUSTER_EVENT_KIND_SHRINK: 3}
+    assert {e.cluster_id for e in second.events if e.kind == pb.CLUSTER_EVENT_KIND_SHRINK} == set(first.cluster_ids)
+    assert all(e.model_version == 2 and e.previous_version == 1 for e in second.events)
+    listed = c.list_models("g")
+    assert [len(m.events) for m in listed] == [3, 4]
+
+    model = Client(server.server.address).get_model("g")  # the Pythonic client
+    assert Counter(e.kind for e in model.events) == {ClusterEventKind.BIRTH: 1, ClusterEventKind.SHRINK: 3}
+    assert next(e for e in model.events if e.kind is ClusterEventKind.BIRTH).cluster_id == born.cluster_id
+
+    # Same data again: nothing changes enough to report.
+    c.cluster("g", k=4, seed=1)
+    assert list(c.get_model("g").events) == []
+
+    text = server.service.metrics.render().decode()
+    assert 'embcluster_cluster_events_total{collection="g",kind="BIRTH"} 4.0' in text
+    assert 'embcluster_cluster_events_total{collection="g",kind="SHRINK"} 3.0' in text
+    c.delete_collection("g")
+    assert 'collection="g"' not in server.service.metrics.render().decode()  # forgotten with the collection
+
+
+def test_watch_receives_the_events_of_a_run_published_while_watching(server: Running) -> None:
+    c = server.client
+    _three_groups_clustered(c)
+    call = c.watch_cluster_events("g", since_version=1)  # only what comes after the served v1
+    seen: list[pb.ClusterEvent] = []
+    errors: list[grpc.StatusCode] = []
+
+    def consume() -> None:
+        try:
+            for event in call:
+                seen.append(event)
+        except grpc.RpcError as exc:
+            errors.append(exc.code())
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    _wait_watchers(server, 1)
+    # A rollback publishes no new version: it sends nothing (the next run's events come first).
+    _group(c, 3)
+    c.cluster("g", k=4, seed=0)  # v2
+    c.wait_for_run("g", c.rollback_model("g", 1).run_id)
+    c.cluster("g", k=4, seed=0)  # v3, against the served v1
+    deadline = time.monotonic() + 10
+    while len(seen) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    call.cancel()
+    reader.join(timeout=10)
+    assert errors == [grpc.StatusCode.CANCELLED]
+    assert [e.model_version for e in seen] == [2] * 4 + [3] * 4
+    assert _kinds(seen[:4]) == {pb.CLUSTER_EVENT_KIND_BIRTH: 1, pb.CLUSTER_EVENT_KIND_SHRINK: 3}
+    assert {e.previous_version for e in seen[4:]} == {1}
+    _wait_watchers(server, 0)  # the cancelled watcher is gone
+
+
+def test_replay_since_version_then_end_on_delete(server: Running) -> None:
+    c = server.client
+    _three_groups_clustered(c)
+    _group(c, 3)
+    c.cluster("g", k=4, seed=0)
+    call = c.watch_cluster_events("g")  # since 0: every stored version
+    replay = [next(call) for _ in range(7)]
+    assert [e.model_version for e in replay] == [1, 1, 1, 2, 2, 2, 2]
+    assert _kinds(replay[:3]) == {pb.CLUSTER_EVENT_KIND_BIRTH: 3}
+    call.cancel()
+    call = c.watch_cluster_events("g", since_version=1)
+    assert [next(call).model_version for _ in range(4)] == [2, 2, 2, 2]
+    _wait_watchers(server, 1)
+    c.delete_collection("g")
+    with pytest.raises(grpc.RpcError) as e:
+        next(call)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and "deleted" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        next(iter(c.watch_cluster_events("missing")))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_async_clients_watch_cluster_events(server: Running) -> None:
+    import asyncio
+
+    from embcluster_client import AsyncClient, AsyncEmbclusterClient
+
+    _three_groups_clustered(server.client)
+
+    async def main() -> tuple[list[int], list[ClusterEventKind]]:
+        async with AsyncEmbclusterClient(server.server.address) as raw, AsyncClient(server.server.address) as nice:
+            call = raw.watch_cluster_events("g")
+            versions = []
+            async for event in call:
+                versions.append(event.model_version)
+                if len(versions) == 3:
+                    call.cancel()
+                    break
+            stream = nice.watch_cluster_events("g")
+            kinds = []
+            async for model in stream:
+                kinds.append(model.kind)
+                if len(kinds) == 3:
+                    stream.cancel()
+                    break
+            return versions, kinds
+
+    versions, kinds = asyncio.run(main())
+    assert versions == [1, 1, 1] and kinds == [ClusterEventKind.BIRTH] * 3
