@@ -173,3 +173,55 @@ def test_async_clients_watch_cluster_events(server: Running) -> None:
 
     versions, kinds = asyncio.run(main())
     assert versions == [1, 1, 1] and kinds == [ClusterEventKind.BIRTH] * 3
+
+
+def test_cli_events_and_cluster_print_the_events(server: Running, capsys) -> None:  # type: ignore[no-untyped-def]
+    from embcluster.cli import main
+
+    c = server.client
+    addr = server.server.address
+    c.create_collection("g", input_kind="vector", vector_dim=4, distance="euclid")
+    for group in range(3):
+        _group(c, group)
+    assert main(["cluster", "g", "-k", "3", "--target", addr]) == 0
+    out = capsys.readouterr().out
+    assert "cluster events of v1" in out
+    assert len([line for line in out.splitlines() if line.startswith("v1  BIRTH ")]) == 3
+    _group(c, 3)
+    assert main(["cluster", "g", "-k", "4", "--target", addr]) == 0
+    capsys.readouterr()
+    born = next(e for e in c.get_model("g", 2).events if e.kind == pb.CLUSTER_EVENT_KIND_BIRTH)
+
+    assert main(["events", "g", "--target", addr]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["v1", "BIRTH"]] * 3 + [["v2", "BIRTH"]] + [["v2", "SHRINK"]] * 3
+    assert lines[3].startswith(f"v2  BIRTH   cluster {born.cluster_id} (filed under [")
+    assert lines[3].endswith(": 0 -> 200 points, 0.0% -> 25.0%")
+    assert main(["events", "g", "--since", "2", "--target", addr]) == 0
+    assert capsys.readouterr().out.strip() == "no cluster events in 'g' after v2"
+    assert main(["events", "nope", "--target", addr]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_cli_events_follow_prints_a_new_version_until_the_collection_goes(server: Running, capsys) -> None:  # type: ignore[no-untyped-def]
+    from embcluster.cli import main
+
+    c = server.client
+    _three_groups_clustered(c)
+    result: list[int] = []
+    follower = threading.Thread(target=lambda: result.append(
+        main(["events", "g", "--since", "1", "--follow", "--target", server.server.address])))
+    follower.start()
+    _wait_watchers(server, 1)
+    _group(c, 3)
+    c.cluster("g", k=4, seed=0)
+    deadline = time.monotonic() + 10
+    lines: list[str] = []
+    while len(lines) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines += capsys.readouterr().out.splitlines()
+    c.delete_collection("g")  # ends the stream: NOT_FOUND, exit status 1
+    follower.join(timeout=10)
+    assert sorted(line.split()[1] for line in lines) == ["BIRTH", "SHRINK", "SHRINK", "SHRINK"]
+    assert all(line.startswith("v2  ") for line in lines)
+    assert result == [1] and "was deleted" in capsys.readouterr().err
