@@ -5,8 +5,10 @@ does deriving the events cost?
    is clustered at ``--k`` (seed 0), then re-clustered ``--refits`` times with other seeds and a fit
    sample smaller than the collection (``--sample``), so both the sample and the seed change while
    the data does not — what a schedule's re-runs see. Per re-fit: the largest change of a persisting
-   cluster's share (relative and absolute, full-pass sizes) and the events reported. The threshold
-   (``GROW_RATIO``, ``GROW_MIN_DELTA`` in ``embcluster.cluster.lifecycle``) must not fire here.
+   cluster's share (relative, ``max(after/before, before/after) - 1``, and absolute; full-pass sizes),
+   how close the rule came to firing (``min(rel / GROW_RATIO, abs / GROW_MIN_DELTA)`` of the closest
+   cluster: 1 fires) and the events reported. The threshold (``GROW_RATIO``, ``GROW_MIN_DELTA`` in
+   ``embcluster.cluster.lifecycle``) must not fire here.
 2. **Cost.** ``derive_events`` at ``--cost-k`` clusters (its inputs are per cluster, not per point:
    the cost is the same at 100k or 1M points), against the run's write-back of ``--cost-n`` points
    as baseline (``Labeller.write_back`` through ``ClusterModel.assign`` only, no store: a lower bound).
@@ -46,7 +48,7 @@ def _threshold(args: argparse.Namespace) -> dict[str, object]:
                 svc.ingest("glosses", [ItemInput(id=f"g{i}", text=glosses[i])
                                        for i in range(start, min(len(glosses), start + 256))])
             rows = []
-            worst_rel, worst_abs, fired = 0.0, 0.0, 0
+            worst_rel, worst_abs, closest, fired = 0.0, 0.0, 0.0, 0
             prev = None
             for seed in range(args.refits + 1):
                 run = svc.start_clustering("glosses", RunRequest(k=args.k, seed=seed, sample_size=args.sample))
@@ -60,24 +62,27 @@ def _threshold(args: argparse.Namespace) -> dict[str, object]:
                 total = sum(full.values())
                 kinds = sorted({e.kind for e in model.events})
                 if prev is not None:
-                    rel, ab = 0.0, 0.0
+                    rel, ab, near = 0.0, 0.0, 0.0
                     for cid in set(prev) & set(full):
                         b, a = prev[cid][0] / prev[cid][1], full[cid] / total
-                        rel = max(rel, abs(a / b - 1) if b else 0.0)
-                        ab = max(ab, abs(a - b))
-                    worst_rel, worst_abs = max(worst_rel, rel), max(worst_abs, ab)
+                        r = max(a / b, b / a) - 1 if a and b else 0.0  # the rule's relative change, both ways
+                        rel, ab = max(rel, r), max(ab, abs(a - b))
+                        near = max(near, min(r / GROW_RATIO, abs(a - b) / GROW_MIN_DELTA))  # >= 1 fires
+                    worst_rel, worst_abs, closest = max(worst_rel, rel), max(worst_abs, ab), max(closest, near)
                     fired += sum(e.kind in (GROW, SHRINK) for e in model.events)
                     rows.append([seed, model.version, len(set(prev) & set(full)), f"{rel:.3f}", f"{ab:.4f}",
-                                 ", ".join(kinds) or "-"])
+                                 f"{near:.2f}", ", ".join(kinds) or "-"])
                 else:
-                    rows.append([seed, model.version, 0, "-", "-", f"{len(model.events)} x BIRTH"])
+                    rows.append([seed, model.version, 0, "-", "-", "-", f"{len(model.events)} x BIRTH"])
                 prev = {cid: (n, total) for cid, n in full.items()}
             print_table(f"re-fits of unchanged data: WordNet glosses x MiniLM, k={args.k}, sample={args.sample}",
-                        ["seed", "version", "persisting", "max |rel share change|", "max |share change|", "events"],
+                        ["seed", "version", "persisting", "max rel share change", "max |share change|",
+                         "closest to firing (1 fires)", "events"],
                         rows)
             print(f"threshold: GROW/SHRINK when rel > {GROW_RATIO} and abs > {GROW_MIN_DELTA}; "
                   f"fired {fired} time(s) on unchanged data")
-            return {"max_rel_share_change": worst_rel, "max_abs_share_change": worst_abs, "grow_shrink_fired": fired}
+            return {"max_rel_share_change": worst_rel, "max_abs_share_change": worst_abs, "closest_to_firing": closest,
+                    "grow_shrink_fired": fired}
         finally:
             svc.close()
 
