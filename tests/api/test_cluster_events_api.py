@@ -79,9 +79,15 @@ def test_get_model_reports_the_birth_of_an_added_group(server: Running) -> None:
     assert Counter(e.kind for e in model.events) == {ClusterEventKind.BIRTH: 1, ClusterEventKind.SHRINK: 3}
     assert next(e for e in model.events if e.kind is ClusterEventKind.BIRTH).cluster_id == born.cluster_id
 
-    # Same data again: nothing changes enough to report.
+    # More points drawn from the same four groups (each group's share unchanged): nothing to report.
+    for group in range(4):
+        rng = np.random.default_rng(100 + group)
+        x = CENTERS[group] + rng.normal(scale=0.5, size=(100, 4))
+        c.ingest("g", [{"id": f"more{group}-{i}", "vector": v} for i, v in enumerate(x)])
     c.cluster("g", k=4, seed=1)
-    assert list(c.get_model("g").events) == []
+    third = c.get_model("g")
+    assert third.version == 3 and sorted(third.cluster_ids) == sorted(second.cluster_ids)
+    assert list(third.events) == []
 
     text = server.service.metrics.render().decode()
     assert 'embcluster_cluster_events_total{collection="g",kind="BIRTH"} 4.0' in text
