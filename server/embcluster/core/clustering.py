@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..cluster.choose_k import choose_k
 from ..anomaly.feed import AnomalyFeed
+from ..cluster.choose_k import choose_k
 from ..cluster.fit import calibrate
 from ..cluster.lifecycle import (
     ClusterEvent,
