@@ -231,3 +231,29 @@ def test_cli_events_follow_prints_a_new_version_until_the_collection_goes(server
     assert sorted(line.split()[1] for line in lines) == ["BIRTH", "SHRINK", "SHRINK", "SHRINK"]
     assert all(line.startswith("v2  ") for line in lines)
     assert result == [1] and "was deleted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("distance", ["euclid", "cosine"])
+def test_two_new_groups_are_two_births_and_the_old_ids_persist(server: Running, distance: str) -> None:
+    # The case: three groups fitted at k = 3, then two groups it never saw arrive; k = 5.
+    c = server.client
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(5, 16)) * 4
+
+    def group(g: int) -> list[dict[str, object]]:
+        return [{"id": f"g{g}-{i}", "vector": v} for i, v in enumerate(centers[g] + rng.normal(size=(400, 16)))]
+
+    c.create_collection("two", input_kind="vector", vector_dim=16, distance=distance)
+    for g in range(3):
+        c.ingest("two", group(g))
+    c.cluster("two", k=3, seed=0)
+    old = set(c.get_model("two").cluster_ids)
+    for g in (3, 4):
+        c.ingest("two", group(g))
+    c.cluster("two", k=5, seed=0)
+    model = c.get_model("two")
+    births = [e for e in model.events if e.kind == pb.CLUSTER_EVENT_KIND_BIRTH]
+    assert len(births) == 2 and old < set(model.cluster_ids)
+    assert {e.cluster_id for e in births} == set(model.cluster_ids) - old
+    assert all(e.size_after == 400 and set(e.related_ids) <= old for e in births)
+    assert _kinds(model.events) == {pb.CLUSTER_EVENT_KIND_BIRTH: 2, pb.CLUSTER_EVENT_KIND_SHRINK: 3}
