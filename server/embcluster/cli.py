@@ -14,8 +14,8 @@ import logging
 import os
 from typing import Sequence
 
-from . import (cli_clusters, cli_collections, cli_demo, cli_points, cli_report, cli_security, cli_serve, cli_snapshot,
-               cli_tools)
+from . import (cli_clusters, cli_collections, cli_demo, cli_events, cli_points, cli_report, cli_security, cli_serve,
+               cli_snapshot, cli_tools)
 from .cli_client import TARGET_ENV, Handler
 
 __all__ = ["main", "COMMANDS"]
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 #: Each command's handler (parsed arguments -> exit status).
 COMMANDS: dict[str, Handler] = {"keys": cli_security.run, **cli_collections.COMMANDS, **cli_clusters.COMMANDS,
                                 **cli_points.COMMANDS, **cli_tools.COMMANDS, **cli_demo.COMMANDS,
-                                **cli_snapshot.COMMANDS, **cli_report.COMMANDS}
+                                **cli_snapshot.COMMANDS, **cli_report.COMMANDS, **cli_events.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_collections.add_parsers(sub)
     cli_points.add_parsers(sub)
     cli_clusters.add_parsers(sub)
+    cli_events.add_parsers(sub)
     cli_tools.add_parsers(sub)
     cli_demo.add_parser(sub)
     cli_snapshot.add_parsers(sub)

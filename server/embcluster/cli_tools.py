@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .cli_client import Handler, add_connection_flags, connect, guarded, rpc_error_message
+from .cli_events import print_events
 from .cli_security import client_options
 from .progress import Progress
 
@@ -143,13 +144,16 @@ def _cluster(args: argparse.Namespace) -> int:
 
 def print_run_result(client: Any, run: Any, *, stream: TextIO | None = None) -> None:
     """Print a succeeded run: its model version and k, the per-k scores behind a chosen k, then the
-    served model's clusters by size (id, size, radius, anomalies, label) and the labels the run changed.
+    served model's clusters by size (id, size, radius, anomalies, label), the labels the run changed and
+    the version's cluster events (births, deaths, splits, merges, shares that grew or shrank).
 
     Args:
         client: A connected ``EmbclusterClient``.
         run: The succeeded ``ClusteringRun``.
         stream: Where to print (default stdout).
     """
+    import grpc
+
     out = stream or sys.stdout
     print(f"run {run.run_id}: model v{run.model_version}, k={run.k}, {run.points_labelled} points labelled",
           file=out)
@@ -174,6 +178,13 @@ def print_run_result(client: Any, run: Any, *, stream: TextIO | None = None) -> 
               file=out)
     for ch in run.label_changes:
         print(f"label of cluster {ch.cluster_id} changed: {ch.old_label!r} -> {ch.new_label!r}", file=out)
+    try:
+        events = client.get_model(run.collection, run.model_version).events
+    except grpc.RpcError:  # pruned by a later run meanwhile: nothing to add
+        events = []
+    if events:
+        print(f"\ncluster events of v{run.model_version} (`embcluster events {run.collection}`):", file=out)
+        print_events(events, stream=out)
     if listing.provisional:
         print("sizes are provisional: points are being relabelled (a write-back or repair); list again later", file=out)
 

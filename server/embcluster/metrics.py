@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer, generate_latest, make_wsgi_app
 from prometheus_client.registry import Collector
 
+from .cluster.lifecycle import KINDS
 from .errors import EmbclusterError
 from .schema import DriftReport
 
@@ -53,6 +54,7 @@ SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "embcluster_texts_truncated_total": ("counter", ("collection",)),
     "embcluster_runs_total": ("counter", ("state",)),
     "embcluster_run_duration_seconds": ("histogram", ("state",)),
+    "embcluster_cluster_events_total": ("counter", ("collection", "kind")),
     "embcluster_collection_points": ("gauge", ("collection",)),
     "embcluster_cluster_points": ("gauge", ("collection", "cluster_id")),
     "embcluster_collection_clusters": ("gauge", ("collection",)),
@@ -182,6 +184,10 @@ class ServiceMetrics:
         self.run_duration = Histogram("embcluster_run_duration_seconds",
                                       "Clustering run wall time, start to final state.", ["state"],
                                       buckets=_RUN_BUCKETS, registry=self.registry)
+        self.cluster_events = Counter(
+            "embcluster_cluster_events", "Cluster life-cycle events (BIRTH, DEATH, SPLIT, MERGE, GROW, SHRINK) "
+            "of the model versions served, counted when each is served.", ["collection", "kind"],
+            registry=self.registry)
         self._watched = False
         self._lock = threading.Lock()
         self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}  # skips label checks per call
@@ -213,6 +219,11 @@ class ServiceMetrics:
                 counter.remove(collection)
             except KeyError:  # nothing was recorded for it
                 pass
+        for kind in KINDS:
+            try:
+                self.cluster_events.remove(collection, kind)
+            except KeyError:
+                pass
 
     def observe_truncated(self, collection: str, texts: int) -> None:
         """Texts of a batch that were longer than what was embedded (0 still creates the series)."""
@@ -227,6 +238,11 @@ class ServiceMetrics:
         state = info.state.value
         self.runs.labels(state).inc()
         self.run_duration.labels(state).observe(seconds)
+
+    def observe_cluster_events(self, collection: str, kinds: Iterable[str]) -> None:
+        """The events of a version just served (one kind per event)."""
+        for kind in kinds:
+            self.cluster_events.labels(collection, kind).inc()
 
     def render(self) -> bytes:
         """The text exposition format of every series (what a scrape returns)."""

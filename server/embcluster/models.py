@@ -30,6 +30,7 @@ from .anomaly.ensemble import ScoreComponent, component_distances, ensemble_scor
 from .anomaly.scoring import score
 from .anomaly.threshold import decide
 from .cluster.assign import nearest_rows, pairwise_distance
+from .cluster.lifecycle import ClusterEvent, events_from_json
 from .fsio import write_json_atomic
 from .insight.summary import RunSummaries
 from .store.base import Metric
@@ -100,6 +101,9 @@ class ClusterModel:
     # What each cluster is (keywords, fields, representatives, labels), computed at the end of the run that
     # fitted this version, so it matches the labels that run wrote; None for versions made before summaries.
     summaries: RunSummaries | None = None
+    # BIRTH, DEATH, SPLIT, MERGE, GROW, SHRINK against the version it replaced (cluster/lifecycle.py), derived
+    # after the write-back; None for versions made before events (model.json without ``events``).
+    events: list[ClusterEvent] | None = None
 
     @property
     def k(self) -> int:
@@ -166,6 +170,8 @@ class ClusterModel:
             ],
             # Optional key (older readers ignore it), with its own schema version inside.
             **({"summaries": self.summaries.to_json()} if self.summaries is not None else {}),
+            # Optional key too: older readers ignore it, and a file without it reads as no events.
+            **({"events": [e.to_json() for e in self.events]} if self.events is not None else {}),
         }
 
     @classmethod
@@ -200,6 +206,7 @@ class ClusterModel:
             thresholds=np.asarray(meta["thresholds"], dtype=np.float64), params=meta["params"], metrics=meta["metrics"],
             created_at=meta["created_at"],
             summaries=read_summaries(meta.get("summaries"), str(directory)),
+            events=events_from_json(meta["events"]) if "events" in meta else None,
         )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
 import numpy as np
 
 from .anomaly.explain import FieldContribution
+from .cluster.lifecycle import ClusterEvent
 from .embed.long_text import DEFAULT_LONG_TEXT
 from .insight.summary import ClusterSummary, RunSummaries
 from .store.base import Metric
@@ -444,6 +445,7 @@ class ModelInfo:
     params: dict[str, Any]
     metrics: dict[str, Any]
     summaries: RunSummaries | None = None  # what each cluster is (None: saved before summaries, or none made)
+    events: list[ClusterEvent] = field(default_factory=list)  # life-cycle events against the previous version
 
 
 @dataclass

@@ -16,6 +16,7 @@ import numpy as np
 from embcluster.cluster.choose_k import choose_k
 from embcluster.cluster.fit import calibrate
 from embcluster.cluster.kmeans import fit_kmeans
+from embcluster.core.clustering import model_events
 from embcluster.models import ClusterModel
 from embcluster.report import PointSample, ReportData, build_report
 from embcluster.schema import ClusterInfo, CollectionSettings
@@ -66,7 +67,9 @@ def fitted_versions(x1: np.ndarray, x2: np.ndarray, *, k_range: tuple[int, int] 
                       inertia=fit2.inertia)
     v2.metrics["k_scores"] = []
     v2.params["trigger"] = "drift"
-    return [_with_write_back_stats(v1, x1), _with_write_back_stats(v2, x2)]
+    v1, v2 = _with_write_back_stats(v1, x1), _with_write_back_stats(v2, x2)
+    v1.events, v2.events = model_events(v1, None), model_events(v2, v1)  # as a run derives them
+    return [v1, v2]
 
 
 def listing(model: ClusterModel, x: np.ndarray) -> list[ClusterInfo]:

@@ -198,6 +198,10 @@ def test_two_new_groups_fire_the_novelty_trigger_and_the_run_adds_two_clusters(s
     assert matching["persisted"] == old_ids
     assert len(matching["appeared"]) == 2 and not matching["vanished"]
     assert model.metrics["novelty"]["added"] == 2
+    # The life-cycle events of the run: two BIRTHs (the new ids), nothing else about the old ids.
+    births = sorted(e.cluster_id for e in model.events if e.kind == "BIRTH")
+    assert births == sorted(matching["appeared"])
+    assert not [e for e in model.events if e.cluster_id in old_ids and e.kind in ("DEATH", "SPLIT", "MERGE")]
     # The new points are labelled with the new ids, one id per generating group.
     labels = dict(stored(svc).values())
     _, groups = points(NEW, 1000, 1)

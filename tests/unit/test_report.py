@@ -135,6 +135,8 @@ def test_build_report_from_model_versions(report: ReportData) -> None:
     assert v1.psi_versions is None and v2.psi_versions is not None and v2.psi_versions > 0
     assert v2.centroid_shift_mean is not None and sum(v2.sizes) == v2.points == 2000
     assert v2.matching.keys() >= {"persisted", "appeared", "vanished"}
+    populated = sorted(c for c, n in zip(v1.cluster_ids, v1.sizes) if n)  # unpopulated clusters are left out
+    assert len(populated) >= 2 and v1.events == {"BIRTH": populated}  # the first version: every cluster is born
     # every populated cluster's label sits among its members; representatives are its members
     by_id = {c.cluster_id: c for c in report.clusters}
     xs, ys, cids = np.array(report.points.x), np.array(report.points.y), np.array(report.points.cluster_id)
@@ -205,6 +207,8 @@ def test_html_is_self_contained(report: ReportData) -> None:
     assert "/* BEGIN bokeh.min.js */" in page  # the library itself is inline
     for needle in ('id="clusters-table"', 'id="history-table"', 'id="k-range"', 'data-root-id'):
         assert needle in page
+    born = report.history[0].events["BIRTH"]
+    assert f"<td>BIRTH {', '.join(str(i) for i in born)}</td>" in page  # the history's events column
 
 
 def test_html_escapes_hostile_strings(hostile: ReportData) -> None:

@@ -89,6 +89,8 @@ def test_failed_and_cancelled_runs_leave_no_model_version(tmp_path: Path, make_s
     assert svc.get_run(NAME, first.run_id).state is RunState.SUCCEEDED
     before = _stored(svc)
     coll = svc.registry.get(NAME)
+    announced: list[int] = []  # the versions whose cluster events were announced (watchers, metrics)
+    svc.clustering.on_published.append(lambda name, version, events: announced.append(version))
 
     def cancel_then(original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -144,6 +146,8 @@ def test_failed_and_cancelled_runs_leave_no_model_version(tmp_path: Path, make_s
     done = svc.get_run(NAME, good.run_id)
     assert done.state is RunState.SUCCEEDED and done.model_version == 8  # 2..7 went to the runs above
     assert [m.version for m in svc.list_models(NAME)] == [1, 8]
+    assert announced == [8]  # the cancelled and failed runs announced no cluster events
+    assert svc.get_model(NAME, 8).events and all(e.model_version == 8 for e in svc.get_model(NAME, 8).events)
     assert svc.get_model(NAME, 8).served
     assert not list((coll.directory / "models").glob(f"v*/{PENDING_MARKER}"))  # published: no marker left
 

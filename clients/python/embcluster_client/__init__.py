@@ -15,7 +15,7 @@ from embcluster.api.v1 import embcluster_pb2 as pb
 from . import errors, models
 from .aio import AsyncEmbclusterClient
 from .client import EmbclusterClient
-from .enums import Distance, EventFieldType, InputKind, LongText, RunState, SummaryKind
+from .enums import ClusterEventKind, Distance, EventFieldType, InputKind, LongText, RunState, SummaryKind
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -65,6 +65,7 @@ __all__ = [
     "RunState",
     "LongText",
     "SummaryKind",
+    "ClusterEventKind",
     "Stream",
     "AsyncStream",
     "EmbclusterError",

@@ -15,10 +15,10 @@ from . import _requests as rq
 from .convert import to_model, to_proto
 from .enums import Distance, InputKind, LongText
 from .errors import RunFailed
-from .models import ClusteringRun, IngestAck, Point
+from .models import ClusterEvent, ClusteringRun, IngestAck, Point
 
 __all__ = ["kind_name", "distance_name", "as_message", "long_text_name", "progress_callback", "runs_as_models", "run_model",
-           "ack_model", "point_model"]
+           "ack_model", "point_model", "cluster_event_model"]
 
 
 def kind_name(kind: rq.InputKindName | InputKind) -> rq.InputKindName:
@@ -71,3 +71,7 @@ def ack_model(message: pb.IngestStreamResponse) -> IngestAck:
 
 def point_model(message: pb.Point) -> Point:
     return to_model(message, Point)
+
+
+def cluster_event_model(message: pb.ClusterEvent) -> ClusterEvent:
+    return to_model(message, ClusterEvent)

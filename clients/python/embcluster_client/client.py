@@ -615,6 +615,17 @@ class EmbclusterClient:
         req = pb.GetModelRequest(collection=collection, version=version)
         return self._stub.GetModel(req, timeout=self._timeout)
 
+    def watch_cluster_events(self, collection: str, since_version: int = 0) -> Iterator[pb.ClusterEvent]:
+        """Yields cluster life-cycle events: those stored after ``since_version``, then each new version's.
+
+        First the events of the published versions after ``since_version`` (0: every version still
+        stored; pass the served version to see only what comes next), oldest first, then those of
+        each version a run serves from now on. ``cancel()`` the returned call to stop; the stream
+        ends with ``NotFound`` if the collection is deleted.
+        """
+        req = pb.WatchClusterEventsRequest(collection=collection, since_version=since_version)
+        return self._stub.WatchClusterEvents(req)
+
     def rollback_model(self, collection: str, version: int) -> pb.ClusteringRun:
         """Starts a run that serves ``version`` again, rewriting every point's fields to it.
 

@@ -15,7 +15,7 @@ from google.protobuf.descriptor import EnumDescriptor
 
 from embcluster.api.v1 import embcluster_pb2 as pb
 
-__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState", "LongText", "SummaryKind"]
+__all__ = ["ProtoEnum", "InputKind", "Distance", "EventFieldType", "RunState", "LongText", "SummaryKind", "ClusterEventKind"]
 
 
 class ProtoEnum(enum.StrEnum):
@@ -114,3 +114,15 @@ class SummaryKind(ProtoEnum):
     KEYWORDS = "KEYWORDS"  # TEXT, IMAGE_METADATA: keywords and a label made from them
     FIELDS = "FIELDS"  # EVENT: the fields that set the cluster apart, and a label
     REPRESENTATIVES_ONLY = "REPRESENTATIVES_ONLY"  # VECTOR, or no stored source
+
+
+class ClusterEventKind(ProtoEnum):
+    """What happened to a cluster in a new model version (``ClusterEvent.kind``)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    BIRTH = "BIRTH"  # a new cluster no split or merge explains
+    DEATH = "DEATH"  # a cluster gone, not by a split or a merge
+    SPLIT = "SPLIT"  # an old cluster went to several new ones
+    MERGE = "MERGE"  # a new cluster came from several old ones
+    GROW = "GROW"  # a persisting cluster's share of the points rose past the threshold
+    SHRINK = "SHRINK"  # ... or fell past it

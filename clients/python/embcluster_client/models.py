@@ -26,7 +26,8 @@ from typing import Any, Iterator
 from embcluster.api.v1 import embcluster_pb2 as pb
 
 from ._model_base import model_class, proto_field
-from .enums import Distance, EventFieldType, InputKind, LongText, RunState, SummaryKind
+from .enums import ClusterEventKind, Distance, EventFieldType, InputKind, LongText, RunState, SummaryKind
+from .lifecycle_models import ClusterEvent
 from .summary_models import ClusterLabelChange, ClusterSummary, SummaryField, SummaryKeyword, SummaryRepresentative
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "EventFieldType",
     "RunState",
     "SummaryKind",
+    "ClusterEventKind",
+    "ClusterEvent",
     "Schedule",
     "CollectionSettings",
     "NumericAttribute",
@@ -412,6 +415,7 @@ class Model:
     anomaly: AnomalyModel | None
     summaries: list[ClusterSummary]  # get_model only; [] from list_models and for versions without
     label_changes: list[ClusterLabelChange]
+    events: list[ClusterEvent]  # against params["previous_version"]; [] for versions saved before events
     proto: pb.Model = _proto()
 
 

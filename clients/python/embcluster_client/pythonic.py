@@ -15,6 +15,7 @@ from . import _requests as rq
 from ._adapt import (
     ack_model,
     as_message,
+    cluster_event_model,
     distance_name,
     long_text_name,
     kind_name,
@@ -29,6 +30,7 @@ from .enums import Distance, InputKind, LongText
 from .items import ItemLike, VectorLike
 from .models import (
     Assignment,
+    ClusterEvent,
     ClusteringRun,
     ClusterList,
     ClusterSummary,
@@ -461,6 +463,15 @@ class Client:
     def get_model(self, collection: str, version: int = 0) -> Model:
         """Returns one model version (0 = the served one) with its parameters and metrics as dicts."""
         return to_model(self.grpc.get_model(collection, version), Model)
+
+    def watch_cluster_events(self, collection: str, since_version: int = 0) -> Stream[ClusterEvent]:
+        """Yields cluster life-cycle events: those stored after ``since_version``, then each new version's.
+
+        ``since_version`` 0 replays every version still stored; the served version's number shows
+        only what comes next. ``cancel()`` the returned stream to stop (see
+        :meth:`EmbclusterClient.watch_cluster_events`).
+        """
+        return Stream(self.grpc.watch_cluster_events(collection, since_version), cluster_event_model)
 
     def rollback_model(self, collection: str, version: int) -> ClusteringRun:
         """Starts a run that serves ``version`` again; wait for it with :meth:`wait_for_run`."""

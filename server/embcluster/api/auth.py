@@ -46,6 +46,7 @@ RULES: dict[str, tuple[str, str | None]] = {
     "Classify": ("read", "collection"),
     "Search": ("read", "collection"),
     "WatchAnomalies": ("read", "collection"),
+    "WatchClusterEvents": ("read", "collection"),
     "ExplainPoint": ("read", "collection"),
     "InferSchema": ("read", None),  # no collection: proposes a schema from the samples sent
     "GetReport": ("read", "collection"),

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 from google.protobuf import json_format, struct_pb2
 
+from ..cluster.lifecycle import ClusterEvent
 from ..errors import InvalidArgument, shown
 from ..schema import (
     Assignment,
@@ -62,6 +63,7 @@ __all__ = [
     "hit_to_pb",
     "group_to_pb",
     "model_to_pb",
+    "cluster_event_to_pb",
     "item_result_to_pb",
     "explanation_to_pb",
     "image_from_pb",
@@ -391,7 +393,16 @@ def model_to_pb(m: ModelInfo, *, with_summaries: bool = True) -> pb.Model:
                     params=_dict_to_struct(_finite(m.params)), metrics=_dict_to_struct(_finite(m.metrics)),
                     anomaly=anomaly_model_to_pb(m.metrics.get("anomaly") or {}),
                     summaries=summaries_to_pb(m.summaries, m.version) if with_summaries else [],
-                    label_changes=label_changes_to_pb(m.summaries.label_changes) if m.summaries is not None else [])
+                    label_changes=label_changes_to_pb(m.summaries.label_changes) if m.summaries is not None else [],
+                    events=[cluster_event_to_pb(e) for e in m.events])
+
+
+def cluster_event_to_pb(e: ClusterEvent) -> pb.ClusterEvent:
+    """One cluster life-cycle event."""
+    return pb.ClusterEvent(kind=pb.ClusterEventKind.Value(f"CLUSTER_EVENT_KIND_{e.kind}"), cluster_id=e.cluster_id,
+                           related_ids=list(e.related_ids), size_before=e.size_before, size_after=e.size_after,
+                           share_before=e.share_before, share_after=e.share_after, model_version=e.model_version,
+                           previous_version=e.previous_version, full_pass=e.full_pass)
 
 
 def hit_to_pb(h: SearchHit) -> pb.SearchHit:

@@ -141,6 +141,12 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.Model:
         return cv.model_to_pb(self.svc.get_model(request.collection, request.version))
 
+    def WatchClusterEvents(self, request: pb.WatchClusterEventsRequest,
+                           context: grpc.ServicerContext) -> Iterator[pb.ClusterEvent]:
+        for event in self.svc.watch_cluster_events(request.collection, request.since_version,
+                                                   is_active=context.is_active):
+            yield cv.cluster_event_to_pb(event)
+
     def RollbackModel(self, request: pb.RollbackModelRequest, context: grpc.ServicerContext) -> pb.ClusteringRun:
         return cv.run_to_pb(self.svc.rollback(request.collection, request.version))
 

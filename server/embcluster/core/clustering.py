@@ -13,13 +13,22 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..anomaly.feed import AnomalyFeed
 from ..cluster.choose_k import choose_k
 from ..cluster.fit import calibrate
+from ..cluster.lifecycle import (
+    ClusterEvent,
+    VersionSizes,
+    derive_events,
+    events_from_json,
+    novel_clusters,
+    sizes_of,
+)
 from ..cluster.kmeans import default_n_init, fit_kmeans, refine_minibatch
 from ..cluster.novelty import NOVELTY_MIN_POINTS, Growth, far_mask, grow
 from ..config import Settings
 from ..drift import RecentWindows
-from ..errors import FailedPrecondition, NotFound, shown
+from ..errors import FailedPrecondition, NotFound, ResourceExhausted, shown
 from ..models import ClusterModel, read_summaries
 from ..runs import RunContext, RunManager
 from ..insight.summary import RunSummaries
@@ -32,7 +41,7 @@ from .records import OpenCollection
 from .registry import CollectionRegistry
 from .summaries import RunSample, summarize_run_safely, unsummarised_cluster
 
-__all__ = ["ClusterRuns", "WARM_MAX_ITER", "MAX_REFINE_BATCHES"]
+__all__ = ["ClusterRuns", "model_events", "WARM_MAX_ITER", "MAX_REFINE_BATCHES"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,12 @@ class ClusterRuns:
         self.runs = runs
         self.labeller = labeller
         self.windows = windows
+        # Called with (collection, version, events) when a run's new version is served.
+        self.on_published: list[Callable[[str, int, list[ClusterEvent]], None]] = [self._feed_events]
+        self.event_feed: AnomalyFeed[tuple[int, list[ClusterEvent]]] = AnomalyFeed(capacity=1_000)
+
+    def _feed_events(self, name: str, version: int, events: list[ClusterEvent]) -> None:
+        self.event_feed.publish(name, [(version, events)])
 
     # ------------------------------------------------------------------ starting runs
 
@@ -197,7 +212,8 @@ class ClusterRuns:
         return ModelInfo(version=int(meta["version"]), k=int(meta["k"]),
                          served=int(meta["version"]) == coll.record.served_version, created_at=meta["created_at"],
                          cluster_ids=[int(i) for i in meta["cluster_ids"]], params=meta["params"],
-                         metrics=meta["metrics"], summaries=_summaries_of(meta))
+                         metrics=meta["metrics"], summaries=_summaries_of(meta),
+                         events=events_from_json(meta.get("events")))
 
     # ------------------------------------------------------------------ the run
 
@@ -278,16 +294,21 @@ class ClusterRuns:
         if growth is not None:
             model.metrics["novelty"] = growth.to_json()
         coll.models.save(model, pending=True)  # before any point carries this version; published at the switch
-        previous = coll.model.summaries if coll.model is not None else None  # the served version's labels
+        replaced = coll.model  # the served version, in any feature space: what the events compare with
+        previous = replaced.summaries if replaced is not None else None  # the served version's labels
         kind = self.registry.kinds.of(coll)
 
         def summarize(stats: dict[str, Any]) -> None:
+            try:  # needs the write-back's sizes_full; never fatal, like the summaries
+                model.events = model_events(model, replaced)
+            except Exception:
+                logger.exception("collection %s: cluster events of v%d not derived", rec.name, model.version)
             t1 = time.perf_counter()
             model.summaries = summarize_run_safely(coll, kind, model, RunSample(sample_ids, sample), stats,
                                                    previous=previous, seed=seed)
             model.metrics.setdefault("timings", {})["summarize_s"] = time.perf_counter() - t1
 
-        self.publish(coll, model, live, ctx, start=0.35, summarize=summarize)
+        self.publish(coll, model, live, ctx, start=0.35, summarize=summarize, announce=True)
         if model.summaries is not None:  # the run's report: which persisting clusters were renamed
             ctx.info.label_changes = model.summaries.to_json()["label_changes"]
         with coll.lock:
@@ -309,7 +330,8 @@ class ClusterRuns:
         return growth
 
     def publish(self, coll: OpenCollection, model: ClusterModel, live: LiveSet, ctx: RunContext, *,
-                start: float, summarize: Callable[[dict[str, Any]], None] | None = None) -> None:
+                start: float, summarize: Callable[[dict[str, Any]], None] | None = None,
+                announce: bool = False) -> None:
         """Write ``model`` onto every point, switch the served version to it, catch up.
 
         A failure or cancel before the switch reverts the partial write-back and, for a new
@@ -324,6 +346,8 @@ class ClusterRuns:
             start: Progress at which the write-back starts.
             summarize: Called with the write-back's statistics before the version is saved again
                 and served (a new version's cluster summaries; it must not raise).
+            announce: Tell the ``on_published`` callbacks once served (a new version; a rollback
+                serves a version whose events were announced when it was first served).
         """
         rec = coll.record
         t0 = time.perf_counter()
@@ -351,6 +375,8 @@ class ClusterRuns:
             except OSError as exc:  # the run is committed; the next start removes the marker
                 logger.warning("collection %s: model v%d not marked published: %s", rec.name, model.version, exc)
         logger.info("collection %s now serves model v%d (k=%d)", rec.name, model.version, model.k)
+        if announce:
+            self._announce(rec.name, model)
         try:
             self._prune_models(coll, model)
         except OSError as exc:  # housekeeping: the run is committed, the next one tries again
@@ -361,6 +387,55 @@ class ClusterRuns:
         # have (replaced after the pass read it): relabel every id the log saw since the snapshot.
         self.labeller.relabel_ids(coll, coll.vlog.ids_since(live.end))
         self.labeller.catch_up(coll)
+
+    def _announce(self, name: str, model: ClusterModel) -> None:
+        """Hand a newly served version's events to the ``on_published`` callbacks (metrics, watchers)."""
+        for callback in self.on_published:
+            try:
+                callback(name, model.version, list(model.events or []))
+            except Exception:  # a watcher or counter must not fail a committed run
+                logger.exception("collection %s: cluster events of v%d not announced", name, model.version)
+
+    def watch_events(self, name: str, since_version: int, *,
+                     is_active: Callable[[], bool] = lambda: True) -> Iterator[ClusterEvent]:
+        """The stored events of the published versions after ``since_version``, then those of each version served.
+
+        Subscribes before reading the stored versions, so a version published meanwhile is
+        neither lost nor sent twice. Ends when ``is_active`` turns false; NOT_FOUND once the
+        collection is deleted; RESOURCE_EXHAUSTED for a watcher that fell behind the feed.
+
+        Args:
+            name: The collection.
+            since_version: Replay the versions after this one (0: every stored version).
+            is_active: False once the caller has gone (checked every 0.25 s).
+        """
+        coll = self.registry.get(check_name(name))
+        sub = self.event_feed.subscribe(name)
+        try:
+            last = int(since_version)
+            for v in coll.models.published(coll.record.served_version):
+                if v <= last:
+                    continue
+                try:
+                    meta = coll.models.load_meta(v)
+                except FileNotFoundError:  # pruned since the listing
+                    continue
+                yield from events_from_json(meta.get("events"))
+                last = v
+            while is_active():
+                item = sub.get(timeout=0.25)
+                if item is not None:
+                    version, events = item
+                    if version > last:
+                        last = version
+                        yield from events
+                elif sub.overflowed:
+                    raise ResourceExhausted(f"watcher of {shown(name)} fell {self.event_feed.capacity} versions "
+                                            f"behind; watch again with since_version={last}")
+                elif sub.closed:
+                    raise NotFound(f"collection {shown(name)} was deleted")
+        finally:
+            self.event_feed.unsubscribe(name, sub)
 
     @staticmethod
     def _discard(coll: OpenCollection, version: int) -> None:
@@ -386,6 +461,24 @@ class ClusterRuns:
         if doomed:
             logger.info("collection %s: deleted model versions %s (keep_model_versions=%d)",
                         coll.record.name, _ranges(doomed), keep_n)
+
+
+def model_events(model: ClusterModel, replaced: ClusterModel | None) -> list[ClusterEvent]:
+    """``model``'s life-cycle events against the version it replaces (None: the first model).
+
+    The matching in ``model.metrics`` is against ``replaced`` when both share a feature space; after
+    an EVENT featurizer refit it matched nothing, so every new cluster is a BIRTH and every old one a DEATH.
+    """
+    def sizes(m: ClusterModel) -> VersionSizes:
+        return sizes_of(m.version, [int(i) for i in m.cluster_ids], [bool(p) for p in m.populated], m.metrics)
+
+    matching = model.metrics.get("matching") or {}
+    novel: set[int] = set()
+    if replaced is not None and replaced.metric == model.metric and replaced.centroids.shape[1] == model.centroids.shape[1]:
+        novel = novel_clusters(matching, dict(zip((int(i) for i in model.cluster_ids), model.centroids)),
+                               dict(zip((int(i) for i in replaced.cluster_ids), replaced.centroids)),
+                               dict(zip((int(i) for i in replaced.cluster_ids), replaced.radius)), model.metric)
+    return derive_events(matching, sizes(model), sizes(replaced) if replaced is not None else None, novel=novel)
 
 
 def _summaries_of(meta: dict[str, Any]) -> RunSummaries | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..anomaly.feed import AnomalyFeed, Subscription
+from ..cluster.lifecycle import ClusterEvent
 from ..config import Settings
 from ..drift import RecentWindows
 from ..embed.events import EventSchema
@@ -93,7 +94,9 @@ class EmbclusterService:
         self.reports = Reports(settings, self.registry, self.points)
         self.registry.on_unregister.append(self.status.forget)
         self.registry.on_deleted += [windows.forget, self.metrics.forget_collection,
-                                     lambda name: self.anomaly_feed.close(name)]
+                                     lambda name: self.anomaly_feed.close(name), self.clustering.event_feed.close]
+        self.clustering.on_published.append(
+            lambda name, version, events: self.metrics.observe_cluster_events(name, (e.kind for e in events)))
         self.metrics.watch(self)
         self.runs.on_finished.append(self.metrics.observe_run)
         self.autorun = AutoRunner(self, settings)  # the scheduler
@@ -307,6 +310,11 @@ class EmbclusterService:
     def get_cluster(self, name: str, cluster_id: int, version: int = 0) -> ClusterDetail:
         """One cluster of a model version (0 = the served one) as its run summarised it; NOT_FOUND if unknown."""
         return self.clustering.get_cluster(name, cluster_id, version)
+
+    def watch_cluster_events(self, name: str, since_version: int = 0, *,
+                             is_active: Callable[[], bool] = lambda: True) -> Iterator[ClusterEvent]:
+        """Stored cluster events after ``since_version``, then each served version's (:meth:`ClusterRuns.watch_events`)."""
+        return self.clustering.watch_events(name, since_version, is_active=is_active)
 
     def hold_runs(self, name: str) -> AbstractContextManager[None]:
         """No run (clustering, rollback, refit) starts on ``name`` inside this block; refused while one is active."""

@@ -67,6 +67,14 @@ def _matching_counts(raw: Mapping[str, Any] | None) -> dict[str, int]:
     return {key: len(value) for key, value in (raw or {}).items() if isinstance(value, (list, dict))}
 
 
+def _event_ids(model: ClusterModel) -> dict[str, list[int]]:
+    """A version's life-cycle events as kind -> cluster ids, in the order the run listed them."""
+    out: dict[str, list[int]] = {}
+    for e in model.events or []:
+        out.setdefault(e.kind, []).append(e.cluster_id)
+    return out
+
+
 def version_history(models: Sequence[ClusterModel], served_version: int) -> list[VersionEntry]:
     """One :class:`VersionEntry` per model, oldest first, with its drift from the version before.
 
@@ -89,6 +97,7 @@ def version_history(models: Sequence[ClusterModel], served_version: int) -> list
             silhouette=None if sil is None else float(sil),
             psi_versions=drift["psi_versions"], centroid_shift_mean=drift["centroid_shift_mean"],
             centroid_shift_max=drift["centroid_shift_max"], matching=_matching_counts(metrics.get("matching")),
+            events=_event_ids(model),
         ))
     return out
 

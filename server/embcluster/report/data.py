@@ -155,6 +155,7 @@ class VersionEntry:
     centroid_shift_mean: float | None = None
     centroid_shift_max: float | None = None
     matching: dict[str, int] = field(default_factory=dict)  # persisted, appeared, vanished, split, merged
+    events: dict[str, list[int]] = field(default_factory=dict)  # life-cycle event kind -> cluster ids (BIRTH, ...)
 
 
 @dataclass

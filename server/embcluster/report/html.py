@@ -133,19 +133,21 @@ def _clusters_table(data: ReportData, colours: dict[int, str]) -> str:
 
 def _history_row(v: VersionEntry) -> str:
     match = ", ".join(f"{_e(k)} {n}" for k, n in v.matching.items() if n)
+    events = "; ".join(f"{_e(kind)} {', '.join(str(i) for i in ids)}" for kind, ids in v.events.items())
     return (
         f'<tr><td class="num">{v.version}{" (served)" if v.served else ""}</td><td>{_e(v.created_at)}</td>'
         f'<td>{_e(v.trigger)}</td><td class="num">{v.k}</td><td class="num">{_num(v.points, "d")}</td>'
         f'<td class="num">{_num(v.anomalies, "d")}</td><td class="num">{_num(v.silhouette, ".3f")}</td>'
         f'<td class="num">{_num(v.psi_versions, ".4f")}</td><td class="num">{_num(v.centroid_shift_mean, ".4f")}</td>'
-        f'<td>{match}</td></tr>'
+        f'<td>{match}</td><td>{events}</td></tr>'
     )
 
 
 def _history_table(data: ReportData) -> str:
     head = ('<tr><th class="num">version</th><th>created</th><th>trigger</th><th class="num">k</th>'
             '<th class="num">points</th><th class="num">anomalies</th><th class="num">silhouette</th>'
-            '<th class="num">PSI vs previous</th><th class="num">centroid shift</th><th>clusters matched</th></tr>')
+            '<th class="num">PSI vs previous</th><th class="num">centroid shift</th><th>clusters matched</th>'
+            '<th>cluster events</th></tr>')
     rows = "".join(_history_row(v) for v in reversed(data.history))
     return f'<table id="history-table"><thead>{head}</thead><tbody>{rows}</tbody></table>'
 

@@ -43,6 +43,16 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATE_CANCELLED: _ClassVar[RunState]
     RUN_STATE_QUEUED: _ClassVar[RunState]
 
+class ClusterEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CLUSTER_EVENT_KIND_UNSPECIFIED: _ClassVar[ClusterEventKind]
+    CLUSTER_EVENT_KIND_BIRTH: _ClassVar[ClusterEventKind]
+    CLUSTER_EVENT_KIND_DEATH: _ClassVar[ClusterEventKind]
+    CLUSTER_EVENT_KIND_SPLIT: _ClassVar[ClusterEventKind]
+    CLUSTER_EVENT_KIND_MERGE: _ClassVar[ClusterEventKind]
+    CLUSTER_EVENT_KIND_GROW: _ClassVar[ClusterEventKind]
+    CLUSTER_EVENT_KIND_SHRINK: _ClassVar[ClusterEventKind]
+
 class SummaryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SUMMARY_KIND_UNSPECIFIED: _ClassVar[SummaryKind]
@@ -69,6 +79,13 @@ RUN_STATE_SUCCEEDED: RunState
 RUN_STATE_FAILED: RunState
 RUN_STATE_CANCELLED: RunState
 RUN_STATE_QUEUED: RunState
+CLUSTER_EVENT_KIND_UNSPECIFIED: ClusterEventKind
+CLUSTER_EVENT_KIND_BIRTH: ClusterEventKind
+CLUSTER_EVENT_KIND_DEATH: ClusterEventKind
+CLUSTER_EVENT_KIND_SPLIT: ClusterEventKind
+CLUSTER_EVENT_KIND_MERGE: ClusterEventKind
+CLUSTER_EVENT_KIND_GROW: ClusterEventKind
+CLUSTER_EVENT_KIND_SHRINK: ClusterEventKind
 SUMMARY_KIND_UNSPECIFIED: SummaryKind
 SUMMARY_KIND_KEYWORDS: SummaryKind
 SUMMARY_KIND_FIELDS: SummaryKind
@@ -686,7 +703,7 @@ class ListClustersRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("version", "k", "served", "created_at", "cluster_ids", "params", "metrics", "anomaly", "summaries", "label_changes")
+    __slots__ = ("version", "k", "served", "created_at", "cluster_ids", "params", "metrics", "anomaly", "summaries", "label_changes", "events")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     SERVED_FIELD_NUMBER: _ClassVar[int]
@@ -697,6 +714,7 @@ class Model(_message.Message):
     ANOMALY_FIELD_NUMBER: _ClassVar[int]
     SUMMARIES_FIELD_NUMBER: _ClassVar[int]
     LABEL_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     version: int
     k: int
     served: bool
@@ -707,7 +725,40 @@ class Model(_message.Message):
     anomaly: AnomalyModel
     summaries: _containers.RepeatedCompositeFieldContainer[ClusterSummary]
     label_changes: _containers.RepeatedCompositeFieldContainer[ClusterLabelChange]
-    def __init__(self, version: _Optional[int] = ..., k: _Optional[int] = ..., served: _Optional[bool] = ..., created_at: _Optional[str] = ..., cluster_ids: _Optional[_Iterable[int]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anomaly: _Optional[_Union[AnomalyModel, _Mapping]] = ..., summaries: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., label_changes: _Optional[_Iterable[_Union[ClusterLabelChange, _Mapping]]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
+    def __init__(self, version: _Optional[int] = ..., k: _Optional[int] = ..., served: _Optional[bool] = ..., created_at: _Optional[str] = ..., cluster_ids: _Optional[_Iterable[int]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., anomaly: _Optional[_Union[AnomalyModel, _Mapping]] = ..., summaries: _Optional[_Iterable[_Union[ClusterSummary, _Mapping]]] = ..., label_changes: _Optional[_Iterable[_Union[ClusterLabelChange, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ...) -> None: ...
+
+class ClusterEvent(_message.Message):
+    __slots__ = ("kind", "cluster_id", "related_ids", "size_before", "size_after", "share_before", "share_after", "model_version", "previous_version", "full_pass")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    RELATED_IDS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SHARE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FULL_PASS_FIELD_NUMBER: _ClassVar[int]
+    kind: ClusterEventKind
+    cluster_id: int
+    related_ids: _containers.RepeatedScalarFieldContainer[int]
+    size_before: int
+    size_after: int
+    share_before: float
+    share_after: float
+    model_version: int
+    previous_version: int
+    full_pass: bool
+    def __init__(self, kind: _Optional[_Union[ClusterEventKind, str]] = ..., cluster_id: _Optional[int] = ..., related_ids: _Optional[_Iterable[int]] = ..., size_before: _Optional[int] = ..., size_after: _Optional[int] = ..., share_before: _Optional[float] = ..., share_after: _Optional[float] = ..., model_version: _Optional[int] = ..., previous_version: _Optional[int] = ..., full_pass: _Optional[bool] = ...) -> None: ...
+
+class WatchClusterEventsRequest(_message.Message):
+    __slots__ = ("collection", "since_version")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    since_version: int
+    def __init__(self, collection: _Optional[str] = ..., since_version: _Optional[int] = ...) -> None: ...
 
 class AnomalyModel(_message.Message):
     __slots__ = ("scorer", "small_clusters", "small_share", "degenerate", "fits", "grouping")

@@ -149,6 +149,11 @@ class EmbclusterStub:
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.RollbackModelRequest.SerializeToString,
                 response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
                 _registered_method=True)
+        self.WatchClusterEvents = channel.unary_stream(
+                '/embcluster.v1.Embcluster/WatchClusterEvents',
+                request_serializer=embcluster_dot_v1_dot_embcluster__pb2.WatchClusterEventsRequest.SerializeToString,
+                response_deserializer=embcluster_dot_v1_dot_embcluster__pb2.ClusterEvent.FromString,
+                _registered_method=True)
         self.Classify = channel.unary_unary(
                 '/embcluster.v1.Embcluster/Classify',
                 request_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClassifyRequest.SerializeToString,
@@ -378,6 +383,19 @@ class EmbclusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchClusterEvents(self, request, context):
+        """Cluster life-cycle events (also Model.events): first those stored with the published versions
+        after since_version (0: every version still stored), oldest version first, then those of each
+        new version as a run publishes it (serves it), until the caller cancels or the server stops.
+        A failed or cancelled run publishes nothing, so it sends nothing; a rollback sends nothing
+        either (its target's events were sent when that version was first served). A version without
+        events (nothing changed enough) sends nothing. NOT_FOUND for an unknown collection, and ends
+        with NOT_FOUND when the collection is deleted while watched.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Classify(self, request, context):
         """Reads that use the served model without storing anything.
         """
@@ -576,6 +594,11 @@ def add_EmbclusterServicer_to_server(servicer, server):
                     servicer.RollbackModel,
                     request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.RollbackModelRequest.FromString,
                     response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.SerializeToString,
+            ),
+            'WatchClusterEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchClusterEvents,
+                    request_deserializer=embcluster_dot_v1_dot_embcluster__pb2.WatchClusterEventsRequest.FromString,
+                    response_serializer=embcluster_dot_v1_dot_embcluster__pb2.ClusterEvent.SerializeToString,
             ),
             'Classify': grpc.unary_unary_rpc_method_handler(
                     servicer.Classify,
@@ -1244,6 +1267,33 @@ class Embcluster:
             '/embcluster.v1.Embcluster/RollbackModel',
             embcluster_dot_v1_dot_embcluster__pb2.RollbackModelRequest.SerializeToString,
             embcluster_dot_v1_dot_embcluster__pb2.ClusteringRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchClusterEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/embcluster.v1.Embcluster/WatchClusterEvents',
+            embcluster_dot_v1_dot_embcluster__pb2.WatchClusterEventsRequest.SerializeToString,
+            embcluster_dot_v1_dot_embcluster__pb2.ClusterEvent.FromString,
             options,
             channel_credentials,
             insecure,
