@@ -127,3 +127,34 @@ def test_wrong_dimension_is_refused(tmp_path: Path) -> None:
     VectorLog(tmp_path, DIM).close()
     with pytest.raises(ValueError, match="unsupported"):
         VectorLog(tmp_path, DIM + 1)
+
+
+def test_synced_append_fdatasyncs_both_files_and_a_failed_sync_takes_the_records_back(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    import os
+
+    log = VectorLog(tmp_path, DIM, sync=True)
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def record(fd: int) -> None:
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", record)
+    log.append(_ids(3), _vecs(3, 0))
+    assert sorted(synced) == ["vectors.f32", "vectors.ids"] and log.records == 3
+
+    def fail_on_ids(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("vectors.ids"):
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fail_on_ids)
+    with pytest.raises(OSError):
+        log.append(_ids(5)[3:], _vecs(2, 1))
+    assert log.records == 3
+    assert (tmp_path / "vectors.ids").stat().st_size == 3 * 24
+    monkeypatch.setattr(os, "fdatasync", real)
+    assert sorted(_read_all(log)) == sorted(_ids(3))
+    log.close()

@@ -42,7 +42,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..fsio import check_free_space, fsync_dir, pwrite_all, space_error, write_json_atomic
+from ..fsio import check_free_space, fdatasync_all, fsync_dir, pwrite_all, space_error, write_json_atomic
 from .base import VectorStore
 
 __all__ = ["VectorLog", "LiveSet"]
@@ -199,8 +199,7 @@ class VectorLog:
                 pwrite_all(self._vec_fd, vecs.tobytes(), start * self.vec_bytes)
                 pwrite_all(self._ids_fd, rec.tobytes(), start * ID_DTYPE.itemsize)
                 if self.sync:
-                    os.fdatasync(self._vec_fd)
-                    os.fdatasync(self._ids_fd)
+                    fdatasync_all((self._vec_fd, self._ids_fd))
             except OSError as exc:
                 self._cut(start)
                 raise (space_error(exc, self.vec_path) or exc) from exc
