@@ -146,14 +146,16 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--durability", choices=["fsync", "batched"], default="fsync")
+    ap.add_argument("--durability", choices=["fsync", "batched", "default"], default="fsync",
+                    help="the server's durability setting (default: leave it unset, for commits without one)")
     args = ap.parse_args()
     quiet_logs()
     installed = install_timers()
     vectors = np.random.default_rng(0).standard_normal((args.n, DIM), dtype=np.float32)
     totals: list[float] = []
     direct: list[float] = []
-    with InProcessServer(durability=args.durability) as srv:
+    overrides = {} if args.durability == "default" else {"durability": args.durability}
+    with InProcessServer(**overrides) as srv:
         client = srv.client
 
         def grpc_run(vecs: np.ndarray, name: str) -> float:
