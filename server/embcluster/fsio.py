@@ -8,12 +8,13 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import ResourceExhausted
 
 __all__ = ["write_json_atomic", "read_json", "space_error", "check_free_space", "allocated_bytes", "fsync_dir", "pwrite_all",
-           "fdatasync_all", "DirectorySync"]
+           "fdatasync_all", "fdatasync_started",
+           "DirectorySync"]
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # How the Qdrant Edge binding (plain Exception) and Rust's io::Error spell the same two errnos.
@@ -132,6 +133,27 @@ def _pool() -> ThreadPoolExecutor:
         return _sync_pool
 
 
+def fdatasync_started(fds: Sequence[int]) -> Callable[[], None]:
+    """Start an fdatasync of every one of ``fds`` in the background; the returned function waits for all.
+
+    The waiter raises the first error once all have finished. The descriptors must stay open
+    until it returns.
+    """
+    running = [_pool().submit(os.fdatasync, fd) for fd in fds]
+
+    def wait() -> None:
+        error: OSError | None = None
+        for done in running:
+            try:
+                done.result()
+            except OSError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+    return wait
+
+
 def fdatasync_all(fds: Sequence[int]) -> None:
     """fdatasync every one of ``fds`` before returning, concurrently.
 
@@ -143,19 +165,7 @@ def fdatasync_all(fds: Sequence[int]) -> None:
         for fd in fds:
             os.fdatasync(fd)
         return
-    others = [_pool().submit(os.fdatasync, fd) for fd in fds[1:]]
-    error: OSError | None = None
-    try:
-        os.fdatasync(fds[0])
-    except OSError as exc:
-        error = exc
-    for done in others:
-        try:
-            done.result()
-        except OSError as exc:
-            error = error or exc
-    if error is not None:
-        raise error
+    fdatasync_started(fds)()
 
 
 class DirectorySync:

@@ -196,7 +196,7 @@ def _vector_value_errors(items: Sequence[ItemInput], dim: int, cosine: bool) -> 
     if rows and all(type(r) is np.ndarray and r.dtype == np.float32 and r.ndim == 1 for r in rows):
         # Packed f32 vectors (the API's np.frombuffer views): one copy into the matrix, no float64
         # detour, and no overflow check (float32 values cannot overflow float32).
-        block = np.concatenate(rows).reshape(len(ok), dim)  # type: ignore[arg-type]
+        block: np.ndarray = np.concatenate(rows).reshape(len(ok), dim)  # type: ignore[arg-type]
         if len(ok) == len(items):
             mat = out = block
         else:

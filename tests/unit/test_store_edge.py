@@ -304,3 +304,16 @@ def test_fdatasync_all_syncs_every_file_and_raises_after_all_finished(tmp_path, 
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_upsert_calls_before_write_before_the_store_changes(store) -> None:
+    seen: list[int] = []
+    store.upsert([uid(1), uid(2)], vectors(2), [{}, {}], before_write=lambda: seen.append(store.count()))
+    assert seen == [0] and store.count() == 2
+
+    def refuse() -> None:
+        raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError):
+        store.upsert([uid(3)], vectors(1), [{}], before_write=refuse)
+    assert store.count() == 2 and store.retrieve([uid(3)]) == []

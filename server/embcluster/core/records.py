@@ -198,12 +198,14 @@ class OpenCollection:
 
         The log is appended first: a crash between the two leaves the doubt in the log's tail,
         which the next open repairs against the store; a failed upsert takes its records back
-        out of the log (:meth:`undo_log`).
+        out of the log (:meth:`undo_log`). Under ``durability=fsync`` the log's fdatasync runs
+        while the store converts the batch and is waited for before the store changes, so the
+        log is still durable first.
         """
         mark = self.vlog.records
-        self.vlog.append(ids, vectors)
+        synced = self.vlog.append(ids, vectors, wait=False)
         try:
-            self.store.upsert(ids, vectors, payloads)
+            self.store.upsert(ids, vectors, payloads, before_write=synced)
         except BaseException:
             self.undo_log(mark, ids)
             raise

@@ -28,7 +28,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import qdrant_edge as qe
@@ -182,14 +182,18 @@ class EdgeStore:
         with _space_errors(self.path):
             self._shard.flush()
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], *,
+               before_write: Callable[[], None] | None = None) -> None:
         """Upsert in one update call: the WAL makes it durable and all-or-nothing."""
         # UUID objects, not strings: the binding parses string ids several times slower.
         points = [
             qe.Point(id=uuid.UUID(pid), vector=vec, payload=_with_mirrors(payload, self._bool_keys))
             for pid, vec, payload in zip(ids, vectors.tolist(), payloads)
         ]
-        self._update(qe.UpdateOperation.upsert_points(points))
+        op = qe.UpdateOperation.upsert_points(points)
+        if before_write is not None:
+            before_write()
+        self._update(op)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id."""
