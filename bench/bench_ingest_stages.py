@@ -59,6 +59,7 @@ STAGES: list[tuple[str, str, str, str]] = [
     ("vlog fdatasync", "vector log append", "", "vectorlog os.fdatasync"),
     ("vlog checkpoint", "write_points", "embcluster.store.vectorlog", "VectorLog.mark_consistent"),
     ("store upsert", "write_points", "embcluster.store.edge", "EdgeStore.upsert"),
+    ("wait for the vlog's fdatasync", "store upsert", "", "the wait VectorLog.append returns"),
     ("free-space check", "store upsert", "embcluster.store.edge", "check_free_space"),
     ("shard.update (engine)", "store upsert", "", "shard.update"),
     ("WAL fdatasync (durability=fsync)", "store upsert", "embcluster.fsio", "DirectorySync.sync"),
@@ -123,6 +124,19 @@ def install_timers() -> list[str]:
 
         edge.EdgeStore.__init__ = proxied_init  # type: ignore[method-assign]
         installed += ["shard.update (engine)", "shard.flush (WAL + segments)"]
+    except (ImportError, AttributeError):
+        pass
+    try:  # the wait for a vector log fdatasync that runs while the store converts the batch
+        from embcluster.store import vectorlog as vlog_module
+
+        append = vlog_module.VectorLog.append
+
+        def timed_append(self: Any, *args: Any, **kwargs: Any) -> Any:
+            wait = append(self, *args, **kwargs)
+            return _timed("wait for the vlog's fdatasync", wait) if callable(wait) else wait
+
+        vlog_module.VectorLog.append = timed_append  # type: ignore[method-assign]
+        installed.append("wait for the vlog's fdatasync")
     except (ImportError, AttributeError):
         pass
     try:  # the vector log's own fdatasync calls (not the WAL's)
