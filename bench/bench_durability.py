@@ -5,8 +5,9 @@ mode, each on its own temporary data directory on the same disk. The same N rand
 vectors go through ``client.ingest_many`` in the same batches into a fresh VECTOR collection of
 each server; the order of the two modes alternates between repeats and the median is reported.
 
-``fsync``: every acknowledged Ingest is fdatasync'ed in the vector log and followed by
-``EdgeShard.flush()`` (the shard's WAL and segments) before the call returns. ``batched``: the
+``fsync``: every acknowledged Ingest is fdatasync'ed in the vector log and in the Qdrant Edge
+shard's WAL before the call returns (the segments: ``EdgeShard.flush()`` at most every 5 s; a
+restart replays the WAL). ``batched``: the
 same writes reach the OS only (they survive a killed process, not a power loss).
 Figures are printed, never asserted.
 

@@ -77,8 +77,8 @@ class Settings(BaseSettings):
                     "write and read files named by absolute path; env: paths joined by the OS path separator.")
     durability: Literal["fsync", "batched"] = Field(
         "fsync", description="fsync: every acknowledged write (ingest, delete) is fsynced (vector log: fdatasync; "
-                             "Qdrant Edge: flush of its WAL and segments) before the call returns, so it survives a "
-                             "power loss. batched: written to the OS only (survives a killed process, not a power "
+                             "Qdrant Edge: fdatasync of its write-ahead log, which a restart replays; its segments "
+                             "are flushed at most every 5 s) before the call returns, so it survives a power loss. batched: written to the OS only (survives a killed process, not a power "
                              "loss: the OS writes it back within seconds); faster ingest.")
     min_free_mb: int = Field(
         256, ge=0, le=1_048_576,

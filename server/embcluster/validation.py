@@ -208,16 +208,29 @@ def _vector_value_errors(items: Sequence[ItemInput], dim: int, cosine: bool) -> 
     those first) and the value error message of each bad row, by item index.
     """
     shaped = [it.vector is not None and len(it.vector) == dim for it in items]
-    mat = np.zeros((len(items), dim), dtype=np.float64)
     ok = np.flatnonzero(shaped)
-    if len(ok):
-        mat[ok] = np.asarray([items[int(i)].vector for i in ok], dtype=np.float64).reshape(len(ok), dim)
+    rows = [items[int(i)].vector for i in ok]
+    mat: np.ndarray
+    if rows and all(type(r) is np.ndarray and r.dtype == np.float32 and r.ndim == 1 for r in rows):
+        # Packed f32 vectors (the API's np.frombuffer views): one copy into the matrix, no float64
+        # detour, and no overflow check (float32 values cannot overflow float32).
+        block: np.ndarray = np.concatenate(rows).reshape(len(ok), dim)  # type: ignore[arg-type]
+        if len(ok) == len(items):
+            mat = out = block
+        else:
+            mat = out = np.zeros((len(items), dim), dtype=np.float32)
+            out[ok] = block
+    else:
+        mat = np.zeros((len(items), dim), dtype=np.float64)
+        if len(ok):
+            mat[ok] = np.asarray(rows, dtype=np.float64).reshape(len(ok), dim)
+        out = mat.astype(np.float32)
     errors: dict[int, str] = {}
-    out = mat.astype(np.float32)
     for i, j in np.argwhere(~np.isfinite(mat))[::-1]:
         errors[int(i)] = f"vector value [{j}] is {mat[i, j]}; values must be finite"
-    for i, j in np.argwhere(np.isfinite(mat) & ~np.isfinite(out))[::-1]:  # overflows float32
-        errors.setdefault(int(i), f"vector value [{j}] is {mat[i, j]}, outside the float32 range")
+    if mat is not out:
+        for i, j in np.argwhere(np.isfinite(mat) & ~np.isfinite(out))[::-1]:  # overflows float32
+            errors.setdefault(int(i), f"vector value [{j}] is {mat[i, j]}, outside the float32 range")
     if cosine:
         for i in np.flatnonzero(~mat.any(axis=1) & np.asarray(shaped, dtype=bool)):
             errors.setdefault(int(i), "an all-zero vector has no direction under cosine distance")

@@ -187,3 +187,38 @@ def test_the_error_interceptor_turns_a_full_disk_anywhere_into_resource_exhauste
     with pytest.raises(Aborted):
         wrapped.unary_unary(None, ctx)
     assert ctx.status is not None and str(record) in ctx.status[1]
+
+
+def test_a_failed_log_sync_fails_the_ingest_and_leaves_store_and_log_as_they_were(root: Path, make_service,
+                                                                                  monkeypatch) -> None:
+    """durability=fsync: the log's fdatasync overlaps the store's conversion of the batch but is
+    waited for before the store changes; when it fails, neither holds the batch."""
+    import os
+
+    from embcluster.schema import CollectionSpec, ItemInput
+
+    svc = make_service(root, durability="fsync")
+    svc.create_collection(CollectionSpec(name="v", input_kind="vector", vector_dim=DIM, metric="euclid"))
+    x = _vecs(20, 0)
+    items = [ItemInput(id=f"p{i}", vector=x[i].tolist()) for i in range(20)]
+    svc.ingest("v", items[:10])
+    real = os.fdatasync
+
+    def log_disk_full(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("vectors.ids"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", log_disk_full)
+    with pytest.raises(ResourceExhausted, match="out of disk space"):
+        svc.ingest("v", items[10:])
+    coll = svc.registry.get("v")
+    assert svc.get_collection("v").point_count == 10
+    assert len(_read_all(coll.vlog)) == 10
+    monkeypatch.setattr(os, "fdatasync", real)
+    svc.ingest("v", items[10:])
+    assert svc.get_collection("v").point_count == 20
+    logged = _read_all(coll.vlog)
+    assert len(logged) == 20
+    (p,) = coll.store.retrieve([svc.get_point("v", id="p15").point_id], with_vectors=True)
+    np.testing.assert_array_equal(logged[str(p.id)], x[15])

@@ -127,3 +127,62 @@ def test_wrong_dimension_is_refused(tmp_path: Path) -> None:
     VectorLog(tmp_path, DIM).close()
     with pytest.raises(ValueError, match="unsupported"):
         VectorLog(tmp_path, DIM + 1)
+
+
+def test_synced_append_fdatasyncs_both_files_and_a_failed_sync_takes_the_records_back(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    import os
+
+    log = VectorLog(tmp_path, DIM, sync=True)
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def record(fd: int) -> None:
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", record)
+    log.append(_ids(3), _vecs(3, 0))
+    assert sorted(synced) == ["vectors.f32", "vectors.ids"] and log.records == 3
+
+    def fail_on_ids(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("vectors.ids"):
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fail_on_ids)
+    with pytest.raises(OSError):
+        log.append(_ids(5)[3:], _vecs(2, 1))
+    assert log.records == 3
+    assert (tmp_path / "vectors.ids").stat().st_size == 3 * 24
+    monkeypatch.setattr(os, "fdatasync", real)
+    assert sorted(_read_all(log)) == sorted(_ids(3))
+    log.close()
+
+
+def test_deferred_sync_is_waited_for_and_its_failure_raised_by_the_wait(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from embcluster.errors import ResourceExhausted
+
+    log = VectorLog(tmp_path, DIM, sync=True)
+    real = os.fdatasync
+    synced: list[str] = []
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    wait = log.append(_ids(2), _vecs(2, 0), wait=False)
+    wait()
+    assert sorted(os.path.basename(p) for p in synced) == ["vectors.f32", "vectors.ids"] and log.records == 2
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdatasync", full)
+    wait = log.append(_ids(4)[2:], _vecs(2, 1), wait=False)  # the write itself succeeded
+    with pytest.raises(ResourceExhausted, match="out of disk space"):
+        wait()
+    monkeypatch.setattr(os, "fdatasync", real)
+    log.truncate(2)  # what the caller does (OpenCollection.undo_log)
+    assert sorted(_read_all(log)) == sorted(_ids(2))
+    assert VectorLog(tmp_path, DIM, sync=False).append(_ids(1), _vecs(1, 2), wait=False) is not None
+    log.close()

@@ -276,12 +276,13 @@ def _dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
 
 def vector_from_pb(msg: pb.Vector, where: str) -> np.ndarray | list[float]:
     """``f32`` bytes (zero-copy view) or ``values``; the core validates dimension and values."""
-    if msg.f32:
-        if msg.values:
+    packed = msg.f32  # each attribute read builds a new object: read once
+    if packed:
+        if len(msg.values):
             raise InvalidArgument(f"{where}: vector has both values and f32; send one")
-        if len(msg.f32) % 4:
-            raise InvalidArgument(f"{where}: vector f32 has {len(msg.f32)} bytes, not a multiple of 4")
-        return np.frombuffer(msg.f32, dtype="<f4")
+        if len(packed) % 4:
+            raise InvalidArgument(f"{where}: vector f32 has {len(packed)} bytes, not a multiple of 4")
+        return np.frombuffer(packed, dtype="<f4")
     return list(msg.values)
 
 

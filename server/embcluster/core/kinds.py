@@ -280,7 +280,7 @@ class _EmbeddedKind(Kind):
         if coll.record.metric == "cosine":
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
-        return Embedded(vectors.astype(np.float32), embedded.truncated)
+        return Embedded(vectors.astype(np.float32, copy=False), embedded.truncated)
 
     def prepare(self, coll: OpenCollection, items: Sequence[ItemInput]) -> Callable[[], Batch]:
         rec = coll.record

@@ -15,7 +15,7 @@ like its own:
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -99,7 +99,8 @@ class AttachedStore:
 
     # --------------------------------------------------------------- VectorStore
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], *,
+               before_write: Callable[[], None] | None = None) -> None:
         """Refused: the points of an attached collection are its owner's."""
         raise FailedPrecondition("points of an attached collection are written with your own Qdrant client, "
                                  "not through embcluster")

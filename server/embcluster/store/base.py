@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Protocol, Sequence, Union
+from typing import Any, Callable, Iterator, Literal, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -108,8 +108,14 @@ class VectorStore(Protocol):
     dim: int
     metric: Metric
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
-        """Insert or replace points, durably, as one operation."""
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], *,
+               before_write: Callable[[], None] | None = None) -> None:
+        """Insert or replace points, durably, as one operation.
+
+        ``before_write`` is called once the batch is converted for the store and before the store
+        changes (the vector log's sync finishes there, overlapped with the conversion); if it
+        raises, nothing is written.
+        """
         ...
 
     def delete(self, ids: Sequence[str]) -> None:

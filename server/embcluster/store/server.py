@@ -22,7 +22,7 @@ import logging
 import threading
 import uuid
 import warnings
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -176,9 +176,12 @@ class QdrantStore:
 
     # --------------------------------------------------------------- VectorStore
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], *,
+               before_write: Callable[[], None] | None = None) -> None:
         """Upsert one batch and wait until it is applied."""
         if not len(ids):
+            if before_write is not None:
+                before_write()
             return
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         batch = qm.Batch(
@@ -186,6 +189,8 @@ class QdrantStore:
             vectors={self.vector_name: rows} if self.vector_name else rows,
             payloads=list(payloads),
         )
+        if before_write is not None:
+            before_write()
         with self._call():
             self._client.upsert(self.qdrant_name, points=batch, wait=True)
 

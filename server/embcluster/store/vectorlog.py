@@ -42,7 +42,15 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..fsio import check_free_space, fsync_dir, pwrite_all, space_error, write_json_atomic
+from ..fsio import (
+    check_free_space,
+    fdatasync_all,
+    fdatasync_started,
+    fsync_dir,
+    pwrite_all,
+    space_error,
+    write_json_atomic,
+)
 from .base import VectorStore
 
 __all__ = ["VectorLog", "LiveSet"]
@@ -86,6 +94,10 @@ def _records(ids_raw: np.ndarray, ops: np.ndarray | int, vecs: np.ndarray) -> np
     rec["id"], rec["op"] = ids_raw, ops
     rec["crc"] = _crcs(rec, vecs)
     return rec
+
+
+def _synced() -> None:
+    """The wait of an append that is already synced (or needs no sync)."""
 
 
 class LiveSet:
@@ -184,10 +196,21 @@ class VectorLog:
         """RESOURCE_EXHAUSTED if the disk holding the log has less than the reserve free."""
         check_free_space(self.directory, self.reserve_bytes)
 
-    def append(self, ids: Sequence[str], vectors: np.ndarray | None) -> None:
+    def append(self, ids: Sequence[str], vectors: np.ndarray | None, *, wait: bool = True) -> Callable[[], None]:
         """Append upserts (``vectors`` given) or deletes (None): all of them, or none (then it raises).
 
         Out of space is RESOURCE_EXHAUSTED naming the disk; the files are cut back to where they were.
+
+        Args:
+            ids: The points.
+            vectors: Their vectors, or None for deletes.
+            wait: With ``sync``, return only once the records are fdatasync'ed. False: return
+                while the fdatasync runs (the caller does other work meanwhile) and wait through
+                the returned function, which raises what the sync raised; the caller then takes
+                the records back (:meth:`truncate`).
+
+        Returns:
+            The wait for the records' fdatasync (a no-op unless ``wait`` was False under ``sync``).
         """
         vecs = np.zeros((len(ids), self.dim), "<f4") if vectors is None else np.ascontiguousarray(vectors, "<f4")
         rec = _records(_id_bytes(ids), OP_DELETE if vectors is None else OP_UPSERT, vecs)
@@ -198,13 +221,23 @@ class VectorLog:
                 # Vectors first: a record counts once its id is written (torn tails are cut at open).
                 pwrite_all(self._vec_fd, vecs.tobytes(), start * self.vec_bytes)
                 pwrite_all(self._ids_fd, rec.tobytes(), start * ID_DTYPE.itemsize)
-                if self.sync:
-                    os.fdatasync(self._vec_fd)
-                    os.fdatasync(self._ids_fd)
+                if self.sync and wait:
+                    fdatasync_all((self._vec_fd, self._ids_fd))
             except OSError as exc:
                 self._cut(start)
                 raise (space_error(exc, self.vec_path) or exc) from exc
             self.records = start + len(ids)
+            if not self.sync or wait:
+                return _synced
+            pending = fdatasync_started((self._vec_fd, self._ids_fd))
+
+        def synced() -> None:
+            try:
+                pending()
+            except OSError as exc:
+                raise (space_error(exc, self.vec_path) or exc) from exc
+
+        return synced
 
     def truncate(self, records: int) -> None:
         """Take back the records from ``records`` on (a store write that failed after its append)."""
