@@ -277,9 +277,11 @@ class _EmbeddedKind(Kind):
         reused = np.zeros(n, dtype=bool)
         if not self.embeds_text or parsed is not None:
             return self.embed(coll, items, parsed), [None] * n, reused
+        self.embedder(coll)  # refuses a collection whose model this server no longer has, even if nothing is embedded
         hashes = content_hashes(coll.record, [self._content(it) if it.id else None for it in items],
                                 self.settings.long_text_max_windows)
         stored = stored_embeddings(coll, ids, hashes)
+        self.metrics.observe_reused(coll.name, len(stored.rows))  # 0 too: the series exists from the first ingest
         if not stored.rows:
             return self.embed(coll, items, parsed), hashes, reused
         reused[stored.rows] = True
@@ -291,7 +293,6 @@ class _EmbeddedKind(Kind):
             new = self.embed(coll, [items[i] for i in fresh], None)
             vectors[fresh], truncated[fresh] = new.vectors, new.truncated
         self.metrics.observe_truncated(coll.name, int(stored.truncated.sum()))
-        self.metrics.observe_reused(coll.name, len(stored.rows))
         return Embedded(vectors, truncated), hashes, reused
 
     def long_text(self, record: CollectionRecord) -> LongText:
@@ -381,7 +382,7 @@ class TextKind(_EmbeddedKind):
     def setup(self, spec: CollectionSpec) -> KindSetup:
         text = self.embedders.text(spec.embedding_model)
         self._check_pool(spec, text)
-        return KindSetup(embedder=text)
+        return KindSetup(embedder=self.batchers.wrap(text))
 
     @staticmethod
     def _check_pool(spec: CollectionSpec, text: SentenceTransformerEmbedder) -> None:
@@ -429,7 +430,8 @@ class ImageMetadataKind(TextKind):
         image_spec = spec.image_spec or ImageMetadataSpec()
         text = self.embedders.text(spec.embedding_model)
         self._check_pool(spec, text)
-        return KindSetup(embedder=ImageMetadataEmbedder(text, image_spec), image_spec=image_spec.to_json())
+        return KindSetup(embedder=ImageMetadataEmbedder(self.batchers.wrap(text), image_spec),
+                         image_spec=image_spec.to_json())
 
     def _model_embedder(self, record: CollectionRecord) -> Embedder:
         return ImageMetadataEmbedder(self.batchers.wrap(self.embedders.text(record.embedder)), record.image)

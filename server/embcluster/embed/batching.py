@@ -198,15 +198,22 @@ class EmbedBatcher:
             self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._cond:
+                    slices = self._gather()
+                if slices is None:
+                    return
+                self._embed(slices)
+        finally:  # also when something no handler catches (SystemExit) ends the thread: a new one takes over
             with self._cond:
-                slices = self._gather()
-            if slices is None:
-                return
-            self._embed(slices)
+                self._thread = None
+                if (self._lanes[0] or self._lanes[1]) and not self._closing:
+                    self._start_worker()
 
     def _queued(self) -> int:
-        return sum(r.left for lane in self._lanes for r in lane)
+        """Texts queued and not yet handed to the worker."""
+        return sum(len(r.unique) - r.taken for lane in self._lanes for r in lane)
 
     def _gather(self) -> list[_Slice] | None:
         """The next batch's slices (call holding the condition); None when closed and empty."""
