@@ -18,7 +18,8 @@ embedding queue of ``embed/batching.py`` in front of the bundled all-MiniLM-L6-v
 own choice, one per core). Figures are printed, never asserted.
 
     .venv/bin/python bench/bench_concurrency.py [--threads 32] [--calls 192] [--m 1000] [--batch 500]
-        [--r 200] [--skip a,b,c,d] [--torch-threads N] [--batch-wait-ms MS]
+        [--r 200] [--skip a,b,c,d] [--torch-threads N] [--batch-wait-ms MS] [--grpc-workers N]
+        [--durability fsync|batched]
 """
 
 from __future__ import annotations
@@ -219,6 +220,9 @@ def main() -> int:
     ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--batch-wait-ms", type=float, default=None, help="EMBED_BATCH_WAIT_MS (default: the setting's)")
     ap.add_argument("--grpc-workers", type=int, default=None, help="GRPC_WORKERS (default: the setting's)")
+    ap.add_argument("--durability", choices=["fsync", "batched"], default=None,
+                    help="DURABILITY (default: the setting's, fsync; with it every single-text Ingest waits for "
+                         "its own fsync under the collection lock)")
     args = ap.parse_args()
     quiet_logs()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -231,6 +235,8 @@ def main() -> int:
         overrides["embed_batch_wait_ms"] = args.batch_wait_ms
     if args.grpc_workers is not None:
         overrides["grpc_workers"] = args.grpc_workers
+    if args.durability is not None:
+        overrides["durability"] = args.durability
     params = {k: v for k, v in vars(args).items()}
     results: dict[str, Any] = {}
     started = time.perf_counter()
