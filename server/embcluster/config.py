@@ -47,7 +47,17 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Extra sentence-transformers models: name -> local directory.",
     )
-    embed_batch_size: int = Field(64, ge=1, le=4096)
+    embed_batch_size: int = Field(
+        64, ge=1, le=4096, description="Texts per forward pass: the most the embedding queue gives the model at once "
+                                       "(a larger request is cut into chunks of this size).")
+    embed_batch_wait_ms: float = Field(
+        0.0, ge=0, le=1000, description="How long the idle embedding worker waits for more texts before a batch "
+                                        "that is not full (0: it takes what is queued; requests arriving while it "
+                                        "embeds go into its next batch).")
+    embed_interactive_items: int = Field(
+        8, ge=0, le=4096, description="Requests of at most this many texts (Classify/Search queries, single-item "
+                                      "ingests) take the embedding queue's interactive lane: they wait at most for "
+                                      "the chunk being embedded, never for a bulk request's whole batch.")
     max_batch_items: int = Field(1000, ge=1, description="Items per Ingest/Classify call.")
     max_text_chars: int = Field(
         1_000_000, ge=1, description="Characters per text item (the model reads a window of it: see long_text).")

@@ -52,6 +52,7 @@ SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "embcluster_points_ingested_total": ("counter", ("collection",)),
     "embcluster_embed_batch_duration_seconds": ("histogram", ("embedder",)),
     "embcluster_texts_truncated_total": ("counter", ("collection",)),
+    "embcluster_embeddings_reused_total": ("counter", ("collection",)),
     "embcluster_runs_total": ("counter", ("state",)),
     "embcluster_run_duration_seconds": ("histogram", ("state",)),
     "embcluster_cluster_events_total": ("counter", ("collection", "kind")),
@@ -180,6 +181,9 @@ class ServiceMetrics:
         self.texts_truncated = Counter(
             "embcluster_texts_truncated", "Texts longer than what was embedded of them (ingest, classify, search).",
             ["collection"], registry=self.registry)
+        self.embeddings_reused = Counter(
+            "embcluster_embeddings_reused", "Ingested items whose stored vector was reused: same id, same content.",
+            ["collection"], registry=self.registry)
         self.runs = Counter("embcluster_runs", "Clustering runs by final state.", ["state"], registry=self.registry)
         self.run_duration = Histogram("embcluster_run_duration_seconds",
                                       "Clustering run wall time, start to final state.", ["state"],
@@ -214,7 +218,7 @@ class ServiceMetrics:
 
     def forget_collection(self, collection: str) -> None:
         """Drop a deleted collection's recorded series (else its label stays until the process ends)."""
-        for counter in (self.points_ingested, self.texts_truncated):
+        for counter in (self.points_ingested, self.texts_truncated, self.embeddings_reused):
             try:
                 counter.remove(collection)
             except KeyError:  # nothing was recorded for it
@@ -228,6 +232,10 @@ class ServiceMetrics:
     def observe_truncated(self, collection: str, texts: int) -> None:
         """Texts of a batch that were longer than what was embedded (0 still creates the series)."""
         self.texts_truncated.labels(collection).inc(texts)
+
+    def observe_reused(self, collection: str, items: int) -> None:
+        """Items of an ingest that kept their stored vector instead of being embedded again."""
+        self.embeddings_reused.labels(collection).inc(items)
 
     def observe_embed(self, embedder: str, seconds: float) -> None:
         """One embedding batch."""

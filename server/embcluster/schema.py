@@ -287,6 +287,7 @@ class ItemResult:
     external_id: str
     assignment: Assignment | None
     truncated: bool = False  # the item's text was longer than what its embedding read
+    embedding_reused: bool = False  # unchanged re-ingest: the stored vector was kept, nothing embedded
 
 
 @dataclass

@@ -233,6 +233,7 @@ class ItemResult:
     external_id: str
     assignment: Assignment | None
     truncated: bool  # the text was longer than what was embedded of it
+    embedding_reused: bool  # unchanged re-ingest (same id and content): the stored vector was kept
     proto: pb.ItemResult = _proto()
 
 

@@ -419,13 +419,15 @@ def group_to_pb(g: SearchGroup) -> pb.SearchGroup:
 def item_result_to_pb(r: ItemResult) -> pb.ItemResult:
     """Where an ingested item went."""
     return pb.ItemResult(point_id=r.point_id, external_id=r.external_id,
-                         assignment=assignment_to_pb(r.assignment) if r.assignment else None, truncated=r.truncated)
+                         assignment=assignment_to_pb(r.assignment) if r.assignment else None, truncated=r.truncated,
+                         embedding_reused=r.embedding_reused)
 
 
 def ingest_response_to_pb(results: Sequence[ItemResult]) -> pb.IngestResponse:
-    """An ingest's results, in request order, and how many of them were truncated."""
+    """An ingest's results, in request order, and how many of them were truncated or reused their vector."""
     return pb.IngestResponse(results=[item_result_to_pb(r) for r in results],
-                             truncated_count=sum(r.truncated for r in results))
+                             truncated_count=sum(r.truncated for r in results),
+                             embedding_reused_count=sum(r.embedding_reused for r in results))
 
 
 def explanation_to_pb(e: Explanation) -> pb.Explanation:

@@ -118,7 +118,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
             def unary_wrapped(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
-                    with call_deadline(context.time_remaining()):
+                    with call_deadline(context.time_remaining(), context.is_active):
                         return unary(_parsed(request), context)
                 except Exception as exc:
                     fail(exc, context)
@@ -132,7 +132,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def stream_wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
-                with call_deadline(context.time_remaining()):
+                with call_deadline(context.time_remaining(), context.is_active):
                     yield from streaming(_parsed_stream(request) if many else _parsed(request), context)
             except Exception as exc:
                 fail(exc, context)

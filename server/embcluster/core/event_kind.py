@@ -46,7 +46,7 @@ class EventKind(Kind):
         schema = check_schema(spec.event_schema)
         if schema.has_text:
             emb = self.embedders.text(spec.embedding_model)
-            featurizer = EventFeaturizer(schema, text_embed=emb.embed, text_dim=emb.dim)
+            featurizer = EventFeaturizer(schema, text_embed=self.batchers.wrap(emb).embed, text_dim=emb.dim)
             name, fingerprint = emb.name, emb.fingerprint
         else:
             if spec.embedding_model:
@@ -80,7 +80,7 @@ class EventKind(Kind):
                     f"collection {shown(rec.name)} was created with text model {shown(rec.embedder)} "
                     f"({rec.embedder_fingerprint[:19]}…); the server now has {emb.fingerprint[:19]}…. "
                     "Restore that model or re-create the collection")
-            text_embed, text_dim = emb.embed, emb.dim
+            text_embed, text_dim = self.batchers.wrap(emb).embed, emb.dim
         if version:
             data = FeaturizerStore(coll.directory / "featurizers").load_json(version)
             return EventFeaturizer.from_json(data, text_embed=text_embed)

@@ -23,7 +23,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..config import Settings
-from ..embed.base import Embedder
+from ..embed.base import Embedder, TextEmbedder
+from ..embed.batching import EmbedBatchers
 from ..embed.image import ImageMetadataEmbedder, render_image_metadata
 from ..embed.long_text import Embedded, LongText
 from ..embed.registry import EmbedderRegistry
@@ -45,6 +46,7 @@ from ..schema import (
 from ..store.base import Condition, StoredPoint
 from ..validation import check_items, check_query
 from .records import CollectionRecord, OpenCollection, point_id_for
+from .reuse import EMBEDDED_FIELD, content_hashes, embedded_payload, stored_embeddings
 
 __all__ = [
     "Batch",
@@ -119,6 +121,7 @@ class Batch:
     view: Callable[[int, Assignment | None], PointView]  # point g as the anomaly feed shows it
     owner: Sequence[int]  # each item's point
     truncated: Sequence[bool] = ()  # per point: its text was longer than what was embedded (empty: none)
+    reused: Sequence[bool] = ()  # per point: its stored vector was reused, not embedded again (empty: none)
 
 
 @dataclass
@@ -153,16 +156,19 @@ class Kind:
         settings: Service settings (batch limits, text limits).
         embedders: The text model registry.
         metrics: Where embedding time is observed.
+        batchers: The service's embedding queues (text models are used through them).
     """
 
     kind: InputKind
     has_featurizer = False  # EVENT: vectors come from a fitted featurizer (FitFeaturizer applies)
     has_image_spec = False  # IMAGE_METADATA: the collection reports its image spec
 
-    def __init__(self, settings: Settings, embedders: EmbedderRegistry, metrics: ServiceMetrics) -> None:
+    def __init__(self, settings: Settings, embedders: EmbedderRegistry, metrics: ServiceMetrics,
+                 batchers: EmbedBatchers) -> None:
         self.settings = settings
         self.embedders = embedders
         self.metrics = metrics
+        self.batchers = batchers
 
     # ------------------------------------------------------------------ creation and embedders
 
@@ -247,7 +253,7 @@ class Kind:
 class _EmbeddedKind(Kind):
     """Kinds whose vectors come from an embedder applied to each item (TEXT, IMAGE_METADATA, VECTOR)."""
 
-    embeds_text = False  # TEXT, IMAGE_METADATA: texts longer than the model's window are counted
+    embeds_text = False  # TEXT, IMAGE_METADATA: long texts are counted, unchanged items' vectors reused
 
     def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
                      long_text: LongText) -> Embedded:
@@ -255,6 +261,39 @@ class _EmbeddedKind(Kind):
 
     def _texts(self, items: Sequence[ItemInput], record: CollectionRecord) -> list[str | None]:
         return [it.text for it in items]
+
+    def _content(self, item: ItemInput) -> Any:
+        """What the item's vector depends on besides the collection (hashed: :mod:`.reuse`)."""
+        return item.text
+
+    def _embed_or_reuse(self, coll: OpenCollection, items: Sequence[ItemInput], parsed: np.ndarray | None,
+                        ids: Sequence[str]) -> tuple[Embedded, list[str | None], np.ndarray]:
+        """Vectors of validated items: an unchanged item's stored one, the others embedded (:mod:`.reuse`).
+
+        Returns the vectors, each item's content hash (None: not kept, the item has no id) and
+        which items reused their stored vector.
+        """
+        n = len(items)
+        reused = np.zeros(n, dtype=bool)
+        if not self.embeds_text or parsed is not None:
+            return self.embed(coll, items, parsed), [None] * n, reused
+        self.embedder(coll)  # refuses a collection whose model this server no longer has, even if nothing is embedded
+        hashes = content_hashes(coll.record, [self._content(it) if it.id else None for it in items],
+                                self.settings.long_text_max_windows)
+        stored = stored_embeddings(coll, ids, hashes)
+        self.metrics.observe_reused(coll.name, len(stored.rows))  # 0 too: the series exists from the first ingest
+        if not stored.rows:
+            return self.embed(coll, items, parsed), hashes, reused
+        reused[stored.rows] = True
+        fresh = np.flatnonzero(~reused).tolist()
+        vectors = np.empty((n, coll.record.dim), dtype=np.float32)
+        truncated = np.zeros(n, dtype=bool)
+        vectors[stored.rows], truncated[stored.rows] = stored.vectors, stored.truncated
+        if fresh:
+            new = self.embed(coll, [items[i] for i in fresh], None)
+            vectors[fresh], truncated[fresh] = new.vectors, new.truncated
+        self.metrics.observe_truncated(coll.name, int(stored.truncated.sum()))
+        return Embedded(vectors, truncated), hashes, reused
 
     def long_text(self, record: CollectionRecord) -> LongText:
         """How the collection embeds texts longer than its model's window."""
@@ -288,18 +327,20 @@ class _EmbeddedKind(Kind):
         image_spec = rec.image  # parsed once per call, not once per item
         parsed = check_items(items, kind=rec.input_kind, dim=rec.dim, settings=self.settings,
                              cosine=rec.metric == "cosine", image_spec=image_spec)
-        embedded = self.embed(coll, items, parsed)
-        vectors = embedded.vectors
         ids = [point_id_for(name, it.id) if it.id else str(uuid.uuid4()) for it in items]
+        embedded, hashes, reused = self._embed_or_reuse(coll, items, parsed, ids)
+        vectors = embedded.vectors
         # What a point shows as its text: the text itself, or the rendering of its image metadata.
         texts = self._texts(items, rec)
         payloads: list[dict[str, Any]] = []
-        for it, text in zip(items, texts):
+        for it, text, digest, cut in zip(items, texts, hashes, embedded.truncated.tolist()):
             payload: dict[str, Any] = {"external_id": it.id, "meta": it.metadata or {}}
             if rec.store_source and text is not None:
                 payload["source"] = {"text": text}
                 if it.image is not None:
                     payload["source"]["image"] = it.image.to_json()
+            if digest is not None:
+                payload[EMBEDDED_FIELD] = embedded_payload(digest, cut)
             payloads.append(payload)
 
         def view(i: int, label: Assignment | None) -> PointView:
@@ -307,7 +348,7 @@ class _EmbeddedKind(Kind):
                              text=texts[i] or "", assignment=label, image=items[i].image)
 
         batch = Batch(ids=ids, external=[it.id for it in items], vectors=vectors, payloads=payloads, view=view,
-                      owner=range(len(items)), truncated=embedded.truncated.tolist())
+                      owner=range(len(items)), truncated=embedded.truncated.tolist(), reused=reused.tolist())
         return lambda: batch
 
     def classify_vectors(self, coll: OpenCollection, items: Sequence[ItemInput]) -> tuple[np.ndarray, ClusterModel]:
@@ -341,7 +382,7 @@ class TextKind(_EmbeddedKind):
     def setup(self, spec: CollectionSpec) -> KindSetup:
         text = self.embedders.text(spec.embedding_model)
         self._check_pool(spec, text)
-        return KindSetup(embedder=text)
+        return KindSetup(embedder=self.batchers.wrap(text))
 
     @staticmethod
     def _check_pool(spec: CollectionSpec, text: SentenceTransformerEmbedder) -> None:
@@ -350,8 +391,7 @@ class TextKind(_EmbeddedKind):
                                   "none (leave long_text unset: texts are truncated to its window)")
 
     def _model_embedder(self, record: CollectionRecord) -> Embedder:
-        emb: Embedder = self.embedders.text(record.embedder)
-        return emb
+        return self.batchers.wrap(self.embedders.text(record.embedder))
 
     def embedder_for(self, record: CollectionRecord) -> Embedder:
         emb = self._model_embedder(record)
@@ -372,7 +412,7 @@ class TextKind(_EmbeddedKind):
 
     def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
                      long_text: LongText) -> Embedded:
-        text: SentenceTransformerEmbedder = emb  # type: ignore[assignment]
+        text: TextEmbedder = emb  # type: ignore[assignment]
         return text.embed_long([it.text for it in items], long_text)  # type: ignore[misc]
 
     def summary_sources(self, coll: OpenCollection, payloads: Sequence[Mapping[str, Any]]) -> SummarySources:
@@ -390,14 +430,18 @@ class ImageMetadataKind(TextKind):
         image_spec = spec.image_spec or ImageMetadataSpec()
         text = self.embedders.text(spec.embedding_model)
         self._check_pool(spec, text)
-        return KindSetup(embedder=ImageMetadataEmbedder(text, image_spec), image_spec=image_spec.to_json())
+        return KindSetup(embedder=ImageMetadataEmbedder(self.batchers.wrap(text), image_spec),
+                         image_spec=image_spec.to_json())
 
     def _model_embedder(self, record: CollectionRecord) -> Embedder:
-        return ImageMetadataEmbedder(self.embedders.text(record.embedder), record.image)
+        return ImageMetadataEmbedder(self.batchers.wrap(self.embedders.text(record.embedder)), record.image)
 
     def _texts(self, items: Sequence[ItemInput], record: CollectionRecord) -> list[str | None]:
         image_spec = record.image
         return [render_image_metadata(it.image, image_spec) for it in items]  # type: ignore[arg-type]
+
+    def _content(self, item: ItemInput) -> Any:
+        return item.image.to_json() if item.image is not None else None
 
     def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
                      long_text: LongText) -> Embedded:

@@ -117,8 +117,9 @@ class Points:
             self.feed.publish(name, (batch.view(g, labels[g]) for g in np.flatnonzero(assigned.is_anomaly).tolist()))
         self.featurizers.maybe_auto_refit(coll)
         truncated = batch.truncated or [False] * len(batch.ids)
+        reused = batch.reused or [False] * len(batch.ids)
         return [ItemResult(point_id=batch.ids[g], external_id=batch.external[g], assignment=labels[g],
-                           truncated=bool(truncated[g])) for g in batch.owner]
+                           truncated=bool(truncated[g]), embedding_reused=bool(reused[g])) for g in batch.owner]
 
     def delete_points(self, name: str, *, ids: Sequence[str] = (), point_ids: Sequence[str] = ()) -> int:
         """Delete points by caller id and/or point id; returns how many existed."""

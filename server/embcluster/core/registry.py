@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import Settings
+from ..embed.batching import BatchingOptions, EmbedBatchers
 from ..embed.registry import EmbedderRegistry
 from ..embed.vector import VectorEmbedder
 from ..errors import AlreadyExists, EmbclusterError, FailedPrecondition, InvalidArgument, NotFound, shown
@@ -41,9 +42,13 @@ class Kinds:
     """The strategy of each input kind, for one service."""
 
     def __init__(self, settings: Settings, embedders: EmbedderRegistry, metrics: ServiceMetrics) -> None:
-        self.event = EventKind(settings, embedders, metrics)
-        kinds: list[Kind] = [TextKind(settings, embedders, metrics), ImageMetadataKind(settings, embedders, metrics),
-                             VectorKind(settings, embedders, metrics), self.event]
+        # the service's embedding queues: the texts of concurrent calls are embedded together
+        self.batchers = EmbedBatchers(BatchingOptions(batch_size=settings.embed_batch_size,
+                                                      wait_ms=settings.embed_batch_wait_ms,
+                                                      interactive_items=settings.embed_interactive_items))
+        args = (settings, embedders, metrics, self.batchers)
+        self.event = EventKind(*args)
+        kinds: list[Kind] = [TextKind(*args), ImageMetadataKind(*args), VectorKind(*args), self.event]
         self._by_name: dict[str, Kind] = {k.kind: k for k in kinds}
 
     def __getitem__(self, kind: str) -> Kind:

@@ -149,6 +149,7 @@ class EmbclusterService:
         took = time.perf_counter() - started
         logger.log(logging.INFO if took >= 0.1 else logging.DEBUG, "shutdown: scheduler, runs and catch-ups "
                    "stopped in %.1f s", took)
+        self.kinds.batchers.close()  # texts still queued are embedded (their callers then write) or failed
         self.registry.close()
 
     def wait_idle(self, timeout: float = 60.0) -> None:

@@ -433,24 +433,28 @@ class IngestRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
 
 class ItemResult(_message.Message):
-    __slots__ = ("point_id", "external_id", "assignment", "truncated")
+    __slots__ = ("point_id", "external_id", "assignment", "truncated", "embedding_reused")
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_REUSED_FIELD_NUMBER: _ClassVar[int]
     point_id: str
     external_id: str
     assignment: Assignment
     truncated: bool
-    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    embedding_reused: bool
+    def __init__(self, point_id: _Optional[str] = ..., external_id: _Optional[str] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., truncated: _Optional[bool] = ..., embedding_reused: _Optional[bool] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("results", "truncated_count")
+    __slots__ = ("results", "truncated_count", "embedding_reused_count")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_REUSED_COUNT_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[ItemResult]
     truncated_count: int
-    def __init__(self, results: _Optional[_Iterable[_Union[ItemResult, _Mapping]]] = ..., truncated_count: _Optional[int] = ...) -> None: ...
+    embedding_reused_count: int
+    def __init__(self, results: _Optional[_Iterable[_Union[ItemResult, _Mapping]]] = ..., truncated_count: _Optional[int] = ..., embedding_reused_count: _Optional[int] = ...) -> None: ...
 
 class DeletePointsRequest(_message.Message):
     __slots__ = ("collection", "ids", "point_ids")

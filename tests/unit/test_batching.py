@@ -1,0 +1,302 @@
+"""The embedding queue (embed/batching.py) with a fake embedder whose calls can be held: no timing asserted."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import pytest
+
+from embcluster.deadlines import call_deadline
+from embcluster.embed.base import TextEmbedder
+from embcluster.embed.batching import BatchedEmbedder, BatchingOptions, EmbedBatcher, EmbedBatchers
+from embcluster.embed.long_text import TRUNCATE, Embedded, LongText
+from embcluster.errors import Unavailable
+
+DIM = 8
+POOL = LongText(mode="pool")
+
+
+def _row(text: str, long_text: LongText) -> np.ndarray:
+    seed = hashlib.sha256(f"{long_text.mode}:{text}".encode()).digest()
+    return np.frombuffer(seed[:DIM], dtype=np.uint8).astype(np.float32)
+
+
+class FakeEmbedder:
+    """A TextEmbedder: a row per text from its hash; records every call; can hold calls until released."""
+
+    name = "fake"
+    fingerprint = "fake:1"
+    dim = DIM
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], LongText]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Semaphore(0)  # released once per call, when the call starts
+
+    def hold(self) -> None:
+        """Calls from now on wait for :meth:`release`."""
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def embed(self, inputs: Sequence[str]) -> np.ndarray:
+        return self.embed_long(inputs, TRUNCATE).vectors
+
+    def embed_long(self, texts: Sequence[str], long_text: LongText) -> Embedded:
+        self.calls.append((list(texts), long_text))
+        self.entered.release()
+        assert self.gate.wait(30)
+        bad = [t for t in texts if "bad" in t]
+        if bad:
+            raise ValueError(f"cannot embed {bad[0]!r}")
+        vectors = np.stack([_row(t, long_text) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
+        return Embedded(vectors, np.array(["long" in t for t in texts], dtype=bool))
+
+
+def _alone(texts: Sequence[str], long_text: LongText = TRUNCATE) -> np.ndarray:
+    return np.stack([_row(t, long_text) for t in texts])
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    """Wait (at most 10 s) until another thread has made ``condition`` true."""
+    end = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.002)
+
+
+class Caller(threading.Thread):
+    """Embeds ``texts`` through ``batcher`` in its own thread; keeps the result or the error."""
+
+    def __init__(self, batcher: EmbedBatcher, texts: Sequence[str], long_text: LongText = TRUNCATE,
+                 deadline: float | None = None) -> None:
+        super().__init__(daemon=True)
+        self.batcher, self.texts, self.long_text, self.deadline = batcher, list(texts), long_text, deadline
+        self.result: Embedded | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with call_deadline(self.deadline):
+                self.result = self.batcher.embed(self.texts, self.long_text)
+        except BaseException as exc:  # the test looks at it
+            self.error = exc
+
+    def get(self) -> Embedded:
+        self.join(30)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+@pytest.fixture
+def fake() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def batcher(fake: FakeEmbedder):  # type: ignore[no-untyped-def]
+    b = EmbedBatcher(fake, BatchingOptions(batch_size=4, wait_ms=0, interactive_items=2))
+    yield b
+    fake.release()
+    b.close(5)
+
+
+def _first_call_held(fake: FakeEmbedder, batcher: EmbedBatcher, texts: Sequence[str] = ("first",)) -> Caller:
+    """A call whose embedding is in progress and held: what is queued meanwhile goes into later batches."""
+    fake.hold()
+    first = Caller(batcher, texts)
+    assert fake.entered.acquire(timeout=10)
+    return first
+
+
+def test_the_batched_embedder_is_a_text_embedder_with_the_wrapped_identity(fake: FakeEmbedder) -> None:
+    batchers = EmbedBatchers(BatchingOptions())
+    wrapped = batchers.wrap(fake)
+    assert isinstance(wrapped, TextEmbedder)
+    assert (wrapped.name, wrapped.fingerprint, wrapped.dim) == (fake.name, fake.fingerprint, fake.dim)
+    assert batchers.wrap(fake) is wrapped and batchers.wrap(wrapped) is wrapped  # one queue per embedder
+    np.testing.assert_array_equal(wrapped.embed(["x", "y"]), _alone(["x", "y"]))
+    batchers.close()
+    with pytest.raises(Unavailable, match="shutting down"):
+        wrapped.embed(["x"])
+    assert isinstance(EmbedBatchers(BatchingOptions()).wrap(fake), BatchedEmbedder)
+
+
+def test_concurrent_callers_each_get_their_own_rows_from_shared_batches(fake: FakeEmbedder,
+                                                                       batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    callers = [Caller(batcher, [f"text {i}", "shared"] if i % 2 else [f"text {i}"]) for i in range(12)]
+    _until(lambda: batcher.pending() == 12)
+    fake.release()
+    np.testing.assert_array_equal(first.get().vectors, _alone(["first"]))
+    for c in callers:
+        np.testing.assert_array_equal(c.get().vectors, _alone(c.texts))
+    # 12 requests of 1-2 texts (18 texts) went through in batches of at most 4, not one by one
+    later = fake.calls[1:]
+    assert all(len(texts) <= 4 and len(set(texts)) == len(texts) for texts, _ in later)
+    assert len(later) < 12
+    assert sum(len(texts) for texts, _ in later) < 18  # "shared" embedded once per batch it is in
+
+
+def test_identical_texts_are_embedded_once(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    a = Caller(batcher, ["same", "same"])
+    b = Caller(batcher, ["other"])
+    c = Caller(batcher, ["same"])
+    _until(lambda: batcher.pending() == 3)
+    fake.release()
+    first.get()
+    for caller in (a, b, c):
+        np.testing.assert_array_equal(caller.get().vectors, _alone(caller.texts))
+    assert fake.calls[1:] == [(["same", "other"], TRUNCATE)]
+    # within one bulk request too
+    assert batcher.embed(["x", "y", "x", "z", "y"]).vectors.shape == (5, DIM)
+    assert sorted(fake.calls[-1][0]) == ["x", "y", "z"]
+
+
+def test_a_bulk_request_is_cut_into_chunks_longest_first_and_keeps_its_order(fake: FakeEmbedder,
+                                                                             batcher: EmbedBatcher) -> None:
+    texts = [f"t{'x' * (i % 5)}{i}" for i in range(11)] + ["t0"]  # a repeated text too
+    got = batcher.embed(texts)
+    np.testing.assert_array_equal(got.vectors, _alone(texts))
+    sizes = [len(t) for t, _ in fake.calls]
+    assert sizes == [4, 4, 3]  # 11 unique texts, chunks of the batch size
+    lengths = [len(t) for call, _ in fake.calls for t in call]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+def test_interactive_requests_wait_for_one_chunk_not_a_whole_bulk_request(fake: FakeEmbedder,
+                                                                         batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher, [f"held {i}" for i in range(3)])  # a bulk request being embedded
+    bulk = Caller(batcher, [f"bulk {i}" for i in range(12)])  # 3 chunks of 4
+    _until(lambda: batcher.pending() == 1)
+    queries = [Caller(batcher, [f"query {i}"]) for i in range(2)]
+    _until(lambda: batcher.pending() == 3)
+    fake.release()
+    first.get()
+    for c in [bulk, *queries]:
+        np.testing.assert_array_equal(c.get().vectors, _alone(c.texts))
+    kinds = ["query" if texts[0].startswith("query") else "bulk" for texts, _ in fake.calls[1:]]
+    # the queries go right after the chunk being embedded, then the bulk request's chunks
+    assert kinds == ["query", "bulk", "bulk", "bulk"]
+    assert sorted(fake.calls[1][0]) == ["query 0", "query 1"]  # the two queries embedded together
+
+
+def test_lanes_alternate_so_small_requests_cannot_starve_a_bulk_one(fake: FakeEmbedder) -> None:
+    batcher = EmbedBatcher(fake, BatchingOptions(batch_size=1, wait_ms=0, interactive_items=1))
+    try:
+        first = _first_call_held(fake, batcher, ["first"])
+        bulk = Caller(batcher, ["bulk a", "bulk b"])
+        _until(lambda: batcher.pending() == 1)
+        small = [Caller(batcher, [f"small {i}"]) for i in range(3)]
+        _until(lambda: batcher.pending() == 4)
+        fake.release()
+        first.get()
+        for c in [bulk, *small]:
+            np.testing.assert_array_equal(c.get().vectors, _alone(c.texts))
+        order = [texts[0].split()[0] for texts, _ in fake.calls[1:]]
+        # the held call was interactive: the lanes take turns while both wait, then the small ones go on
+        assert order == ["bulk", "small", "bulk", "small", "small"]
+    finally:
+        fake.release()
+        batcher.close(5)
+
+
+def test_an_error_reaches_only_the_request_whose_texts_fail(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    good = Caller(batcher, ["good"])
+    bad = Caller(batcher, ["bad one"])
+    _until(lambda: batcher.pending() == 2)
+    fake.release()
+    first.get()
+    np.testing.assert_array_equal(good.get().vectors, _alone(["good"]))
+    with pytest.raises(ValueError, match="bad one"):
+        bad.get()
+    assert batcher.embed(["after"]).vectors.shape == (1, DIM)  # the worker goes on
+
+
+def test_long_text_settings_are_embedded_apart_and_keep_their_flags(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    cut = Caller(batcher, ["a long text", "b"])
+    pooled = Caller(batcher, ["a long text"], POOL)
+    _until(lambda: batcher.pending() == 2)
+    fake.release()
+    first.get()
+    got_cut, got_pooled = cut.get(), pooled.get()
+    np.testing.assert_array_equal(got_cut.vectors, _alone(["a long text", "b"]))
+    np.testing.assert_array_equal(got_pooled.vectors, _alone(["a long text"], POOL))
+    assert got_cut.truncated.tolist() == [True, False] and got_pooled.truncated.tolist() == [True]
+    assert sorted(lt.mode for _, lt in fake.calls[1:]) == ["pool", "truncate"]
+
+
+def test_a_caller_past_its_deadline_stops_waiting_and_its_texts_are_dropped(fake: FakeEmbedder,
+                                                                          batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    late = Caller(batcher, ["never embedded"], deadline=0.05)
+    with pytest.raises(Unavailable, match="deadline or cancelled"):
+        late.get()
+    assert batcher.pending() == 0
+    fake.release()
+    first.get()
+    assert batcher.embed(["next"]).vectors.shape == (1, DIM)
+    assert all("never embedded" not in texts for texts, _ in fake.calls)
+
+
+def test_a_cancelled_call_stops_waiting(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    active = threading.Event()
+    active.set()
+    outcome: list[BaseException] = []
+
+    def cancelled_call() -> None:
+        with call_deadline(None, is_active=active.is_set):
+            try:
+                batcher.embed(["cancelled"])
+            except Unavailable as exc:
+                outcome.append(exc)
+
+    t = threading.Thread(target=cancelled_call, daemon=True)
+    t.start()
+    _until(lambda: batcher.pending() == 1)
+    active.clear()  # the client cancels
+    t.join(10)
+    assert not t.is_alive() and len(outcome) == 1
+    fake.release()
+    first.get()
+
+
+def test_shutdown_finishes_queued_work_and_refuses_new_work(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    queued = Caller(batcher, ["queued"])
+    _until(lambda: batcher.pending() == 1)
+    closer = threading.Thread(target=batcher.close, daemon=True)
+    closer.start()
+    _until(lambda: batcher.closing)
+    with pytest.raises(Unavailable, match="shutting down"):
+        batcher.embed(["too late"])
+    fake.release()
+    closer.join(10)
+    np.testing.assert_array_equal(first.get().vectors, _alone(["first"]))
+    np.testing.assert_array_equal(queued.get().vectors, _alone(["queued"]))
+
+
+def test_shutdown_fails_what_is_left_after_its_timeout_with_a_clear_error(fake: FakeEmbedder,
+                                                                         batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher)
+    queued = Caller(batcher, ["queued"])
+    _until(lambda: batcher.pending() == 1)
+    batcher.close(timeout=0.01)  # the held call does not finish in time
+    with pytest.raises(Unavailable, match="shut down before these texts were embedded"):
+        queued.get()
+    fake.release()
+    np.testing.assert_array_equal(first.get().vectors, _alone(["first"]))  # in progress: it finishes
