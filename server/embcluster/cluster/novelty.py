@@ -37,15 +37,15 @@ from .assign import nearest_rows, pairwise_distance
 from .choose_k import choose_k
 from .kmeans import KMeansFit, fit_kmeans
 
-__all__ = ["FAR_QUANTILE", "SEPARATION", "NOVELTY_MIN_POINTS", "NEAREST_MEMBERS", "MAX_GROUPS", "NewGroup", "Growth", "far_mask", "find_groups",
-           "grow"]
+__all__ = ["FAR_QUANTILE", "SEPARATION", "NOVELTY_MIN_POINTS", "NEAREST_MEMBERS", "MAX_GROUPS", "NewGroup", "Growth",
+           "far_mask", "find_groups", "grow"]
 
 FAR_QUANTILE = 0.99  # a distance above the fit sample's p99 is "far", flagged or not
 # Own spread / distance to the served model (or to another group) of a supported group (module doc).
 SEPARATION = 0.8
 NOVELTY_MIN_POINTS = 10  # fewest far points of a new group (or the collection's min_cluster_size, if larger)
-NEAREST_MEMBERS = 5
-MAX_GROUPS = 16  # most groups looked for at once (a run adds at most this many clusters)  # member indices reported per group (closest to its centroid first)
+NEAREST_MEMBERS = 5  # member indices reported per group (closest to its centroid first)
+MAX_GROUPS = 16  # most groups looked for at once (a run adds at most this many clusters)
 GROW_MAX_ITER = 20  # Lloyd iterations from old + new centroids
 
 
