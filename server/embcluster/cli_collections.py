@@ -41,7 +41,10 @@ def add_parsers(sub: Any) -> None:
                     help="what is ingested (default text)")
     cr.add_argument("--dim", type=_count(1), help="vector collections: the vectors' dimension")
     cr.add_argument("--distance", choices=["cosine", "euclid"], default="cosine", help="default cosine")
-    cr.add_argument("--model", default="", help="text and image_metadata: the embedding model (default: the server's)")
+    cr.add_argument("--model", default="", help="text and image_metadata: the embedding model (default: the server's); "
+                    "with --tier model_dir: the model's directory on the server")
+    cr.add_argument("--tier", default="", help="how the text model runs: full (default), onnx-int8, static, model_dir, "
+                    "gpu (the server checks it)")
     cr.add_argument("--contamination", type=float, help="share of points flagged as anomalies, in (0, 0.5]")
     cr.add_argument("--default-k", type=_count(0), help="k of runs that give none")
     cr.add_argument("--min-cluster-size", type=_count(0), help="smallest fit-sample size of a populated cluster")
@@ -127,7 +130,7 @@ def _create(args: argparse.Namespace) -> int:
             vector_dim=args.dim or 0, store_source=False if args.no_store_source else None,
             contamination=args.contamination, min_cluster_size=args.min_cluster_size, default_k=args.default_k,
             seed=args.seed, anomaly_scorer=args.anomaly_scorer, threshold_mode=args.threshold_mode,
-            anomaly_threshold=args.anomaly_threshold, **specs)
+            anomaly_threshold=args.anomaly_threshold, embedding_tier=args.tier, **specs)
     print(f"created {_kind(coll)} collection {coll.name!r} ({coll.embedder}, {coll.dim}-d, {_distance(coll)})")
     return 0
 
