@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,10 @@ def build_onnx_int8(source: Path, target: Path) -> None:
         raise ValueError(f"the model at {source} cannot be exported to ONNX: {reason}")
     started = time.perf_counter()
     st = SentenceTransformer(str(source), device="cpu", local_files_only=True)
-    transformer = st[0].auto_model.eval()
-    dim = (getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension)()
+    transformer: Any = st[0].auto_model
+    transformer.eval()
+    dim: Any = (getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension)()
+    max_seq_length: Any = st.max_seq_length
     accepted = inspect.signature(transformer.forward).parameters
     inputs = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in accepted]
 
@@ -94,7 +97,10 @@ def build_onnx_int8(source: Path, target: Path) -> None:
 
     sample = st.tokenizer(["an example text", "another one"], padding=True, return_tensors="pt")
     fp32 = target / "model_fp32.onnx"
-    with torch.no_grad():
+    # The exporter warns about its own deprecation and about tracing Python conditions of the
+    # attention mask (constant for an encoder without a cache): noise in a server log.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(_Graph(), tuple(sample[name] for name in inputs), str(fp32), input_names=inputs,
                           output_names=["last_hidden_state"], opset_version=ONNX_RECIPE["opset"], dynamo=False,
                           dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*inputs, "last_hidden_state"]})
@@ -107,9 +113,7 @@ def build_onnx_int8(source: Path, target: Path) -> None:
         root.removeFilter(_quiet_quantizer)
     fp32.unlink()
     st.tokenizer.backend_tokenizer.save(str(target / _TOKENIZER))
-    config = {"inputs": inputs, "max_seq_length": int(st.max_seq_length),
-              "pooling": pooling,
-              "dim": int(dim)}
+    config = {"inputs": inputs, "max_seq_length": int(max_seq_length), "pooling": pooling, "dim": int(dim)}
     (target / _CONFIG).write_text(json.dumps(config, indent=1), encoding="utf-8")
     logger.info("exported %s to ONNX in %.1f s and quantized it to int8 in %.1f s", source, exported - started,
                 time.perf_counter() - exported)
