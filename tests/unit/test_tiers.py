@@ -207,3 +207,11 @@ def test_onnx_int8_tier_is_close_to_the_full_model(tier_settings: Settings, text
     cosines = (quantized * text_embedder.embed(texts)).sum(axis=1)
     assert cosines.min() >= ONNX_INT8_MIN_COSINE, list(zip(texts, cosines))
     assert cosines.mean() >= 0.93
+
+
+def test_a_long_build_logs_that_it_is_still_running(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="embcluster.embed.build_cache")
+    cached_build(tmp_path / "slow", {}, lambda into: time.sleep(0.35), what="test model", progress_every_s=0.1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("still building the test model") for line in lines), lines
+    assert any(line.startswith("built the test model") for line in lines), lines

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -47,7 +48,8 @@ def is_built(directory: Path, meta: Mapping[str, Any]) -> bool:
     return bool(recorded == {**meta, "schema_version": BUILD_SCHEMA_VERSION})
 
 
-def cached_build(directory: Path, meta: Mapping[str, Any], build: Callable[[Path], None], *, what: str) -> Path:
+def cached_build(directory: Path, meta: Mapping[str, Any], build: Callable[[Path], None], *, what: str,
+                 progress_every_s: float = 15.0) -> Path:
     """``directory`` holding ``build``'s output for ``meta``: reused if built before, else built now.
 
     Args:
@@ -55,6 +57,8 @@ def cached_build(directory: Path, meta: Mapping[str, Any], build: Callable[[Path
         meta: What identifies the build (tier, source fingerprint, recipe); JSON-serialisable.
         build: Writes the model's files into the (empty, temporary) directory it is given.
         what: How the log names the build (e.g. ``static model of all-MiniLM-L6-v2``).
+        progress_every_s: While it runs, a log line says so this often (the build reports no
+            progress of its own to the log).
 
     Returns:
         ``directory``.
@@ -68,6 +72,9 @@ def cached_build(directory: Path, meta: Mapping[str, Any], build: Callable[[Path
     tmp = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}")
     started = time.perf_counter()
     logger.info("building the %s into %s (first use; this takes a while, once)", what, directory)
+    done = threading.Event()
+    threading.Thread(target=_heartbeat, args=(done, what, started, progress_every_s), name="build-progress",
+                     daemon=True).start()
     try:
         tmp.mkdir()
         build(tmp)
@@ -80,5 +87,12 @@ def cached_build(directory: Path, meta: Mapping[str, Any], build: Callable[[Path
         shutil.rmtree(tmp, ignore_errors=True)
         logger.error("building the %s failed after %.1f s; nothing was kept", what, time.perf_counter() - started)
         raise
+    finally:
+        done.set()
     logger.info("built the %s in %.1f s", what, time.perf_counter() - started)
     return directory
+
+
+def _heartbeat(done: threading.Event, what: str, started: float, every_s: float) -> None:
+    while not done.wait(every_s):
+        logger.info("still building the %s (%.0f s so far)", what, time.perf_counter() - started)
