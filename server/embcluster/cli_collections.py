@@ -131,7 +131,7 @@ def _create(args: argparse.Namespace) -> int:
             contamination=args.contamination, min_cluster_size=args.min_cluster_size, default_k=args.default_k,
             seed=args.seed, anomaly_scorer=args.anomaly_scorer, threshold_mode=args.threshold_mode,
             anomaly_threshold=args.anomaly_threshold, embedding_tier=args.tier, **specs)
-    print(f"created {_kind(coll)} collection {coll.name!r} ({coll.embedder}, {coll.dim}-d, {_distance(coll)})")
+    print(f"created {_kind(coll)} collection {coll.name!r} ({coll.embedder}{_tier(coll)}, {coll.dim}-d, {_distance(coll)})")
     return 0
 
 
@@ -178,11 +178,16 @@ def _collections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tier(coll: Any) -> str:
+    """How the model runs, when not the default tier (`` on tier static``)."""
+    return f" on tier {coll.embedding_tier}" if coll.embedding_tier not in ("", "full") else ""
+
+
 def _print_info(client: Any, coll: Any, out: TextIO) -> None:
     from google.protobuf import json_format
 
     s = coll.settings
-    print(f"collection {coll.name!r}: {_kind(coll)}, {coll.embedder} ({coll.dim}-d), {_distance(coll)}, "
+    print(f"collection {coll.name!r}: {_kind(coll)}, {coll.embedder}{_tier(coll)} ({coll.dim}-d), {_distance(coll)}, "
           f"created {coll.created_at}", file=out)
     print(f"points: {coll.point_count}; clusters: {coll.cluster_count}; anomalies: {coll.anomaly_count}"
           + ("" if coll.store_source else "; sources not stored"), file=out)

@@ -100,3 +100,14 @@ def test_changed_tier_model_is_refused_after_a_restart(tier_settings: Settings, 
         assert "Restore that model or re-create the collection" in (err.value.details() or "")
     finally:
         r.stop()
+
+
+def test_cli_create_passes_the_tier_and_shows_the_refusal(server: Running, capsys: pytest.CaptureFixture[str]) -> None:
+    from embcluster.cli import main
+
+    addr = server.server.address
+    assert main(["create", "t", "--tier", "turbo", "--target", addr]) == 1
+    assert capsys.readouterr().err.startswith("embcluster: INVALID_ARGUMENT: unknown embedding_tier 'turbo'")
+    model = str(bundled_model_path())
+    assert main(["create", "t", "--tier", "model_dir", "--model", model, "--target", addr]) == 0
+    assert f"created text collection 't' ({model} on tier model_dir, 384-d, cosine)" in capsys.readouterr().out

@@ -382,10 +382,12 @@ class TextKind(_EmbeddedKind):
 
     def check_embedder(self, record: CollectionRecord) -> None:
         try:
-            self.embedder_for(record)
-        except (InvalidArgument, FailedPrecondition) as exc:  # the registry does not know the model or tier
+            self.embedders.text(record.embedder, record.embedding_tier)
+        except InvalidArgument as exc:  # the registry does not know the model, or cannot run the tier
             raise FailedPrecondition(f"the snapshot's collection {shown(record.name)} was embedded with model "
-                                     f"{shown(record.embedder)}, which this server does not have: {exc.message}") from None
+                                     f"{shown(record.embedder)} (tier {shown(record.embedding_tier)}), which this "
+                                     f"server does not have: {exc.message}") from None
+        self.embedder_for(record)
 
     def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
                      long_text: LongText) -> Embedded:
