@@ -215,3 +215,14 @@ def test_a_long_build_logs_that_it_is_still_running(tmp_path: Path, caplog: pyte
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("still building the test model") for line in lines), lines
     assert any(line.startswith("built the test model") for line in lines), lines
+
+
+@pytest.mark.skipif(not registry_module.cuda_available(), reason="no CUDA device: the gpu tier is refused (tested above)")
+def test_gpu_tier_matches_the_full_model_on_the_cpu(tmp_path: Path) -> None:
+    from embcluster.embed.text import SentenceTransformerEmbedder
+
+    emb = EmbedderRegistry(Settings(data_dir=tmp_path)).text("", "gpu")
+    cpu = SentenceTransformerEmbedder("all-MiniLM-L6-v2", bundled_model_path(), device="cpu")
+    assert emb.fingerprint == cpu.fingerprint  # the same weights, run on CUDA
+    cosines = (emb.embed(TEXTS) * cpu.embed(TEXTS)).sum(axis=1)
+    assert cosines.min() > 0.999
