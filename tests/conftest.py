@@ -74,3 +74,25 @@ def make_service() -> Iterator[Callable[..., EmbclusterService]]:
     yield make
     for svc in made:
         svc.close()
+
+
+@pytest.fixture(scope="session")
+def built_tiers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose ``embedders/`` holds the static and onnx-int8 tiers of the bundled model,
+    built once per session (tens of seconds each); tests copy it into their own data directories."""
+    from embcluster.embed.registry import EmbedderRegistry
+
+    data = tmp_path_factory.mktemp("tiers") / "data"
+    registry = EmbedderRegistry(Settings(data_dir=data))
+    for tier in ("static", "onnx-int8"):
+        registry.load_in_background("", tier).result()
+    return data
+
+
+@pytest.fixture
+def tier_settings(tmp_path: Path, built_tiers: Path) -> Settings:
+    """Settings on a fresh data directory that already holds the built tiers (no build in the test)."""
+    import shutil
+
+    shutil.copytree(built_tiers / "embedders", tmp_path / "data" / "embedders")
+    return Settings(data_dir=tmp_path / "data", port=0)

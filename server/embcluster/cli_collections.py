@@ -41,7 +41,10 @@ def add_parsers(sub: Any) -> None:
                     help="what is ingested (default text)")
     cr.add_argument("--dim", type=_count(1), help="vector collections: the vectors' dimension")
     cr.add_argument("--distance", choices=["cosine", "euclid"], default="cosine", help="default cosine")
-    cr.add_argument("--model", default="", help="text and image_metadata: the embedding model (default: the server's)")
+    cr.add_argument("--model", default="", help="text and image_metadata: the embedding model (default: the server's); "
+                    "with --tier model_dir: the model's directory on the server")
+    cr.add_argument("--tier", default="", help="how the text model runs: full (default), onnx-int8, static, model_dir, "
+                    "gpu (the server checks it)")
     cr.add_argument("--contamination", type=float, help="share of points flagged as anomalies, in (0, 0.5]")
     cr.add_argument("--default-k", type=_count(0), help="k of runs that give none")
     cr.add_argument("--min-cluster-size", type=_count(0), help="smallest fit-sample size of a populated cluster")
@@ -137,8 +140,8 @@ def _create(args: argparse.Namespace) -> int:
             vector_dim=args.dim or 0, store_source=False if args.no_store_source else None,
             contamination=args.contamination, min_cluster_size=args.min_cluster_size, default_k=args.default_k,
             seed=args.seed, anomaly_scorer=args.anomaly_scorer, threshold_mode=args.threshold_mode,
-            anomaly_threshold=args.anomaly_threshold, **specs)
-    print(f"created {_kind(coll)} collection {coll.name!r} ({coll.embedder}, {coll.dim}-d, {_distance(coll)})")
+            anomaly_threshold=args.anomaly_threshold, embedding_tier=args.tier, **specs)
+    print(f"created {_kind(coll)} collection {coll.name!r} ({coll.embedder}{_tier(coll)}, {coll.dim}-d, {_distance(coll)})")
     return 0
 
 
@@ -185,11 +188,16 @@ def _collections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tier(coll: Any) -> str:
+    """How the model runs, when not the default tier (`` on tier static``)."""
+    return f" on tier {coll.embedding_tier}" if coll.embedding_tier not in ("", "full") else ""
+
+
 def _print_info(client: Any, coll: Any, out: TextIO) -> None:
     from google.protobuf import json_format
 
     s = coll.settings
-    print(f"collection {coll.name!r}: {_kind(coll)}, {coll.embedder} ({coll.dim}-d), {_distance(coll)}, "
+    print(f"collection {coll.name!r}: {_kind(coll)}, {coll.embedder}{_tier(coll)} ({coll.dim}-d), {_distance(coll)}, "
           f"created {coll.created_at}", file=out)
     print(f"points: {coll.point_count}; clusters: {coll.cluster_count}; anomalies: {coll.anomaly_count}"
           + ("" if coll.store_source else "; sources not stored"), file=out)

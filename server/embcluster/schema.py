@@ -190,8 +190,9 @@ class CollectionSpec:
     name: str
     input_kind: InputKind = "text"
     metric: Metric = "cosine"
-    embedding_model: str = ""
-    vector_dim: int = 0
+    embedding_model: str = ""  # tier model_dir: the model's directory
+    vector_dim: int = 0  # VECTOR: required; TEXT, IMAGE_METADATA: 0 or the dimension the model must have
+    embedding_tier: str = "full"  # see embcluster.embed.tiers (checked at creation)
     store_source: bool = True
     settings: CollectionSettings = field(default_factory=CollectionSettings)
     image_spec: ImageMetadataSpec | None = None  # IMAGE_METADATA (None = the default spec)
@@ -243,6 +244,7 @@ class CollectionInfo:
     featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
     active_run: "RunInfo | None" = None  # the run in progress, if any
     last_run: "RunInfo | None" = None  # the newest run that ended, if any
+    embedding_tier: str = "full"  # how its text model runs (embcluster.embed.tiers)
 
 
 @dataclass

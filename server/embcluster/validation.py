@@ -18,6 +18,7 @@ from .anomaly.threshold import MODES
 from .config import Settings
 from .embed.image import render_image_metadata
 from .embed.long_text import LONG_TEXT_MODES
+from .embed.tiers import DEFAULT_TIER, TIERS
 from .errors import FailedPrecondition, InvalidArgument, shown
 from .schema import (
     IMAGE_TEXT_FIELDS,
@@ -186,14 +187,23 @@ def check_spec(spec: CollectionSpec) -> CollectionSpec:
         check_image_spec(spec.image_spec)
     if spec.metric not in ("cosine", "euclid"):
         raise InvalidArgument(f"distance must be cosine or euclid, got {shown(spec.metric)}")
+    if spec.embedding_tier not in TIERS:
+        raise InvalidArgument(f"unknown embedding_tier {shown(spec.embedding_tier)}; tiers: {', '.join(TIERS)}")
+    if spec.embedding_tier == "model_dir" and not spec.embedding_model:
+        raise InvalidArgument("embedding_tier 'model_dir' needs the model's directory in embedding_model")
     if spec.input_kind == "vector":
         if not (1 <= spec.vector_dim <= MAX_DIM):
             raise InvalidArgument(f"vector_dim must be in [1, {MAX_DIM}] for a VECTOR collection, got {spec.vector_dim}")
         if spec.embedding_model:
             raise InvalidArgument(f"a VECTOR collection takes no embedding_model, got {shown(spec.embedding_model)}")
-    elif spec.vector_dim:
-        raise InvalidArgument(f"a {spec.input_kind.upper()} collection's dimension comes from its model; "
+        if spec.embedding_tier != DEFAULT_TIER:
+            raise InvalidArgument(f"a VECTOR collection embeds nothing: it takes no embedding_tier, got "
+                                  f"{shown(spec.embedding_tier)}")
+    elif spec.input_kind == "event" and spec.vector_dim:
+        raise InvalidArgument(f"an EVENT collection's dimension comes from its schema; "
                               f"vector_dim must be 0, got {spec.vector_dim}")
+    elif not (0 <= spec.vector_dim <= MAX_DIM):  # TEXT, IMAGE_METADATA: the dimension the model must have
+        raise InvalidArgument(f"vector_dim must be 0 (the model's) or in [1, {MAX_DIM}], got {spec.vector_dim}")
     check_settings(spec.settings)
     if spec.settings.long_text == "pool" and spec.input_kind not in ("text", "image_metadata"):
         raise InvalidArgument(f"long_text 'pool' applies to TEXT and IMAGE_METADATA collections, not "

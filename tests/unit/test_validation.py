@@ -231,10 +231,18 @@ def test_vector_spec_rejects_model() -> None:
         check_spec(CollectionSpec(name="v", input_kind="vector", vector_dim=4, embedding_model="m"))
 
 
-def test_text_spec_rejects_vector_dim() -> None:
-    with pytest.raises(InvalidArgument, match="vector_dim must be 0, got 384"):
-        check_spec(CollectionSpec(name="t", input_kind="text", vector_dim=384))
+def test_text_spec_takes_a_vector_dim_in_range_and_tiers_by_name() -> None:
+    # TEXT: vector_dim is the dimension the model must have (checked against the model at creation).
+    check_spec(CollectionSpec(name="t", input_kind="text", vector_dim=384))
     check_spec(CollectionSpec(name="t", input_kind="text"))
+    with pytest.raises(InvalidArgument, match="vector_dim must be 0 .* got 100000"):
+        check_spec(CollectionSpec(name="t", input_kind="text", vector_dim=100_000))
+    with pytest.raises(InvalidArgument, match="unknown embedding_tier 'fast'"):
+        check_spec(CollectionSpec(name="t", input_kind="text", embedding_tier="fast"))
+    with pytest.raises(InvalidArgument, match="needs the model's directory"):
+        check_spec(CollectionSpec(name="t", input_kind="text", embedding_tier="model_dir"))
+    with pytest.raises(InvalidArgument, match="takes no embedding_tier, got 'static'"):
+        check_spec(CollectionSpec(name="v", input_kind="vector", vector_dim=4, embedding_tier="static"))
 
 
 def test_spec_bad_kind_and_metric() -> None:

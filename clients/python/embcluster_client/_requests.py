@@ -173,6 +173,7 @@ def create_collection(
     schedule: pb.Schedule | None = None,
     event_schema: pb.EventSchema | None = None,
     long_text: LongTextName | None = None,
+    embedding_tier: str = "",
 ) -> pb.CreateCollectionRequest:
     """Builds a ``CreateCollectionRequest``; raises ValueError on an unknown kind or distance."""
     if input_kind not in _INPUT_KINDS:
@@ -185,6 +186,7 @@ def create_collection(
         distance=_DISTANCES[distance],
         embedding_model=embedding_model,
         vector_dim=vector_dim,
+        embedding_tier=embedding_tier,
         settings=settings(
             contamination=contamination,
             min_cluster_size=min_cluster_size,

@@ -119,6 +119,7 @@ class AsyncEmbclusterClient:
         schedule: pb.Schedule | None = None,
         event_schema: pb.EventSchema | None = None,
         long_text: rq.LongTextName | None = None,
+        embedding_tier: str = "",
     ) -> pb.Collection:
         """Creates a collection.
 
@@ -126,8 +127,10 @@ class AsyncEmbclusterClient:
             name: Collection name, ``[A-Za-z0-9_-]{1,64}``.
             input_kind: ``"text"`` (embedded by the server), ``"vector"`` or ``"image_metadata"``.
             distance: ``"cosine"`` or ``"euclid"``.
-            embedding_model: Text collections: the model name; empty = server default.
-            vector_dim: Vector collections: the vectors' dimension.
+            embedding_model: Text collections: the model name; empty = server default. With
+                ``embedding_tier="model_dir"``: the sentence-transformers model directory on the server.
+            vector_dim: Vector collections: the vectors' dimension. Text and image metadata
+                collections: 0, or the dimension their model must have.
             store_source: Keep each item's text (server default: True).
             contamination: Share of points flagged as anomalies, in (0, 0.5].
             min_cluster_size: Smallest fit-sample size of a populated cluster.
@@ -146,6 +149,11 @@ class AsyncEmbclusterClient:
             long_text: TEXT and image metadata collections: how a text longer than the model's
                 window is embedded, ``"truncate"`` (its first window; the server default) or
                 ``"pool"`` (the normalised mean of its windows); fixed at creation.
+            embedding_tier: How the text model runs, fixed at creation: ``"full"`` (empty: the
+                default), ``"onnx-int8"``, ``"static"`` (a static model distilled from the model:
+                tens of times faster), ``"model_dir"`` or ``"gpu"``. The first collection on
+                ``static`` or ``onnx-int8`` builds the tier (tens of seconds): give the call a
+                deadline that covers it, or retry on UNAVAILABLE.
 
         Returns:
             The created collection.
@@ -168,6 +176,7 @@ class AsyncEmbclusterClient:
             schedule=schedule,
             event_schema=event_schema,
             long_text=long_text,
+            embedding_tier=embedding_tier,
         )
         return await self._stub.CreateCollection(req, timeout=self._timeout)
 

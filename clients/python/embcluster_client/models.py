@@ -195,6 +195,7 @@ class Collection:
     attached: AttachedSource | None  # collections made by attach_collection
     active_run: ClusteringRun | None  # the run in progress (or queued), if any
     last_run: ClusteringRun | None  # the newest run that ended, if any
+    embedding_tier: str  # how its text model runs: full, onnx-int8, static, model_dir or gpu
     proto: pb.Collection = _proto()
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from google.protobuf import json_format, struct_pb2
 
 from ..cluster.lifecycle import ClusterEvent
+from ..embed.tiers import DEFAULT_TIER
 from ..errors import InvalidArgument, shown
 from ..schema import (
     Assignment,
@@ -175,6 +176,7 @@ def spec_from_pb(req: pb.CreateCollectionRequest) -> CollectionSpec:
         settings=settings_from_pb(req.settings),
         image_spec=image_spec_from_pb(req.image_metadata) if req.HasField("image_metadata") else None,
         event_schema=event_schema_from_pb(req.event_schema) if req.HasField("event_schema") else None,
+        embedding_tier=req.embedding_tier or DEFAULT_TIER,
     )
 
 
@@ -233,6 +235,7 @@ def collection_to_pb(c: CollectionInfo) -> pb.Collection:
         if c.attached is not None else None,
         active_run=run_to_pb(c.active_run) if c.active_run is not None else None,
         last_run=run_to_pb(c.last_run) if c.last_run is not None else None,
+        embedding_tier=c.embedding_tier,
     )
 
 

@@ -18,6 +18,7 @@ from ..embed.base import Embedder
 from ..embed.events import EventFeaturizer, EventSchema, check_schema, parse_events
 from ..embed.featurizer import FeaturizerStore
 from ..embed.profiles import merge_profile
+from ..embed.tiers import DEFAULT_TIER
 from ..insight.event_summary import event_text, fields_of
 from ..embed.vector import VectorEmbedder
 from ..errors import FailedPrecondition, InvalidArgument, shown
@@ -45,13 +46,13 @@ class EventKind(Kind):
         assert spec.event_schema is not None  # check_spec
         schema = check_schema(spec.event_schema)
         if schema.has_text:
-            emb = self.embedders.text(spec.embedding_model)
+            emb = self.embedders.text(spec.embedding_model, spec.embedding_tier)
             featurizer = EventFeaturizer(schema, text_embed=self.batchers.wrap(emb).embed, text_dim=emb.dim)
             name, fingerprint = emb.name, emb.fingerprint
         else:
-            if spec.embedding_model:
-                raise InvalidArgument(f"an EVENT schema without text fields takes no embedding_model, "
-                                      f"got {shown(spec.embedding_model)}")
+            if spec.embedding_model or spec.embedding_tier != DEFAULT_TIER:
+                raise InvalidArgument(f"an EVENT schema without text fields takes no embedding_model or "
+                                      f"embedding_tier, got {shown(spec.embedding_model)}, {shown(spec.embedding_tier)}")
             digest = hashlib.sha256(json.dumps(schema.to_json(), sort_keys=True).encode()).hexdigest()
             featurizer, name, fingerprint = EventFeaturizer(schema), "event", f"event:sha256:{digest}"
         vec = VectorEmbedder(featurizer.dim)  # the width only: event vectors come from the featurizer
@@ -74,7 +75,7 @@ class EventKind(Kind):
         schema = EventSchema.from_json(rec.event_schema or {})
         text_embed, text_dim = None, 0
         if schema.has_text:
-            emb = self.embedders.text(rec.embedder)
+            emb = self.embedders.text(rec.embedder, rec.embedding_tier)
             if emb.fingerprint != rec.embedder_fingerprint:
                 raise FailedPrecondition(
                     f"collection {shown(rec.name)} was created with text model {shown(rec.embedder)} "

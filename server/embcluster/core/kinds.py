@@ -28,7 +28,7 @@ from ..embed.batching import EmbedBatchers
 from ..embed.image import ImageMetadataEmbedder, render_image_metadata
 from ..embed.long_text import Embedded, LongText
 from ..embed.registry import EmbedderRegistry
-from ..embed.text import SentenceTransformerEmbedder
+from ..embed.text import WindowedTextEmbedder
 from ..embed.vector import VectorEmbedder
 from ..errors import FailedPrecondition, InvalidArgument, shown
 from ..metrics import ServiceMetrics
@@ -380,18 +380,35 @@ class TextKind(_EmbeddedKind):
     embeds_text = True
 
     def setup(self, spec: CollectionSpec) -> KindSetup:
-        text = self.embedders.text(spec.embedding_model)
-        self._check_pool(spec, text)
-        return KindSetup(embedder=self.batchers.wrap(text))
+        return KindSetup(embedder=self.batchers.wrap(self._check_dim(spec, self._tier_embedder(spec))))
 
-    @staticmethod
-    def _check_pool(spec: CollectionSpec, text: SentenceTransformerEmbedder) -> None:
+    def _tier_embedder(self, spec: CollectionSpec) -> WindowedTextEmbedder:
+        """The new collection's text model on its tier, checked against what the spec asks of it."""
+        text = self.embedders.text(spec.embedding_model, spec.embedding_tier)
         if spec.settings.long_text == "pool" and not text.can_pool:
             raise InvalidArgument(f"long_text 'pool' needs a model with a fast tokenizer; {shown(text.name)} has "
                                   "none (leave long_text unset: texts are truncated to its window)")
+        return text
+
+    @staticmethod
+    def _check_dim(spec: CollectionSpec, emb: Embedder) -> Embedder:
+        """``emb`` if it makes vectors of the dimension the spec asks for (0: any)."""
+        if spec.vector_dim and spec.vector_dim != emb.dim:
+            raise InvalidArgument(f"vector_dim {spec.vector_dim} differs from the dimension of model "
+                                  f"{shown(emb.name)} on tier {shown(spec.embedding_tier)}: {emb.dim}")
+        return emb
 
     def _model_embedder(self, record: CollectionRecord) -> Embedder:
-        return self.batchers.wrap(self.embedders.text(record.embedder))
+        return self.batchers.wrap(self._recorded_text(record))
+
+    def _recorded_text(self, record: CollectionRecord) -> WindowedTextEmbedder:
+        """The recorded model on the recorded tier; a tier this server cannot run is FAILED_PRECONDITION."""
+        try:
+            return self.embedders.text(record.embedder, record.embedding_tier)
+        except InvalidArgument as exc:
+            raise FailedPrecondition(f"collection {shown(record.name)} embeds with model {shown(record.embedder)} "
+                                     f"on tier {shown(record.embedding_tier)}, which this server cannot run: "
+                                     f"{exc.message}") from None
 
     def embedder_for(self, record: CollectionRecord) -> Embedder:
         emb = self._model_embedder(record)
@@ -405,10 +422,12 @@ class TextKind(_EmbeddedKind):
 
     def check_embedder(self, record: CollectionRecord) -> None:
         try:
-            self.embedder_for(record)
-        except InvalidArgument as exc:  # the registry does not know the model
+            self.embedders.text(record.embedder, record.embedding_tier)
+        except InvalidArgument as exc:  # the registry does not know the model, or cannot run the tier
             raise FailedPrecondition(f"the snapshot's collection {shown(record.name)} was embedded with model "
-                                     f"{shown(record.embedder)}, which this server does not have: {exc.message}") from None
+                                     f"{shown(record.embedder)} (tier {shown(record.embedding_tier)}), which this "
+                                     f"server does not have: {exc.message}") from None
+        self.embedder_for(record)
 
     def _raw_vectors(self, emb: Embedder, items: Sequence[ItemInput], parsed: np.ndarray | None,
                      long_text: LongText) -> Embedded:
@@ -428,13 +447,11 @@ class ImageMetadataKind(TextKind):
 
     def setup(self, spec: CollectionSpec) -> KindSetup:
         image_spec = spec.image_spec or ImageMetadataSpec()
-        text = self.embedders.text(spec.embedding_model)
-        self._check_pool(spec, text)
-        return KindSetup(embedder=ImageMetadataEmbedder(self.batchers.wrap(text), image_spec),
-                         image_spec=image_spec.to_json())
+        emb = self._check_dim(spec, ImageMetadataEmbedder(self.batchers.wrap(self._tier_embedder(spec)), image_spec))
+        return KindSetup(embedder=emb, image_spec=image_spec.to_json())
 
     def _model_embedder(self, record: CollectionRecord) -> Embedder:
-        return ImageMetadataEmbedder(self.batchers.wrap(self.embedders.text(record.embedder)), record.image)
+        return ImageMetadataEmbedder(self.batchers.wrap(self._recorded_text(record)), record.image)
 
     def _texts(self, items: Sequence[ItemInput], record: CollectionRecord) -> list[str | None]:
         image_spec = record.image

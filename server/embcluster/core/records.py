@@ -97,6 +97,7 @@ class CollectionRecord:
     featurizer_version: int = 0  # EVENT: the version every stored vector is written with (0 = none yet)
     featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
     store: Backend = "edge"  # the backend that holds its points (records older than this field: edge)
+    embedding_tier: str = "full"  # how its text model runs (embcluster.embed.tiers; older records: full)
 
     @property
     def image(self) -> ImageMetadataSpec:

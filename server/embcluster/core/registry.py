@@ -268,14 +268,15 @@ class CollectionRegistry:
                 settings=check_effective_settings(CollectionSettings.defaults().merged(spec.settings)),
                 created_at=utcnow(), image_spec=setup.image_spec, event_schema=setup.event_schema,
                 store=self.store_factory.backend,  # type: ignore[arg-type]
+                embedding_tier=spec.embedding_tier,
             )
             directory = self.directory(spec.name)
             coll = OpenCollection(record=record, store=store, vlog=self.vector_log(directory, emb.dim), directory=directory,
                                   models=ModelStore(directory / "models"), embedder=emb)
             self.record_created(coll)
             self._add_locked(coll)
-        logger.info("created collection %s (%s, %s, %d-d, %s)", spec.name, spec.input_kind, spec.metric,
-                    emb.dim, emb.name)
+        logger.info("created collection %s (%s, %s, %d-d, %s, tier %s)", spec.name, spec.input_kind, spec.metric,
+                    emb.dim, emb.name, spec.embedding_tier)
         return coll
 
     def attach(self, spec: AttachSpec) -> OpenCollection:

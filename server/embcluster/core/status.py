@@ -74,7 +74,7 @@ class CollectionStatus:
             featurizer_version=rec.featurizer_version, featurizer_provisional=rec.featurizer_provisional,
             attached=AttachedSource(rec.external_collection, rec.vector_name, rec.field_prefix)
             if rec.external_collection else None,
-            active_run=active, last_run=self.runs.last(rec.name),
+            active_run=active, last_run=self.runs.last(rec.name), embedding_tier=rec.embedding_tier,
         )
 
     def get_collection(self, name: str) -> CollectionInfo:

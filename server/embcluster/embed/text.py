@@ -13,7 +13,7 @@ import numpy as np
 
 from .long_text import TRUNCATE, Embedded, LongText, TextPlan, WindowPlanner, pool_windows
 
-__all__ = ["SentenceTransformerEmbedder", "fingerprint_directory"]
+__all__ = ["WindowedTextEmbedder", "SentenceTransformerEmbedder", "fingerprint_directory"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,63 @@ def fingerprint_directory(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-class SentenceTransformerEmbedder:
+class WindowedTextEmbedder:
+    """What every text embedder shares: the long-text plan (truncate or pool) around one ``_encode``.
+
+    Subclasses set ``name``, ``fingerprint``, ``dim``, ``window`` (text tokens the model reads)
+    and ``_planner`` (a :class:`WindowPlanner` on the model's fast tokenizer, or None), and
+    implement :meth:`_encode` (unit-length rows of texts the model truncates to its window itself).
+    """
+
+    name: str
+    fingerprint: str
+    dim: int
+    window: int
+    _planner: WindowPlanner | None
+
+    @property
+    def can_pool(self) -> bool:
+        """Whether long texts can be split into windows (the model has a fast tokenizer)."""
+        return self._planner is not None
+
+    def embed(self, inputs: Sequence[str]) -> np.ndarray:
+        """Embed validated texts (long ones truncated to the model's window); rows are unit length."""
+        return self.embed_long(inputs, TRUNCATE).vectors
+
+    def plan(self, text: str, long_text: LongText) -> TextPlan:
+        """The character spans of ``text`` that :meth:`embed_long` embeds (one per window)."""
+        if self._planner is None:
+            return TextPlan(((0, len(text)),), truncated=False)
+        return self._planner.plan(text, long_text)
+
+    def embed_long(self, texts: Sequence[str], long_text: LongText) -> Embedded:
+        """Embed validated texts, long ones truncated or pooled over windows; rows are unit length.
+
+        The windows of every text of the batch go through one ``_encode`` call.
+
+        Args:
+            texts: The texts.
+            long_text: Truncate, or pool over at most ``max_windows`` windows.
+
+        Returns:
+            The vectors and, per text, whether some of it was not embedded.
+        """
+        if not texts:
+            return Embedded.whole(np.zeros((0, self.dim), dtype=np.float32))
+        if self._planner is None:  # no fast tokenizer: the model truncates whole texts itself
+            if long_text.pool:
+                raise ValueError(f"model {self.name} has no fast tokenizer: it cannot pool long texts")
+            return Embedded.whole(self._encode(list(texts)))
+        plans = [self.plan(t, long_text) for t in texts]
+        windows = [t[a:b] for t, plan in zip(texts, plans) for a, b in plan.spans]
+        vectors = pool_windows(self._encode(windows), [len(plan.spans) for plan in plans])
+        return Embedded(vectors, np.array([plan.truncated for plan in plans], dtype=bool))
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SentenceTransformerEmbedder(WindowedTextEmbedder):
     """Batched, L2-normalised sentence embeddings from a local model directory.
 
     Texts longer than the model's window are truncated or pooled over windows as
@@ -83,44 +139,6 @@ class SentenceTransformerEmbedder:
     def model(self) -> Any:
         """The loaded ``SentenceTransformer`` (benchmarks and tests compare against its own ``encode``)."""
         return self._model
-
-    @property
-    def can_pool(self) -> bool:
-        """Whether long texts can be split into windows (the model has a fast tokenizer)."""
-        return self._planner is not None
-
-    def embed(self, inputs: Sequence[str]) -> np.ndarray:
-        """Embed validated texts (long ones truncated to the model's window); rows are unit length."""
-        return self.embed_long(inputs, TRUNCATE).vectors
-
-    def plan(self, text: str, long_text: LongText) -> TextPlan:
-        """The character spans of ``text`` that :meth:`embed_long` embeds (one per window)."""
-        if self._planner is None:
-            return TextPlan(((0, len(text)),), truncated=False)
-        return self._planner.plan(text, long_text)
-
-    def embed_long(self, texts: Sequence[str], long_text: LongText) -> Embedded:
-        """Embed validated texts, long ones truncated or pooled over windows; rows are unit length.
-
-        The windows of every text of the batch go through one ``encode`` call.
-
-        Args:
-            texts: The texts.
-            long_text: Truncate, or pool over at most ``max_windows`` windows.
-
-        Returns:
-            The vectors and, per text, whether some of it was not embedded.
-        """
-        if not texts:
-            return Embedded.whole(np.zeros((0, self.dim), dtype=np.float32))
-        if self._planner is None:  # no fast tokenizer: the model truncates whole texts itself
-            if long_text.pool:
-                raise ValueError(f"model {self.name} has no fast tokenizer: it cannot pool long texts")
-            return Embedded.whole(self._encode(list(texts)))
-        plans = [self.plan(t, long_text) for t in texts]
-        windows = [t[a:b] for t, plan in zip(texts, plans) for a, b in plan.spans]
-        vectors = pool_windows(self._encode(windows), [len(plan.spans) for plan in plans])
-        return Embedded(vectors, np.array([plan.truncated for plan in plans], dtype=bool))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         with self._lock:

@@ -142,7 +142,7 @@ class Schedule(_message.Message):
     def __init__(self, interval_s: _Optional[float] = ..., after_changes: _Optional[int] = ..., drift_psi: _Optional[float] = ..., k: _Optional[int] = ..., drift_ks: _Optional[float] = ..., anomaly_ratio: _Optional[float] = ..., anomaly_rate: _Optional[float] = ..., k_max: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema")
+    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema", "embedding_tier")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +152,7 @@ class CreateCollectionRequest(_message.Message):
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_METADATA_FIELD_NUMBER: _ClassVar[int]
     EVENT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_TIER_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -161,7 +162,8 @@ class CreateCollectionRequest(_message.Message):
     settings: CollectionSettings
     image_metadata: ImageMetadataSpec
     event_schema: EventSchema
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ...) -> None: ...
+    embedding_tier: str
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., embedding_tier: _Optional[str] = ...) -> None: ...
 
 class EventField(_message.Message):
     __slots__ = ("name", "type", "weight", "required", "log", "clip", "buckets")
@@ -281,7 +283,7 @@ class ImageMetadata(_message.Message):
     def __init__(self, title: _Optional[str] = ..., caption: _Optional[str] = ..., alt_text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached", "active_run", "last_run")
+    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached", "active_run", "last_run", "embedding_tier")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +304,7 @@ class Collection(_message.Message):
     ATTACHED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_RUN_FIELD_NUMBER: _ClassVar[int]
     LAST_RUN_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_TIER_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -322,7 +325,8 @@ class Collection(_message.Message):
     attached: AttachedSource
     active_run: ClusteringRun
     last_run: ClusteringRun
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ..., active_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., last_run: _Optional[_Union[ClusteringRun, _Mapping]] = ...) -> None: ...
+    embedding_tier: str
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ..., active_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., last_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., embedding_tier: _Optional[str] = ...) -> None: ...
 
 class AttachedSource(_message.Message):
     __slots__ = ("qdrant_collection", "vector_name", "field_prefix")
