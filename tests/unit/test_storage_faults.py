@@ -161,6 +161,9 @@ def test_the_error_interceptor_turns_a_full_disk_anywhere_into_resource_exhauste
         def time_remaining(self) -> float:
             return 60.0
 
+        def is_active(self) -> bool:  # grpc.ServicerContext's; the interceptor hands it to call_deadline
+            return True
+
         def abort(self, code: grpc.StatusCode, details: str) -> None:
             self.status = (code, details)
             raise Aborted
