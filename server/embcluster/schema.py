@@ -11,7 +11,7 @@ import numpy as np
 from .anomaly.explain import FieldContribution
 from .embed.long_text import DEFAULT_LONG_TEXT
 from .insight.summary import ClusterSummary, RunSummaries
-from .store.base import Metric
+from .store.base import IndexState, Metric, VectorIndexSettings
 
 if TYPE_CHECKING:
     from .embed.events import EventSchema
@@ -180,6 +180,7 @@ class CollectionSpec:
     settings: CollectionSettings = field(default_factory=CollectionSettings)
     image_spec: ImageMetadataSpec | None = None  # IMAGE_METADATA (None = the default spec)
     event_schema: EventSchema | None = None  # EVENT (required there)
+    vector_index: VectorIndexSettings | None = None  # the HNSW index (None = the defaults; fixed at creation)
 
 
 @dataclass
@@ -227,6 +228,8 @@ class CollectionInfo:
     featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
     active_run: "RunInfo | None" = None  # the run in progress, if any
     last_run: "RunInfo | None" = None  # the newest run that ended, if any
+    vector_index: VectorIndexSettings | None = None  # the HNSW settings (None: an attached collection's own)
+    index_state: IndexState | None = None  # how much of it the index covers, whether a build runs
 
 
 @dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import shutil
 import threading
 import uuid
@@ -119,6 +120,10 @@ class EdgeStore:
         self.gate = SwapGate()
         self.indexer = IndexBuilder(self, index)
         self._search_params = qe.SearchParams(hnsw_ef=index.ef)
+        # Points written since the last build (or since the open's probe): each is outside the
+        # graph. Edge moves a point out of its indexed segment on *any* write to it, payload
+        # included (copy-on-write of an immutable segment), so a write-back unindexes everything.
+        self.unindexed = 0
 
     def _update(self, op: Any, *, acknowledged: bool = True, points: int = 1, nbytes: int = 0) -> None:
         """Apply an update operation (checked for space first); an acknowledged write is flushed if ``sync``.
@@ -129,6 +134,7 @@ class EdgeStore:
         check_free_space(self.path, self.reserve_bytes)
         with self.write_lock, _space_errors(self.path):
             self._shard.update(op)
+            self.unindexed += points
             self.indexer.record(op, points, nbytes, tolerant=False)
             if self.sync and acknowledged:
                 self._shard.flush()
@@ -141,20 +147,52 @@ class EdgeStore:
     # ------------------------------------------------------------------ the vector index
 
     def raw_index_state(self) -> tuple[int, int]:
-        """``(points, indexed points)`` of the shard."""
+        """``(points, points written since the last build)``: cheap, for deciding when to build."""
+        with self.gate.read():
+            points = int(self._shard.info().points_count)
+        return points, min(points, self.unindexed)
+
+    def probe_unindexed(self, samples: int = 32) -> int:
+        """Estimate the points outside the graph by asking the engine (an indexed-only search per sampled point).
+
+        ``info().indexed_vectors_count`` cannot tell: it still counts points that a write moved
+        out of an indexed segment. A sampled point found by a search of the indexed segments
+        alone is in the graph; the share of those not found scales to the collection.
+        """
+        rng = random.Random()
         with self.gate.read():
             info = self._shard.info()
-        return int(info.points_count), int(info.indexed_vectors_count)
+            points = int(info.points_count)
+            if points == 0 or int(info.indexed_vectors_count) == 0:
+                return points
+            seen: set[str] = set()
+            missed = 0
+            for _ in range(samples * 2):
+                recs, _ = self._shard.scroll(qe.ScrollRequest(offset=uuid.UUID(int=rng.getrandbits(128)), limit=1,
+                                                              with_payload=False, with_vector=True))
+                if not recs or str(recs[0].id) in seen:
+                    continue
+                seen.add(str(recs[0].id))
+                hits = self._shard.query(qe.QueryRequest(
+                    limit=1, query=qe.Query.Nearest(list(recs[0].vector)), with_payload=False, with_vector=False,
+                    params=qe.SearchParams(hnsw_ef=self.index.ef, indexed_only=True)))
+                missed += not hits or hits[0].id != recs[0].id
+                if len(seen) >= samples:
+                    break
+        return round(points * missed / max(len(seen), 1))
 
     def index_state(self) -> IndexState:
-        """How much of the shard the HNSW index covers, and whether a build runs."""
-        return self.indexer.state()
+        """How much of the shard the HNSW index covers (sampled: :meth:`probe_unindexed`), and whether a build runs."""
+        unindexed = self.probe_unindexed()
+        with self.gate.read():
+            points = int(self._shard.info().points_count)
+        return IndexState(points=points, indexed_points=max(0, points - unindexed), building=self.indexer.building)
 
     def pause_indexing(self) -> contextlib.AbstractContextManager[None]:
         """No index build runs inside (a run's write-back); a due one starts after."""
         return self.indexer.paused()
 
-    def swap_in(self, built: Path, journal: list[tuple[Any, bool]]) -> None:
+    def swap_in(self, built: Path, journal: list[tuple[Any, bool, int]]) -> None:
         """Replace the shard by the indexed copy ``built`` and replay the writes made meanwhile.
 
         Called with writes and reads held. Until the replay is flushed, the old shard waits as
@@ -168,7 +206,7 @@ class EdgeStore:
         shard = None
         try:
             shard = _load(self.path, edge_config(self.dim, self.metric, self.index))
-            for op, tolerant in journal:
+            for op, tolerant, _ in journal:
                 _apply(shard, op, tolerant)
             shard.flush()
         except BaseException:
@@ -181,6 +219,7 @@ class EdgeStore:
             self._shard = _load(self.path, None)
             raise
         self._shard = shard
+        self.unindexed = sum(points for _, _, points in journal)
         trash = build_dir(root, name, "trash")
         os.rename(old, trash)
         shutil.rmtree(trash, ignore_errors=True)
@@ -198,7 +237,7 @@ class EdgeStore:
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id."""
         if ids:
-            self._update(qe.UpdateOperation.delete_points(list(ids)), points=len(ids))
+            self._update(qe.UpdateOperation.delete_points(list(ids)), points=0)  # a delete moves nothing
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False,
                  with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
@@ -263,6 +302,7 @@ class EdgeStore:
             for pid, fields in updates:
                 op = qe.UpdateOperation.set_payload([pid], with_mirrors(fields, self._bool_keys))
                 _apply(self._shard, op, tolerant=True)
+                self.unindexed += 1
                 self.indexer.record(op, 1, 0, tolerant=True)
 
     def delete_fields(self, ids: Sequence[str], keys: Sequence[str]) -> None:
@@ -456,6 +496,7 @@ class EdgeStoreFactory:
                 ) from exc
             raise
         store = EdgeStore(shard, path, sync=self.sync, reserve_bytes=self.reserve_bytes, index=index)
+        store.unindexed = store.probe_unindexed()
         store.indexer.poke(force=True)
         return store
 

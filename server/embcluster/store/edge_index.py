@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from ..fsio import allocated_bytes, check_free_space
-from .base import IndexState, VectorIndexSettings
+from .base import VectorIndexSettings
 
 __all__ = [
     "FULL_SCAN_KB",
@@ -147,14 +147,14 @@ class BuildHost(Protocol):
     gate: SwapGate
 
     def raw_index_state(self) -> tuple[int, int]:
-        """``(points, indexed points)`` of the live shard."""
+        """``(points, points outside the graph)`` of the live shard (cheap: called after writes)."""
         ...
 
     def flush(self) -> None:
         """Sync the shard to disk."""
         ...
 
-    def swap_in(self, built: Path, journal: list[tuple[Any, bool]]) -> None:
+    def swap_in(self, built: Path, journal: list[tuple[Any, bool, int]]) -> None:
         """Replace the live shard by ``built`` and replay ``journal`` (reads and writes held)."""
         ...
 
@@ -192,7 +192,7 @@ class IndexBuilder:
         self.host = host
         self.settings = settings
         self.on_built = on_built
-        self.journal: list[tuple[Any, bool]] | None = None  # set while a build runs (under write_lock)
+        self.journal: list[tuple[Any, bool, int]] | None = None  # (op, tolerant, points) while a build runs
         self.last_build: dict[str, Any] | None = None
         self._journal_bytes = 0
         self._lock = threading.Lock()
@@ -210,22 +210,16 @@ class IndexBuilder:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
-    def state(self) -> IndexState:
-        """Points, indexed points, and whether a build runs."""
-        points, indexed = self.host.raw_index_state()
-        return IndexState(points=points, indexed_points=indexed, building=self.building)
-
     def due(self) -> bool:
         """Enough points, and enough of them unindexed, for a build to pay off."""
-        points, indexed = self.host.raw_index_state()
-        unindexed = points - indexed
+        points, unindexed = self.host.raw_index_state()
         return points >= self.settings.min_points and unindexed >= max(UNINDEXED_MIN, points // UNINDEXED_SHARE)
 
     def record(self, op: Any, points: int, nbytes: int, tolerant: bool) -> None:
         """Keep a write made while a build runs (call under ``write_lock``, after applying it)."""
         if self.journal is None:
             return
-        self.journal.append((op, tolerant))
+        self.journal.append((op, tolerant, points))
         self._journal_bytes += nbytes + 200 * points
         if self._journal_bytes > JOURNAL_MAX_BYTES:
             logger.info("index build of %s cancelled: %d MiB written meanwhile", self.host.path.name,
