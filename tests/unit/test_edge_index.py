@@ -17,6 +17,7 @@ import pytest
 
 from embcluster.errors import InvalidArgument
 from embcluster.store.base import FieldEquals, PointFilter, VectorIndexSettings
+from embcluster.store import edge
 from embcluster.store.edge import EdgeStore, EdgeStoreFactory
 from embcluster.store.edge_index import build_dir
 from embcluster.store.server import QdrantConnection, QdrantStoreFactory
@@ -83,8 +84,13 @@ def factory(tmp_path: Path) -> EdgeStoreFactory:
     return EdgeStoreFactory(tmp_path / "shards")
 
 
-@pytest.fixture
-def indexed(factory: EdgeStoreFactory) -> Iterator[tuple[EdgeStore, np.ndarray, np.ndarray]]:
+@pytest.fixture(params=["graph", "default"])
+def indexed(request: pytest.FixtureRequest, factory: EdgeStoreFactory,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[EdgeStore, np.ndarray, np.ndarray]]:
+    """An indexed collection; "graph": filtered searches walk the graph (at the default threshold,
+    this test's clusters are small enough to be scanned exactly)."""
+    if request.param == "graph":
+        monkeypatch.setattr(edge, "FULL_SCAN_KB", 16)  # 128 points of 32-d: every cluster is larger
     store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
     x, labels = data()
     fill(store, x, labels)
@@ -128,8 +134,10 @@ def test_index_built_in_background_then_used(factory: EdgeStoreFactory) -> None:
     store.close()
 
 
-def test_filtered_search_with_the_index_matches_exact(indexed: tuple[EdgeStore, np.ndarray, np.ndarray]) -> None:
+def test_filtered_search_with_the_index_matches_exact(indexed: tuple[EdgeStore, np.ndarray, np.ndarray],
+                                                     request: pytest.FixtureRequest) -> None:
     store, x, labels = indexed
+    graph = "graph" in request.node.callspec.id
     queries = range(0, N, 97)
     in_cluster = recall(store, x, queries, mask_of=lambda q: labels == labels[q],
                         flt_of=lambda q: PointFilter(must=(FieldEquals("cluster_id", int(labels[q])),)))
@@ -137,24 +145,35 @@ def test_filtered_search_with_the_index_matches_exact(indexed: tuple[EdgeStore, 
     only_anomalies = recall(store, x, queries, mask_of=lambda q: anomalies,
                             flt_of=lambda q: PointFilter(must=(FieldEquals("is_anomaly", True),)))
     assert in_cluster >= 0.95, in_cluster
-    assert only_anomalies >= 0.95, only_anomalies
+    # Anomalies are scattered: 6% of the points, all over the space. Walking the graph (ACORN) is
+    # approximate there; at the default threshold a filter this small is scored exactly.
+    assert only_anomalies >= (0.8 if graph else 0.95), only_anomalies
     for q in queries:  # every filtered hit obeys its filter
         for p, _ in store.search(x[q], limit=10, flt=PointFilter(must=(FieldEquals("cluster_id", int(labels[q])),))):
             assert p.payload["cluster_id"] == labels[q]
 
 
-def test_grouped_search_with_the_index_matches_exact(indexed: tuple[EdgeStore, np.ndarray, np.ndarray]) -> None:
+def test_grouped_search_with_the_index_matches_exact(indexed: tuple[EdgeStore, np.ndarray, np.ndarray],
+                                                    request: pytest.FixtureRequest) -> None:
     store, x, labels = indexed
-    agree = total = 0
-    for q in range(0, N, 350):
+    graph = "graph" in request.node.callspec.id
+    agree = total = same_groups = 0
+    queries = range(0, N, 350)
+    for q in queries:
         groups = store.search_groups(x[q], key="cluster_id", groups=3, group_size=3)
         scores = x @ x[q]
-        best = sorted(((float(scores[labels == c].max()), c) for c in range(K)), reverse=True)[:3]
-        assert [g for g, _ in groups] == [c for _, c in best]  # group order: by best hit, as exact
+        best = [c for _, c in sorted(((float(scores[labels == c].max()), c) for c in range(K)), reverse=True)[:3]]
+        chosen = [g for g, _ in groups]
+        same_groups += len(set(chosen) & set(best))
+        if not graph:
+            assert chosen == best  # scanned exactly: the groups and their order are exact search's
         for group, hits in groups:
             truth = set(exact_top(x, x[q], 3, labels == group))
             agree += len(truth & {p.id for p, _ in hits})
             total += len(truth)
+    # Walking the graph, two groups whose best hits score alike may swap; the groups found and
+    # their members stay those of exact search.
+    assert same_groups / (3 * len(queries)) >= 0.9
     assert agree / total >= 0.95
 
 

@@ -119,7 +119,10 @@ class EdgeStore:
         self.write_lock = threading.RLock()
         self.gate = SwapGate()
         self.indexer = IndexBuilder(self, index)
-        self._search_params = qe.SearchParams(hnsw_ef=index.ef)
+        # ACORN: a filtered walk of the graph that also looks at neighbours' neighbours. Without it
+        # (and without per-value graphs, payload_m=0) a filter matching scattered points (the
+        # anomalies) cuts the graph apart: measured 1 hit of 10 at 6% selectivity, 86% recall with it.
+        self._search_params = qe.SearchParams(hnsw_ef=index.ef, acorn=qe.AcornSearchParams(enable=True))
         # Points written since the last build (or since the open's probe): each is outside the
         # graph. Edge moves a point out of its indexed segment on *any* write to it, payload
         # included (copy-on-write of an immutable segment), so a write-back unindexes everything.

@@ -60,8 +60,9 @@ UNINDEXED_MIN = 5_000
 # ... nor while the unindexed points are under 1/UNINDEXED_SHARE of the collection.
 UNINDEXED_SHARE = 50
 # HNSW's full_scan_threshold (KB of vectors): a filtered search whose filter matches fewer points
-# than this scans them exactly (small clusters), larger ones walk the graph. Qdrant's default.
-FULL_SCAN_KB = 10_000
+# than this scores them exactly, found through the payload index (~13k points of 384-d: a few ms);
+# one that matches more walks the graph (with ACORN below 40% selectivity: see edge.py).
+FULL_SCAN_KB = 20_000
 # A journal (writes made while a build runs) larger than this cancels the build.
 JOURNAL_MAX_BYTES = 512 << 20
 CHECK_EVERY_S = 1.0  # at most one look at the shard's index state per second after writes
