@@ -162,6 +162,7 @@ def create_collection(
     schedule: pb.Schedule | None = None,
     event_schema: pb.EventSchema | None = None,
     long_text: LongTextName | None = None,
+    vector_index: pb.VectorIndexSettings | None = None,
 ) -> pb.CreateCollectionRequest:
     """Builds a ``CreateCollectionRequest``; raises ValueError on an unknown kind or distance."""
     if input_kind not in _INPUT_KINDS:
@@ -192,6 +193,8 @@ def create_collection(
         req.image_metadata.CopyFrom(image_metadata)
     if event_schema is not None:
         req.event_schema.CopyFrom(event_schema)
+    if vector_index is not None:
+        req.vector_index.CopyFrom(vector_index)
     return req
 
 

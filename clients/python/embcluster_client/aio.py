@@ -119,6 +119,7 @@ class AsyncEmbclusterClient:
         schedule: pb.Schedule | None = None,
         event_schema: pb.EventSchema | None = None,
         long_text: rq.LongTextName | None = None,
+        vector_index: pb.VectorIndexSettings | None = None,
     ) -> pb.Collection:
         """Creates a collection.
 
@@ -146,6 +147,9 @@ class AsyncEmbclusterClient:
             long_text: TEXT and image metadata collections: how a text longer than the model's
                 window is embedded, ``"truncate"`` (its first window; the server default) or
                 ``"pool"`` (the normalised mean of its windows); fixed at creation.
+            vector_index: The HNSW index (``pb.VectorIndexSettings``: ``m``, ``ef_construct``,
+                ``ef``, ``min_points``; a field left 0 = its default); None = the defaults; fixed
+                at creation.
 
         Returns:
             The created collection.
@@ -168,6 +172,7 @@ class AsyncEmbclusterClient:
             schedule=schedule,
             event_schema=event_schema,
             long_text=long_text,
+            vector_index=vector_index,
         )
         return await self._stub.CreateCollection(req, timeout=self._timeout)
 

@@ -116,6 +116,7 @@ class EmbclusterClient:
         schedule: pb.Schedule | None = None,
         event_schema: pb.EventSchema | None = None,
         long_text: rq.LongTextName | None = None,
+        vector_index: pb.VectorIndexSettings | None = None,
     ) -> pb.Collection:
         """Creates a collection.
 
@@ -143,6 +144,9 @@ class EmbclusterClient:
             long_text: TEXT and image metadata collections: how a text longer than the model's
                 window is embedded, ``"truncate"`` (its first window; the server default) or
                 ``"pool"`` (the normalised mean of its windows); fixed at creation.
+            vector_index: The HNSW index (``pb.VectorIndexSettings``: ``m``, ``ef_construct``,
+                ``ef``, ``min_points``; a field left 0 = its default); None = the defaults; fixed
+                at creation.
 
         Returns:
             The created collection.
@@ -165,6 +169,7 @@ class EmbclusterClient:
             schedule=schedule,
             event_schema=event_schema,
             long_text=long_text,
+            vector_index=vector_index,
         )
         return self._stub.CreateCollection(req, timeout=self._timeout)
 

@@ -42,6 +42,8 @@ __all__ = [
     "EventField",
     "EventSchema",
     "AttachedSource",
+    "VectorIndexSettings",
+    "VectorIndexState",
     "Collection",
     "ImageMetadata",
     "Assignment",
@@ -164,6 +166,27 @@ class AttachedSource:
 
 
 @_model
+class VectorIndexSettings:
+    """The HNSW vector index of a collection (``m``, ``ef_construct``, ``ef``, ``min_points``)."""
+
+    m: int
+    ef_construct: int
+    ef: int
+    min_points: int
+    proto: pb.VectorIndexSettings = _proto()
+
+
+@_model
+class VectorIndexState:
+    """How much of a collection the vector index covers, and whether a build runs."""
+
+    points: int
+    indexed_points: int
+    building: bool
+    proto: pb.VectorIndexState = _proto()
+
+
+@_model
 class Collection:
     """A collection with its effective settings and counts."""
 
@@ -187,6 +210,8 @@ class Collection:
     attached: AttachedSource | None  # collections made by attach_collection
     active_run: ClusteringRun | None  # the run in progress (or queued), if any
     last_run: ClusteringRun | None  # the newest run that ended, if any
+    vector_index: VectorIndexSettings | None  # the HNSW settings (None for an attached collection)
+    index_state: VectorIndexState | None
     proto: pb.Collection = _proto()
 
 

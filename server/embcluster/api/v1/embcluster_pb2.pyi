@@ -117,7 +117,7 @@ class Schedule(_message.Message):
     def __init__(self, interval_s: _Optional[float] = ..., after_changes: _Optional[int] = ..., drift_psi: _Optional[float] = ..., k: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema")
+    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema", "vector_index")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class CreateCollectionRequest(_message.Message):
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_METADATA_FIELD_NUMBER: _ClassVar[int]
     EVENT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -136,7 +137,30 @@ class CreateCollectionRequest(_message.Message):
     settings: CollectionSettings
     image_metadata: ImageMetadataSpec
     event_schema: EventSchema
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ...) -> None: ...
+    vector_index: VectorIndexSettings
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., vector_index: _Optional[_Union[VectorIndexSettings, _Mapping]] = ...) -> None: ...
+
+class VectorIndexSettings(_message.Message):
+    __slots__ = ("m", "ef_construct", "ef", "min_points")
+    M_FIELD_NUMBER: _ClassVar[int]
+    EF_CONSTRUCT_FIELD_NUMBER: _ClassVar[int]
+    EF_FIELD_NUMBER: _ClassVar[int]
+    MIN_POINTS_FIELD_NUMBER: _ClassVar[int]
+    m: int
+    ef_construct: int
+    ef: int
+    min_points: int
+    def __init__(self, m: _Optional[int] = ..., ef_construct: _Optional[int] = ..., ef: _Optional[int] = ..., min_points: _Optional[int] = ...) -> None: ...
+
+class VectorIndexState(_message.Message):
+    __slots__ = ("points", "indexed_points", "building")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_POINTS_FIELD_NUMBER: _ClassVar[int]
+    BUILDING_FIELD_NUMBER: _ClassVar[int]
+    points: int
+    indexed_points: int
+    building: bool
+    def __init__(self, points: _Optional[int] = ..., indexed_points: _Optional[int] = ..., building: _Optional[bool] = ...) -> None: ...
 
 class EventField(_message.Message):
     __slots__ = ("name", "type", "weight", "required", "log", "clip", "buckets")
@@ -256,7 +280,7 @@ class ImageMetadata(_message.Message):
     def __init__(self, title: _Optional[str] = ..., caption: _Optional[str] = ..., alt_text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached", "active_run", "last_run")
+    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached", "active_run", "last_run", "vector_index", "index_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -277,6 +301,8 @@ class Collection(_message.Message):
     ATTACHED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_RUN_FIELD_NUMBER: _ClassVar[int]
     LAST_RUN_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
+    INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -297,7 +323,9 @@ class Collection(_message.Message):
     attached: AttachedSource
     active_run: ClusteringRun
     last_run: ClusteringRun
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ..., active_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., last_run: _Optional[_Union[ClusteringRun, _Mapping]] = ...) -> None: ...
+    vector_index: VectorIndexSettings
+    index_state: VectorIndexState
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ..., active_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., last_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., vector_index: _Optional[_Union[VectorIndexSettings, _Mapping]] = ..., index_state: _Optional[_Union[VectorIndexState, _Mapping]] = ...) -> None: ...
 
 class AttachedSource(_message.Message):
     __slots__ = ("qdrant_collection", "vector_name", "field_prefix")
