@@ -473,8 +473,6 @@ def check_attach_spec(spec: AttachSpec) -> AttachSpec:
     if spec.metric is not None and spec.metric not in ("cosine", "euclid"):
         raise InvalidArgument(f"distance must be cosine or euclid (or unset = the collection's), got {shown(spec.metric)}")
     check_settings(spec.settings)
-    if spec.vector_index is not None:
-        check_vector_index(spec.vector_index)
     if spec.settings.long_text == "pool":
         raise InvalidArgument("long_text 'pool' applies to TEXT and IMAGE_METADATA collections; an attached "
                               "collection holds its own vectors (leave it unset)")

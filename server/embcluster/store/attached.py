@@ -178,11 +178,11 @@ class AttachedStore:
 
     def index_state(self) -> IndexState:
         """The owner's collection's index (its server builds it)."""
-        return self._inner.index_state()
+        return self.inner.index_state()
 
     def pause_indexing(self) -> ContextManager[None]:
         """As the inner store (a Qdrant server indexes on its own: nothing to pause)."""
-        return self._inner.pause_indexing()
+        return self.inner.pause_indexing()
 
     def close(self) -> None:
         """Close the inner store (never drops the collection)."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import shutil
 import threading
 import uuid
@@ -46,7 +45,7 @@ from .base import (
     narrow,
 )
 from .edge_convert import BOOL_MIRROR_PREFIX, edge_filter, edge_point, payload_selector, with_mirrors
-from .edge_index import FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, recover
+from .edge_index import FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, probe_unindexed, recover
 from .grouping import grouped_search
 
 __all__ = ["BOOL_MIRROR_PREFIX", "EdgeStore", "EdgeStoreFactory", "edge_config"]
@@ -155,34 +154,10 @@ class EdgeStore:
             points = int(self._shard.info().points_count)
         return points, min(points, self.unindexed)
 
-    def probe_unindexed(self, samples: int = 32) -> int:
-        """Estimate the points outside the graph by asking the engine (an indexed-only search per sampled point).
-
-        ``info().indexed_vectors_count`` cannot tell: it still counts points that a write moved
-        out of an indexed segment. A sampled point found by a search of the indexed segments
-        alone is in the graph; the share of those not found scales to the collection.
-        """
-        rng = random.Random()
+    def probe_unindexed(self) -> int:
+        """Points outside the graph, estimated by asking the engine (:func:`~.edge_index.probe_unindexed`)."""
         with self.gate.read():
-            info = self._shard.info()
-            points = int(info.points_count)
-            if points == 0 or int(info.indexed_vectors_count) == 0:
-                return points
-            seen: set[str] = set()
-            missed = 0
-            for _ in range(samples * 2):
-                recs, _ = self._shard.scroll(qe.ScrollRequest(offset=uuid.UUID(int=rng.getrandbits(128)), limit=1,
-                                                              with_payload=False, with_vector=True))
-                if not recs or str(recs[0].id) in seen:
-                    continue
-                seen.add(str(recs[0].id))
-                hits = self._shard.query(qe.QueryRequest(
-                    limit=1, query=qe.Query.Nearest(list(recs[0].vector)), with_payload=False, with_vector=False,
-                    params=qe.SearchParams(hnsw_ef=self.index.ef, indexed_only=True)))
-                missed += not hits or hits[0].id != recs[0].id
-                if len(seen) >= samples:
-                    break
-        return round(points * missed / max(len(seen), 1))
+            return probe_unindexed(self._shard, self.index.ef)
 
     def index_state(self) -> IndexState:
         """How much of the shard the HNSW index covers (sampled: :meth:`probe_unindexed`), and whether a build runs."""

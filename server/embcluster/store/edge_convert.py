@@ -9,7 +9,7 @@ import qdrant_edge as qe
 
 from .base import Condition, FieldEquals, FieldMissing, PointFilter, StoredPoint
 
-__all__ = ["BOOL_MIRROR_PREFIX", "edge_filter", "with_mirrors", "payload_selector", "edge_point"]
+__all__ = ["BOOL_MIRROR_PREFIX", "edge_filter", "with_mirrors", "payload_selector", "edge_vector", "edge_point"]
 
 # qdrant-edge-py 0.9.0 turns MatchValue(True) into MatchValue(1), so no filter can match a
 # boolean payload value. Each boolean-indexed key is therefore mirrored as 0/1 under
@@ -52,7 +52,8 @@ def payload_selector(with_payload: bool | Sequence[str]) -> Any:
     return qe.PayloadSelector.Include(list(with_payload))
 
 
-def _vector(raw: Any) -> np.ndarray | None:
+def edge_vector(raw: Any) -> np.ndarray | None:
+    """A record's vector (ours: the default, unnamed one) as float32, None if it has none."""
     if raw is None:
         return None
     if isinstance(raw, dict):  # named vectors: ours is the default, unnamed one
@@ -65,5 +66,5 @@ def edge_point(rec: Any, with_vectors: bool) -> StoredPoint:
     return StoredPoint(
         id=str(rec.id),
         payload={k: v for k, v in (rec.payload or {}).items() if not k.startswith(BOOL_MIRROR_PREFIX)},
-        vector=_vector(rec.vector) if with_vectors else None,
+        vector=edge_vector(rec.vector) if with_vectors else None,
     )

@@ -31,16 +31,21 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+import qdrant_edge as qe
+
 from ..fsio import allocated_bytes, check_free_space
 from .base import VectorIndexSettings
+from .edge_convert import edge_vector
 
 __all__ = [
     "FULL_SCAN_KB",
@@ -50,6 +55,7 @@ __all__ = [
     "SwapGate",
     "IndexBuilder",
     "build_dir",
+    "probe_unindexed",
     "recover",
 ]
 
@@ -160,10 +166,40 @@ class BuildHost(Protocol):
         ...
 
 
+def probe_unindexed(shard: Any, ef: int, samples: int = 32) -> int:
+    """Estimate the points of ``shard`` outside the graph: an indexed-only search per sampled point.
+
+    ``info().indexed_vectors_count`` cannot tell: it still counts points a write moved out of an
+    indexed segment. A sampled point that a search of the indexed segments alone finds is in the
+    graph; the share not found scales to the collection. (Edge's ``indexed_only`` also searches
+    unindexed segments too small to need an index, so their points count as indexed.)
+    """
+    rng = random.Random()
+    info = shard.info()
+    points = int(info.points_count)
+    if points == 0 or int(info.indexed_vectors_count) == 0:
+        return points
+    seen: set[str] = set()
+    missed = 0
+    for _ in range(samples * 2):
+        recs, _ = shard.scroll(qe.ScrollRequest(offset=uuid.UUID(int=rng.getrandbits(128)), limit=1,
+                                                with_payload=False, with_vector=True))
+        if not recs or str(recs[0].id) in seen:
+            continue
+        vector = edge_vector(recs[0].vector)
+        if vector is None:
+            continue
+        seen.add(str(recs[0].id))
+        hits = shard.query(qe.QueryRequest(limit=1, query=qe.Query.Nearest(vector.tolist()), with_payload=False,
+                                           with_vector=False, params=qe.SearchParams(hnsw_ef=ef, indexed_only=True)))
+        missed += not hits or hits[0].id != recs[0].id
+        if len(seen) >= samples:
+            break
+    return round(points * missed / max(len(seen), 1))
+
+
 def child_main(argv: list[str]) -> int:
     """The build itself, in its own process: load the copy, optimize, flush, close; print figures."""
-    import qdrant_edge as qe  # the child needs nothing else
-
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICE)
     start = time.perf_counter()
