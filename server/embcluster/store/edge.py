@@ -170,11 +170,21 @@ class EdgeStore:
         """No index build runs inside (a run's write-back); a due one starts after."""
         return self.indexer.paused()
 
-    def swap_in(self, built: Path, journal: list[tuple[Any, bool, int]]) -> None:
-        """Replace the shard by the indexed copy ``built`` and replay the writes made meanwhile.
+    def load_copy(self, built: Path) -> Any:
+        """Open the indexed copy where it was built (to replay the journal onto it)."""
+        return _load(built, edge_config(self.dim, self.metric, self.index))
 
-        Called with writes and reads held. Until the replay is flushed, the old shard waits as
-        ``.old-<name>`` (restored by the next open if this process dies now).
+    @staticmethod
+    def replay(shard: Any, entries: Sequence[tuple[Any, bool, int]]) -> None:
+        """Apply journaled writes to ``shard`` (a label of a point deleted meanwhile is skipped)."""
+        for op, tolerant, _ in entries:
+            _apply(shard, op, tolerant)
+
+    def swap_in(self, built: Path, unindexed: int) -> None:
+        """Replace the shard by the indexed copy ``built``, on which every write was replayed.
+
+        Called with writes and reads held. Until the copy is loaded in its place, the old shard
+        waits as ``.old-<name>`` (restored by the next open if this process dies now).
         """
         root, name = self.path.parent, self.path.name
         old = build_dir(root, name, "old")
@@ -184,9 +194,6 @@ class EdgeStore:
         shard = None
         try:
             shard = _load(self.path, edge_config(self.dim, self.metric, self.index))
-            for op, tolerant, _ in journal:
-                _apply(shard, op, tolerant)
-            shard.flush()
         except BaseException:
             logger.exception("swapping in the index of %s failed: the shard as it was is restored", name)
             if shard is not None:
@@ -197,7 +204,7 @@ class EdgeStore:
             self._shard = _load(self.path, None)
             raise
         self._shard = shard
-        self.unindexed = sum(points for _, _, points in journal)
+        self.unindexed = unindexed
         trash = build_dir(root, name, "trash")
         os.rename(old, trash)
         shutil.rmtree(trash, ignore_errors=True)

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import qdrant_edge as qe
 
@@ -71,6 +71,8 @@ UNINDEXED_SHARE = 50
 FULL_SCAN_KB = 20_000
 # A journal (writes made while a build runs) larger than this cancels the build.
 JOURNAL_MAX_BYTES = 512 << 20
+SWAP_TAIL_OPS = 4  # journaled writes left for the replay with writes held
+CATCH_UP_ROUNDS = 8  # replays of the journal onto the copy while writes go on, at most
 CHECK_EVERY_S = 1.0  # at most one look at the shard's index state per second after writes
 RETRY_AFTER_S = 60.0  # after a failed or cancelled build
 CHILD_NICE = 10
@@ -161,8 +163,16 @@ class BuildHost(Protocol):
         """Sync the shard to disk."""
         ...
 
-    def swap_in(self, built: Path, journal: list[tuple[Any, bool, int]]) -> None:
-        """Replace the live shard by ``built`` and replay ``journal`` (reads and writes held)."""
+    def load_copy(self, built: Path) -> Any:
+        """Open the built copy where it is."""
+        ...
+
+    def replay(self, shard: Any, entries: Sequence[tuple[Any, bool, int]]) -> None:
+        """Apply journaled writes to ``shard``."""
+        ...
+
+    def swap_in(self, built: Path, unindexed: int) -> None:
+        """Replace the live shard by ``built`` (reads and writes held); ``unindexed``: points written meanwhile."""
         ...
 
 
@@ -317,6 +327,41 @@ class IndexBuilder:
             thread.join(timeout)
         return not self.building
 
+    def _catch_up_and_swap(self, built: Path) -> dict[str, Any]:
+        """Replay the journal onto the copy while writes go on, then the rest with writes held; swap.
+
+        Only the swap itself (close, rename, load) keeps reads out; replaying 20k journaled points
+        in there held them for seconds.
+        """
+        host = self.host
+        copy = host.load_copy(built)
+        done = 0
+        try:
+            for _ in range(CATCH_UP_ROUNDS):
+                with host.write_lock:
+                    tail = (self.journal or [])[done:]
+                if len(tail) <= SWAP_TAIL_OPS or self._cancelled.is_set():
+                    break
+                host.replay(copy, tail)  # writes go on meanwhile, into the journal
+                done += len(tail)
+            with host.write_lock:
+                if self._cancelled.is_set():
+                    return {}
+                journal, self.journal = self.journal or [], None
+                host.replay(copy, journal[done:])
+                copy.flush()
+                copy.close()
+                copy = None
+                swap_start = time.perf_counter()
+                with host.gate.exclusive():
+                    host.swap_in(built, sum(points for _, _, points in journal))
+                return {"swap_s": round(time.perf_counter() - swap_start, 3), "replayed": len(journal),
+                        "replayed_with_writes_held": len(journal) - done}
+        finally:
+            if copy is not None:
+                with contextlib.suppress(Exception):
+                    copy.close()
+
     def _run(self) -> None:
         host = self.host
         name = host.path.name
@@ -341,15 +386,11 @@ class IndexBuilder:
             if self._proc.returncode != 0:
                 raise RuntimeError(f"index build process exited with {self._proc.returncode}: {err.strip()[-2000:]}")
             figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-            with host.write_lock:
-                if self._cancelled.is_set():
-                    return
-                journal, self.journal = self.journal or [], None
-                swap_start = time.perf_counter()
-                with host.gate.exclusive():
-                    host.swap_in(built, journal)
-                figures.update(copy_s=round(copied_s, 3), swap_s=round(time.perf_counter() - swap_start, 3),
-                               replayed=len(journal), total_s=round(time.perf_counter() - start, 3))
+            swapped = self._catch_up_and_swap(built)
+            if not swapped:  # cancelled meanwhile
+                return
+            figures.update(swapped)
+            figures.update(copy_s=round(copied_s, 3), total_s=round(time.perf_counter() - start, 3))
             self.last_build = figures
             logger.info("vector index of %s built: %s", name, figures)
             if self.on_built is not None:
