@@ -77,8 +77,8 @@ def edge_config(dim: int, metric: Metric, index: VectorIndexSettings) -> qe.Edge
 
     ``payload_m=0``: no extra per-payload-value graphs. The indexed payload fields are the
     reserved ones, which every re-cluster rewrites (``model_version`` has one value, ``is_anomaly``
-    nearly one): their graphs would go stale at the next run and multiplied the build time.
-    Filtered searches walk the main graph, or scan exactly below ``FULL_SCAN_KB`` of matches.
+    nearly one): each would be another full graph, stale after the next run.
+    Filtered searches walk the main graph (with ACORN), or score exactly below ``FULL_SCAN_KB`` of matches.
     The optimizer indexes a segment once it holds ``UNINDEXED_MIN`` points (or ``min_points``,
     if fewer); :class:`~.edge_index.IndexBuilder` decides when a build runs at all.
     """
