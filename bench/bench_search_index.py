@@ -17,12 +17,17 @@ Part 1, the store (``EdgeStore``, the collection's default index settings):
   time, as a run does) unindexed vs indexed, search right after it (Edge moved every rewritten
   point out of the graph) and the rebuild it makes due.
 
+Part 3 (``--writeback N``): the write-back alone on N points, an unindexed and an indexed shard
+(indexed in-process), page by page interleaved so that a varying load hits both alike; a first
+round (points leave the graph) and a second (they already have).
+
 Part 2 (``--recluster``), the service: two VECTOR collections with the same points, one never
 indexed (``min_points`` above its size) and one indexed; a steady-state re-cluster (the second
 run) of each, with the index rebuilt in between as the service does; ratio indexed / not.
 
     .venv/bin/python bench/bench_search_index.py --n 100000
     .venv/bin/python bench/bench_search_index.py --n 200000 --recluster
+    .venv/bin/python bench/bench_search_index.py --skip-store --writeback 50000
     .venv/bin/python bench/bench_search_index.py --n 1000000 --recluster   # the issue's target size
 """
 
@@ -195,6 +200,38 @@ def part_recluster(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     return out
 
 
+def part_writeback(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """The write-back alone, unindexed vs indexed shard, page by page interleaved (robust to a varying load)."""
+    from embcluster.store.base import VectorIndexSettings
+    from embcluster.store.edge import EdgeStoreFactory
+
+    n = args.writeback
+    indexed = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
+    never = VectorIndexSettings(min_points=1 << 40)
+    x, labels = make_data(n, args.dim, args.clusters, 0)
+    factory = EdgeStoreFactory(root / "writeback")
+    stores = {}
+    for name in ("unindexed", "indexed"):
+        store = factory.create(name, dim=args.dim, metric="cosine", indexed=indexed, index=never)
+        ingest(store, x, labels, 0)
+        stores[name] = store
+    t0 = time.perf_counter()
+    stores["indexed"].build_index_here()
+    out: dict[str, Any] = {"n": n, "optimize_in_process_s": time.perf_counter() - t0}
+    for rnd, version in (("first", 2), ("second", 3)):  # first: off the graph; second: already moved
+        took = {"unindexed": 0.0, "indexed": 0.0}
+        for page, s in enumerate(range(0, n, 1000)):
+            updates = [(uid(i), fields(i, labels[i], version)) for i in range(s, min(n, s + 1000))]
+            for name in (("unindexed", "indexed") if page % 2 == 0 else ("indexed", "unindexed")):
+                t1 = time.perf_counter()
+                stores[name].set_fields(updates)
+                took[name] += time.perf_counter() - t1
+        out[rnd] = {**took, "ratio": ratio(took["indexed"], took["unindexed"])}
+    for store in stores.values():
+        store.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -208,6 +245,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=20, help="k of the re-cluster runs")
     parser.add_argument("--recluster", action="store_true", help="also part 2 (re-cluster ratio, the service)")
     parser.add_argument("--skip-store", action="store_true", help="skip part 1")
+    parser.add_argument("--writeback", type=int, default=0,
+                        help="part 3: this many points, the write-back alone unindexed vs indexed, interleaved")
     args = parser.parse_args()
     quiet_logs()
     root = Path(tempfile.mkdtemp(prefix="embcluster-index-"))
@@ -239,6 +278,12 @@ def main() -> None:
             print_table("Re-cluster (service, steady-state run)", ["collection", "first s", "steady s"],
                         [[k, rc[k]["first_run_s"], rc[k]["steady_run_s"]] for k in ("no_index", "index")]
                         + [["ratio index/no_index", "", rc["ratio_steady"]]])
+        if args.writeback:
+            results["writeback"] = part_writeback(args, root)
+            wb = results["writeback"]
+            print_table(f"Write-back of the five fields, {args.writeback:,} points, pages interleaved",
+                        ["round", "unindexed s", "indexed s", "ratio"],
+                        [[r, wb[r]["unindexed"], wb[r]["indexed"], wb[r]["ratio"]] for r in ("first", "second")])
     finally:
         shutil.rmtree(root, ignore_errors=True)
     emit_result("search_index", vars(args), results)

@@ -19,7 +19,7 @@ from embcluster.errors import InvalidArgument
 from embcluster.store.base import FieldEquals, PointFilter, VectorIndexSettings
 from embcluster.store import edge
 from embcluster.store.edge import EdgeStore, EdgeStoreFactory
-from embcluster.store.edge_index import build_dir
+from embcluster.store.edge_index import build_dir, new_build_dir
 from embcluster.store.server import QdrantConnection, QdrantStoreFactory
 from embcluster.validation import check_vector_index
 
@@ -204,6 +204,7 @@ def test_write_back_on_an_indexed_collection(indexed: tuple[EdgeStore, np.ndarra
     with store.pause_indexing():  # as a run's write-back: no build starts inside
         store.set_fields([(uid(i), {"cluster_id": int(new[i]), "model_version": 2}) for i in range(N)])
         assert not store.indexer.building
+        assert store.index_state().indexed_points == 0  # every rewritten point left the graph
     # Edge moved every rewritten point out of the graph: a rebuild is due, and runs after the pause.
     figures = built(store)
     assert figures["indexed"] == N
@@ -221,7 +222,7 @@ def test_a_pause_cancels_a_running_build(factory: EdgeStoreFactory) -> None:
     store.indexer.poke(force=True)
     with store.pause_indexing():
         assert not store.indexer.building
-        assert not build_dir(factory.root, "c", "build").exists()
+        assert not list(factory.root.glob(".build-c.*"))
     built(store)  # started again once the pause ended
     store.close()
 
@@ -251,7 +252,7 @@ def test_an_interrupted_swap_is_undone_at_open(factory: EdgeStoreFactory) -> Non
     os.rename(factory.root / "c", build_dir(factory.root, "c", "old"))
     (factory.root / "c").mkdir()
     (factory.root / "c" / "junk").write_text("half a swap")
-    build_dir(factory.root, "c", "build").mkdir()
+    new_build_dir(factory.root, "c").mkdir()
     store = factory.open("c", INDEX)
     assert store.count() == 200
     assert sorted(p.name for p in factory.root.iterdir()) == ["c"]

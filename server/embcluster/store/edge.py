@@ -44,8 +44,10 @@ from .base import (
     VectorIndexSettings,
     narrow,
 )
-from .edge_convert import BOOL_MIRROR_PREFIX, edge_filter, edge_point, payload_selector, with_mirrors
-from .edge_index import FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, probe_unindexed, recover
+from .edge_convert import (BOOL_MIRROR_PREFIX, edge_filter, edge_point, index_ops, payload_selector,
+                           shard_vector_params, with_mirrors)
+from .edge_index import (FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, probe_unindexed, recover,
+                         remove_leftovers)
 from .grouping import grouped_search
 
 __all__ = ["BOOL_MIRROR_PREFIX", "EdgeStore", "EdgeStoreFactory", "edge_config"]
@@ -53,11 +55,6 @@ __all__ = ["BOOL_MIRROR_PREFIX", "EdgeStore", "EdgeStoreFactory", "edge_config"]
 logger = logging.getLogger(__name__)
 
 _DISTANCES = {"cosine": qe.Distance.Cosine, "euclid": qe.Distance.Euclid}
-_INDEX_TYPES = {
-    "integer": qe.PayloadSchemaType.Integer,
-    "bool": qe.PayloadSchemaType.Bool,
-    "keyword": qe.PayloadSchemaType.Keyword,
-}
 
 
 @contextlib.contextmanager
@@ -160,11 +157,24 @@ class EdgeStore:
             return probe_unindexed(self._shard, self.index.ef)
 
     def index_state(self) -> IndexState:
-        """How much of the shard the HNSW index covers (sampled: :meth:`probe_unindexed`), and whether a build runs."""
+        """How much of the shard the HNSW index covers, and whether a build runs.
+
+        The larger of two estimates of the points outside the graph: the points written since the
+        last build (counted; a point written twice counts twice) and the engine's answer
+        (:meth:`probe_unindexed`; measured reliable after a load, but not at once after writes in
+        the same process: right after a write-back it still found every moved point).
+        """
         unindexed = self.probe_unindexed()
         with self.gate.read():
             points = int(self._shard.info().points_count)
+        unindexed = max(unindexed, min(points, self.unindexed))
         return IndexState(points=points, indexed_points=max(0, points - unindexed), building=self.indexer.building)
+
+    def build_index_here(self) -> None:
+        """Build the index in this process, blocking: it holds the GIL for minutes (benches only, never the server)."""
+        with self.write_lock, self.gate.exclusive():
+            self._shard.optimize()
+            self.unindexed = 0
 
     def pause_indexing(self) -> contextlib.AbstractContextManager[None]:
         """No index build runs inside (a run's write-back); a due one starts after."""
@@ -360,7 +370,7 @@ class EdgeStore:
             have = set(self._shard.info().payload_schema)
         for key, kind in indexed.items():
             if key not in have:
-                for op in _index_ops(key, kind):
+                for op in index_ops(key, kind):
                     self._update(op)
         self._bool_keys = self._bool_keys | {k for k, kind in indexed.items() if kind == "bool"}
 
@@ -386,24 +396,6 @@ def _apply(shard: qe.EdgeShard, op: Any, tolerant: bool) -> None:
 def _load(path: Path, config: qe.EdgeConfig | None) -> qe.EdgeShard:
     """Load a shard (``config``: the index settings to keep in its ``edge_config.json``)."""
     return qe.EdgeShard.load(str(path), config)
-
-
-def _index_ops(key: str, kind: str) -> list[Any]:
-    """The update operations that index ``key`` (a bool key also gets its 0/1 mirror)."""
-    ops = [qe.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind])]
-    if kind == "bool":
-        ops.append(qe.UpdateOperation.create_field_index(BOOL_MIRROR_PREFIX + key, _INDEX_TYPES["integer"]))
-    return ops
-
-
-def shard_vector_params(path: Path) -> tuple[int, Metric]:
-    """Dimension and metric recorded in a shard's ``edge_config.json``."""
-    import json
-
-    cfg = json.loads((path / "edge_config.json").read_text())
-    params = cfg["vectors"][""]
-    distance = str(params["distance"]).lower()
-    return int(params["size"]), ("euclid" if distance.startswith("euclid") else "cosine")
 
 
 class EdgeStoreFactory:
@@ -444,7 +436,7 @@ class EdgeStoreFactory:
             with _space_errors(path):
                 shard = qe.EdgeShard.create(str(path), cfg)
                 for key, kind in indexed.items():
-                    for op in _index_ops(key, kind):
+                    for op in index_ops(key, kind):
                         shard.update(op)
                 if self.sync:
                     shard.flush()
@@ -488,5 +480,5 @@ class EdgeStoreFactory:
     def drop(self, name: str) -> None:
         """Remove the shard directory (and what an index build left beside it)."""
         shutil.rmtree(self.root / name, ignore_errors=True)
-        for what in ("build", "old", "trash"):
-            shutil.rmtree(build_dir(self.root, name, what), ignore_errors=True)
+        shutil.rmtree(build_dir(self.root, name, "old"), ignore_errors=True)
+        remove_leftovers(self.root, name)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import qdrant_edge as qe
 
-from .base import Condition, FieldEquals, FieldMissing, PointFilter, StoredPoint
+from .base import Condition, FieldEquals, FieldMissing, Metric, PointFilter, StoredPoint
 
-__all__ = ["BOOL_MIRROR_PREFIX", "edge_filter", "with_mirrors", "payload_selector", "edge_vector", "edge_point"]
+__all__ = ["BOOL_MIRROR_PREFIX", "edge_filter", "with_mirrors", "payload_selector", "edge_vector", "edge_point",
+           "index_ops", "shard_vector_params"]
 
 # qdrant-edge-py 0.9.0 turns MatchValue(True) into MatchValue(1), so no filter can match a
 # boolean payload value. Each boolean-indexed key is therefore mirrored as 0/1 under
@@ -68,3 +71,26 @@ def edge_point(rec: Any, with_vectors: bool) -> StoredPoint:
         payload={k: v for k, v in (rec.payload or {}).items() if not k.startswith(BOOL_MIRROR_PREFIX)},
         vector=edge_vector(rec.vector) if with_vectors else None,
     )
+
+
+_INDEX_TYPES = {
+    "integer": qe.PayloadSchemaType.Integer,
+    "bool": qe.PayloadSchemaType.Bool,
+    "keyword": qe.PayloadSchemaType.Keyword,
+}
+
+
+def index_ops(key: str, kind: str) -> list[Any]:
+    """The update operations that index ``key`` (a bool key also gets its 0/1 mirror)."""
+    ops = [qe.UpdateOperation.create_field_index(key, _INDEX_TYPES[kind])]
+    if kind == "bool":
+        ops.append(qe.UpdateOperation.create_field_index(BOOL_MIRROR_PREFIX + key, _INDEX_TYPES["integer"]))
+    return ops
+
+
+def shard_vector_params(path: Path) -> tuple[int, Metric]:
+    """Dimension and metric recorded in a shard's ``edge_config.json``."""
+    cfg = json.loads((path / "edge_config.json").read_text())
+    params = cfg["vectors"][""]
+    distance = str(params["distance"]).lower()
+    return int(params["size"]), ("euclid" if distance.startswith("euclid") else "cosine")

@@ -55,6 +55,8 @@ __all__ = [
     "SwapGate",
     "IndexBuilder",
     "build_dir",
+    "new_build_dir",
+    "remove_leftovers",
     "probe_unindexed",
     "recover",
 ]
@@ -83,6 +85,19 @@ def build_dir(root: Path, name: str, what: str) -> Path:
     return root / f".{what}-{name}"
 
 
+def new_build_dir(root: Path, name: str) -> Path:
+    """A build's own copy, ``.build-<name>.<random>`` (names have no dots): a build orphaned by a
+    killed server (its child runs on, holding the GIL, until its optimize ends) never shares a
+    directory with a later one."""
+    return root / f".build-{name}.{uuid.uuid4().hex[:12]}"
+
+
+def remove_leftovers(root: Path, name: str) -> None:
+    """Remove the copies and trash of shard ``name``'s builds."""
+    for path in [*root.glob(f".build-{name}.*"), build_dir(root, name, "trash")]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def recover(root: Path, name: str) -> None:
     """Settle what a build that a crash interrupted left of shard ``name`` (call before opening it).
 
@@ -94,8 +109,7 @@ def recover(root: Path, name: str) -> None:
         shutil.rmtree(root / name, ignore_errors=True)
         os.rename(old, root / name)
         logger.warning("restored shard %s after an interrupted index swap", name)
-    for what in ("build", "trash"):
-        shutil.rmtree(build_dir(root, name, what), ignore_errors=True)
+    remove_leftovers(root, name)
 
 
 class SwapGate:
@@ -365,7 +379,7 @@ class IndexBuilder:
     def _run(self) -> None:
         host = self.host
         name = host.path.name
-        built = build_dir(host.path.parent, name, "build")
+        built = new_build_dir(host.path.parent, name)
         start = time.perf_counter()
         try:
             with host.write_lock:
