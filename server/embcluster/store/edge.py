@@ -299,6 +299,7 @@ class EdgeStore:
                 _apply(self._shard, op, tolerant=True)
                 self.unindexed += 1
                 self.indexer.record(op, 1, 0, tolerant=True)
+        self.indexer.poke()  # a write-back outside a pause (a small catch-up) may make a build due
 
     def delete_fields(self, ids: Sequence[str], keys: Sequence[str]) -> None:
         """Remove payload keys from existing points."""
