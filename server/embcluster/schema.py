@@ -12,7 +12,7 @@ from .anomaly.explain import FieldContribution
 from .cluster.lifecycle import ClusterEvent
 from .embed.long_text import DEFAULT_LONG_TEXT
 from .insight.summary import ClusterSummary, RunSummaries
-from .store.base import Metric
+from .store.base import IndexState, Metric, VectorIndexSettings
 
 if TYPE_CHECKING:
     from .embed.events import EventSchema
@@ -197,6 +197,7 @@ class CollectionSpec:
     settings: CollectionSettings = field(default_factory=CollectionSettings)
     image_spec: ImageMetadataSpec | None = None  # IMAGE_METADATA (None = the default spec)
     event_schema: EventSchema | None = None  # EVENT (required there)
+    vector_index: VectorIndexSettings | None = None  # the HNSW index (None = the defaults; fixed at creation)
 
 
 @dataclass
@@ -245,6 +246,8 @@ class CollectionInfo:
     active_run: "RunInfo | None" = None  # the run in progress, if any
     last_run: "RunInfo | None" = None  # the newest run that ended, if any
     embedding_tier: str = "full"  # how its text model runs (embcluster.embed.tiers)
+    vector_index: VectorIndexSettings | None = None  # the HNSW settings (None: an attached collection's own)
+    index_state: IndexState | None = None  # how much of it the index covers, whether a build runs
 
 
 @dataclass

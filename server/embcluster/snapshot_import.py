@@ -215,7 +215,7 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
         created: list[Any] = []  # what to undo: the store, the vector log
         store_created = False  # a store that create() refused (e.g. someone's Qdrant collection) is never dropped
         try:
-            store = service.registry.new_store(new_name, dim=record.dim, metric=record.metric)
+            store = service.registry.new_store(new_name, dim=record.dim, metric=record.metric, index=record.index)
             store_created = True  # a crash before the record drops it at start-up
             created.append(store)
             vlog = service.registry.vector_log(directory, record.dim)

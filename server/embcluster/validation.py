@@ -20,6 +20,7 @@ from .embed.image import render_image_metadata
 from .embed.long_text import LONG_TEXT_MODES
 from .embed.tiers import DEFAULT_TIER, TIERS
 from .errors import FailedPrecondition, InvalidArgument, shown
+from .store.base import VectorIndexSettings
 from .schema import (
     IMAGE_TEXT_FIELDS,
     AttachSpec,
@@ -101,6 +102,21 @@ def check_json_shape(where: str, value: Any, *, max_depth: int = MAX_METADATA_DE
         if keys > max_keys:
             raise InvalidArgument(f"{where} has more than {max_keys} keys and list items; the limit is {max_keys}")
         stack.extend((child, depth + 1) for child in children)
+
+
+# The HNSW knobs' bounds: (low, high) inclusive. Outside them a build takes hours, a graph gigabytes,
+# or the index stops paying off.
+VECTOR_INDEX_BOUNDS = {"m": (4, 100), "ef_construct": (16, 1000), "ef": (10, 10_000),
+                       "min_points": (1_000, 1 << 40)}
+
+
+def check_vector_index(index: VectorIndexSettings) -> VectorIndexSettings:
+    """HNSW settings within :data:`VECTOR_INDEX_BOUNDS` (the message names the field and the value)."""
+    for name, (low, high) in VECTOR_INDEX_BOUNDS.items():
+        value = getattr(index, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidArgument(f"vector_index.{name} must be an integer in [{low}, {high}], got {shown(value)}")
+    return index
 
 
 def check_settings(settings: CollectionSettings) -> CollectionSettings:
@@ -205,6 +221,8 @@ def check_spec(spec: CollectionSpec) -> CollectionSpec:
     elif not (0 <= spec.vector_dim <= MAX_DIM):  # TEXT, IMAGE_METADATA: the dimension the model must have
         raise InvalidArgument(f"vector_dim must be 0 (the model's) or in [1, {MAX_DIM}], got {spec.vector_dim}")
     check_settings(spec.settings)
+    if spec.vector_index is not None:
+        check_vector_index(spec.vector_index)
     if spec.settings.long_text == "pool" and spec.input_kind not in ("text", "image_metadata"):
         raise InvalidArgument(f"long_text 'pool' applies to TEXT and IMAGE_METADATA collections, not "
                               f"{spec.input_kind.upper()} (leave it unset)")

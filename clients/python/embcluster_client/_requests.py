@@ -174,6 +174,7 @@ def create_collection(
     event_schema: pb.EventSchema | None = None,
     long_text: LongTextName | None = None,
     embedding_tier: str = "",
+    vector_index: pb.VectorIndexSettings | None = None,
 ) -> pb.CreateCollectionRequest:
     """Builds a ``CreateCollectionRequest``; raises ValueError on an unknown kind or distance."""
     if input_kind not in _INPUT_KINDS:
@@ -205,6 +206,8 @@ def create_collection(
         req.image_metadata.CopyFrom(image_metadata)
     if event_schema is not None:
         req.event_schema.CopyFrom(event_schema)
+    if vector_index is not None:
+        req.vector_index.CopyFrom(vector_index)
     return req
 
 

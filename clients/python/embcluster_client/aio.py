@@ -120,6 +120,7 @@ class AsyncEmbclusterClient:
         event_schema: pb.EventSchema | None = None,
         long_text: rq.LongTextName | None = None,
         embedding_tier: str = "",
+        vector_index: pb.VectorIndexSettings | None = None,
     ) -> pb.Collection:
         """Creates a collection.
 
@@ -154,6 +155,9 @@ class AsyncEmbclusterClient:
                 tens of times faster), ``"model_dir"`` or ``"gpu"``. The first collection on
                 ``static`` or ``onnx-int8`` builds the tier (tens of seconds): give the call a
                 deadline that covers it, or retry on UNAVAILABLE.
+            vector_index: The HNSW index (``pb.VectorIndexSettings``: ``m``, ``ef_construct``,
+                ``ef``, ``min_points``; a field left 0 = its default); None = the defaults; fixed
+                at creation.
 
         Returns:
             The created collection.
@@ -177,6 +181,7 @@ class AsyncEmbclusterClient:
             event_schema=event_schema,
             long_text=long_text,
             embedding_tier=embedding_tier,
+            vector_index=vector_index,
         )
         return await self._stub.CreateCollection(req, timeout=self._timeout)
 

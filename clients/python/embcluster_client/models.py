@@ -45,6 +45,8 @@ __all__ = [
     "EventField",
     "EventSchema",
     "AttachedSource",
+    "VectorIndexSettings",
+    "VectorIndexState",
     "Collection",
     "ImageMetadata",
     "Assignment",
@@ -172,6 +174,27 @@ class AttachedSource:
 
 
 @_model
+class VectorIndexSettings:
+    """The HNSW vector index of a collection (``m``, ``ef_construct``, ``ef``, ``min_points``)."""
+
+    m: int
+    ef_construct: int
+    ef: int
+    min_points: int
+    proto: pb.VectorIndexSettings = _proto()
+
+
+@_model
+class VectorIndexState:
+    """How much of a collection the vector index covers, and whether a build runs."""
+
+    points: int
+    indexed_points: int
+    building: bool
+    proto: pb.VectorIndexState = _proto()
+
+
+@_model
 class Collection:
     """A collection with its effective settings and counts."""
 
@@ -196,6 +219,8 @@ class Collection:
     active_run: ClusteringRun | None  # the run in progress (or queued), if any
     last_run: ClusteringRun | None  # the newest run that ended, if any
     embedding_tier: str  # how its text model runs: full, onnx-int8, static, model_dir or gpu
+    vector_index: VectorIndexSettings | None  # the HNSW settings (None for an attached collection)
+    index_state: VectorIndexState | None
     proto: pb.Collection = _proto()
 
 

@@ -51,6 +51,7 @@ from .models import (
     SearchGroup,
     SearchHit,
     SnapshotSummary,
+    VectorIndexSettings,
 )
 from .streams import Stream
 
@@ -150,6 +151,7 @@ class Client:
         event_schema: EventSchema | pb.EventSchema | None = None,
         long_text: rq.LongTextName | LongText | None = None,
         embedding_tier: str = "",
+        vector_index: VectorIndexSettings | pb.VectorIndexSettings | None = None,
     ) -> Collection:
         """Creates a collection (arguments as :meth:`EmbclusterClient.create_collection`).
 
@@ -166,7 +168,8 @@ class Client:
             contamination=contamination, min_cluster_size=min_cluster_size, default_k=default_k, seed=seed,
             anomaly_scorer=anomaly_scorer, threshold_mode=threshold_mode, anomaly_threshold=anomaly_threshold,
             image_metadata=as_message(image_metadata), schedule=as_message(schedule), event_schema=as_message(event_schema),
-            long_text=long_text_name(long_text), embedding_tier=embedding_tier)
+            long_text=long_text_name(long_text), embedding_tier=embedding_tier,
+            vector_index=as_message(vector_index))
         return to_model(created, Collection)
 
     def attach_collection(

@@ -53,6 +53,7 @@ from .models import (
     SearchGroup,
     SearchHit,
     SnapshotSummary,
+    VectorIndexSettings,
 )
 from .streams import AsyncStream
 
@@ -152,6 +153,7 @@ class AsyncClient:
         event_schema: EventSchema | pb.EventSchema | None = None,
         long_text: rq.LongTextName | LongText | None = None,
         embedding_tier: str = "",
+        vector_index: VectorIndexSettings | pb.VectorIndexSettings | None = None,
     ) -> Collection:
         """Creates a collection (arguments as :meth:`EmbclusterClient.create_collection`).
 
@@ -168,7 +170,8 @@ class AsyncClient:
             contamination=contamination, min_cluster_size=min_cluster_size, default_k=default_k, seed=seed,
             anomaly_scorer=anomaly_scorer, threshold_mode=threshold_mode, anomaly_threshold=anomaly_threshold,
             image_metadata=as_message(image_metadata), schedule=as_message(schedule), event_schema=as_message(event_schema),
-            long_text=long_text_name(long_text), embedding_tier=embedding_tier)
+            long_text=long_text_name(long_text), embedding_tier=embedding_tier,
+            vector_index=as_message(vector_index))
         return to_model(created, Collection)
 
     async def attach_collection(

@@ -36,6 +36,7 @@ from ..schema import (
     SearchHit,
 )
 from ..core.report import RenderedReport
+from ..store.base import IndexState, VectorIndexSettings
 from ..snapshot import SnapshotSummary
 from .convert_events import event_from_pb, event_schema_from_pb, event_schema_to_pb, infer_response_to_pb
 from .convert_summaries import cluster_detail_to_pb, label_changes_to_pb, summaries_to_pb, summary_to_pb
@@ -177,7 +178,25 @@ def spec_from_pb(req: pb.CreateCollectionRequest) -> CollectionSpec:
         image_spec=image_spec_from_pb(req.image_metadata) if req.HasField("image_metadata") else None,
         event_schema=event_schema_from_pb(req.event_schema) if req.HasField("event_schema") else None,
         embedding_tier=req.embedding_tier or DEFAULT_TIER,
+        vector_index=vector_index_from_pb(req.vector_index) if req.HasField("vector_index") else None,
     )
+
+
+def vector_index_from_pb(msg: pb.VectorIndexSettings) -> VectorIndexSettings:
+    """HNSW settings; a field left 0 takes its default (the core validates the rest)."""
+    default = VectorIndexSettings()
+    return VectorIndexSettings(m=msg.m or default.m, ef_construct=msg.ef_construct or default.ef_construct,
+                               ef=msg.ef or default.ef, min_points=msg.min_points or default.min_points)
+
+
+def vector_index_to_pb(index: VectorIndexSettings) -> pb.VectorIndexSettings:
+    """The effective HNSW settings."""
+    return pb.VectorIndexSettings(m=index.m, ef_construct=index.ef_construct, ef=index.ef, min_points=index.min_points)
+
+
+def index_state_to_pb(state: IndexState) -> pb.VectorIndexState:
+    """How much of the collection the index covers."""
+    return pb.VectorIndexState(points=state.points, indexed_points=state.indexed_points, building=state.building)
 
 
 def image_spec_from_pb(msg: pb.ImageMetadataSpec) -> ImageMetadataSpec:
@@ -236,6 +255,8 @@ def collection_to_pb(c: CollectionInfo) -> pb.Collection:
         active_run=run_to_pb(c.active_run) if c.active_run is not None else None,
         last_run=run_to_pb(c.last_run) if c.last_run is not None else None,
         embedding_tier=c.embedding_tier,
+        vector_index=vector_index_to_pb(c.vector_index) if c.vector_index is not None else None,
+        index_state=index_state_to_pb(c.index_state) if c.index_state is not None else None,
     )
 
 

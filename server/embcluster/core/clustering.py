@@ -218,7 +218,16 @@ class ClusterRuns:
     # ------------------------------------------------------------------ the run
 
     def run(self, coll: OpenCollection, req: RunRequest, ctx: RunContext) -> None:
-        """A clustering run's job: sample, fit, calibrate, save, publish."""
+        """A clustering run's job: sample, fit, calibrate, save, publish.
+
+        No vector index build runs meanwhile (one running is cancelled): it would take the CPU
+        from the run, and its journal would hold the whole write-back. The write-back moves every
+        point out of the Edge graph, so a rebuild is due when the run ends, and starts then.
+        """
+        with coll.store.pause_indexing():
+            self._run(coll, req, ctx)
+
+    def _run(self, coll: OpenCollection, req: RunRequest, ctx: RunContext) -> None:
         rec = coll.record
         settings = rec.settings
         seed = int(req.seed if req.seed is not None else (settings.seed or 0))

@@ -6,6 +6,7 @@ point cannot interleave between reading its vector and writing its label.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any, Iterator, Sequence
@@ -22,6 +23,8 @@ from .records import RESERVED_FIELDS, OpenCollection
 __all__ = ["Labeller", "stale_filter"]
 
 logger = logging.getLogger(__name__)
+
+PAUSE_INDEXING_POINTS = 10_000  # a write-back of at least this many points pauses index builds
 
 
 def stale_filter(coll: OpenCollection) -> PointFilter:
@@ -61,6 +64,17 @@ class Labeller:
         Each page is read, labelled and written under the collection lock, so an ingest that
         replaces a point cannot interleave between reading its vector and writing its label.
         """
+        # No vector index build while a collection's labels are rewritten (its journal would hold
+        # them all); one that is due starts when the write-back ends. A small catch-up is journaled.
+        paused = coll.store.pause_indexing() if total >= PAUSE_INDEXING_POINTS else contextlib.nullcontext()
+        with paused:
+            return self._write_back(coll, model, pages, ctx, total, phase=phase, start=start, span=span,
+                                    while_served=while_served, stop=stop)
+
+    def _write_back(self, coll: OpenCollection, model: ClusterModel,
+                    pages: Iterator[tuple[Sequence[PointId], np.ndarray]], ctx: RunContext | None, total: int, *,
+                    phase: str, start: float, span: float, while_served: bool,
+                    stop: threading.Event | None) -> dict[str, Any]:
         k = model.k
         sq = np.zeros(k)
         counts = np.zeros(k, dtype=np.int64)

@@ -22,7 +22,7 @@ from ..errors import NotFound, shown
 from ..fsio import write_json_atomic
 from ..models import ClusterModel, ModelStore
 from ..schema import CollectionSettings, ImageMetadataSpec, InputKind
-from ..store.base import FieldMissing, Metric, PointFilter, PointId, VectorStore
+from ..store.base import FieldMissing, Metric, PointFilter, PointId, VectorIndexSettings, VectorStore
 from ..store.vectorlog import VectorLog
 
 __all__ = [
@@ -98,6 +98,12 @@ class CollectionRecord:
     featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
     store: Backend = "edge"  # the backend that holds its points (records older than this field: edge)
     embedding_tier: str = "full"  # how its text model runs (embcluster.embed.tiers; older records: full)
+    vector_index: dict[str, int] | None = None  # VectorIndexSettings.to_json() (None: older records, the defaults)
+
+    @property
+    def index(self) -> VectorIndexSettings:
+        """The collection's HNSW settings."""
+        return VectorIndexSettings.from_json(self.vector_index)
 
     @property
     def image(self) -> ImageMetadataSpec:

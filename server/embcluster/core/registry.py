@@ -26,7 +26,7 @@ from ..models import ModelStore
 from ..runs import RunInfo, RunManager, utcnow
 from ..schema import AttachSpec, CollectionSettings, CollectionSpec
 from ..store.attached import AttachedStore, taken_keys
-from ..store.base import FieldMissing, Metric, PointFilter, StoreFactory, VectorStore
+from ..store.base import FieldMissing, Metric, PointFilter, StoreFactory, VectorIndexSettings, VectorStore
 from ..store.vectorlog import VectorLog
 from ..validation import check_attach_spec, check_effective_settings, check_name, check_spec
 from .event_kind import EventKind
@@ -191,7 +191,7 @@ class CollectionRegistry:
                 f"{shown(backend)}: start it with store={record.store}, or move the collection with "
                 "`embcluster export` / `embcluster import`")
         if not record.external_collection:
-            return self.store_factory.open(record.name)
+            return self.store_factory.open(record.name, record.index)
         if not self.store_factory.can_attach:
             raise FailedPrecondition(f"collection {shown(record.name)} is attached to Qdrant collection "
                                      f"{shown(record.external_collection)}: start the server with store=qdrant")
@@ -217,13 +217,14 @@ class CollectionRegistry:
         directory.mkdir(parents=True)
         return directory
 
-    def new_store(self, name: str, *, dim: int, metric: Metric) -> VectorStore:
+    def new_store(self, name: str, *, dim: int, metric: Metric,
+                  index: VectorIndexSettings = VectorIndexSettings()) -> VectorStore:
         """A fresh directory and an empty store for collection ``name``, marked as being created.
 
         A crash before :meth:`record_created` leaves the marker: the next start drops the store.
         """
         directory = self._fresh_directory(name)
-        store = self.store_factory.create(name, dim=dim, metric=metric, indexed=INDEXED_FIELDS)
+        store = self.store_factory.create(name, dim=dim, metric=metric, indexed=INDEXED_FIELDS, index=index)
         (directory / CREATING_MARKER).touch()  # ours now: a crash before the record drops it at start-up
         return store
 
@@ -261,7 +262,8 @@ class CollectionRegistry:
         emb = setup.embedder
         with self._lock:
             self._check_free(spec.name)
-            store = self.new_store(spec.name, dim=emb.dim, metric=spec.metric)
+            index = spec.vector_index or VectorIndexSettings()
+            store = self.new_store(spec.name, dim=emb.dim, metric=spec.metric, index=index)
             record = CollectionRecord(
                 name=spec.name, input_kind=spec.input_kind, metric=spec.metric, dim=emb.dim,
                 embedder=emb.name, embedder_fingerprint=emb.fingerprint, store_source=spec.store_source,
@@ -269,6 +271,7 @@ class CollectionRegistry:
                 created_at=utcnow(), image_spec=setup.image_spec, event_schema=setup.event_schema,
                 store=self.store_factory.backend,  # type: ignore[arg-type]
                 embedding_tier=spec.embedding_tier,
+                vector_index=index.to_json(),
             )
             directory = self.directory(spec.name)
             coll = OpenCollection(record=record, store=store, vlog=self.vector_log(directory, emb.dim), directory=directory,

@@ -75,6 +75,7 @@ class CollectionStatus:
             attached=AttachedSource(rec.external_collection, rec.vector_name, rec.field_prefix)
             if rec.external_collection else None,
             active_run=active, last_run=self.runs.last(rec.name), embedding_tier=rec.embedding_tier,
+            vector_index=None if rec.external_collection else rec.index, index_state=coll.store.index_state(),
         )
 
     def get_collection(self, name: str) -> CollectionInfo:

@@ -15,7 +15,7 @@ like its own:
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from .base import (
     FieldRange,
     Hit,
     HitGroup,
+    IndexState,
     PointFilter,
     PointId,
     StoredPoint,
@@ -175,6 +176,14 @@ class AttachedStore:
     def create_indexes(self, indexed: dict[str, str]) -> None:
         """Indexes on (renamed) keys of the owner's collection."""
         self.inner.create_indexes({self._key(k): v for k, v in indexed.items()})
+
+    def index_state(self) -> IndexState:
+        """The owner's collection's index (its server builds it)."""
+        return self.inner.index_state()
+
+    def pause_indexing(self) -> ContextManager[None]:
+        """As the inner store (a Qdrant server indexes on its own: nothing to pause)."""
+        return self.inner.pause_indexing()
 
     def close(self) -> None:
         """Close the inner store (never drops the collection)."""

@@ -10,8 +10,8 @@ updates.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Protocol, Sequence, Union
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ContextManager, Iterator, Literal, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -28,6 +28,8 @@ __all__ = [
     "select_payload",
     "Hit",
     "HitGroup",
+    "VectorIndexSettings",
+    "IndexState",
     "VectorStore",
     "ForeignStore",
     "StoreFactory",
@@ -100,6 +102,48 @@ def select_payload(points: list[StoredPoint], with_payload: bool | Sequence[str]
 
 Hit = tuple[StoredPoint, float]  # a point and the store's score (cosine similarity, or L2 distance)
 HitGroup = tuple[Any, list[Hit]]  # a payload value and its best hits, best first
+
+
+@dataclass(frozen=True)
+class VectorIndexSettings:
+    """The HNSW vector index of one collection (fixed at creation; see the README's "Vector index").
+
+    Attributes:
+        m: Edges per node of the graph (more: better recall, more memory, slower build).
+        ef_construct: Candidates kept while building (more: better graph, slower build).
+        ef: Candidates kept while searching (more: better recall, slower search).
+        min_points: No index is built below this many points: a full scan is fast enough and exact.
+    """
+
+    m: int = 16
+    ef_construct: int = 100
+    ef: int = 128
+    min_points: int = 20_000
+
+    def to_json(self) -> dict[str, int]:
+        """JSON form (kept in the collection record)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "VectorIndexSettings":
+        """Inverse of :meth:`to_json`; None (a record older than the index) is the defaults."""
+        return cls(**data) if data else cls()
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """How much of a collection the vector index covers.
+
+    Attributes:
+        points: Points stored.
+        indexed_points: Points in indexed segments (searched through the graph); the others are
+            scanned exactly.
+        building: An index build is running (in the background).
+    """
+
+    points: int
+    indexed_points: int
+    building: bool = False
 
 
 class VectorStore(Protocol):
@@ -180,6 +224,14 @@ class VectorStore(Protocol):
         """Create payload indexes (``integer|bool|keyword``) that do not exist yet."""
         ...
 
+    def index_state(self) -> IndexState:
+        """How much of the collection the vector index covers, and whether a build runs."""
+        ...
+
+    def pause_indexing(self) -> ContextManager[None]:
+        """No vector index build runs inside (a run's write-back); one that is due starts after."""
+        ...
+
     def close(self) -> None:
         """Release the collection's resources."""
         ...
@@ -213,12 +265,13 @@ class StoreFactory(Protocol):
         """Release what the factory holds (a client connection); stores it opened are closed first."""
         ...
 
-    def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> VectorStore:
-        """Create an empty store; ``indexed`` maps payload keys to ``integer|bool|keyword``."""
+    def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str],
+               index: VectorIndexSettings = VectorIndexSettings()) -> VectorStore:
+        """Create an empty store; ``indexed`` maps payload keys to ``integer|bool|keyword``; ``index``: its HNSW."""
         ...
 
-    def open(self, name: str) -> VectorStore:
-        """Open an existing store."""
+    def open(self, name: str, index: VectorIndexSettings = VectorIndexSettings()) -> VectorStore:
+        """Open an existing store (``index``: the collection's HNSW settings, as created)."""
         ...
 
     def drop(self, name: str) -> None:

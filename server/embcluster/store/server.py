@@ -28,12 +28,14 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from ..errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
-from .base import Condition, FieldEquals, FieldMissing, Hit, HitGroup, Metric, PointFilter, PointId, StoredPoint, select_payload
+from ..errors import AlreadyExists, NotFound, Unavailable
+from .base import (Condition, FieldEquals, FieldMissing, Hit, HitGroup, IndexState, Metric, PointFilter, PointId,
+                   StoredPoint, VectorIndexSettings, select_payload)
 from .ids import INT_ID_TAG, int_point_id, parse_public_point_id, public_point_id
 from .ids import tagged_int as _tagged_int
 from .qdrant_connection import QdrantConnection
 from .qdrant_connection import short_error as _short_error
+from .qdrant_config import hnsw_config, index_state, optimizers_config, search_params, vector_params
 
 __all__ = [
     "INT_ID_TAG",
@@ -120,8 +122,11 @@ class QdrantStore:
     """One Qdrant collection (``qdrant_name``), vectors under ``vector_name`` ("" = the unnamed one)."""
 
     def __init__(self, client: QdrantClient, qdrant_name: str, *, dim: int, metric: Metric,
-                 vector_name: str = "", lock: threading.RLock | None = None, where: str = "Qdrant") -> None:
+                 vector_name: str = "", lock: threading.RLock | None = None, where: str = "Qdrant",
+                 index: VectorIndexSettings = VectorIndexSettings()) -> None:
         self._client = client
+        # Local mode (``lock`` given) searches exactly and warns about search params: none sent there.
+        self._search_params = search_params(index) if lock is None else None
         self.qdrant_name = qdrant_name
         self.dim = dim
         self.metric: Metric = metric
@@ -304,7 +309,7 @@ class QdrantStore:
             resp = self._client.query_points(
                 self.qdrant_name, query=np.asarray(vector, dtype=np.float32).tolist(),
                 using=self.vector_name or None, query_filter=_filter(flt), limit=limit, with_payload=True,
-                with_vectors=False,
+                with_vectors=False, search_params=self._search_params,
             )
         return [(self._point(h, False), float(h.score)) for h in resp.points]
 
@@ -315,7 +320,7 @@ class QdrantStore:
             resp = self._client.query_points_groups(
                 self.qdrant_name, query=np.asarray(vector, dtype=np.float32).tolist(), group_by=key,
                 using=self.vector_name or None, query_filter=_filter(flt), limit=groups, group_size=group_size,
-                with_payload=True, with_vectors=False,
+                with_payload=True, with_vectors=False, search_params=self._search_params,
             )
         return [(g.id, [(self._point(h, False), float(h.score)) for h in g.hits]) for g in resp.groups]
 
@@ -351,40 +356,17 @@ class QdrantStore:
                 self._client.create_payload_index(self.qdrant_name, field_name=key, field_schema=_INDEX_TYPES[kind],
                                                   wait=True)
 
+    def index_state(self) -> IndexState:
+        """The server's own account of its HNSW index (it builds it in the background)."""
+        with self._call():
+            return index_state(self._client.get_collection(self.qdrant_name))
+
+    def pause_indexing(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to pause: the server's optimizer runs beside writes."""
+        return contextlib.nullcontext()
+
     def close(self) -> None:
         """Nothing to release: the factory owns the client."""
-
-
-def vector_params(info: Any, vector_name: str, collection: str) -> tuple[int, Metric, str]:
-    """``(dim, metric, vector name)`` of a collection's (named) vector; errors name the choices."""
-    vectors = info.config.params.vectors
-    if isinstance(vectors, dict):
-        names = sorted(vectors)
-        if not vector_name:
-            if len(names) == 1:
-                vector_name = names[0]
-            elif "" in vectors:
-                vector_name = ""
-            else:
-                raise FailedPrecondition(
-                    f"Qdrant collection {collection!r} has several named vectors {names}: name the one to cluster")
-        if vector_name not in vectors:
-            raise NotFound(f"Qdrant collection {collection!r} has no vector named {vector_name!r}; it has {names}")
-        params = vectors[vector_name]
-    else:
-        if vector_name:
-            raise NotFound(f"Qdrant collection {collection!r} has only an unnamed vector, not {vector_name!r}")
-        params = vectors
-    distance = params.distance
-    if distance == qm.Distance.COSINE:
-        metric: Metric = "cosine"
-    elif distance == qm.Distance.EUCLID:
-        metric = "euclid"
-    else:
-        raise FailedPrecondition(
-            f"vector {vector_name or '(unnamed)'!r} of Qdrant collection {collection!r} uses distance "
-            f"{getattr(distance, 'value', distance)}; only Cosine and Euclid can be clustered")
-    return int(params.size), metric, vector_name
 
 
 class QdrantStoreFactory:
@@ -429,8 +411,9 @@ class QdrantStoreFactory:
         """The Qdrant collection behind service collection ``name`` (:meth:`qdrant_name`)."""
         return self.qdrant_name(name)
 
-    def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str]) -> QdrantStore:
-        """Create the collection (shards/replicas from settings) and its payload indexes."""
+    def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str],
+               index: VectorIndexSettings = VectorIndexSettings()) -> QdrantStore:
+        """Create the collection (shards/replicas from settings, HNSW from ``index``) and its payload indexes."""
         qname = self.qdrant_name(name)
         with self._guard():
             if self.client.collection_exists(qname):
@@ -442,8 +425,10 @@ class QdrantStoreFactory:
             self.client.create_collection(
                 qname, vectors_config=qm.VectorParams(size=dim, distance=_DISTANCES[metric]),
                 shard_number=self.shard_number, replication_factor=self.replication_factor,
+                hnsw_config=hnsw_config(index), optimizers_config=optimizers_config(index, dim),
             )
-        store = QdrantStore(self.client, qname, dim=dim, metric=metric, lock=self._lock, where=self.connection.where)
+        store = QdrantStore(self.client, qname, dim=dim, metric=metric, lock=self._lock, where=self.connection.where,
+                            index=index)
         try:
             store.create_indexes(indexed)
         except BaseException:
@@ -456,11 +441,12 @@ class QdrantStoreFactory:
             raise
         return store
 
-    def open(self, name: str) -> QdrantStore:
-        """Open a collection this factory created."""
-        return self.open_qdrant(self.qdrant_name(name))
+    def open(self, name: str, index: VectorIndexSettings = VectorIndexSettings()) -> QdrantStore:
+        """Open a collection this factory created (``index``: ``ef`` for its searches)."""
+        return self.open_qdrant(self.qdrant_name(name), index=index)
 
-    def open_qdrant(self, qdrant_name: str, vector_name: str = "") -> QdrantStore:
+    def open_qdrant(self, qdrant_name: str, vector_name: str = "",
+                    index: VectorIndexSettings = VectorIndexSettings()) -> QdrantStore:
         """Open any Qdrant collection by its own name (NOT_FOUND when missing)."""
         with self._guard():
             if not self.client.collection_exists(qdrant_name):
@@ -468,7 +454,7 @@ class QdrantStoreFactory:
             info = self.client.get_collection(qdrant_name)
         dim, metric, vector_name = vector_params(info, vector_name, qdrant_name)
         return QdrantStore(self.client, qdrant_name, dim=dim, metric=metric, vector_name=vector_name, lock=self._lock,
-                           where=self.connection.where)
+                           where=self.connection.where, index=index)
 
     def attach(self, qdrant_name: str, vector_name: str = "") -> QdrantStore:
         """Open a collection the service did not create (same checks as :meth:`open_qdrant`)."""

@@ -142,7 +142,7 @@ class Schedule(_message.Message):
     def __init__(self, interval_s: _Optional[float] = ..., after_changes: _Optional[int] = ..., drift_psi: _Optional[float] = ..., k: _Optional[int] = ..., drift_ks: _Optional[float] = ..., anomaly_ratio: _Optional[float] = ..., anomaly_rate: _Optional[float] = ..., k_max: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema", "embedding_tier")
+    __slots__ = ("name", "input_kind", "distance", "embedding_model", "vector_dim", "store_source", "settings", "image_metadata", "event_schema", "embedding_tier", "vector_index")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +153,7 @@ class CreateCollectionRequest(_message.Message):
     IMAGE_METADATA_FIELD_NUMBER: _ClassVar[int]
     EVENT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_TIER_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -163,7 +164,30 @@ class CreateCollectionRequest(_message.Message):
     image_metadata: ImageMetadataSpec
     event_schema: EventSchema
     embedding_tier: str
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., embedding_tier: _Optional[str] = ...) -> None: ...
+    vector_index: VectorIndexSettings
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., embedding_tier: _Optional[str] = ..., vector_index: _Optional[_Union[VectorIndexSettings, _Mapping]] = ...) -> None: ...
+
+class VectorIndexSettings(_message.Message):
+    __slots__ = ("m", "ef_construct", "ef", "min_points")
+    M_FIELD_NUMBER: _ClassVar[int]
+    EF_CONSTRUCT_FIELD_NUMBER: _ClassVar[int]
+    EF_FIELD_NUMBER: _ClassVar[int]
+    MIN_POINTS_FIELD_NUMBER: _ClassVar[int]
+    m: int
+    ef_construct: int
+    ef: int
+    min_points: int
+    def __init__(self, m: _Optional[int] = ..., ef_construct: _Optional[int] = ..., ef: _Optional[int] = ..., min_points: _Optional[int] = ...) -> None: ...
+
+class VectorIndexState(_message.Message):
+    __slots__ = ("points", "indexed_points", "building")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_POINTS_FIELD_NUMBER: _ClassVar[int]
+    BUILDING_FIELD_NUMBER: _ClassVar[int]
+    points: int
+    indexed_points: int
+    building: bool
+    def __init__(self, points: _Optional[int] = ..., indexed_points: _Optional[int] = ..., building: _Optional[bool] = ...) -> None: ...
 
 class EventField(_message.Message):
     __slots__ = ("name", "type", "weight", "required", "log", "clip", "buckets")
@@ -283,7 +307,7 @@ class ImageMetadata(_message.Message):
     def __init__(self, title: _Optional[str] = ..., caption: _Optional[str] = ..., alt_text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached", "active_run", "last_run", "embedding_tier")
+    __slots__ = ("name", "input_kind", "distance", "dim", "embedder", "embedder_fingerprint", "store_source", "settings", "point_count", "served_model_version", "cluster_count", "anomaly_count", "created_at", "image_metadata", "event_schema", "featurizer_version", "featurizer_provisional", "attached", "active_run", "last_run", "embedding_tier", "vector_index", "index_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +329,8 @@ class Collection(_message.Message):
     ACTIVE_RUN_FIELD_NUMBER: _ClassVar[int]
     LAST_RUN_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_TIER_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
+    INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_kind: InputKind
     distance: Distance
@@ -326,7 +352,9 @@ class Collection(_message.Message):
     active_run: ClusteringRun
     last_run: ClusteringRun
     embedding_tier: str
-    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ..., active_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., last_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., embedding_tier: _Optional[str] = ...) -> None: ...
+    vector_index: VectorIndexSettings
+    index_state: VectorIndexState
+    def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., dim: _Optional[int] = ..., embedder: _Optional[str] = ..., embedder_fingerprint: _Optional[str] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., point_count: _Optional[int] = ..., served_model_version: _Optional[int] = ..., cluster_count: _Optional[int] = ..., anomaly_count: _Optional[int] = ..., created_at: _Optional[str] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., featurizer_version: _Optional[int] = ..., featurizer_provisional: _Optional[bool] = ..., attached: _Optional[_Union[AttachedSource, _Mapping]] = ..., active_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., last_run: _Optional[_Union[ClusteringRun, _Mapping]] = ..., embedding_tier: _Optional[str] = ..., vector_index: _Optional[_Union[VectorIndexSettings, _Mapping]] = ..., index_state: _Optional[_Union[VectorIndexState, _Mapping]] = ...) -> None: ...
 
 class AttachedSource(_message.Message):
     __slots__ = ("qdrant_collection", "vector_name", "field_prefix")
