@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import ResourceExhausted
 
-__all__ = ["write_json_atomic", "read_json", "space_error", "check_free_space", "allocated_bytes", "fsync_dir", "pwrite_all",
+__all__ = ["write_json_atomic", "read_json", "space_error", "check_free_space", "allocated_bytes", "fsync_dir", "fsync_tree", "pwrite_all",
            "fdatasync_all", "fdatasync_started",
            "DirectorySync"]
 
@@ -119,6 +119,21 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """fdatasync every file under ``path``, then fsync every directory (deepest first), so a copied tree survives a power loss."""
+    dirs: list[Path] = []
+    for top, _subdirs, files in os.walk(path):
+        dirs.append(Path(top))
+        for name in files:
+            fd = os.open(Path(top) / name, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+    for d in reversed(dirs):
+        fsync_dir(d)
 
 
 _sync_pool: ThreadPoolExecutor | None = None

@@ -179,10 +179,15 @@ def check_schedule(schedule: Schedule) -> Schedule:
 
 
 def check_effective_settings(settings: CollectionSettings) -> CollectionSettings:
-    """Settings after merging: the absolute mode needs its threshold."""
+    """Settings after merging: the absolute mode needs its threshold; a schedule's k_max is above the k it starts from."""
     if settings.threshold_mode == "absolute" and settings.anomaly_threshold is None:
         raise InvalidArgument("threshold_mode 'absolute' needs anomaly_threshold (a score in the scorer's units, e.g. "
                               "3.0 for ensemble: three median-to-90th-percentile spreads above the median)")
+    schedule, default_k = settings.schedule, settings.default_k
+    if schedule is not None and schedule.k_max is not None and schedule.k is None and default_k is not None \
+            and schedule.k_max <= default_k:
+        raise InvalidArgument(f"schedule k_max must be above the k its runs start from (the schedule has no k, so "
+                              f"default_k={default_k}), got k_max={schedule.k_max}; set the schedule's k or a larger k_max")
     return settings
 
 

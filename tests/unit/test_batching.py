@@ -300,3 +300,33 @@ def test_shutdown_fails_what_is_left_after_its_timeout_with_a_clear_error(fake: 
         queued.get()
     fake.release()
     np.testing.assert_array_equal(first.get().vectors, _alone(["first"]))  # in progress: it finishes
+
+
+class Fatal(BaseException):
+    """What no handler catches (like SystemExit): it ends the worker thread."""
+
+
+def test_an_error_that_ends_the_worker_reaches_every_request_of_its_batch(fake: FakeEmbedder, batcher: EmbedBatcher,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ended: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: ended.append(args.exc_value))  # the worker's end
+    real = fake.embed_long
+
+    def embed_long(texts: Sequence[str], long_text: LongText) -> Embedded:
+        if any("fatal" in t for t in texts):
+            raise Fatal("worker ends")
+        return real(texts, long_text)
+
+    fake.embed_long = embed_long  # type: ignore[method-assign]
+    first = _first_call_held(fake, batcher)
+    fatal = Caller(batcher, ["fatal"], POOL, deadline=10)
+    other = Caller(batcher, ["other"], deadline=10)  # same batch, other long-text group, after the fatal one
+    _until(lambda: batcher.pending() == 2)
+    fake.release()
+    first.get()
+    for caller in (fatal, other):
+        with pytest.raises(Fatal):  # at once, not UNAVAILABLE at the deadline
+            caller.get()
+    _until(lambda: len(ended) == 1)
+    assert isinstance(ended[0], Fatal)
+    np.testing.assert_array_equal(batcher.embed(["after"]).vectors, _alone(["after"]))  # a new worker takes over

@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
+from embcluster import fsio
 from embcluster.errors import InvalidArgument
 from embcluster.store.base import FieldEquals, PointFilter, VectorIndexSettings
 from embcluster.store import edge
@@ -227,12 +228,18 @@ def test_a_pause_cancels_a_running_build(factory: EdgeStoreFactory) -> None:
     store.close()
 
 
-def test_restart_with_the_index_on_disk(factory: EdgeStoreFactory) -> None:
+def indexed_store(factory: EdgeStoreFactory) -> tuple[EdgeStore, np.ndarray]:
+    """A store of N points whose index is built and swapped in, and its vectors."""
     store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
     x, labels = data()
     fill(store, x, labels)
     store.indexer.poke(force=True)
     built(store)
+    return store, x
+
+
+def test_restart_with_the_index_on_disk(factory: EdgeStoreFactory) -> None:
+    store, x = indexed_store(factory)
     before = [[p.id for p, _ in store.search(x[q], limit=10)] for q in range(5)]
     store.close()
     store = factory.open("c", INDEX)
@@ -332,3 +339,43 @@ def test_qdrant_server_collection_gets_the_hnsw_settings() -> None:
             if c.name.startswith(prefix):
                 factory.client.delete_collection(c.name)
         factory.close()
+
+
+def test_writes_after_a_swap_survive_a_reopen(factory: EdgeStoreFactory) -> None:
+    """The swap is committed once the copy is loaded: no ``.old-<name>`` is left that a later open would restore."""
+    store, _ = indexed_store(factory)
+    assert not build_dir(factory.root, "c", "old").exists()
+    extra, extra_labels = data(20, seed=7)
+    fill(store, extra, extra_labels, start=N)  # acknowledged by the swapped-in shard
+    store.close()
+    store = factory.open("c", INDEX)
+    assert store.count() == N + 20
+    store.close()
+
+
+def test_a_swap_is_refused_while_an_earlier_one_is_unsettled(factory: EdgeStoreFactory, tmp_path: Path) -> None:
+    store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
+    x, labels = data(200)
+    fill(store, x, labels)
+    build_dir(factory.root, "c", "old").mkdir()  # what an unfinished swap leaves
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    with pytest.raises(RuntimeError, match="did not finish"):
+        store.swap_in(copy, 0)
+    assert store.count() == 200  # the live shard was not closed
+    assert copy.exists() and (factory.root / "c").exists()
+    store.close()
+
+
+def test_fsync_tree_syncs_every_file_and_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "f1").write_text("1")
+    (tmp_path / "a" / "b" / "f2").write_text("2")
+    synced_dirs: list[Path] = []
+    monkeypatch.setattr(fsio, "fsync_dir", lambda p: synced_dirs.append(Path(p)))
+    datasynced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (datasynced.append(fd), real(fd)))
+    fsio.fsync_tree(tmp_path / "a")
+    assert len(datasynced) == 2
+    assert synced_dirs == [tmp_path / "a" / "b", tmp_path / "a"]  # deepest first

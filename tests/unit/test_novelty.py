@@ -163,6 +163,20 @@ def test_invalid_novelty_schedules_are_invalid_arguments(tmp_path: Path, make_se
     assert message in e.value.message
 
 
+def test_k_max_is_checked_against_default_k_when_the_schedule_has_no_k(tmp_path: Path, make_service) -> None:
+    svc = make_service(tmp_path)
+    with pytest.raises(InvalidArgument) as e:  # runs start at default_k = 8: k_max 5 could never grow anything
+        svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM,
+                                             settings=CollectionSettings(schedule=Schedule(drift_ks=0.3, k_max=5))))
+    assert "default_k=8" in e.value.message and "k_max=5" in e.value.message
+    svc.create_collection(CollectionSpec(name=NAME, input_kind="vector", vector_dim=DIM,
+                                         settings=CollectionSettings(default_k=3, schedule=Schedule(drift_ks=0.3,
+                                                                                                    k_max=5))))
+    with pytest.raises(InvalidArgument, match="default_k=6"):  # an update that lifts default_k past k_max
+        svc.update_collection(NAME, CollectionSettings(default_k=6))
+    assert svc.get_collection(NAME).settings.default_k == 3  # refused as a whole
+
+
 # ---------------------------------------------------------------------------------------------- service
 
 

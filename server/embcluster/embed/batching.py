@@ -251,14 +251,18 @@ class EmbedBatcher:
         groups: dict[LongText, list[_Slice]] = {}
         for s in slices:
             groups.setdefault(s.request.long_text, []).append(s)
-        for long_text, group in groups.items():
+        order = list(groups.items())
+        for i, (long_text, group) in enumerate(order):
             try:
                 self._embed_group(group, long_text)
             except BaseException as exc:  # several requests: find whose texts fail, alone
-                if len(group) == 1 or not isinstance(exc, Exception):
+                if not isinstance(exc, Exception):
+                    # the worker thread is going down: every request of this batch not embedded yet
+                    # (the other long-text groups too) gets the error now, not a wait until its deadline
+                    self._fail([s for _, rest in order[i:] for s in rest], exc)
+                    raise
+                if len(group) == 1:
                     self._fail(group, exc)
-                    if not isinstance(exc, Exception):
-                        raise
                     continue
                 for s in group:
                     try:

@@ -36,7 +36,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from ..errors import FailedPrecondition
-from ..fsio import DirectorySync, allocated_bytes, check_free_space, space_error
+from ..fsio import DirectorySync, allocated_bytes, check_free_space, fsync_dir, space_error
 from .base import (
     FieldEquals,
     FieldMissing,
@@ -213,36 +213,50 @@ class EdgeStore:
             _apply(shard, op, tolerant)
 
     def swap_in(self, built: Path, unindexed: int) -> None:
-        """Replace the shard by the indexed copy ``built``, on which every write was replayed.
+        """Replace the shard by the indexed copy ``built``, on which every write was replayed (and synced).
 
         Called with writes and reads held. Until the copy is loaded in its place, the old shard
-        waits as ``.old-<name>`` (restored by the next open if this process dies now).
+        waits as ``.old-<name>`` (restored by the next open if this process dies now); once it is
+        loaded, ``.old-<name>`` is renamed away (and the directory synced) before anything else,
+        so a later open never restores it over writes acknowledged by the new shard.
         """
         root, name = self.path.parent, self.path.name
         old = build_dir(root, name, "old")
+        if old.exists():  # a previous swap did not finish: restoring it is the next open's job
+            raise RuntimeError(f"{old} exists (an earlier index swap did not finish); not swapping")
         self._shard.close()
-        os.rename(self.path, old)
-        os.rename(built, self.path)
+        moved = False
         shard = None
         try:
+            os.rename(self.path, old)
+            moved = True
+            os.rename(built, self.path)
+            fsync_dir(root)
             shard = _load(self.path, edge_config(self.dim, self.metric, self.index))
         except BaseException:
             logger.exception("swapping in the index of %s failed: the shard as it was is restored", name)
             if shard is not None:
                 with contextlib.suppress(Exception):
                     shard.close()
-            shutil.rmtree(self.path, ignore_errors=True)
-            os.rename(old, self.path)
+            if moved:
+                if self.path.exists():
+                    shutil.rmtree(self.path, ignore_errors=True)
+                os.rename(old, self.path)
             self._shard = _load(self.path, None)
             raise
         self._shard = shard
         self.unindexed = unindexed
-        # The WAL directory is now the copy's: its names are synced afresh, after one full flush.
-        self._wal = DirectorySync(self.path / WAL_DIR)
-        self._shard.flush()
-        self._flushed_at = time.monotonic()
+        # The swap is committed: the old shard must never be restored over writes made from now on.
         trash = build_dir(root, name, "trash")
-        os.rename(old, trash)
+        try:
+            os.rename(old, trash)
+        except OSError:
+            shutil.rmtree(old)  # if even this fails, the error goes up and the store is not trusted
+        fsync_dir(root)
+        # The WAL directory is now the copy's: its names are synced afresh, and the next
+        # acknowledged write does a full flush.
+        self._wal = DirectorySync(self.path / WAL_DIR)
+        self._flushed_at = 0.0
         shutil.rmtree(trash, ignore_errors=True)
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], *,

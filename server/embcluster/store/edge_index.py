@@ -10,16 +10,18 @@ how the build runs (qdrant-edge-py 0.9.0; ``tests/unit/test_edge_index.py`` pins
 
 So a build (:class:`IndexBuilder`) works on a copy, in a child process:
 
-1. writes held: the shard is flushed and its directory copied to ``<root>/.build-<name>``; from
-   then on every write is applied to the live shard *and* kept in a journal;
+1. writes held: the shard is flushed and its directory copied to ``<root>/.build-<name>.<random>``;
+   from then on every write is applied to the live shard *and* kept in a journal;
 2. a child process (``python -m embcluster.store.edge_index <copy>``, niced) loads the copy,
    runs ``optimize()``, flushes and closes it;
-3. reads and writes held: the live shard is closed and moved to ``.old-<name>``, the copy moved in
-   and loaded, the journal replayed and flushed; then ``.old-<name>`` is removed (renamed to
-   ``.trash-<name>`` first, so a half-deleted directory is never taken for a shard).
+3. the journal is replayed onto the copy while writes go on, the last of it with writes held; the
+   copy is flushed and every file and directory of it synced (``fsync_tree``);
+4. reads and writes held: the live shard is closed and moved to ``.old-<name>``, the copy moved in
+   and loaded; then ``.old-<name>`` is renamed to ``.trash-<name>`` (the directory synced: the swap
+   is committed, a later open never restores the old shard over newer writes) and removed.
 
-A crash before step 3 leaves the live shard as it was (the copy is removed at the next open); a
-crash during step 3 leaves ``.old-<name>``, which holds every acknowledged write and which the
+A crash before step 4 leaves the live shard as it was (the copy is removed at the next open); a
+crash during step 4 leaves ``.old-<name>``, which holds every acknowledged write and which the
 next open restores (:func:`recover`). A build is not started while the store's indexing is
 paused (a run's write-back); a build running when a pause starts, or whose journal outgrows
 :data:`JOURNAL_MAX_BYTES`, is cancelled, and started again when it is due.
@@ -43,7 +45,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import qdrant_edge as qe
 
-from ..fsio import allocated_bytes, check_free_space
+from ..fsio import allocated_bytes, check_free_space, fsync_tree
 from .base import VectorIndexSettings
 from .edge_convert import edge_vector
 
@@ -358,6 +360,8 @@ class IndexBuilder:
                     break
                 host.replay(copy, tail)  # writes go on meanwhile, into the journal
                 done += len(tail)
+            copy.flush()
+            fsync_tree(built)  # the copy is the shard from the swap on: on disk before the old one goes (bulk, writes go on)
             with host.write_lock:
                 if self._cancelled.is_set():
                     return {}
@@ -366,6 +370,7 @@ class IndexBuilder:
                 copy.flush()
                 copy.close()
                 copy = None
+                fsync_tree(built)  # what the last replay changed (little: the rest was synced above)
                 swap_start = time.perf_counter()
                 with host.gate.exclusive():
                     host.swap_in(built, sum(points for _, _, points in journal))
@@ -394,6 +399,8 @@ class IndexBuilder:
             copied_s = time.perf_counter() - start
             self._proc = subprocess.Popen([sys.executable, "-m", __name__, str(built)], stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True)
+            if self._cancelled.is_set():  # a cancel that came before the child existed found nothing to kill
+                self._proc.kill()
             out, err = self._proc.communicate()
             if self._cancelled.is_set():
                 return
