@@ -130,7 +130,7 @@ def wait_built(store: Any, what: str) -> dict[str, Any]:
 
 def part_store(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from embcluster.store.base import VectorIndexSettings
-    from embcluster.store.edge import EdgeStoreFactory
+    from embcluster.store.edge_factory import EdgeStoreFactory
 
     indexed = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword",
                "_seq": "integer"}
@@ -203,7 +203,7 @@ def part_recluster(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def part_writeback(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """The write-back alone, unindexed vs indexed shard, page by page interleaved (robust to a varying load)."""
     from embcluster.store.base import VectorIndexSettings
-    from embcluster.store.edge import EdgeStoreFactory
+    from embcluster.store.edge_factory import EdgeStoreFactory
 
     n = args.writeback
     indexed = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}

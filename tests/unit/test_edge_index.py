@@ -19,7 +19,8 @@ from embcluster import fsio
 from embcluster.errors import InvalidArgument
 from embcluster.store.base import FieldEquals, PointFilter, VectorIndexSettings
 from embcluster.store import edge
-from embcluster.store.edge import EdgeStore, EdgeStoreFactory
+from embcluster.store.edge import EdgeStore
+from embcluster.store.edge_factory import EdgeStoreFactory
 from embcluster.store.edge_index import build_dir, new_build_dir
 from embcluster.store.server import QdrantConnection, QdrantStoreFactory
 from embcluster.validation import check_vector_index

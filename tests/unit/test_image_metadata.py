@@ -17,7 +17,8 @@ from embcluster.embed.image import (
 )
 from embcluster.errors import InvalidArgument
 from embcluster.schema import CollectionSpec, ImageMetadataInput, ImageMetadataSpec, ItemInput, NumericAttribute
-from embcluster.validation import check_image_spec, check_items, check_query, check_spec
+from embcluster.validation import check_image_spec, check_spec
+from embcluster.validation_items import check_items, check_query
 
 SETTINGS = Settings(data_dir="/tmp/unused-embcluster-test")
 

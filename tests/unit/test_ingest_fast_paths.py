@@ -45,7 +45,7 @@ def _check(vectors: list, cosine: bool = False):  # type: ignore[no-untyped-def]
     from embcluster.config import Settings
     from embcluster.errors import InvalidArgument
     from embcluster.schema import ItemInput
-    from embcluster.validation import check_items
+    from embcluster.validation_items import check_items
 
     items = [ItemInput(id=f"i{n}", vector=v) for n, v in enumerate(vectors)]
     try:

@@ -24,7 +24,7 @@ from embcluster.pipeline import RESERVED_FIELDS, EmbclusterService, point_id_for
 from embcluster.runs import RunContext
 from embcluster.schema import CollectionSettings, CollectionSpec, ItemInput, RunRequest, RunState
 from embcluster.store.base import FieldEquals, PointFilter
-from embcluster.store.edge import EdgeStoreFactory
+from embcluster.store.edge_factory import EdgeStoreFactory
 
 DIM = 8
 K = 4

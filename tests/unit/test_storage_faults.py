@@ -12,7 +12,7 @@ import pytest
 from embcluster.errors import ResourceExhausted
 from embcluster.fsio import check_free_space, space_error
 from embcluster.store import vectorlog
-from embcluster.store.edge import EdgeStoreFactory
+from embcluster.store.edge_factory import EdgeStoreFactory
 from embcluster.store.vectorlog import VectorLog
 
 DIM = 6

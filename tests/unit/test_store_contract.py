@@ -21,7 +21,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from embcluster.store.base import FieldEquals, FieldMissing, FieldRange, PointFilter, StoreFactory, VectorStore
-from embcluster.store.edge import EdgeStoreFactory
+from embcluster.store.edge_factory import EdgeStoreFactory
 from embcluster.store.server import QdrantConnection, QdrantStoreFactory, int_point_id
 
 INDEXED = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}

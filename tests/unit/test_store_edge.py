@@ -22,7 +22,8 @@ from embcluster.errors import FailedPrecondition
 from embcluster.store.base import FieldEquals, FieldMissing, PointFilter
 from embcluster import fsio
 from embcluster.store import edge
-from embcluster.store.edge import BOOL_MIRROR_PREFIX, WAL_DIR, EdgeStore, EdgeStoreFactory
+from embcluster.store.edge import BOOL_MIRROR_PREFIX, WAL_DIR, EdgeStore
+from embcluster.store.edge_factory import EdgeStoreFactory
 
 from .test_store_contract import DIM, INDEXED, all_points, payload_for, uid, vectors
 
@@ -125,7 +126,7 @@ def test_acknowledged_upserts_survive_sigkill(tmp_path) -> None:
         import os, signal, sys, uuid
         sys.path.insert(0, {str(src)!r})
         import numpy as np
-        from embcluster.store.edge import EdgeStoreFactory
+        from embcluster.store.edge_factory import EdgeStoreFactory
         from pathlib import Path
         s = EdgeStoreFactory(Path({str(root)!r})).create("k", dim=4, metric="euclid", indexed={{"cluster_id": "integer"}})
         x = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)

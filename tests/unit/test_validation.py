@@ -13,13 +13,12 @@ from embcluster.schema import CollectionSettings, CollectionSpec, ItemInput, Run
 from embcluster.validation_reads import check_page_size
 from embcluster.validation import (
     MAX_K_RANGE,
-    check_items,
     check_name,
-    check_query,
     check_run_request,
     check_settings,
     check_spec,
 )
+from embcluster.validation_items import check_items, check_query
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embcluster.store.edge import EdgeStoreFactory
+from embcluster.store.edge_factory import EdgeStoreFactory
 from embcluster.store.vectorlog import VectorLog
 
 DIM = 6

@@ -26,7 +26,7 @@ from ..insight.event_summary import fields_of
 from ..models import ClusterModel
 from ..schema import Assignment, CollectionSpec, InputKind, ItemInput, PointView
 from ..store.base import Condition, FieldEquals, StoredPoint
-from ..validation import check_items
+from ..validation_items import check_items
 from .kinds import Batch, Kind, KindSetup, Query, SummarySources, served_model, source_view
 from .records import CollectionRecord, OpenCollection, point_id_for
 

@@ -44,7 +44,7 @@ from ..schema import (
     VectorLike,
 )
 from ..store.base import Condition, StoredPoint
-from ..validation import check_items, check_query
+from ..validation_items import check_items, check_query
 from .records import CollectionRecord, OpenCollection, point_id_for
 from .reuse import EMBEDDED_FIELD, content_hashes, embedded_payload, stored_embeddings
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from .base import FieldEquals, FieldMissing, PointFilter, StoredPoint, StoreFactory, VectorStore
 from ..redact import redact_url
-from .edge import EdgeStore, EdgeStoreFactory
+from .edge import EdgeStore
+from .edge_factory import EdgeStoreFactory
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -35,12 +35,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from ..errors import FailedPrecondition
-from ..fsio import DirectorySync, allocated_bytes, check_free_space, fsync_dir, space_error
+from ..fsio import DirectorySync, check_free_space, fsync_dir, space_error
 from .base import (
     FieldEquals,
     FieldMissing,
-    ForeignStore,
     Hit,
     HitGroup,
     IndexState,
@@ -53,11 +51,11 @@ from .base import (
 )
 from .edge_convert import (BOOL_MIRROR_PREFIX, edge_filter, edge_point, index_ops, payload_selector,
                            shard_vector_params, with_mirrors)
-from .edge_index import (FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, probe_unindexed, recover,
-                         remove_leftovers)
+from .edge_index import FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, probe_unindexed
 from .grouping import grouped_search
 
-__all__ = ["BOOL_MIRROR_PREFIX", "EdgeStore", "EdgeStoreFactory", "edge_config", "WAL_DIR", "FULL_FLUSH_EVERY_S"]
+__all__ = ["BOOL_MIRROR_PREFIX", "EdgeStore", "edge_config", "load_shard", "space_errors", "WAL_DIR",
+           "FULL_FLUSH_EVERY_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +68,7 @@ _DISTANCES = {"cosine": qe.Distance.Cosine, "euclid": qe.Distance.Euclid}
 
 
 @contextlib.contextmanager
-def _space_errors(path: Path) -> Iterator[None]:
+def space_errors(path: Path) -> Iterator[None]:
     """Out of space inside the engine (a plain Exception from the binding) as RESOURCE_EXHAUSTED."""
     try:
         yield
@@ -145,7 +143,7 @@ class EdgeStore:
         write-back lost to a power loss is redone by the catch-up every start performs.
         """
         check_free_space(self.path, self.reserve_bytes)
-        with self.write_lock, _space_errors(self.path):
+        with self.write_lock, space_errors(self.path):
             self._shard.update(op)
             self.unindexed += points
             self.indexer.record(op, points, nbytes, tolerant=False)
@@ -162,7 +160,7 @@ class EdgeStore:
 
     def flush(self) -> None:
         """Sync the WAL and the segments to disk."""
-        with self.gate.read(), _space_errors(self.path):
+        with self.gate.read(), space_errors(self.path):
             self._shard.flush()
 
     # ------------------------------------------------------------------ the vector index
@@ -204,7 +202,7 @@ class EdgeStore:
 
     def load_copy(self, built: Path) -> Any:
         """Open the indexed copy where it was built (to replay the journal onto it)."""
-        return _load(built, edge_config(self.dim, self.metric, self.index))
+        return load_shard(built, edge_config(self.dim, self.metric, self.index))
 
     @staticmethod
     def replay(shard: Any, entries: Sequence[tuple[Any, bool, int]]) -> None:
@@ -232,7 +230,7 @@ class EdgeStore:
             moved = True
             os.rename(built, self.path)
             fsync_dir(root)
-            shard = _load(self.path, edge_config(self.dim, self.metric, self.index))
+            shard = load_shard(self.path, edge_config(self.dim, self.metric, self.index))
         except BaseException:
             logger.exception("swapping in the index of %s failed: the shard as it was is restored", name)
             if shard is not None:
@@ -242,7 +240,7 @@ class EdgeStore:
                 if self.path.exists():
                     shutil.rmtree(self.path, ignore_errors=True)
                 os.rename(old, self.path)
-            self._shard = _load(self.path, None)
+            self._shard = load_shard(self.path, None)
             raise
         self._shard = shard
         self.unindexed = unindexed
@@ -337,7 +335,7 @@ class EdgeStore:
         Points deleted meanwhile are skipped: a point that no longer exists needs no label.
         """
         check_free_space(self.path, self.reserve_bytes)
-        with self.write_lock, _space_errors(self.path):
+        with self.write_lock, space_errors(self.path):
             for pid, fields in updates:
                 op = qe.UpdateOperation.set_payload([pid], with_mirrors(fields, self._bool_keys))
                 _apply(self._shard, op, tolerant=True)
@@ -438,92 +436,6 @@ def _apply(shard: qe.EdgeShard, op: Any, tolerant: bool) -> None:
             raise
 
 
-def _load(path: Path, config: qe.EdgeConfig | None) -> qe.EdgeShard:
+def load_shard(path: Path, config: qe.EdgeConfig | None) -> qe.EdgeShard:
     """Load a shard (``config``: the index settings to keep in its ``edge_config.json``)."""
     return qe.EdgeShard.load(str(path), config)
-
-
-class EdgeStoreFactory:
-    """Shards under ``<root>/<name>``; the server process owns every shard it opens."""
-
-    backend = "edge"
-    can_attach = False  # an embedded shard is always the service's own
-
-    def __init__(self, root: Path, *, sync: bool = False, reserve_bytes: int = 0) -> None:
-        self.root = root
-        self.sync = sync
-        self.reserve_bytes = reserve_bytes
-
-    def native_name(self, name: str) -> str:
-        """The shard's directory name (the collection's own name)."""
-        return name
-
-    def attach(self, native_name: str, vector_name: str = "") -> ForeignStore:
-        """Refused: the embedded store holds only collections the service created."""
-        raise FailedPrecondition("attaching an existing Qdrant collection needs store=qdrant "
-                                 "(this server runs the embedded Qdrant Edge store)")
-
-    def close(self) -> None:
-        """Nothing to release: each store closes its own shard."""
-
-    def create(self, name: str, *, dim: int, metric: Metric, indexed: dict[str, str],
-               index: VectorIndexSettings = VectorIndexSettings()) -> EdgeStore:
-        """Create a shard and its payload indexes (``index``: its HNSW settings)."""
-        path = self.root / name
-        if path.exists():
-            shutil.rmtree(path)  # leftovers of a create that crashed before it was recorded
-        recover(self.root, name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        check_free_space(self.root, self.reserve_bytes)  # the engine mmaps what it creates: no SIGBUS
-        cfg = edge_config(dim, metric, index)
-        shard = None
-        try:
-            with _space_errors(path):
-                shard = qe.EdgeShard.create(str(path), cfg)
-                for key, kind in indexed.items():
-                    for op in index_ops(key, kind):
-                        shard.update(op)
-                if self.sync:
-                    shard.flush()
-        except BaseException:
-            if shard is not None:
-                with contextlib.suppress(Exception):
-                    shard.close()
-            shutil.rmtree(path, ignore_errors=True)
-            raise
-        return EdgeStore(shard, path, sync=self.sync, reserve_bytes=self.reserve_bytes, index=index)
-
-    def open(self, name: str, index: VectorIndexSettings = VectorIndexSettings()) -> EdgeStore:
-        """Open an existing shard; a shard held by another process is a clear error.
-
-        What an interrupted index build left is settled first (:func:`~.edge_index.recover`), and
-        the shard's HNSW settings are (re)written as ``index`` says (shards older than the index
-        get them here). An index due (e.g. points written by an older server) starts building.
-        """
-        path = self.root / name
-        recover(self.root, name)
-        if self.reserve_bytes:  # loading rewrites the shard's data into new mapped files (~its size): no SIGBUS
-            check_free_space(self.root, self.reserve_bytes + allocated_bytes(path),
-                             "the reserve (min_free_mb) plus the shard's own size, which loading it needs")
-        try:
-            shard = _load(path, edge_config(*shard_vector_params(path), index))
-        except Exception as exc:  # the binding raises plain Exception
-            err = space_error(exc, path)
-            if err is not None:
-                raise err from exc
-            if "WouldBlock" in str(exc) or "WAL" in str(exc):
-                raise FailedPrecondition(
-                    f"shard {str(path)!r} is open in another process (is another embcluster "
-                    f"server running on this data directory?): {exc}"
-                ) from exc
-            raise
-        store = EdgeStore(shard, path, sync=self.sync, reserve_bytes=self.reserve_bytes, index=index)
-        store.unindexed = store.probe_unindexed()
-        store.indexer.poke(force=True)
-        return store
-
-    def drop(self, name: str) -> None:
-        """Remove the shard directory (and what an index build left beside it)."""
-        shutil.rmtree(self.root / name, ignore_errors=True)
-        shutil.rmtree(build_dir(self.root, name, "old"), ignore_errors=True)
-        remove_leftovers(self.root, name)
