@@ -124,7 +124,10 @@ def fsync_dir(path: Path) -> None:
 def fsync_tree(path: Path) -> None:
     """fdatasync every file under ``path``, then fsync every directory (deepest first), so a copied tree survives a power loss."""
     dirs: list[Path] = []
-    for top, _subdirs, files in os.walk(path):
+    def fail(exc: OSError) -> None:  # a directory that cannot be listed cannot be synced either: say so
+        raise exc
+
+    for top, _subdirs, files in os.walk(path, onerror=fail):
         dirs.append(Path(top))
         for name in files:
             fd = os.open(Path(top) / name, os.O_RDONLY)

@@ -330,3 +330,31 @@ def test_an_error_that_ends_the_worker_reaches_every_request_of_its_batch(fake: 
     _until(lambda: len(ended) == 1)
     assert isinstance(ended[0], Fatal)
     np.testing.assert_array_equal(batcher.embed(["after"]).vectors, _alone(["after"]))  # a new worker takes over
+
+
+def test_an_error_that_ends_the_worker_while_requests_are_retried_alone_reaches_the_rest(
+        fake: FakeEmbedder, batcher: EmbedBatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    ended: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: ended.append(args.exc_value))
+    real = fake.embed_long
+
+    def embed_long(texts: Sequence[str], long_text: LongText) -> Embedded:
+        if texts == ["first"]:
+            return real(texts, long_text)
+        if len(texts) > 1:
+            raise ValueError("together")  # the shared batch fails: each request is retried alone
+        if texts == ["a"]:
+            raise Fatal("worker ends")  # ... and the first retry ends the worker
+        return real(texts, long_text)
+
+    fake.embed_long = embed_long  # type: ignore[method-assign]
+    first = _first_call_held(fake, batcher)
+    a = Caller(batcher, ["a"], deadline=10)
+    b = Caller(batcher, ["b"], deadline=10)  # never retried: it gets the same error at once
+    _until(lambda: batcher.pending() == 2)
+    fake.release()
+    first.get()
+    for caller in (a, b):
+        with pytest.raises(Fatal):
+            caller.get()
+    _until(lambda: len(ended) == 1)

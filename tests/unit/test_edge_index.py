@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from embcluster import fsio
-from embcluster.errors import InvalidArgument
+from embcluster.errors import InvalidArgument, Unavailable
 from embcluster.store.base import FieldEquals, PointFilter, VectorIndexSettings
 from embcluster.store import edge
 from embcluster.store.edge import EdgeStore
@@ -251,13 +251,18 @@ def test_restart_with_the_index_on_disk(factory: EdgeStoreFactory) -> None:
     store.close()
 
 
-def test_an_interrupted_swap_is_undone_at_open(factory: EdgeStoreFactory) -> None:
+def moved_to_old(factory: EdgeStoreFactory) -> None:
+    """A closed shard ``c`` of 200 points, moved to ``.old-c`` (what a swap or a drop leaves mid-way)."""
     store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
     x, labels = data(200)
     fill(store, x, labels)
     store.close()
-    # A crash mid-swap: the live shard moved to .old-c, a half-replayed copy in its place.
     os.rename(factory.root / "c", build_dir(factory.root, "c", "old"))
+
+
+def test_an_interrupted_swap_is_undone_at_open(factory: EdgeStoreFactory) -> None:
+    # A crash mid-swap: the live shard moved to .old-c, a half-replayed copy in its place.
+    moved_to_old(factory)
     (factory.root / "c").mkdir()
     (factory.root / "c" / "junk").write_text("half a swap")
     new_build_dir(factory.root, "c").mkdir()
@@ -351,6 +356,42 @@ def test_writes_after_a_swap_survive_a_reopen(factory: EdgeStoreFactory) -> None
     store.close()
     store = factory.open("c", INDEX)
     assert store.count() == N + 20
+    store.close()
+
+
+def test_a_swap_that_cannot_commit_refuses_writes_and_a_restart_restores_every_acknowledged_one(
+        factory: EdgeStoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
+    x, labels = data()
+    fill(store, x, labels)
+    # the commit step (renaming .old away) fails: the new shard is loaded but must take no write
+    monkeypatch.setattr(edge, "new_trash_dir", lambda root, name: root / "no-such-dir" / f".trash-{name}")
+    store.indexer.poke(force=True)
+    assert store.indexer.wait(BUILD_TIMEOUT_S)
+    assert store.indexer.last_build is None  # the build failed at its last step
+    old = build_dir(factory.root, "c", "old")
+    assert old.exists()  # kept whole: never deleted in place
+    extra, extra_labels = data(20, seed=7)
+    with pytest.raises(Unavailable, match="could not be committed"):
+        fill(store, extra, extra_labels, start=N)
+    assert store.count() == N  # reads go on
+    store.indexer.poke(force=True)
+    assert not store.indexer.building  # no new build while .old is unsettled
+    store.close()
+    monkeypatch.undo()
+    store = factory.open("c", INDEX)  # restores .old: every acknowledged write is in it
+    assert not old.exists() and store.count() == N
+    fill(store, extra, extra_labels, start=N)  # and it takes writes again
+    assert store.count() == N + 20
+    store.close()
+
+
+def test_create_discards_what_a_cut_short_drop_left(factory: EdgeStoreFactory) -> None:
+    moved_to_old(factory)  # a drop of the earlier releases, cut short after the shard went
+    (factory.root / ".trash-c.0123456789ab").mkdir()
+    store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
+    assert store.count() == 0  # a new, empty collection: the old copy was not restored into it
+    assert not build_dir(factory.root, "c", "old").exists() and not (factory.root / ".trash-c.0123456789ab").exists()
     store.close()
 
 

@@ -251,24 +251,29 @@ class EmbedBatcher:
         groups: dict[LongText, list[_Slice]] = {}
         for s in slices:
             groups.setdefault(s.request.long_text, []).append(s)
-        order = list(groups.items())
-        for i, (long_text, group) in enumerate(order):
-            try:
-                self._embed_group(group, long_text)
-            except BaseException as exc:  # several requests: find whose texts fail, alone
-                if not isinstance(exc, Exception):
-                    # the worker thread is going down: every request of this batch not embedded yet
-                    # (the other long-text groups too) gets the error now, not a wait until its deadline
-                    self._fail([s for _, rest in order[i:] for s in rest], exc)
-                    raise
-                if len(group) == 1:
-                    self._fail(group, exc)
-                    continue
+        pending = [(long_text, s) for long_text, group in groups.items() for s in group]  # not embedded yet
+        try:
+            for long_text, group in groups.items():
+                try:
+                    self._embed_group(group, long_text)
+                except Exception as exc:  # several requests: find whose texts fail, alone
+                    if len(group) == 1:
+                        self._fail(group, exc)
+                    else:
+                        for s in group:
+                            try:
+                                self._embed_group([s], long_text)
+                            except Exception as alone:
+                                self._fail([s], alone)
+                            pending.remove((long_text, s))
+                        continue
                 for s in group:
-                    try:
-                        self._embed_group([s], long_text)
-                    except Exception as alone:
-                        self._fail([s], alone)
+                    pending.remove((long_text, s))
+        except BaseException as fatal:
+            # The worker thread is going down: every request of this batch not embedded yet (its
+            # other long-text groups too) gets the error now, not a wait until its deadline.
+            self._fail([s for _, s in pending], fatal)
+            raise
 
     def _embed_group(self, group: list[_Slice], long_text: LongText) -> None:
         # identical texts of the requests embedded together: once

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import qdrant_edge as qe
 
+from ..errors import Unavailable
 from ..fsio import DirectorySync, check_free_space, fsync_dir, space_error
 from .base import (
     FieldEquals,
@@ -51,7 +52,8 @@ from .base import (
 )
 from .edge_convert import (BOOL_MIRROR_PREFIX, edge_filter, edge_point, index_ops, payload_selector,
                            shard_vector_params, with_mirrors)
-from .edge_index import FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, probe_unindexed
+from .edge_index import (FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, new_trash_dir,
+                         probe_unindexed)
 from .grouping import grouped_search
 
 __all__ = ["BOOL_MIRROR_PREFIX", "EdgeStore", "edge_config", "load_shard", "space_errors", "WAL_DIR",
@@ -122,6 +124,9 @@ class EdgeStore:
         )
         self._wal = DirectorySync(path / WAL_DIR)
         self._flushed_at = time.monotonic()
+        # Set when an index swap loaded the new shard but could not commit (see swap_in): no write
+        # is taken from then on, so the old shard the next open restores lacks none.
+        self._refusing: str | None = None
         # Writes are serialised (a build's copy and swap hold them); reads share the shard
         # except while a built index is swapped in.
         self.write_lock = threading.RLock()
@@ -144,11 +149,17 @@ class EdgeStore:
         """
         check_free_space(self.path, self.reserve_bytes)
         with self.write_lock, space_errors(self.path):
+            self._check_writable()
             self._shard.update(op)
             self.unindexed += points
             self.indexer.record(op, points, nbytes, tolerant=False)
             if self.sync and acknowledged:
                 self._make_durable()
+
+    def _check_writable(self) -> None:
+        """Refuse a write after an index swap that could not be committed (call under ``write_lock``)."""
+        if self._refusing is not None:
+            raise Unavailable(self._refusing)
 
     def _make_durable(self) -> None:
         """Sync the WAL (the update is in it); a full flush when one is due or the WAL is not as expected."""
@@ -216,7 +227,9 @@ class EdgeStore:
         Called with writes and reads held. Until the copy is loaded in its place, the old shard
         waits as ``.old-<name>`` (restored by the next open if this process dies now); once it is
         loaded, ``.old-<name>`` is renamed away (and the directory synced) before anything else,
-        so a later open never restores it over writes acknowledged by the new shard.
+        so a later open never restores it over writes acknowledged by the new shard. If that
+        commit fails, the store refuses writes (``UNAVAILABLE``) until a restart restores the old
+        shard.
         """
         root, name = self.path.parent, self.path.name
         old = build_dir(root, name, "old")
@@ -244,17 +257,22 @@ class EdgeStore:
             raise
         self._shard = shard
         self.unindexed = unindexed
-        # The swap is committed: the old shard must never be restored over writes made from now on.
-        trash = build_dir(root, name, "trash")
-        try:
-            os.rename(old, trash)
-        except OSError:
-            shutil.rmtree(old)  # if even this fails, the error goes up and the store is not trusted
-        fsync_dir(root)
         # The WAL directory is now the copy's: its names are synced afresh, and the next
         # acknowledged write does a full flush.
         self._wal = DirectorySync(self.path / WAL_DIR)
         self._flushed_at = 0.0
+        # The commit: .old goes away for good (renamed whole, never deleted in place, and the
+        # directory synced) before any write is taken, so no later open restores it over them.
+        trash = new_trash_dir(root, name)
+        try:
+            os.rename(old, trash)
+            fsync_dir(root)
+        except BaseException as exc:
+            self._refusing = (f"shard {name}: an index swap could not be committed ({exc}); it takes no writes "
+                              "until the server restarts, which restores the shard as it was before the swap "
+                              "(every acknowledged write is in it)")
+            logger.error("%s", self._refusing)
+            raise
         shutil.rmtree(trash, ignore_errors=True)
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], *,
@@ -336,6 +354,7 @@ class EdgeStore:
         """
         check_free_space(self.path, self.reserve_bytes)
         with self.write_lock, space_errors(self.path):
+            self._check_writable()
             for pid, fields in updates:
                 op = qe.UpdateOperation.set_payload([pid], with_mirrors(fields, self._bool_keys))
                 _apply(self._shard, op, tolerant=True)

@@ -52,7 +52,9 @@ class EdgeStoreFactory:
         path = self.root / name
         if path.exists():
             shutil.rmtree(path)  # leftovers of a create that crashed before it was recorded
-        recover(self.root, name)
+        # and of a dropped collection of this name whose drop a crash cut short: discarded, never restored
+        shutil.rmtree(build_dir(self.root, name, "old"), ignore_errors=True)
+        remove_leftovers(self.root, name)
         self.root.mkdir(parents=True, exist_ok=True)
         check_free_space(self.root, self.reserve_bytes)  # the engine mmaps what it creates: no SIGBUS
         cfg = edge_config(dim, metric, index)
@@ -103,7 +105,11 @@ class EdgeStoreFactory:
         return store
 
     def drop(self, name: str) -> None:
-        """Remove the shard directory (and what an index build left beside it)."""
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        """Remove the shard directory (and what an index build left beside it).
+
+        ``.old-<name>`` goes first: a crash after it and before the shard leaves a shard with no
+        old copy, never an old copy that the next open would restore.
+        """
         shutil.rmtree(build_dir(self.root, name, "old"), ignore_errors=True)
+        shutil.rmtree(self.root / name, ignore_errors=True)
         remove_leftovers(self.root, name)

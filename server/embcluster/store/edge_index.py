@@ -17,8 +17,10 @@ So a build (:class:`IndexBuilder`) works on a copy, in a child process:
 3. the journal is replayed onto the copy while writes go on, the last of it with writes held; the
    copy is flushed and every file and directory of it synced (``fsync_tree``);
 4. reads and writes held: the live shard is closed and moved to ``.old-<name>``, the copy moved in
-   and loaded; then ``.old-<name>`` is renamed to ``.trash-<name>`` (the directory synced: the swap
-   is committed, a later open never restores the old shard over newer writes) and removed.
+   and loaded; then ``.old-<name>`` is renamed to ``.trash-<name>.<random>`` (the directory synced:
+   the swap is committed, a later open never restores the old shard over newer writes) and removed.
+   If that commit fails the store takes no more writes (``UNAVAILABLE``) and no more builds until a
+   restart restores ``.old-<name>``, which holds every acknowledged write.
 
 A crash before step 4 leaves the live shard as it was (the copy is removed at the next open); a
 crash during step 4 leaves ``.old-<name>``, which holds every acknowledged write and which the
@@ -58,6 +60,7 @@ __all__ = [
     "IndexBuilder",
     "build_dir",
     "new_build_dir",
+    "new_trash_dir",
     "remove_leftovers",
     "probe_unindexed",
     "recover",
@@ -94,9 +97,15 @@ def new_build_dir(root: Path, name: str) -> Path:
     return root / f".build-{name}.{uuid.uuid4().hex[:12]}"
 
 
+def new_trash_dir(root: Path, name: str) -> Path:
+    """Where a swapped-out shard goes before it is deleted, ``.trash-<name>.<random>``: never one
+    that an earlier, half-finished delete left."""
+    return root / f".trash-{name}.{uuid.uuid4().hex[:12]}"
+
+
 def remove_leftovers(root: Path, name: str) -> None:
     """Remove the copies and trash of shard ``name``'s builds."""
-    for path in [*root.glob(f".build-{name}.*"), build_dir(root, name, "trash")]:
+    for path in [*root.glob(f".build-{name}.*"), *root.glob(f".trash-{name}.*"), build_dir(root, name, "trash")]:
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -266,6 +275,7 @@ class IndexBuilder:
         self._closed = False
         self._next_check = 0.0
         self._not_before = 0.0
+        self._unsettled_logged = False
 
     @property
     def building(self) -> bool:
@@ -298,11 +308,22 @@ class IndexBuilder:
         with self._lock:
             if self._closed or self._pauses or self.building or now < self._not_before:
                 return
-            if not self.due():
+            if not self.due() or self._unsettled():
                 return
             self._cancelled.clear()
             self._thread = threading.Thread(target=self._run, name=f"index-{self.host.path.name}", daemon=True)
             self._thread.start()
+
+    def _unsettled(self) -> bool:
+        """Whether an earlier swap left ``.old-<name>`` (only the next open settles it): no build until then."""
+        old = build_dir(self.host.path.parent, self.host.path.name, "old")
+        if not old.exists():
+            return False
+        if not self._unsettled_logged:
+            logger.error("index builds of %s stop until a restart: %s is left by a swap that did not finish",
+                         self.host.path.name, old)
+            self._unsettled_logged = True
+        return True
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
