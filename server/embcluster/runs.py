@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .deadlines import call_deadline
 from .errors import FailedPrecondition, NotFound, Unavailable, shown
 from .fsio import read_json, write_json_atomic
 from .schema import RunInfo, RunRequest, RunState
@@ -320,8 +321,12 @@ class RunManager:
 
     def _execute(self, ctx: RunContext, job: Callable[[RunContext], None],
                  context: contextvars.Context | None = None) -> None:
-        if context is not None:  # in the starting call's context (its request id in the run's logs)
+        if context is not None:  # in the starting call's context (its request id in the run's logs) ...
             return context.run(self._execute, ctx, job)
+        with call_deadline(None):  # ... but not under its deadline: a run outlives the call that started it
+            self._run_job(ctx, job)
+
+    def _run_job(self, ctx: RunContext, job: Callable[[RunContext], None]) -> None:
         info = ctx.info
         started = time.perf_counter()
         try:

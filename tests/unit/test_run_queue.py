@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from embcluster.deadlines import call_deadline, wait_until
 from embcluster.errors import FailedPrecondition
 from embcluster.fsio import write_json_atomic
 from embcluster.runs import RunContext, RunManager
@@ -185,3 +186,20 @@ def test_a_run_started_once_the_previous_ones_final_state_is_visible_does_not_fa
     manager.wait("c", timeout=30)
     assert manager.get("c", second.run_id).state is RunState.SUCCEEDED
     assert log == ["first start", "first end", "second start", "second end"]
+
+
+def test_a_run_outlives_the_deadline_and_the_end_of_the_call_that_started_it(manager: RunManager) -> None:
+    """A run keeps the starting call's context (its request id) but not its deadline: a job that waits
+    for another thread (texts queued for the embedding worker) must not fail once that call is over."""
+    done = threading.Event()
+    waited: list[bool] = []
+
+    def job(ctx: RunContext) -> None:
+        threading.Timer(0.3, done.set).start()  # the worker finishes well after the call has ended
+        waited.append(wait_until(done))
+
+    with call_deadline(0.01, is_active=lambda: False):  # the call: nearly out of time, and already over
+        info = manager.start("c", RunRequest(k=3, seed=1), job)
+    manager.wait("c", timeout=10)
+    assert waited == [True]
+    assert manager.get("c", info.run_id).state is RunState.SUCCEEDED
