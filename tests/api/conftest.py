@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 import pytest
@@ -31,6 +32,16 @@ class Running:
         self.client.close()
         self.server.stop(grace=1)
         self.service.close()
+
+
+def restarted_with_another_fingerprint(r: Running, collection: str, text_embedder) -> Running:  # type: ignore[no-untyped-def]
+    """Stop ``r``, record another model fingerprint for ``collection`` (as if its model had changed), start again."""
+    r.stop()
+    record_path = r.settings.data_dir / "collections" / collection / "collection.json"
+    record = json.loads(record_path.read_text())
+    record["embedder_fingerprint"] = "sha256:" + "0" * 64
+    record_path.write_text(json.dumps(record))
+    return Running(r.settings, text_embedder)
 
 
 @pytest.fixture

@@ -198,19 +198,12 @@ def test_k_range_reports_per_k_table(running) -> None:
     assert _code(e) == grpc.StatusCode.NOT_FOUND
 
 
-def test_changed_model_fingerprint_is_refused(running, settings, text_embedder) -> None:
-    import json
-
-    from tests.api.conftest import Running
+def test_changed_model_fingerprint_is_refused(running, text_embedder) -> None:
+    from tests.api.conftest import restarted_with_another_fingerprint
 
     running.client.create_collection("docs", input_kind="text")
     running.client.ingest("docs", ["one", "two"])
-    running.stop()
-    record_path = settings.data_dir / "collections" / "docs" / "collection.json"
-    record = json.loads(record_path.read_text())
-    record["embedder_fingerprint"] = "sha256:" + "0" * 64
-    record_path.write_text(json.dumps(record))
-    again = Running(settings, text_embedder)
+    again = restarted_with_another_fingerprint(running, "docs", text_embedder)
     try:
         with pytest.raises(grpc.RpcError) as e:
             again.client.ingest("docs", ["three"])

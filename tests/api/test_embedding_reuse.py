@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Iterator
 
@@ -14,7 +13,7 @@ from embcluster_client import make_image_item, make_image_spec, pb
 from embcluster.api.v1.embcluster_pb2_grpc import EmbclusterStub
 from embcluster.config import Settings
 from embcluster.core.reuse import EMBEDDED_FIELD
-from tests.api.conftest import Running
+from tests.api.conftest import Running, restarted_with_another_fingerprint
 
 SPEC = make_image_spec(text_fields=["title", "tags"],
                        numeric_attributes=[{"key": "year", "low": 2000.0, "high": 2030.0, "weight": 0.5}])
@@ -135,16 +134,11 @@ def test_reingesting_unchanged_image_metadata_reuses_its_vector(server: Running)
     assert not np.allclose(_vector(server, "photos", "p1"), before)
 
 
-def test_an_unchanged_item_is_still_refused_when_the_model_fingerprint_changed(server: Running, settings: Settings,
+def test_an_unchanged_item_is_still_refused_when_the_model_fingerprint_changed(server: Running,
                                                                               text_embedder) -> None:
     server.client.create_collection("docs")
     server.client.ingest("docs", [{"id": "a", "text": "one"}])
-    server.stop()
-    record_path = settings.data_dir / "collections" / "docs" / "collection.json"
-    record = json.loads(record_path.read_text())
-    record["embedder_fingerprint"] = "sha256:" + "0" * 64
-    record_path.write_text(json.dumps(record))
-    again = Running(settings, text_embedder)
+    again = restarted_with_another_fingerprint(server, "docs", text_embedder)
     try:
         with pytest.raises(grpc.RpcError) as e:
             again.client.ingest("docs", [{"id": "a", "text": "one"}])
