@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from embcluster.config import Settings
+from embcluster.embed import build_cache
 from embcluster.embed import registry as registry_module
 from embcluster.embed.build_cache import BUILD_FILE, cached_build, is_built
 from embcluster.embed.long_text import LongText
@@ -72,6 +73,14 @@ def test_build_is_reused_and_redone_for_another_recipe(tmp_path: Path) -> None:
     cached_build(target, {"recipe": 2}, build, what="test model")
     assert len(calls) == 2 and (target / "weights").read_text() == "2"
     assert json.loads((target / BUILD_FILE).read_text())["recipe"] == 2
+
+
+def test_a_build_is_synced_before_its_build_json_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[tuple[str, bool]] = []
+    monkeypatch.setattr(build_cache, "fsync_tree",
+                        lambda path: synced.append(((path / "weights").read_text(), (path / BUILD_FILE).exists())))
+    cached_build(tmp_path / "static-x", {}, lambda into: (into / "weights").write_text("whole"), what="test model")
+    assert synced == [("whole", False)]  # the files, then the marker that says they are whole
 
 
 def test_leftover_of_a_killed_build_is_removed(tmp_path: Path) -> None:

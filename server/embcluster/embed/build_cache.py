@@ -7,7 +7,8 @@ built like this:
 
 * into a temporary sibling directory (``.<name>.tmp-<random>``), removed if the build fails,
   so a failed or interrupted build never leaves a half-built model under the final name;
-* ``build.json`` (the schema version, tier, source fingerprint and recipe) written last;
+* ``build.json`` (the schema version, tier, source fingerprint and recipe) written last, after the
+  files it vouches for are synced;
 * renamed into place in one step (and the parent directory fsynced).
 
 A directory whose ``build.json`` does not match what is asked for (another recipe, another schema
@@ -26,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..fsio import fsync_dir, read_json, write_json_atomic
+from ..fsio import fsync_dir, fsync_tree, read_json, write_json_atomic
 
 __all__ = ["BUILD_SCHEMA_VERSION", "BUILD_FILE", "cached_build", "is_built"]
 
@@ -78,6 +79,7 @@ def cached_build(directory: Path, meta: Mapping[str, Any], build: Callable[[Path
     try:
         tmp.mkdir()
         build(tmp)
+        fsync_tree(tmp)  # the files on disk before the build.json that says they are whole
         write_json_atomic(tmp / BUILD_FILE, {**meta, "schema_version": BUILD_SCHEMA_VERSION})
         if directory.exists():  # a stale build (other recipe or schema): replaced whole
             shutil.rmtree(directory)
