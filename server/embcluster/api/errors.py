@@ -98,7 +98,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             return handler
         method = handler_call_details.method
         deserializer = tolerant(handler.request_deserializer, method)
-        if is_non_blocking(handler):  # not our code (grpc_health's Watch): only its requests are parsed here
+        if is_non_blocking(handler):  # the health service's Watch: only its requests are parsed here
             return _parsed_non_blocking(handler, deserializer) if handler.unary_stream is not None else handler
 
         def fail(exc: Exception, context: grpc.ServicerContext) -> None:

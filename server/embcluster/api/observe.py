@@ -56,7 +56,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
-        if handler is None or is_non_blocking(handler):  # grpc_health's Watch: wrapping would cost it a thread
+        if handler is None or is_non_blocking(handler):  # the health Watch: wrapping would cost it a thread
             return handler
         method = handler_call_details.method.lstrip("/")
         request_id = _request_id(handler_call_details.invocation_metadata)

@@ -8,7 +8,7 @@ import socket
 from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..auth import KeyRing, check_exposure, is_loopback
 from ..config import Settings
@@ -16,6 +16,7 @@ from ..errors import Unavailable
 from ..pipeline import EmbclusterService
 from .auth import AuthInterceptor
 from .errors import ErrorInterceptor
+from .health import HealthService
 from .observe import ObservabilityInterceptor
 from .reflection import enable_reflection
 from .servicer import EmbclusterServicer
@@ -68,7 +69,7 @@ class GrpcServer:
                      ("grpc.so_reuseport", 0)],
         )
         pb_grpc.add_EmbclusterServicer_to_server(EmbclusterServicer(service), self._server)
-        self._health = health.HealthServicer()
+        self._health = HealthService()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), self._server)
         address = f"{settings.host}:{settings.port}"

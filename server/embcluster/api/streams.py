@@ -90,7 +90,7 @@ class StreamSlots:
 
 
 def is_non_blocking(handler: Any) -> bool:
-    """A handler gRPC runs without a worker thread (grpc_health's ``Watch``): wrappers must pass it as is.
+    """A handler gRPC runs without a worker thread (the health service's ``Watch``): wrappers must pass it as is.
 
     Wrapping its behaviour in a generator would drop the flag, and each such call would then
     hold a worker thread for as long as the client keeps it open.
