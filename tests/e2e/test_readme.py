@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -97,11 +98,14 @@ class ReadmeServer:
 class Session:
     """The running server, the working directory and the environment examples run in."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, built_tiers: Path) -> None:
         self.workdir = root / "work"
         self.backups = root / "backups"
         self.workdir.mkdir()
         self.backups.mkdir()
+        # The session's tier builds (conftest's built_tiers), so the README's static-tier example does
+        # not build the tier a second time (20-30 s); the build itself is tested there and in test_tiers.
+        shutil.copytree(built_tiers / "embedders", self.workdir / "embcluster-data" / "embedders")
         self.bin_dir = Path(sys.executable).parent  # not resolved: the venv's bin, not the base interpreter's
         self.grpcurl = grpcurl_dir()
         path = [str(self.bin_dir), *([str(self.grpcurl)] if self.grpcurl else []), os.environ.get("PATH", "")]
@@ -136,8 +140,8 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    s = Session(tmp_path_factory.mktemp("readme"))
+def session(tmp_path_factory: pytest.TempPathFactory, built_tiers: Path) -> Iterator[Session]:
+    s = Session(tmp_path_factory.mktemp("readme"), built_tiers)
     try:
         yield s
     finally:

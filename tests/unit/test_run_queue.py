@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,6 @@ def test_a_manual_run_queues_behind_an_automatic_one_and_starts_when_it_ends(man
     log: list[str] = []
     auto = Gate(log, "auto", "fail" if outcome == "fail" else "succeed")
     ran = Gate(log, "manual")
-    ran.release.set()
     ended: list[str] = []
     manager.on_finished.append(lambda info, s: ended.append(f"{info.trigger} {info.state.value}"))
     first = manager.start("c", RunRequest(refit_featurizer=True), auto, trigger="changes")
@@ -70,6 +70,12 @@ def test_a_manual_run_queues_behind_an_automatic_one_and_starts_when_it_ends(man
     if outcome == "cancel":
         manager.cancel("c", first.run_id)
     auto.release.set()
+    assert ran.started.wait(10)
+    # The watcher sees the latest state when it wakes: hold the manual run until it has seen it running.
+    deadline = time.monotonic() + 10
+    while RunState.RUNNING not in [s.state for s in seen] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ran.release.set()
     manager.wait("c", timeout=30)  # waits for the queued run too
     watcher.join(10)
     assert log == ["auto start", "auto end", "manual start", "manual end"]
