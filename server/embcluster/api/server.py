@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import time
 from concurrent import futures
 
 import grpc
@@ -29,6 +30,7 @@ __all__ = ["SERVICE_NAME", "GrpcServer"]
 
 logger = logging.getLogger(__name__)
 
+HEALTH_FLUSH_S = 1.0  # at stop: how long health watchers get to receive NOT_SERVING
 CANCEL_WAIT_S = 5.0  # after the grace period: how long cancelled calls get to end before stop() returns
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Embcluster"].full_name
 
@@ -130,7 +132,12 @@ class GrpcServer:
         when every call ended, False (logged) when a handler outlived its cancellation.
         """
         grace = self.grace_s if grace is None else grace
+        started = time.monotonic()
         self._health.enter_graceful_shutdown()
+        # Health watchers hear NOT_SERVING before their calls are cancelled; one that does not read is
+        # not waited for past HEALTH_FLUSH_S (the cancellation ends its send).
+        self._health.flush(min(grace, HEALTH_FLUSH_S))
+        grace = max(0.0, grace - (time.monotonic() - started))
         if self._server.stop(grace).wait(grace + cancel_wait_s):
             return True
         logger.warning("shutdown: %d streaming calls still open %.1f s after the grace period; stopping without them",
