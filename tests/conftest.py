@@ -79,13 +79,25 @@ def make_service() -> Iterator[Callable[..., EmbclusterService]]:
 @pytest.fixture(scope="session")
 def built_tiers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory whose ``embedders/`` holds the static and onnx-int8 tiers of the bundled model,
-    built once per session (tens of seconds each); tests copy it into their own data directories."""
+    built once per test run (tens of seconds each); tests copy it into their own data directories.
+
+    pytest-xdist's workers share it: their base temporary directories have one parent per run, so
+    the first worker that needs the tiers builds them there under a file lock and the others wait
+    for it, then load the finished builds (the build cache's own path), instead of each building them.
+    """
+    import fcntl
+
     from embcluster.embed.registry import EmbedderRegistry
 
-    data = tmp_path_factory.mktemp("tiers") / "data"
-    registry = EmbedderRegistry(Settings(data_dir=data))
-    for tier in ("static", "onnx-int8"):
-        registry.load_in_background("", tier).result()
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    data = shared / "tiers" / "data"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    with open(shared / "tiers.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        registry = EmbedderRegistry(Settings(data_dir=data))
+        for tier in ("static", "onnx-int8"):
+            registry.load_in_background("", tier).result()
     return data
 
 
