@@ -89,32 +89,42 @@ def write_back(store: Any, labels: np.ndarray, version: int) -> float:
     return time.perf_counter() - t0
 
 
-def search_figures(store: Any, x: np.ndarray, labels: np.ndarray, queries: np.ndarray,
+def exact_truth(x: np.ndarray, labels: np.ndarray, queries: np.ndarray,
+                q_labels: np.ndarray) -> dict[str, list[set[str]]]:
+    """The ids of each query's 10 exact nearest neighbours (numpy), per way of searching."""
+    anomalies = np.array([i % 100 == 0 for i in range(len(x))])
+    masks: dict[str, Callable[[int], np.ndarray | None]] = {
+        "plain": lambda q: None, "in_cluster": lambda q: labels == q_labels[q], "anomalies": lambda q: anomalies}
+    out: dict[str, list[set[str]]] = {way: [] for way in masks}
+    for s in range(0, len(queries), 16):  # 16 queries x n scores at a time
+        block = queries[s:s + 16] @ x.T
+        for j, scores in enumerate(block):
+            for way, mask_of in masks.items():
+                mask = mask_of(s + j)
+                ranked = np.where(mask, scores, -np.inf) if mask is not None else scores
+                out[way].append({uid(int(i)) for i in np.argpartition(-ranked, 10)[:10]})
+    return out
+
+
+def search_figures(store: Any, truth: dict[str, list[set[str]]], queries: np.ndarray,
                    q_labels: np.ndarray) -> dict[str, Any]:
     from embcluster.store.base import FieldEquals, PointFilter
 
-    anomalies = np.array([i % 100 == 0 for i in range(len(x))])
-    ways: dict[str, tuple[Callable[[int], Any], Callable[[int], np.ndarray | None]]] = {
-        "plain": (lambda q: None, lambda q: None),
-        "in_cluster": (lambda q: PointFilter(must=(FieldEquals("cluster_id", int(q_labels[q])),)),
-                       lambda q: labels == q_labels[q]),
-        "anomalies": (lambda q: PointFilter(must=(FieldEquals("is_anomaly", True),)), lambda q: anomalies),
+    filters: dict[str, Callable[[int], Any]] = {
+        "plain": lambda q: None,
+        "in_cluster": lambda q: PointFilter(must=(FieldEquals("cluster_id", int(q_labels[q])),)),
+        "anomalies": lambda q: PointFilter(must=(FieldEquals("is_anomaly", True),)),
     }
     out: dict[str, Any] = {}
-    for way, (flt_of, mask_of) in ways.items():
+    for way, flt_of in filters.items():
         lat: list[float] = []
         found = wanted = 0
         for q in range(len(queries)):
             t0 = time.perf_counter()
             hits = store.search(queries[q], limit=10, flt=flt_of(q))
             lat.append(time.perf_counter() - t0)
-            scores = x @ queries[q]
-            mask = mask_of(q)
-            if mask is not None:
-                scores = np.where(mask, scores, -np.inf)
-            truth = {uid(int(i)) for i in np.argsort(-scores)[:10]}
-            found += len(truth & {p.id for p, _ in hits})
-            wanted += len(truth)
+            found += len(truth[way][q] & {p.id for p, _ in hits})
+            wanted += len(truth[way][q])
         out[way] = {**summarize_ms(lat), "recall_at_10": found / wanted}
     return out
 
@@ -145,7 +155,8 @@ def part_store(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"ingest_points_per_s": ingest(store, main, labels[:args.n], 0)}
     print(f"ingest {args.n:,}: {res['ingest_points_per_s']:,.0f} points/s")
     res["writeback_unindexed_s"] = write_back(store, labels[:args.n], 2)
-    res["search_exact"] = search_figures(store, main, labels[:args.n], qx, q_labels)
+    truth_main = exact_truth(main, labels[:args.n], qx, q_labels)
+    res["search_exact"] = search_figures(store, truth_main, qx, q_labels)
     # Baseline for the ingest-while-building figure: the same ingest, no build running.
     probe = make_data(args.during, args.dim, args.clusters, 0, noise_seed=7)
     res["ingest_no_build_points_per_s"] = ingest(store, probe[0], probe[1], 10 * args.n)
@@ -158,12 +169,24 @@ def part_store(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     res["build"] = wait_built(store, "index")
     res["build"]["wall_s"] = time.perf_counter() - t0
     res["index_state"] = vars(store.index_state())
-    res["search_indexed"] = search_figures(store, x, labels, qx, q_labels)
-    with store.pause_indexing():
-        res["writeback_indexed_s"] = write_back(store, labels, 3)
-        res["search_after_writeback"] = search_figures(store, x, labels, qx, q_labels)
-    res["rebuild_after_writeback"] = wait_built(store, "rebuild")
-    res["search_rebuilt"] = search_figures(store, x, labels, qx, q_labels)
+    truth = exact_truth(x, labels, qx, q_labels)
+    res["search_indexed"] = search_figures(store, truth, qx, q_labels)
+    if not args.skip_writeback:
+        with store.pause_indexing():
+            res["writeback_indexed_s"] = write_back(store, labels, 3)
+            res["search_after_writeback"] = search_figures(store, truth, qx, q_labels)
+        res["rebuild_after_writeback"] = wait_built(store, "rebuild")
+        res["search_rebuilt"] = search_figures(store, truth, qx, q_labels)
+    res["ef_sweep"] = {}
+    warm = make_data(50, args.dim, args.clusters, 0, noise_seed=98)[0]
+    for ef in args.ef_sweep:  # ef is read at search time only: reopening with another one rebuilds nothing
+        store.close()
+        store = factory.open("bench", VectorIndexSettings(m=args.m, ef_construct=args.ef_construct, ef=ef))
+        for q in warm:  # other queries first: the figures are of a warm store, not of its reopening
+            store.search(q, limit=10)
+        res["ef_sweep"][ef] = {"unindexed": store.unindexed, **search_figures(store, truth, qx, q_labels)}
+        print(f"ef {ef}: " + ", ".join(f"{w} p50/p99 {f['p50_ms']:.2f}/{f['p99_ms']:.1f} ms recall {f['recall_at_10']:.3f}"
+                                       for w, f in res["ef_sweep"][ef].items() if w != "unindexed"), flush=True)
     store.close()
     return res
 
@@ -245,6 +268,11 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=20, help="k of the re-cluster runs")
     parser.add_argument("--recluster", action="store_true", help="also part 2 (re-cluster ratio, the service)")
     parser.add_argument("--skip-store", action="store_true", help="skip part 1")
+    parser.add_argument("--skip-writeback", action="store_true",
+                        help="part 1 without the indexed write-back, the searches after it and the rebuild")
+    parser.add_argument("--ef-sweep", type=lambda v: [int(e) for e in v.split(",") if e], default=[],
+                        help="part 1 ends with the searches again at each of these ef (comma-separated), "
+                        "the store reopened with it")
     parser.add_argument("--writeback", type=int, default=0,
                         help="part 3: this many points, the write-back alone unindexed vs indexed, interleaved")
     args = parser.parse_args()
@@ -257,7 +285,7 @@ def main() -> None:
             st = results["store"]
             rows = [[way, st[phase][way]["p50_ms"], st[phase][way]["p99_ms"], st[phase][way]["recall_at_10"]]
                     for phase in ("search_exact", "search_indexed", "search_after_writeback", "search_rebuilt")
-                    for way in ("plain", "in_cluster", "anomalies")]
+                    if phase in st for way in ("plain", "in_cluster", "anomalies")]
             print_table(f"Search at {args.n:,} x {args.dim}-d (limit 10); phases: exact, indexed, after write-back, "
                         "rebuilt", ["way", "p50 ms", "p99 ms", "recall@10"], rows)
             print_table("Build and writes", ["figure", "value"], [
@@ -268,10 +296,17 @@ def main() -> None:
                 ["build: swap s (reads wait)", st["build"].get("swap_s", float("nan"))],
                 ["build: total s", st["build"].get("total_s", float("nan"))],
                 ["write-back 5 fields, unindexed s", st["writeback_unindexed_s"]],
-                ["write-back 5 fields, indexed s", st["writeback_indexed_s"]],
-                ["write-back ratio indexed/unindexed", ratio(st["writeback_indexed_s"], st["writeback_unindexed_s"])],
-                ["rebuild after write-back total s", st["rebuild_after_writeback"].get("total_s", float("nan"))],
+                ["write-back 5 fields, indexed s", st.get("writeback_indexed_s", float("nan"))],
+                ["write-back ratio indexed/unindexed",
+                 ratio(st.get("writeback_indexed_s", float("nan")), st["writeback_unindexed_s"])],
+                ["rebuild after write-back total s",
+                 st.get("rebuild_after_writeback", {}).get("total_s", float("nan"))],
             ])
+            if st["ef_sweep"]:
+                print_table("Search at each ef (store reopened; phase order as given)",
+                            ["ef", "way", "p50 ms", "p99 ms", "recall@10"],
+                            [[ef, way, f[way]["p50_ms"], f[way]["p99_ms"], f[way]["recall_at_10"]]
+                             for ef, f in st["ef_sweep"].items() for way in ("plain", "in_cluster", "anomalies")])
         if args.recluster:
             results["recluster"] = part_recluster(args, root)
             rc = results["recluster"]

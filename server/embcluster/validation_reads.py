@@ -4,8 +4,9 @@ report's sample. Messages show the offending value."""
 from __future__ import annotations
 
 from .errors import InvalidArgument
+from .validation import VECTOR_INDEX_BOUNDS
 
-__all__ = ["check_page_size", "check_report_sample", "check_search_limit", "check_group_search",
+__all__ = ["check_page_size", "check_report_sample", "check_search_limit", "check_group_search", "check_search_mode",
            "DEFAULT_REPORT_POINTS", "MAX_REPORT_POINTS", "MAX_SEARCH_HITS", "MAX_GROUPS"]
 
 DEFAULT_REPORT_POINTS = 10_000  # points on a report's map: ~2.5 MB of HTML (bench/bench_report.py)
@@ -44,9 +45,22 @@ def check_search_limit(limit: int) -> int:
     return limit
 
 
-def check_group_search(groups: int, group_size: int, *, limit: int = 0, cluster_id: int | None = None) -> tuple[int, int]:
-    """Groups (0: 5) and hits per group (0: 3) of a search grouped by cluster; plain search's limit and
-    cluster_id must be unset."""
+def check_search_mode(ef: int, exact: bool) -> None:
+    """A plain search's own ``ef`` (0: the collection's; else within the index's bounds) or ``exact``, not both."""
+    low, high = VECTOR_INDEX_BOUNDS["ef"]
+    if ef and not (low <= ef <= high):
+        raise InvalidArgument(f"ef must be in [{low}, {high}] (0 = the collection's vector_index.ef), got {ef}")
+    if ef and exact:
+        raise InvalidArgument(f"give ef ({ef}) or exact, not both: an exact search walks no graph")
+
+
+def check_group_search(groups: int, group_size: int, *, limit: int = 0, cluster_id: int | None = None,
+                       ef: int = 0, exact: bool = False) -> tuple[int, int]:
+    """Groups (0: 5) and hits per group (0: 3) of a search grouped by cluster; plain search's limit,
+    cluster_id, ef and exact must be unset."""
+    if ef or exact:
+        raise InvalidArgument(f"{'ef ' + str(ef) if ef else 'exact'} applies to plain search; a search grouped by "
+                              "cluster uses the collection's vector_index.ef")
     if limit:
         raise InvalidArgument(f"limit {limit} applies to plain search; a search grouped by cluster takes "
                               "groups and group_size")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import numpy as np
 import pytest
 
 from embcluster.api.v1 import embcluster_pb2 as pb
+from embcluster.api.v1 import embcluster_pb2_grpc as pb_grpc
 from embcluster.config import Settings
+from embcluster.store import edge
 from embcluster_client import Client
+from embcluster_client import _requests as rq
 from embcluster_client.errors import InvalidArgument
 
 from .conftest import Running
@@ -47,3 +52,58 @@ def test_out_of_range_knobs_are_invalid_argument(running: Running, field: str, v
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"vector_index.{field}" in err.value.message and str(value) in err.value.message
     assert "bad" not in [c.name for c in client.list_collections()]
+
+
+def test_a_search_takes_its_own_ef_or_scans_exactly(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A sparse graph (m 4, ef 10) over isotropic points misses most neighbours; a Search with a larger
+    # ef must find more of them and an exact one all: measured here against numpy, as a user would.
+    monkeypatch.setattr(edge, "FULL_SCAN_KB", 16)  # small segments would otherwise be scanned exactly
+    client = running.client
+    client.create_collection("hard", input_kind="vector", vector_dim=32,
+                             vector_index=pb.VectorIndexSettings(m=4, ef_construct=16, ef=10, min_points=1000))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6000, 32)).astype(np.float32)  # a build needs 5,000 unindexed points
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for s in range(0, len(x), 200):
+        client.ingest("hard", [{"id": f"p{i}", "vector": x[i]} for i in range(s, s + 200)])
+    deadline = time.monotonic() + 300  # a guard against a hung build, not a timing assertion
+    while True:
+        state = client.get_collection("hard").index_state
+        # indexed_points is sampled by searching the graph: this poor graph misses some of its own points
+        if state.indexed_points >= len(x) // 2 and not state.building:
+            break
+        assert time.monotonic() < deadline, f"the index was not built: {state}"
+        time.sleep(0.2)
+    queries = rng.normal(size=(40, 32)).astype(np.float32)
+
+    def found(**how: object) -> float:
+        share = []
+        for q in queries:
+            truth = {f"p{i}" for i in np.argsort(-(x @ q))[:10]}
+            share.append(len(truth & {h.point.external_id for h in client.search("hard", q, limit=10, **how)}) / 10)
+        return float(np.mean(share))
+
+    default, wide, exact = found(), found(ef=500), found(exact=True)
+    assert default <= 0.6, f"the test's graph is too good to tell ef apart (recall {default})"
+    assert wide >= default + 0.3, f"ef=500 found {wide} of the neighbours, the collection's ef 10 {default}"
+    assert exact == 1.0
+
+
+@pytest.mark.parametrize("how,words", [
+    ({"ef": 5}, ["ef must be in [10, 10000]", "got 5"]),
+    ({"ef": 20000}, ["ef must be in [10, 10000]", "got 20000"]),
+    ({"ef": 64, "exact": True}, ["give ef (64) or exact, not both"]),
+    ({"ef": 64, "group_by_cluster": (5, 3)}, ["ef 64 applies to plain search"]),
+    ({"exact": True, "group_by_cluster": (5, 3)}, ["exact applies to plain search"]),
+])
+def test_bad_search_modes_are_invalid_argument(running: Running, how: dict, words: list[str]) -> None:
+    running.client.create_collection("v", input_kind="vector", vector_dim=8)
+    running.client.ingest("v", [v for v in np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)])
+    run = running.client.start_clustering("v", k=2)
+    running.client.wait_for_run("v", run.run_id, timeout=60)
+    stub = pb_grpc.EmbclusterStub(grpc.insecure_channel(running.server.address))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Search(rq.search("v", np.ones(8, dtype=np.float32), **how), timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for w in words:
+        assert w in err.value.details()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +19,7 @@ import pytest
 from embcluster import fsio
 from embcluster.errors import InvalidArgument, Unavailable
 from embcluster.store.base import FieldEquals, PointFilter, VectorIndexSettings
-from embcluster.store import edge
+from embcluster.store import edge, edge_index
 from embcluster.store.edge import EdgeStore
 from embcluster.store.edge_factory import EdgeStoreFactory
 from embcluster.store.edge_index import build_dir, new_build_dir
@@ -421,3 +422,46 @@ def test_fsync_tree_syncs_every_file_and_directory(tmp_path: Path, monkeypatch: 
     fsio.fsync_tree(tmp_path / "a")
     assert len(datasynced) == 2
     assert synced_dirs == [tmp_path / "a" / "b", tmp_path / "a"]  # deepest first
+
+
+def test_a_search_takes_its_own_ef_or_scans_exactly(factory: EdgeStoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Isotropic points and a sparse graph with a tiny ef: the collection's own search misses most
+    # neighbours, so a larger ef must find more and an exact search all of them.
+    monkeypatch.setattr(edge, "FULL_SCAN_KB", 16)  # small segments would otherwise be scanned exactly
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    queries = rng.normal(size=(40, DIM)).astype(np.float32)
+    store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED,
+                           index=VectorIndexSettings(m=4, ef_construct=16, ef=10, min_points=1000))
+    fill(store, x, np.zeros(len(x), dtype=int))
+    with store.pause_indexing():
+        store.build_index_here()
+    assert store.index_state().indexed_points == len(x)
+
+    def found(**how: object) -> float:
+        hits = [{p.id for p, _ in store.search(q, limit=10, **how)} for q in queries]  # type: ignore[arg-type]
+        return float(np.mean([len(set(exact_top(x, q, 10)) & h) / 10 for q, h in zip(queries, hits)]))
+
+    default, wide, exact = found(), found(ef=500), found(exact=True)
+    assert default <= 0.6, f"the test's graph is too good to tell ef apart (recall {default})"
+    assert wide >= default + 0.3, f"ef=500 found {wide} of the neighbours, the collection's ef 10 {default}"
+    assert exact == 1.0
+    store.close()
+
+
+def test_a_build_due_after_a_burst_of_writes_starts_without_another_write(
+        factory: EdgeStoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writes look at the index state at most once per CHECK_EVERY_S: a burst that makes a build due
+    # between two looks, then stops, must still get its build (a deferred look), not wait for a write.
+    monkeypatch.setattr(edge_index, "CHECK_EVERY_S", 3.0)
+    store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
+    x, labels = data()
+    fill(store, x, labels)  # the first write looks (1,000 points: not due); the rest come within 3 s
+    assert store.indexer.last_build is None
+    deadline = time.monotonic() + 120  # a guard against a build that never starts, not a timing assertion
+    while store.indexer.last_build is None:
+        assert time.monotonic() < deadline, f"no build started after the burst: {store.index_state()}"
+        time.sleep(0.2)
+    assert store.index_state().indexed_points == N
+    store.close()

@@ -355,12 +355,13 @@ def classify(collection: str, items: Iterable[ItemLike]) -> pb.ClassifyRequest:
 
 def search(
     collection: str, query: str | VectorLike | pb.ImageMetadata | pb.Event | Mapping[str, Any], *, limit: int = 10,
-    cluster_id: int | None = None, group_by_cluster: tuple[int, int] | None = None,
+    cluster_id: int | None = None, group_by_cluster: tuple[int, int] | None = None, ef: int = 0, exact: bool = False,
 ) -> pb.SearchRequest:
     """Builds a ``SearchRequest``: a str query is text, an ``ImageMetadata`` or a dict image metadata
     (``title``/``caption``/``alt_text``/``tags``/``attributes``), anything else a vector.
     ``group_by_cluster=(groups, group_size)`` asks for the best hits per cluster (``limit`` is then not sent)."""
-    req = pb.SearchRequest(collection=collection, limit=0 if group_by_cluster is not None else limit)
+    req = pb.SearchRequest(collection=collection, limit=0 if group_by_cluster is not None else limit, ef=ef,
+                           exact=exact)
     if group_by_cluster is not None:
         req.group_by_cluster.CopyFrom(pb.ClusterGrouping(groups=group_by_cluster[0], group_size=group_by_cluster[1]))
     if isinstance(query, str):

@@ -692,6 +692,8 @@ class EmbclusterClient:
         *,
         limit: int = 10,
         cluster_id: int | None = None,
+        ef: int = 0,
+        exact: bool = False,
     ) -> list[pb.SearchHit]:
         """Finds the points nearest to a query.
 
@@ -702,11 +704,14 @@ class EmbclusterClient:
                 or an event (``pb.Event``, see :func:`~embcluster_client.items.make_event`).
             limit: Maximum number of hits.
             cluster_id: Only search members of this cluster.
+            ef: Candidates kept in the vector index for this search, [10, 10000] (0: the
+                collection's ``vector_index.ef``): more, better recall, slower.
+            exact: Scan every point instead of the index (the reference for measuring recall).
 
         Returns:
             The hits, best first.
         """
-        req = rq.search(collection, query, limit=limit, cluster_id=cluster_id)
+        req = rq.search(collection, query, limit=limit, cluster_id=cluster_id, ef=ef, exact=exact)
         resp = self._stub.Search(req, timeout=self._timeout)
         return list(resp.hits)
 

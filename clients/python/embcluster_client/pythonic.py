@@ -508,9 +508,11 @@ class Client:
         *,
         limit: int = 10,
         cluster_id: int | None = None,
+        ef: int = 0,
+        exact: bool = False,
     ) -> list[SearchHit]:
         """Finds the points nearest to a query (see :meth:`EmbclusterClient.search`); best first."""
-        hits = self.grpc.search(collection, query, limit=limit, cluster_id=cluster_id)
+        hits = self.grpc.search(collection, query, limit=limit, cluster_id=cluster_id, ef=ef, exact=exact)
         return [to_model(hit, SearchHit) for hit in hits]
 
     def search_groups(

@@ -165,10 +165,11 @@ class EmbclusterServicer(pb_grpc.EmbclusterServicer):
             grouping = request.group_by_cluster
             groups = self.svc.search_groups(request.collection, text=text, vector=vector, image=image, event=event,
                                             groups=grouping.groups, group_size=grouping.group_size,
-                                            limit=request.limit, cluster_id=cluster_id)
+                                            limit=request.limit, cluster_id=cluster_id, ef=request.ef,
+                                            exact=request.exact)
             return pb.SearchResponse(groups=[cv.group_to_pb(g) for g in groups])
         hits = self.svc.search(request.collection, text=text, vector=vector, image=image, event=event,
-                               limit=request.limit, cluster_id=cluster_id)
+                               limit=request.limit, cluster_id=cluster_id, ef=request.ef, exact=request.exact)
         return pb.SearchResponse(hits=[cv.hit_to_pb(h) for h in hits])
 
     def InferSchema(self, request: pb.InferSchemaRequest, context: grpc.ServicerContext) -> pb.InferSchemaResponse:

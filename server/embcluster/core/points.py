@@ -34,7 +34,7 @@ from ..schema import (
 from ..store.base import FieldEquals, PointFilter
 from ..store.ids import parse_public_point_id, public_point_id
 from ..validation import check_name
-from ..validation_reads import check_group_search, check_page_size, check_search_limit
+from ..validation_reads import check_group_search, check_page_size, check_search_limit, check_search_mode
 from .featurizers import FeaturizerLifecycle
 from .kinds import NO_MODEL, Kind, Query, served_model
 from .listing import ListFilter, decode_token, encode_token, read_page
@@ -233,17 +233,22 @@ class Points:
 
     def search(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
                limit: int = 10, cluster_id: int | None = None, image: ImageMetadataInput | None = None,
-               event: dict[str, Any] | None = None) -> list[SearchHit]:
-        """Nearest stored points to a text, vector, image metadata or event, optionally within one cluster."""
+               event: dict[str, Any] | None = None, ef: int = 0, exact: bool = False) -> list[SearchHit]:
+        """Nearest stored points to a text, vector, image metadata or event, optionally within one cluster.
+
+        ``ef`` (0: the collection's ``vector_index.ef``) sets this search's candidate list in the
+        index; ``exact`` scans every point instead, so comparing the two measures the index's recall.
+        """
         coll, kind, query, parsed = self._search_query(name, Query(text=text, vector=vector, image=image, event=event))
         limit = check_search_limit(limit)
+        check_search_mode(ef, exact)
         in_cluster = (FieldEquals("cluster_id", int(cluster_id)),) if cluster_id is not None else ()
         with kind.query_scope(coll):
             model = coll.model
             query_vector = kind.search_vector(coll, query, parsed)
             conditions = (*kind.search_space(coll), *in_cluster)
             found = coll.store.search(query_vector, limit=limit,
-                                      flt=PointFilter(must=conditions) if conditions else None)
+                                      flt=PointFilter(must=conditions) if conditions else None, ef=ef, exact=exact)
         views = served_views(coll, [p for p, _ in found], model)
         return [SearchHit(point=v, score=sc) for v, (_, sc) in zip(views, found) if served_matches(v, cluster_id)]
 
@@ -255,7 +260,7 @@ class Points:
     def search_groups(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
                       image: ImageMetadataInput | None = None, event: dict[str, Any] | None = None,
                       groups: int = 0, group_size: int = 0, limit: int = 0,
-                      cluster_id: int | None = None) -> list[SearchGroup]:
+                      cluster_id: int | None = None, ef: int = 0, exact: bool = False) -> list[SearchGroup]:
         """The best hits per cluster of the served model: the best ``groups`` clusters, ``group_size`` hits each.
 
         Groups come best first (the cluster with the best hit first), each with its label from the
@@ -270,9 +275,11 @@ class Points:
             group_size: Most hits per cluster (0: 3; at most 100; ``groups x group_size`` at most 1000).
             limit: Must be 0 (``limit`` is plain search's).
             cluster_id: Must be None (a search within one cluster is plain search's).
+            ef, exact: Must be unset (plain search's).
         """
         coll, kind, query, parsed = self._search_query(name, Query(text=text, vector=vector, image=image, event=event))
-        groups, group_size = check_group_search(groups, group_size, limit=limit, cluster_id=cluster_id)
+        groups, group_size = check_group_search(groups, group_size, limit=limit, cluster_id=cluster_id, ef=ef,
+                                                exact=exact)
         with kind.query_scope(coll):
             model = coll.model
             if model is None:

@@ -241,18 +241,19 @@ class EmbclusterService:
 
     def search(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
                limit: int = 10, cluster_id: int | None = None, image: ImageMetadataInput | None = None,
-               event: dict[str, Any] | None = None) -> list[SearchHit]:
-        """Nearest stored points to a text, vector, image metadata or event, optionally within one cluster."""
+               event: dict[str, Any] | None = None, ef: int = 0, exact: bool = False) -> list[SearchHit]:
+        """Nearest stored points to a text, vector, image metadata or event, optionally within one cluster
+        (:meth:`Points.search`: ``ef`` or ``exact`` for this search)."""
         return self.points.search(name, text=text, vector=vector, limit=limit, cluster_id=cluster_id, image=image,
-                                  event=event)
+                                  event=event, ef=ef, exact=exact)
 
     def search_groups(self, name: str, *, text: str | None = None, vector: VectorLike | None = None,
                       image: ImageMetadataInput | None = None, event: dict[str, Any] | None = None,
                       groups: int = 0, group_size: int = 0, limit: int = 0,
-                      cluster_id: int | None = None) -> list[SearchGroup]:
+                      cluster_id: int | None = None, ef: int = 0, exact: bool = False) -> list[SearchGroup]:
         """The best hits per cluster, best cluster first, with the clusters' labels (:meth:`Points.search_groups`)."""
         return self.points.search_groups(name, text=text, vector=vector, image=image, event=event, groups=groups,
-                                         group_size=group_size, limit=limit, cluster_id=cluster_id)
+                                         group_size=group_size, limit=limit, cluster_id=cluster_id, ef=ef, exact=exact)
 
     def subscribe_anomalies(self, name: str) -> Subscription[PointView]:
         """Watch the points flagged at ingest from now on (unsubscribe via ``anomaly_feed``)."""

@@ -158,9 +158,11 @@ class AttachedStore:
             raise ValueError(f"attached collections lose only the reserved fields, not {foreign}")
         self.inner.delete_fields(ids, [self._to_stored[k] for k in keys])
 
-    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[Hit]:
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None, ef: int = 0,
+               exact: bool = False) -> list[Hit]:
         """Nearest points, payloads presented."""
-        return [(self._present(p), s) for p, s in self.inner.search(vector, limit=limit, flt=self._filter(flt))]
+        return [(self._present(p), s)
+                for p, s in self.inner.search(vector, limit=limit, flt=self._filter(flt), ef=ef, exact=exact)]
 
     def search_groups(self, vector: np.ndarray, *, key: str, groups: int, group_size: int,
                       flt: PointFilter | None = None) -> list[HitGroup]:

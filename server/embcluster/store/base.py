@@ -203,8 +203,13 @@ class VectorStore(Protocol):
         """Remove payload ``keys`` from points (missing points are ignored)."""
         ...
 
-    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[tuple[StoredPoint, float]]:
-        """Nearest points with the store's score (cosine similarity, or L2 distance)."""
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None, ef: int = 0,
+               exact: bool = False) -> list[tuple[StoredPoint, float]]:
+        """Nearest points with the store's score (cosine similarity, or L2 distance).
+
+        ``ef`` (0: the collection's) is this search's candidate list in the HNSW graph; ``exact``
+        scans every point instead (the reference the index is measured against). Not both.
+        """
         ...
 
     def search_groups(self, vector: np.ndarray, *, key: str, groups: int, group_size: int,

@@ -373,18 +373,25 @@ class EdgeStore:
                 acknowledged=False, points=len(ids),
             )
 
-    def _nearest(self, query: list[float], limit: int, flt: PointFilter | None, exact: bool = False) -> qe.QueryRequest:
+    def _params(self, ef: int, exact: bool) -> qe.SearchParams:
+        if exact:
+            return qe.SearchParams(exact=True)
+        if ef:
+            return qe.SearchParams(hnsw_ef=ef, acorn=qe.AcornSearchParams(enable=True))
+        return self._search_params
+
+    def _nearest(self, query: list[float], limit: int, flt: PointFilter | None, ef: int = 0,
+                 exact: bool = False) -> qe.QueryRequest:
         return qe.QueryRequest(limit=limit, query=qe.Query.Nearest(query), filter=edge_filter(flt), with_payload=True,
-                               with_vector=False, params=qe.SearchParams(exact=True) if exact else self._search_params)
+                               with_vector=False, params=self._params(ef, exact))
 
-    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None,
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None, ef: int = 0,
                exact: bool = False) -> list[Hit]:
-        """Nearest neighbours: the HNSW graph over indexed segments (``ef``), an exact scan of the rest.
-
-        ``exact`` scans everything (the reference the index is measured against).
-        """
+        """Nearest neighbours: the HNSW graph over indexed segments (``ef``: 0 is the collection's), an exact
+        scan of the rest; ``exact`` scans everything (the reference the index is measured against)."""
         with self.gate.read():
-            hits = self._shard.query(self._nearest(np.asarray(vector, dtype=np.float32).tolist(), limit, flt, exact))
+            hits = self._shard.query(self._nearest(np.asarray(vector, dtype=np.float32).tolist(), limit, flt, ef,
+                                                   exact))
         return [(edge_point(h, False), float(h.score)) for h in hits]
 
     def search_groups(self, vector: np.ndarray, *, key: str, groups: int, group_size: int,

@@ -276,6 +276,7 @@ class IndexBuilder:
         self._next_check = 0.0
         self._not_before = 0.0
         self._unsettled_logged = False
+        self._recheck: threading.Timer | None = None
 
     @property
     def building(self) -> bool:
@@ -303,16 +304,39 @@ class IndexBuilder:
         """After writes: start a build if one is due (looks at most once per second unless ``force``)."""
         now = time.monotonic()
         if not force and now < self._next_check:
+            self._look_again_at(self._next_check)  # else the last writes of a burst would never be looked at
             return
         self._next_check = now + CHECK_EVERY_S
         with self._lock:
-            if self._closed or self._pauses or self.building or now < self._not_before:
+            if self._closed or self._pauses or self.building:
                 return
-            if not self.due() or self._unsettled():
+            retry_at = self._not_before if now < self._not_before else None
+            if retry_at is None:
+                if not self.due() or self._unsettled():
+                    return
+                self._cancelled.clear()
+                self._thread = threading.Thread(target=self._run, name=f"index-{self.host.path.name}", daemon=True)
+                self._thread.start()
                 return
-            self._cancelled.clear()
-            self._thread = threading.Thread(target=self._run, name=f"index-{self.host.path.name}", daemon=True)
-            self._thread.start()
+        self._look_again_at(retry_at)
+
+    def _look_again_at(self, when: float) -> None:
+        """One deferred :meth:`poke` at ``when`` (monotonic) unless one is pending: no write may be needed to start a due build."""
+        with self._lock:
+            if self._closed or self._recheck is not None:
+                return
+            self._recheck = threading.Timer(max(0.0, when - time.monotonic()), self._looked_again)
+            self._recheck.daemon = True
+            self._recheck.name = f"index-check-{self.host.path.name}"
+            self._recheck.start()
+
+    def _looked_again(self) -> None:
+        with self._lock:
+            self._recheck = None
+        try:
+            self.poke(force=True)
+        except Exception:  # a write's own look fails to its caller; this one has none: logged, not raised
+            logger.warning("deferred look at the vector index of %s failed", self.host.path.name, exc_info=True)
 
     def _unsettled(self) -> bool:
         """Whether an earlier swap left ``.old-<name>`` (only the next open settles it): no build until then."""
@@ -355,6 +379,9 @@ class IndexBuilder:
         """Cancel any build and start no other (the store is closing)."""
         with self._lock:
             self._closed = True
+            recheck, self._recheck = self._recheck, None
+        if recheck is not None:
+            recheck.cancel()
         self.cancel(wait=True)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -437,6 +464,7 @@ class IndexBuilder:
             logger.info("vector index of %s built: %s", name, figures)
             if self.on_built is not None:
                 self.on_built(figures)
+            self._look_again_at(time.monotonic() + CHECK_EVERY_S)  # what was written meanwhile may be due now
         except Exception:
             logger.exception("building the vector index of %s failed (searches stay exact scans)", name)
             self._not_before = time.monotonic() + RETRY_AFTER_S

@@ -303,13 +303,20 @@ class QdrantStore:
             with self._call():
                 self._client.delete_payload(self.qdrant_name, keys=list(keys), points=_ids_filter(ids), wait=True)
 
-    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None) -> list[Hit]:
-        """Nearest points: cosine similarity, or L2 distance for Euclid (the server's HNSW or full scan)."""
+    def search(self, vector: np.ndarray, *, limit: int, flt: PointFilter | None = None, ef: int = 0,
+               exact: bool = False) -> list[Hit]:
+        """Nearest points: cosine similarity, or L2 distance for Euclid (the server's HNSW or full scan).
+
+        ``ef`` (0: the collection's) or ``exact`` for this search; local mode always scans exactly.
+        """
+        params = self._search_params
+        if params is not None and (ef or exact):
+            params = qm.SearchParams(exact=True) if exact else qm.SearchParams(hnsw_ef=ef)
         with self._call():
             resp = self._client.query_points(
                 self.qdrant_name, query=np.asarray(vector, dtype=np.float32).tolist(),
                 using=self.vector_name or None, query_filter=_filter(flt), limit=limit, with_payload=True,
-                with_vectors=False, search_params=self._search_params,
+                with_vectors=False, search_params=params,
             )
         return [(self._point(h, False), float(h.score)) for h in resp.points]
 

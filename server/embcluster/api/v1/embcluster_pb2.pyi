@@ -1005,7 +1005,7 @@ class ClassifyResponse(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "text", "vector", "image", "event", "limit", "cluster_id", "group_by_cluster")
+    __slots__ = ("collection", "text", "vector", "image", "event", "limit", "cluster_id", "group_by_cluster", "ef", "exact")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
@@ -1014,6 +1014,8 @@ class SearchRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    EF_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
     collection: str
     text: str
     vector: Vector
@@ -1022,7 +1024,9 @@ class SearchRequest(_message.Message):
     limit: int
     cluster_id: int
     group_by_cluster: ClusterGrouping
-    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., limit: _Optional[int] = ..., cluster_id: _Optional[int] = ..., group_by_cluster: _Optional[_Union[ClusterGrouping, _Mapping]] = ...) -> None: ...
+    ef: int
+    exact: bool
+    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., image: _Optional[_Union[ImageMetadata, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., limit: _Optional[int] = ..., cluster_id: _Optional[int] = ..., group_by_cluster: _Optional[_Union[ClusterGrouping, _Mapping]] = ..., ef: _Optional[int] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class ClusterGrouping(_message.Message):
     __slots__ = ("groups", "group_size")
