@@ -60,12 +60,24 @@ def bench_concurrent(srv: InProcessServer, threads: int, calls: int) -> dict[str
         client.create_collection(name, input_kind="text")
         return name
 
+    cpu: dict[str, float] = {"sequential": 0.0, "concurrent": 0.0, "one_call": 0.0}
+
+    def one_call() -> float:  # every text in one Ingest: what perfect batching of the same texts costs
+        name = fresh()
+        t0, c0 = time.perf_counter(), time.process_time()
+        client.ingest(name, items)
+        elapsed = time.perf_counter() - t0
+        cpu["one_call"] += time.process_time() - c0
+        client.delete_collection(name)
+        return elapsed
+
     def sequential() -> float:
         name = fresh()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for it in items:
             client.ingest(name, [it])
         elapsed = time.perf_counter() - t0
+        cpu["sequential"] += time.process_time() - c0
         client.delete_collection(name)
         return elapsed
 
@@ -83,10 +95,11 @@ def bench_concurrent(srv: InProcessServer, threads: int, calls: int) -> dict[str
         for t in pool:
             t.start()
         start.wait()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for t in pool:
             t.join()
         elapsed = time.perf_counter() - t0
+        cpu["concurrent"] += time.process_time() - c0
         client.delete_collection(name)
         return elapsed
 
@@ -101,18 +114,33 @@ def bench_concurrent(srv: InProcessServer, threads: int, calls: int) -> dict[str
     before = batches()
     conc = concurrent()
     per_batch = calls / max(1, batches() - before)
+    one = one_call()
+    one2 = one_call()
     conc2 = concurrent()  # the other order too: background load hits both alike
     seq2 = sequential()
-    s, c = (seq + seq2) / 2, (conc + conc2) / 2
-    rate = {"sequential": calls / s, "concurrent": calls / c}
+    s, c, o = (seq + seq2) / 2, (conc + conc2) / 2, (one + one2) / 2
+    rate = {"sequential": calls / s, "concurrent": calls / c, "one_call": calls / o}
     r = ratio(rate["concurrent"], rate["sequential"])
     print_table(f"(a) {calls} single-text Ingest calls: {threads} threads at once vs one after another "
-                "(mean of 2 runs each)", ["path", "texts/s", "seconds", "x sequential"],
-                [["sequential", rate["sequential"], s, 1.0], [f"{threads} threads", rate["concurrent"], c, r]])
+                "(mean of 2 runs each); the same texts in one call for reference",
+                ["path", "texts/s", "seconds", "x sequential"],
+                [["sequential", rate["sequential"], s, 1.0], [f"{threads} threads", rate["concurrent"], c, r],
+                 ["all in one call", rate["one_call"], o, ratio(rate["one_call"], rate["sequential"])]])
     print(f"    concurrent/sequential = {r:.2f}x (target >= 4x); {per_batch:.1f} texts per embedding batch "
           "in the concurrent run")
+    # Process CPU (server, client and torch threads alike): if the concurrent run keeps every core
+    # busy, its rate cannot rise above cores / CPU per text, whatever the batching.
+    cores = os.cpu_count() or 1
+    cpu_ms = {k: 1000 * v / (2 * calls) for k, v in cpu.items()}
+    busy = {"sequential": cpu["sequential"] / (seq + seq2) / cores, "concurrent": cpu["concurrent"] / (conc + conc2) / cores,
+            "one_call": cpu["one_call"] / (one + one2) / cores}
+    print(f"    CPU per text: sequential {cpu_ms['sequential']:.1f} ms, concurrent {cpu_ms['concurrent']:.1f} ms, "
+          f"one call {cpu_ms['one_call']:.1f} ms; cores busy: sequential {100 * busy['sequential']:.0f}%, "
+          f"concurrent {100 * busy['concurrent']:.0f}%, one call {100 * busy['one_call']:.0f}% of {cores}")
     return {"texts_per_s": rate, "seconds": {"sequential": [seq, seq2], "concurrent": [conc, conc2]},
-            "ratio_concurrent_over_sequential": r, "texts_per_embedding_batch": per_batch}
+            "ratio_concurrent_over_sequential": r, "texts_per_embedding_batch": per_batch,
+            "cpu_ms_per_text": cpu_ms, "cores_busy": busy,
+            "ratio_one_call_over_sequential": ratio(rate["one_call"], rate["sequential"])}
 
 
 # ---------------------------------------------------------------- (c) Classify beside a bulk ingest
