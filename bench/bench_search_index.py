@@ -138,6 +138,32 @@ def wait_built(store: Any, what: str) -> dict[str, Any]:
     return dict(store.indexer.last_build or {})
 
 
+def use_int8_quantization() -> None:
+    """An experiment, not a setting of the service: shards get Edge's scalar int8 quantization
+    (graph walks score on 1-byte codes; the best candidates are rescored on the float32 vectors)."""
+    import qdrant_edge as qe
+
+    from embcluster.store import edge, edge_factory
+
+    plain_config, plain_params = edge.edge_config, edge.EdgeStore._params
+
+    def config(*a: Any, **kw: Any) -> Any:
+        cfg = plain_config(*a, **kw)  # vectors, HNSW and optimizer settings: the same, plus the quantization
+        return qe.EdgeConfig(vectors=cfg.vectors, hnsw_config=cfg.hnsw_config, optimizers=cfg.optimizers,
+                             quantization_config=qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
+                                                                             always_ram=True))
+
+    def params(self: Any, ef: int, exact: bool) -> Any:
+        got = plain_params(self, ef, exact)
+        if not exact:
+            got = qe.SearchParams(hnsw_ef=got.hnsw_ef, acorn=qe.AcornSearchParams(enable=True),
+                                  quantization=qe.QuantizationSearchParams(rescore=True, oversampling=2.0))
+        return got
+
+    edge.edge_config = edge_factory.edge_config = config  # type: ignore[assignment]
+    edge.EdgeStore._params = params  # type: ignore[method-assign]
+
+
 def part_store(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from embcluster.store.base import VectorIndexSettings
     from embcluster.store.edge_factory import EdgeStoreFactory
@@ -275,8 +301,12 @@ def main() -> None:
                         "the store reopened with it")
     parser.add_argument("--writeback", type=int, default=0,
                         help="part 3: this many points, the write-back alone unindexed vs indexed, interleaved")
+    parser.add_argument("--int8", action="store_true",
+                        help="experiment: Edge's scalar int8 quantization on the bench's shards (no service setting)")
     args = parser.parse_args()
     quiet_logs()
+    if args.int8:
+        use_int8_quantization()
     root = Path(tempfile.mkdtemp(prefix="embcluster-index-"))
     results: dict[str, Any] = {}
     try:

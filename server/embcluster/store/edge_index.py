@@ -321,7 +321,7 @@ class IndexBuilder:
         self._look_again_at(retry_at)
 
     def _look_again_at(self, when: float) -> None:
-        """One deferred :meth:`poke` at ``when`` (monotonic) unless one is pending: no write may be needed to start a due build."""
+        """One deferred :meth:`poke` at ``when`` (monotonic), unless one is pending: a due build needs no further write."""
         with self._lock:
             if self._closed or self._recheck is not None:
                 return
