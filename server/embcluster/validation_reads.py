@@ -48,6 +48,9 @@ def check_search_limit(limit: int) -> int:
 def check_search_mode(ef: int, exact: bool) -> None:
     """A plain search's own ``ef`` (0: the collection's; else within the index's bounds) or ``exact``, not both."""
     low, high = VECTOR_INDEX_BOUNDS["ef"]
+    if isinstance(ef, bool) or not isinstance(ef, int):
+        raise InvalidArgument(f"ef must be an integer in [{low}, {high}] (0 = the collection's vector_index.ef), "
+                              f"got {ef!r}")
     if ef and not (low <= ef <= high):
         raise InvalidArgument(f"ef must be in [{low}, {high}] (0 = the collection's vector_index.ef), got {ef}")
     if ef and exact:

@@ -25,6 +25,7 @@ from embcluster.store.edge_factory import EdgeStoreFactory
 from embcluster.store.edge_index import build_dir, new_build_dir
 from embcluster.store.server import QdrantConnection, QdrantStoreFactory
 from embcluster.validation import check_vector_index
+from embcluster.validation_reads import check_search_mode
 
 INDEXED = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer"}
 DIM = 32
@@ -454,14 +455,48 @@ def test_a_build_due_after_a_burst_of_writes_starts_without_another_write(
         factory: EdgeStoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Writes look at the index state at most once per CHECK_EVERY_S: a burst that makes a build due
     # between two looks, then stops, must still get its build (a deferred look), not wait for a write.
-    monkeypatch.setattr(edge_index, "CHECK_EVERY_S", 3.0)
+    monkeypatch.setattr(edge_index, "CHECK_EVERY_S", 5.0)
     store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
     x, labels = data()
-    fill(store, x, labels)  # the first write looks (1,000 points: not due); the rest come within 3 s
-    assert store.indexer.last_build is None
+    first = time.monotonic()
+    fill(store, x[:1000], labels[:1000])  # looked at: 1,000 points, not due
+    store.upsert([uid(i) for i in range(1000, N)], x[1000:], [payload(i, labels[i]) for i in range(1000, N)])
+    assert time.monotonic() - first < 5.0, "the test's premise: the second write came before the next look"
+    assert store.indexer.last_build is None and not store.indexer.building
     deadline = time.monotonic() + 120  # a guard against a build that never starts, not a timing assertion
     while store.indexer.last_build is None:
         assert time.monotonic() < deadline, f"no build started after the burst: {store.index_state()}"
         time.sleep(0.2)
     assert store.index_state().indexed_points == N
     store.close()
+
+
+def test_a_failed_build_is_tried_again_without_another_write(
+        factory: EdgeStoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge_index, "RETRY_AFTER_S", 1.0)
+    real = edge_index.check_free_space
+    calls = []
+
+    def full_once(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device (the test's)")
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(edge_index, "check_free_space", full_once)
+    store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=INDEX)
+    x, labels = data()
+    store.upsert([uid(i) for i in range(N)], x, [payload(i, labels[i]) for i in range(N)])  # one write, then none
+    deadline = time.monotonic() + 120  # a guard, not a timing assertion
+    while store.indexer.last_build is None:
+        assert time.monotonic() < deadline, f"the failed build was not tried again: {len(calls)} tries"
+        time.sleep(0.2)
+    assert len(calls) == 2 and store.index_state().indexed_points == N
+    store.close()
+
+
+@pytest.mark.parametrize("ef", [100.5, True, "64"])
+def test_a_search_ef_that_is_not_an_integer_is_invalid(ef: object) -> None:
+    with pytest.raises(InvalidArgument, match="ef must be an integer") as err:
+        check_search_mode(ef, False)  # type: ignore[arg-type]
+    assert repr(ef) in str(err.value)

@@ -277,6 +277,7 @@ class IndexBuilder:
         self._not_before = 0.0
         self._unsettled_logged = False
         self._recheck: threading.Timer | None = None
+        self._failures = 0  # builds failed in a row (the retry's back-off doubles with each)
 
     @property
     def building(self) -> bool:
@@ -304,7 +305,8 @@ class IndexBuilder:
         """After writes: start a build if one is due (looks at most once per second unless ``force``)."""
         now = time.monotonic()
         if not force and now < self._next_check:
-            self._look_again_at(self._next_check)  # else the last writes of a burst would never be looked at
+            if not self.building:  # else the last writes of a burst would never be looked at (a build looks at its end)
+                self._look_again_at(self._next_check)
             return
         self._next_check = now + CHECK_EVERY_S
         with self._lock:
@@ -333,6 +335,7 @@ class IndexBuilder:
     def _looked_again(self) -> None:
         with self._lock:
             self._recheck = None
+        self.wait(CHECK_EVERY_S)  # a build just ending would make this look a no-op (a long one looks at its end)
         try:
             self.poke(force=True)
         except Exception:  # a write's own look fails to its caller; this one has none: logged, not raised
@@ -464,10 +467,13 @@ class IndexBuilder:
             logger.info("vector index of %s built: %s", name, figures)
             if self.on_built is not None:
                 self.on_built(figures)
-            self._look_again_at(time.monotonic() + CHECK_EVERY_S)  # what was written meanwhile may be due now
+            self._failures = 0
         except Exception:
-            logger.exception("building the vector index of %s failed (searches stay exact scans)", name)
-            self._not_before = time.monotonic() + RETRY_AFTER_S
+            self._failures += 1
+            wait_s = RETRY_AFTER_S * 2 ** min(self._failures - 1, 6)  # a lasting fault is retried ever more rarely
+            logger.exception("building the vector index of %s failed (searches stay exact scans); next try in %.0f s",
+                             name, wait_s)
+            self._not_before = time.monotonic() + wait_s
         finally:
             with host.write_lock:
                 self.journal = None
@@ -475,6 +481,9 @@ class IndexBuilder:
             if self._cancelled.is_set() and not self._closed:
                 self._not_before = max(self._not_before, time.monotonic() + (0 if self._pauses else RETRY_AFTER_S))
             shutil.rmtree(built, ignore_errors=True)
+            if not self._pauses:  # (a pause looks when it ends) what was written meanwhile may be due; a failed
+                # or cancelled build is tried again after its back-off, with or without another write
+                self._look_again_at(max(self._not_before, time.monotonic() + CHECK_EVERY_S))
 
 
 if __name__ == "__main__":
