@@ -135,7 +135,7 @@ class EdgeStore:
         # ACORN: a filtered walk of the graph that also looks at neighbours' neighbours. Without it
         # (and without per-value graphs, payload_m=0) a filter matching scattered points (the
         # anomalies) cuts the graph apart: measured 1 hit of 10 at 6% selectivity, 86% recall with it.
-        self._search_params = qe.SearchParams(hnsw_ef=index.ef, acorn=qe.AcornSearchParams(enable=True))
+        self._search_params = _graph_params(index.ef)
         # Points written since the last build (or since the open's probe): each is outside the
         # graph. Edge moves a point out of its indexed segment on *any* write to it, payload
         # included (copy-on-write of an immutable segment), so a write-back unindexes everything.
@@ -376,9 +376,7 @@ class EdgeStore:
     def _params(self, ef: int, exact: bool) -> qe.SearchParams:
         if exact:
             return qe.SearchParams(exact=True)
-        if ef:
-            return qe.SearchParams(hnsw_ef=ef, acorn=qe.AcornSearchParams(enable=True))
-        return self._search_params
+        return _graph_params(ef) if ef else self._search_params  # the latter: the collection's ef, built once
 
     def _nearest(self, query: list[float], limit: int, flt: PointFilter | None, ef: int = 0,
                  exact: bool = False) -> qe.QueryRequest:
@@ -451,6 +449,11 @@ class EdgeStore:
         except Exception:
             logger.exception("flushing shard %s at close failed", self.path)
         self._shard.close()
+
+
+def _graph_params(ef: int) -> qe.SearchParams:
+    """A walk of the HNSW graph keeping ``ef`` candidates, with ACORN for filters (see ``EdgeStore.__init__``)."""
+    return qe.SearchParams(hnsw_ef=ef, acorn=qe.AcornSearchParams(enable=True))
 
 
 def _apply(shard: qe.EdgeShard, op: Any, tolerant: bool) -> None:

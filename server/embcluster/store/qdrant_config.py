@@ -29,9 +29,9 @@ def optimizers_config(index: VectorIndexSettings, dim: int) -> qm.OptimizersConf
     return qm.OptimizersConfigDiff(indexing_threshold=max(1, index.min_points * dim * 4 // 1024))
 
 
-def search_params(index: VectorIndexSettings) -> qm.SearchParams:
-    """``ef`` at search time."""
-    return qm.SearchParams(hnsw_ef=index.ef)
+def search_params(ef: int, exact: bool = False) -> qm.SearchParams:
+    """``ef`` at search time, or an exact scan."""
+    return qm.SearchParams(exact=True) if exact else qm.SearchParams(hnsw_ef=ef)
 
 
 def index_state(info: Any) -> IndexState:

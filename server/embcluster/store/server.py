@@ -126,7 +126,7 @@ class QdrantStore:
                  index: VectorIndexSettings = VectorIndexSettings()) -> None:
         self._client = client
         # Local mode (``lock`` given) searches exactly and warns about search params: none sent there.
-        self._search_params = search_params(index) if lock is None else None
+        self._search_params = search_params(index.ef) if lock is None else None
         self.qdrant_name = qdrant_name
         self.dim = dim
         self.metric: Metric = metric
@@ -311,7 +311,7 @@ class QdrantStore:
         """
         params = self._search_params
         if params is not None and (ef or exact):
-            params = qm.SearchParams(exact=True) if exact else qm.SearchParams(hnsw_ef=ef)
+            params = search_params(ef, exact)
         with self._call():
             resp = self._client.query_points(
                 self.qdrant_name, query=np.asarray(vector, dtype=np.float32).tolist(),
