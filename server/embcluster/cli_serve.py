@@ -28,12 +28,12 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
+
+from .stop_signals import Interrupted, StopSignals
 
 if TYPE_CHECKING:  # the imports themselves wait until the signal handlers are in place
     from .api.server import GrpcServer
@@ -44,75 +44,6 @@ if TYPE_CHECKING:  # the imports themselves wait until the signal handlers are i
 __all__ = ["serve", "settings_from_args"]
 
 logger = logging.getLogger(__name__)
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _Interrupted(BaseException):
-    """A signal during the part of start-up where nothing needs closing (raised from the handler)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class _Signals:
-    """SIGINT/SIGTERM of ``serve``: what each one does depends on how far the process is.
-
-    * ``raising`` (start-up before the data directory is opened): raise :class:`_Interrupted`;
-    * afterwards the first one sets :attr:`stop` (the main thread shuts down when it sees it);
-    * a second one says the process is still starting or shutting down;
-    * a third exits at once.
-    """
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.signum = 0
-        self.raising = True
-        self.phase = "starting"
-        self.since = time.monotonic()
-        self._count = 0
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in _SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-
-    def enter(self, phase: str) -> None:
-        """Now ``phase`` (``opening``, ``serving``, ``shutting down``): signals set :attr:`stop`."""
-        self.raising, self.phase, self.since = False, phase, time.monotonic()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self._count += 1
-        if self._count == 1:
-            self.signum = signum
-            self.stop.set()
-            if self.raising:
-                raise _Interrupted(signum)
-            return
-        if self._count == 2:
-            _say(f"embcluster: still {self.phase} ({time.monotonic() - self.since:.0f} s so far; the log shows each "
-                 "step). Acknowledged writes are already safe: signal once more to exit at once (the next start "
-                 "repairs what is left)")
-            return
-        _say("embcluster: exiting without finishing; acknowledged writes are safe, the next start repairs the rest")
-        try:
-            logging.shutdown()  # may raise if the main thread was writing to the same stream
-        finally:
-            os._exit(128 + signum)
-
-
-def _say(line: str) -> None:
-    """One line on stderr, written directly: a signal handler must not wait on a stream's lock."""
-    try:
-        os.write(2, (line + "\n").encode())
-    except OSError:
-        pass
-
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings: environment and ``.env`` overridden by the command line flags that were given."""
@@ -146,11 +77,11 @@ def serve(args: argparse.Namespace, *, as_program: bool = False) -> int:
             interpreter's own teardown after torch takes seconds and has nothing left to save, and
             it would wait for a model still loading or a handler thread that ignored its cancellation.
     """
-    signals = _Signals()
+    signals = StopSignals()
     signals.install()
     try:
         code = _Serve(args, signals).run()
-    except _Interrupted as exc:
+    except Interrupted as exc:
         print(f"embcluster: interrupted ({signal.Signals(exc.signum).name}) during start-up; nothing was opened",
               file=sys.stderr)
         code = 128 + exc.signum
@@ -166,7 +97,7 @@ def serve(args: argparse.Namespace, *, as_program: bool = False) -> int:
 class _Serve:
     """One run of ``serve``: holds what start-up opened, so that any exit closes exactly that."""
 
-    def __init__(self, args: argparse.Namespace, signals: _Signals) -> None:
+    def __init__(self, args: argparse.Namespace, signals: StopSignals) -> None:
         self.args = args
         self.signals = signals
         self.started = time.monotonic()
@@ -253,7 +184,7 @@ class _Serve:
 
     def _serve_until_stopped(self, settings: Settings) -> int:
         assert self.server is not None
-        interrupted_early = self.signals.stop.is_set()  # while the data directory was opening
+        interrupted_early = self.signals.stopping  # while the data directory was opening
         if not interrupted_early:
             self.server.start(ready=self.model is None)
             # A line tools can wait for (tests parse the port from it).
@@ -264,7 +195,7 @@ class _Serve:
                 print("embcluster ready (--lazy-model: the text model loads at its first use)", flush=True)
             else:
                 self.model.add_done_callback(lambda done: self._model_done(done, settings.default_text_model))
-            self.signals.stop.wait()
+            self.signals.wait()
         self.signals.enter("shutting down")
         if interrupted_early:
             print(f"embcluster: interrupted ({signal.Signals(self.signals.signum).name}) during start-up; closing "
@@ -276,7 +207,7 @@ class _Serve:
     def _model_done(self, done: Future[Any], name: str) -> None:
         """In the loader thread: health SERVING, or the load failed and the server stops."""
         server = self.server
-        if server is None or self.signals.stop.is_set():  # shutting down already
+        if server is None or self.signals.stopping:  # shutting down already
             return
         error = done.exception()
         if error is not None:
@@ -284,7 +215,7 @@ class _Serve:
             logger.error("cannot load the default text model %s: %s", name, error)
             print(f"embcluster: cannot load the default text model {name}: {error}; stopping", file=sys.stderr,
                   flush=True)
-            self.signals.stop.set()
+            self.signals.request_stop()
             return
         server.set_ready()
         seconds = float(getattr(done.result(), "load_seconds", 0.0))
