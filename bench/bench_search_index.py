@@ -29,6 +29,9 @@ run) of each, with the index rebuilt in between as the service does; ratio index
     .venv/bin/python bench/bench_search_index.py --n 200000 --recluster
     .venv/bin/python bench/bench_search_index.py --skip-store --writeback 50000
     .venv/bin/python bench/bench_search_index.py --n 1000000 --recluster   # the issue's target size
+
+``--m``, ``--ef-construct``, ``--ef`` and ``--quantization`` set every collection's index (the
+service's defaults otherwise); ``--ef-sweep 128,512`` repeats part 1's searches at each ``ef``.
 """
 
 from __future__ import annotations
@@ -138,34 +141,15 @@ def wait_built(store: Any, what: str) -> dict[str, Any]:
     return dict(store.indexer.last_build or {})
 
 
-def use_int8_quantization() -> None:
-    """An experiment, not a setting of the service: shards get Edge's scalar int8 quantization
-    (graph walks score on 1-byte codes; the best candidates are rescored on the float32 vectors)."""
-    import qdrant_edge as qe
+def knobs(args: argparse.Namespace, **changed: Any) -> Any:
+    """The bench's VectorIndexSettings (``m``, ``ef_construct``, ``ef``, ``quantization`` from the flags)."""
+    from embcluster.store.base import VectorIndexSettings
 
-    from embcluster.store import edge, edge_factory
-
-    plain_config, plain_params = edge.edge_config, edge.EdgeStore._params
-
-    def config(*a: Any, **kw: Any) -> Any:
-        cfg = plain_config(*a, **kw)  # vectors, HNSW and optimizer settings: the same, plus the quantization
-        return qe.EdgeConfig(vectors=cfg.vectors, hnsw_config=cfg.hnsw_config, optimizers=cfg.optimizers,
-                             quantization_config=qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
-                                                                             always_ram=True))
-
-    def params(self: Any, ef: int, exact: bool) -> Any:
-        got = plain_params(self, ef, exact)
-        if not exact:
-            got = qe.SearchParams(hnsw_ef=got.hnsw_ef, acorn=qe.AcornSearchParams(enable=True),
-                                  quantization=qe.QuantizationSearchParams(rescore=True, oversampling=2.0))
-        return got
-
-    edge.edge_config = edge_factory.edge_config = config  # type: ignore[assignment]
-    edge.EdgeStore._params = params  # type: ignore[method-assign]
+    values = {"m": args.m, "ef_construct": args.ef_construct, "ef": args.ef, "quantization": args.quantization}
+    return VectorIndexSettings(**{**values, **changed})
 
 
 def part_store(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    from embcluster.store.base import VectorIndexSettings
     from embcluster.store.edge_factory import EdgeStoreFactory
 
     indexed = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword",
@@ -173,11 +157,10 @@ def part_store(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     x, labels = make_data(args.n + args.during, args.dim, args.clusters, 0)
     qx, q_labels = make_data(args.queries, args.dim, args.clusters, 0, noise_seed=99)  # held out
     main, extra = x[:args.n], x[args.n:]
-    index = VectorIndexSettings(m=args.m, ef_construct=args.ef_construct, ef=args.ef)
+    index = knobs(args)
     factory = EdgeStoreFactory(root / "shards")
     store = factory.create("bench", dim=args.dim, metric="cosine", indexed=indexed,
-                           index=VectorIndexSettings(m=args.m, ef_construct=args.ef_construct, ef=args.ef,
-                                                     min_points=1 << 40))
+                           index=knobs(args, min_points=1 << 40))
     res: dict[str, Any] = {"ingest_points_per_s": ingest(store, main, labels[:args.n], 0)}
     print(f"ingest {args.n:,}: {res['ingest_points_per_s']:,.0f} points/s")
     res["writeback_unindexed_s"] = write_back(store, labels[:args.n], 2)
@@ -207,7 +190,7 @@ def part_store(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     warm = make_data(50, args.dim, args.clusters, 0, noise_seed=98)[0]
     for ef in args.ef_sweep:  # ef is read at search time only: reopening with another one rebuilds nothing
         store.close()
-        store = factory.open("bench", VectorIndexSettings(m=args.m, ef_construct=args.ef_construct, ef=ef))
+        store = factory.open("bench", knobs(args, ef=ef))
         for q in warm:  # other queries first: the figures are of a warm store, not of its reopening
             store.search(q, limit=10)
         res["ef_sweep"][ef] = {"unindexed": store.unindexed, **search_figures(store, truth, qx, q_labels)}
@@ -222,13 +205,12 @@ def part_recluster(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from embcluster.pipeline import EmbclusterService
     from embcluster.runtime import limit_blas_threads
     from embcluster.schema import CollectionSpec, ItemInput, RunRequest
-    from embcluster.store.base import VectorIndexSettings
 
     limit_blas_threads(1)
     svc = EmbclusterService(Settings(data_dir=root / "svc", log_level="WARNING"))
     svc.open()
     x, _ = make_data(args.n, args.dim, args.clusters, 3)
-    specs = {"no_index": VectorIndexSettings(min_points=1 << 40), "index": VectorIndexSettings()}
+    specs = {"no_index": knobs(args, min_points=1 << 40), "index": knobs(args)}
     out: dict[str, Any] = {}
     for name, index in specs.items():
         svc.create_collection(CollectionSpec(name=name, input_kind="vector", vector_dim=args.dim, vector_index=index))
@@ -251,12 +233,11 @@ def part_recluster(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def part_writeback(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """The write-back alone, unindexed vs indexed shard, page by page interleaved (robust to a varying load)."""
-    from embcluster.store.base import VectorIndexSettings
     from embcluster.store.edge_factory import EdgeStoreFactory
 
     n = args.writeback
     indexed = {"cluster_id": "integer", "is_anomaly": "bool", "model_version": "integer", "external_id": "keyword"}
-    never = VectorIndexSettings(min_points=1 << 40)
+    never = knobs(args, min_points=1 << 40)
     x, labels = make_data(n, args.dim, args.clusters, 0)
     factory = EdgeStoreFactory(root / "writeback")
     stores = {}
@@ -301,12 +282,10 @@ def main() -> None:
                         "the store reopened with it")
     parser.add_argument("--writeback", type=int, default=0,
                         help="part 3: this many points, the write-back alone unindexed vs indexed, interleaved")
-    parser.add_argument("--int8", action="store_true",
-                        help="experiment: Edge's scalar int8 quantization on the bench's shards (no service setting)")
+    parser.add_argument("--quantization", choices=["none", "int8"], default="none",
+                        help="the collections' vector_index.quantization (int8: codes, rescored on float32)")
     args = parser.parse_args()
     quiet_logs()
-    if args.int8:
-        use_int8_quantization()
     root = Path(tempfile.mkdtemp(prefix="embcluster-index-"))
     results: dict[str, Any] = {}
     try:

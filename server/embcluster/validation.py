@@ -98,6 +98,7 @@ def check_json_shape(where: str, value: Any, *, max_depth: int = MAX_METADATA_DE
 # or the index stops paying off.
 VECTOR_INDEX_BOUNDS = {"m": (4, 100), "ef_construct": (16, 1000), "ef": (10, 10_000),
                        "min_points": (1_000, 1 << 40)}
+QUANTIZATIONS = ("none", "int8")
 
 
 def check_vector_index(index: VectorIndexSettings) -> VectorIndexSettings:
@@ -106,6 +107,9 @@ def check_vector_index(index: VectorIndexSettings) -> VectorIndexSettings:
         value = getattr(index, name)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidArgument(f"vector_index.{name} must be an integer in [{low}, {high}], got {shown(value)}")
+    if index.quantization not in QUANTIZATIONS:
+        raise InvalidArgument(f"vector_index.quantization must be one of {', '.join(QUANTIZATIONS)}, "
+                              f"got {shown(index.quantization)}")
     return index
 
 

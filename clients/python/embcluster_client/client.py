@@ -153,8 +153,8 @@ class EmbclusterClient:
                 ``static`` or ``onnx-int8`` builds the tier (tens of seconds): give the call a
                 deadline that covers it, or retry on UNAVAILABLE.
             vector_index: The HNSW index (``pb.VectorIndexSettings``: ``m``, ``ef_construct``,
-                ``ef``, ``min_points``; a field left 0 = its default); None = the defaults; fixed
-                at creation.
+                ``ef``, ``min_points``, ``quantization`` ``"none"`` or ``"int8"``; a field left 0
+                or empty = its default); None = the defaults; fixed at creation.
 
         Returns:
             The created collection.

@@ -175,12 +175,13 @@ class AttachedSource:
 
 @_model
 class VectorIndexSettings:
-    """The HNSW vector index of a collection (``m``, ``ef_construct``, ``ef``, ``min_points``)."""
+    """The HNSW vector index of a collection (``m``, ``ef_construct``, ``ef``, ``min_points``, ``quantization``)."""
 
     m: int
     ef_construct: int
     ef: int
     min_points: int
+    quantization: str
     proto: pb.VectorIndexSettings = _proto()
 
 

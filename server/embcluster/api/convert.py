@@ -186,12 +186,14 @@ def vector_index_from_pb(msg: pb.VectorIndexSettings) -> VectorIndexSettings:
     """HNSW settings; a field left 0 takes its default (the core validates the rest)."""
     default = VectorIndexSettings()
     return VectorIndexSettings(m=msg.m or default.m, ef_construct=msg.ef_construct or default.ef_construct,
-                               ef=msg.ef or default.ef, min_points=msg.min_points or default.min_points)
+                               ef=msg.ef or default.ef, min_points=msg.min_points or default.min_points,
+                               quantization=msg.quantization or default.quantization)
 
 
 def vector_index_to_pb(index: VectorIndexSettings) -> pb.VectorIndexSettings:
     """The effective HNSW settings."""
-    return pb.VectorIndexSettings(m=index.m, ef_construct=index.ef_construct, ef=index.ef, min_points=index.min_points)
+    return pb.VectorIndexSettings(m=index.m, ef_construct=index.ef_construct, ef=index.ef, min_points=index.min_points,
+                                  quantization=index.quantization)
 
 
 def index_state_to_pb(state: IndexState) -> pb.VectorIndexState:

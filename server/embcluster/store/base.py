@@ -113,20 +113,31 @@ class VectorIndexSettings:
         ef_construct: Candidates kept while building (more: better graph, slower build).
         ef: Candidates kept while searching (more: better recall, slower search).
         min_points: No index is built below this many points: a full scan is fast enough and exact.
+        quantization: ``none`` (float32 only) or ``int8``: the graph is built and walked on
+            1-byte codes of the vectors (kept in RAM, a quarter of the float32 size) and the best
+            candidates are rescored on the float32 vectors (oversampling 2). Builds about twice
+            as fast and searches faster at the same ``ef``, for slightly lower recall.
     """
 
     m: int = 16
     ef_construct: int = 100
     ef: int = 128
     min_points: int = 20_000
+    quantization: str = "none"
 
-    def to_json(self) -> dict[str, int]:
+    @property
+    def quantized(self) -> bool:
+        """The vectors also have int8 codes (see ``quantization``)."""
+        return self.quantization == "int8"
+
+    def to_json(self) -> dict[str, Any]:
         """JSON form (kept in the collection record)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "VectorIndexSettings":
-        """Inverse of :meth:`to_json`; None (a record older than the index) is the defaults."""
+        """Inverse of :meth:`to_json`; None (a record older than the index) is the defaults, and so
+        is a field an older record lacks."""
         return cls(**data) if data else cls()
 
 

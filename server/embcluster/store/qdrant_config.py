@@ -3,7 +3,8 @@
 The Qdrant server builds HNSW indexes itself, in the background, once a segment holds more than
 ``indexing_threshold`` KB of vectors; searches scan the rest exactly. The service passes the
 collection's :class:`~.base.VectorIndexSettings` at creation (``m``, ``ef_construct``, the
-threshold from ``min_points``) and ``ef`` with every search. ``payload_m=0``: no extra graphs per
+threshold from ``min_points``, int8 codes with ``quantization="int8"``) and ``ef`` with every
+search (rescoring on float32 when the collection has codes). ``payload_m=0``: no extra graphs per
 payload value (the indexed payload fields are the reserved ones, rewritten by every re-cluster).
 """
 
@@ -16,7 +17,7 @@ from qdrant_client import models as qm
 from ..errors import FailedPrecondition, NotFound
 from .base import IndexState, Metric, VectorIndexSettings
 
-__all__ = ["vector_params", "hnsw_config", "optimizers_config", "search_params", "index_state"]
+__all__ = ["vector_params", "hnsw_config", "optimizers_config", "quantization_config", "search_params", "index_state"]
 
 
 def hnsw_config(index: VectorIndexSettings) -> qm.HnswConfigDiff:
@@ -29,9 +30,20 @@ def optimizers_config(index: VectorIndexSettings, dim: int) -> qm.OptimizersConf
     return qm.OptimizersConfigDiff(indexing_threshold=max(1, index.min_points * dim * 4 // 1024))
 
 
-def search_params(ef: int, exact: bool = False) -> qm.SearchParams:
-    """``ef`` at search time, or an exact scan."""
-    return qm.SearchParams(exact=True) if exact else qm.SearchParams(hnsw_ef=ef)
+def quantization_config(index: VectorIndexSettings) -> qm.ScalarQuantization | None:
+    """int8 codes kept in RAM (quantile 0.99, as on Edge), or none."""
+    if not index.quantized:
+        return None
+    return qm.ScalarQuantization(scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=0.99,
+                                                                    always_ram=True))
+
+
+def search_params(ef: int, exact: bool = False, quantized: bool = False) -> qm.SearchParams:
+    """``ef`` at search time, or an exact scan (on float32 vectors); with codes, candidates rescored on float32."""
+    if exact:
+        return qm.SearchParams(exact=True)
+    return qm.SearchParams(hnsw_ef=ef, quantization=qm.QuantizationSearchParams(rescore=True, oversampling=2.0)
+                           if quantized else None)
 
 
 def index_state(info: Any) -> IndexState:

@@ -35,7 +35,14 @@ from .ids import INT_ID_TAG, int_point_id, parse_public_point_id, public_point_i
 from .ids import tagged_int as _tagged_int
 from .qdrant_connection import QdrantConnection
 from .qdrant_connection import short_error as _short_error
-from .qdrant_config import hnsw_config, index_state, optimizers_config, search_params, vector_params
+from .qdrant_config import (
+    hnsw_config,
+    index_state,
+    optimizers_config,
+    quantization_config,
+    search_params,
+    vector_params,
+)
 
 __all__ = [
     "INT_ID_TAG",
@@ -126,7 +133,8 @@ class QdrantStore:
                  index: VectorIndexSettings = VectorIndexSettings()) -> None:
         self._client = client
         # Local mode (``lock`` given) searches exactly and warns about search params: none sent there.
-        self._search_params = search_params(index.ef) if lock is None else None
+        self._quantized = index.quantized
+        self._search_params = search_params(index.ef, quantized=index.quantized) if lock is None else None
         self.qdrant_name = qdrant_name
         self.dim = dim
         self.metric: Metric = metric
@@ -311,7 +319,7 @@ class QdrantStore:
         """
         params = self._search_params
         if params is not None and (ef or exact):
-            params = search_params(ef, exact)
+            params = search_params(ef, exact, self._quantized)
         with self._call():
             resp = self._client.query_points(
                 self.qdrant_name, query=np.asarray(vector, dtype=np.float32).tolist(),
@@ -433,6 +441,7 @@ class QdrantStoreFactory:
                 qname, vectors_config=qm.VectorParams(size=dim, distance=_DISTANCES[metric]),
                 shard_number=self.shard_number, replication_factor=self.replication_factor,
                 hnsw_config=hnsw_config(index), optimizers_config=optimizers_config(index, dim),
+                quantization_config=quantization_config(index),
             )
         store = QdrantStore(self.client, qname, dim=dim, metric=metric, lock=self._lock, where=self.connection.where,
                             index=index)

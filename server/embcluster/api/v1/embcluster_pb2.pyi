@@ -168,16 +168,18 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., vector_dim: _Optional[int] = ..., store_source: _Optional[bool] = ..., settings: _Optional[_Union[CollectionSettings, _Mapping]] = ..., image_metadata: _Optional[_Union[ImageMetadataSpec, _Mapping]] = ..., event_schema: _Optional[_Union[EventSchema, _Mapping]] = ..., embedding_tier: _Optional[str] = ..., vector_index: _Optional[_Union[VectorIndexSettings, _Mapping]] = ...) -> None: ...
 
 class VectorIndexSettings(_message.Message):
-    __slots__ = ("m", "ef_construct", "ef", "min_points")
+    __slots__ = ("m", "ef_construct", "ef", "min_points", "quantization")
     M_FIELD_NUMBER: _ClassVar[int]
     EF_CONSTRUCT_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
     MIN_POINTS_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     m: int
     ef_construct: int
     ef: int
     min_points: int
-    def __init__(self, m: _Optional[int] = ..., ef_construct: _Optional[int] = ..., ef: _Optional[int] = ..., min_points: _Optional[int] = ...) -> None: ...
+    quantization: str
+    def __init__(self, m: _Optional[int] = ..., ef_construct: _Optional[int] = ..., ef: _Optional[int] = ..., min_points: _Optional[int] = ..., quantization: _Optional[str] = ...) -> None: ...
 
 class VectorIndexState(_message.Message):
     __slots__ = ("points", "indexed_points", "building")
