@@ -43,12 +43,15 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit_result, print_table, quiet_logs, ratio, summarize_ms  # noqa: E402
+
+if TYPE_CHECKING:
+    from embcluster.store.base import VectorIndexSettings
 
 
 def make_data(n: int, dim: int, clusters: int, seed: int, noise_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +144,7 @@ def wait_built(store: Any, what: str) -> dict[str, Any]:
     return dict(store.indexer.last_build or {})
 
 
-def knobs(args: argparse.Namespace, **changed: Any) -> Any:
+def knobs(args: argparse.Namespace, **changed: Any) -> "VectorIndexSettings":
     """The bench's VectorIndexSettings (``m``, ``ef_construct``, ``ef``, ``quantization`` from the flags)."""
     from embcluster.store.base import VectorIndexSettings
 

@@ -80,18 +80,20 @@ def serve(args: argparse.Namespace, *, as_program: bool = False) -> int:
     signals = StopSignals()
     signals.install()
     try:
-        code = _Serve(args, signals).run()
-    except Interrupted as exc:
-        print(f"embcluster: interrupted ({signal.Signals(exc.signum).name}) during start-up; nothing was opened",
-              file=sys.stderr)
-        code = 128 + exc.signum
-    if as_program:  # the handlers stay: a signal from here on may only say "still shutting down"
-        sys.stdout.flush()
-        sys.stderr.flush()
-        logging.shutdown()
-        os._exit(code)
-    signals.restore()
-    return code
+        try:
+            code = _Serve(args, signals).run()
+        except Interrupted as exc:
+            print(f"embcluster: interrupted ({signal.Signals(exc.signum).name}) during start-up; nothing was opened",
+                  file=sys.stderr)
+            code = 128 + exc.signum
+        if as_program:  # the handlers stay: a signal from here on may only say "still shutting down"
+            sys.stdout.flush()
+            sys.stderr.flush()
+            logging.shutdown()
+            os._exit(code)
+        return code
+    finally:  # reached unless the process ended above: a caller in-process gets its handlers back
+        signals.restore()
 
 
 class _Serve:

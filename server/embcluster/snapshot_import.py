@@ -25,7 +25,7 @@ from .errors import InvalidArgument, NotFound, shown
 from .models import ClusterModel, ModelStore
 from .core.records import CollectionRecord, OpenCollection, point_id_for
 from .store.vectorlog import VectorLog
-from .validation import check_name
+from .validation import check_name, check_vector_index
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -198,9 +198,12 @@ def import_collection(service: EmbclusterService, path: str, *, name: str = "",
     manifest, file_sha, file_size = verify_snapshot(source, on_progress)
     try:
         record = CollectionRecord.from_json(dict(manifest["collection"]))
+        check_vector_index(record.index)  # a hand-edited manifest: refused here, not at the first build
     except (TypeError, ValueError, KeyError) as exc:
         raise InvalidArgument(f"snapshot {shown(str(source))}: member 'manifest.json' has an unreadable "
                               f"collection record: {exc}") from None
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"snapshot {shown(str(source))}: member 'manifest.json': {exc.message}") from None
     source_name = record.name
     if record.external_collection:  # exported from an attached Qdrant collection: imported as our own
         logger.info("snapshot %s was exported from attached Qdrant collection %r: imported as a collection "

@@ -53,6 +53,7 @@ class StopSignals:
         self._count = 0
         self._previous: dict[int, Any] = {}
         self._previous_wakeup = -1
+        self._installed = False
         # A socket pair rather than os.pipe(): once closed, a late write fails instead of reaching
         # whatever file reused the descriptor number.
         self._wake_read, self._wake_write = socket.socketpair()
@@ -64,17 +65,24 @@ class StopSignals:
         return self._stopping
 
     def install(self) -> None:
-        """Handle SIGINT and SIGTERM from now on (call from the main thread)."""
-        self._previous_wakeup = signal.set_wakeup_fd(self._wake_write.fileno(), warn_on_full_buffer=False)
+        """Handle SIGINT and SIGTERM from now on (call from the main thread; elsewhere ValueError)."""
+        try:
+            self._previous_wakeup = signal.set_wakeup_fd(self._wake_write.fileno(), warn_on_full_buffer=False)
+        except ValueError:
+            self.restore()
+            raise
+        self._installed = True
         for sig in _SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
-        """Put back the handlers :meth:`install` replaced and close the wake-up sockets."""
+        """Put back what :meth:`install` replaced (if it ran) and close the wake-up sockets; idempotent."""
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
-        signal.set_wakeup_fd(self._previous_wakeup)
+        if self._installed:
+            signal.set_wakeup_fd(self._previous_wakeup)
+            self._installed = False
         self._wake_read.close()
         self._wake_write.close()
 

@@ -27,7 +27,8 @@ def test_index_settings_are_set_reported_and_kept(settings: Settings) -> None:
                                         vector_index=pb.VectorIndexSettings(m=8, ef=64, min_points=5000,
                                                                             quantization="int8"))
         assert made.vector_index is not None
-        assert (made.vector_index.m, made.vector_index.ef_construct, made.vector_index.ef,  # ef_construct 0: its default
+        # ef_construct 0: its default
+        assert (made.vector_index.m, made.vector_index.ef_construct, made.vector_index.ef,
                 made.vector_index.min_points, made.vector_index.quantization) == (8, 100, 64, 5000, "int8")
         client.ingest("v", [v for v in np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)])
         state = client.get_collection("v").index_state

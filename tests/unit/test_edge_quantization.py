@@ -14,14 +14,14 @@ import pytest
 from qdrant_client import models as qm
 
 from embcluster.errors import InvalidArgument
-from embcluster.store import edge
+from embcluster.store import edge, edge_index
 from embcluster.store.base import VectorIndexSettings
 from embcluster.store.edge import EdgeStore
 from embcluster.store.edge_factory import EdgeStoreFactory
 from embcluster.store.qdrant_config import quantization_config, search_params
 from embcluster.validation import check_vector_index
 
-from .test_edge_index import DIM, INDEXED, data, exact_top, fill, uid
+from .test_edge_index import DIM, INDEXED, built, data, exact_top, fill, uid
 
 INT8 = VectorIndexSettings(m=16, ef_construct=64, ef=64, min_points=1000, quantization="int8")
 
@@ -32,11 +32,16 @@ def code_files(path: Path) -> list[Path]:
 
 
 def indexed_store(factory: EdgeStoreFactory, index: VectorIndexSettings, x: np.ndarray,
-                  labels: np.ndarray) -> EdgeStore:
+                  labels: np.ndarray, *, background: bool = False) -> EdgeStore:
+    """A store holding ``x``, indexed here or (``background``) as the service does: a child process on a copy."""
     store = factory.create("c", dim=DIM, metric="cosine", indexed=INDEXED, index=index)
     fill(store, x, labels)
-    with store.pause_indexing():
-        store.build_index_here()
+    if background:
+        store.indexer.poke(force=True)
+        built(store)
+    else:
+        with store.pause_indexing():
+            store.build_index_here()
     assert store.index_state().indexed_points == len(x)
     return store
 
@@ -58,6 +63,7 @@ def check_searches(store: EdgeStore, x: np.ndarray) -> float:
 
 def test_int8_codes_are_built_walked_rescored_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(edge, "FULL_SCAN_KB", 16)  # walk the graph, not a scan of a small segment
+    monkeypatch.setattr(edge_index, "UNINDEXED_MIN", 3000)  # due once all of this test's 3,000 points are in
     x, labels = data(3000)
     plain_factory = EdgeStoreFactory(tmp_path / "plain")
     plain = indexed_store(plain_factory, VectorIndexSettings(m=16, ef_construct=64, ef=64, min_points=1000), x, labels)
@@ -65,12 +71,13 @@ def test_int8_codes_are_built_walked_rescored_and_kept(tmp_path: Path, monkeypat
     plain.close()
 
     factory = EdgeStoreFactory(tmp_path / "int8")
-    store = indexed_store(factory, INT8, x, labels)
+    store = indexed_store(factory, INT8, x, labels, background=True)  # the child process loads the copy's config
     assert code_files(store.path), "no quantized vector files after the build"
     assert check_searches(store, x) >= 0.9
     store.close()
     again = factory.open("c", INT8)  # the codes and the rescoring survive a reopen
     assert code_files(again.path)
+    assert again.unindexed == 0  # the open's probe of the graph finds every sampled point in it
     assert check_searches(again, x) >= 0.9
     again.close()
 

@@ -229,6 +229,23 @@ def test_a_failing_import_removes_what_it_made(source: EmbclusterService, tmp_pa
     assert import_collection(source, str(snap), name="x").points == N  # the name is free again
 
 
+@pytest.mark.parametrize("index", [{"quantization": "int4"}, {"m": 1}])
+def test_index_settings_out_of_range_in_a_manifest_are_invalid_argument(
+        source: EmbclusterService, tmp_path: Path, index: dict) -> None:
+    snap = tmp_path / "snap.tar"
+    export_collection(source, NAME, str(snap))
+
+    def edited(name: str, data: bytes, manifest: dict) -> bytes:
+        manifest["collection"]["vector_index"] = {**(manifest["collection"].get("vector_index") or {}), **index}
+        return data
+
+    rewrite(snap, tmp_path / "bad.tar", edited)
+    field = next(iter(index))
+    with pytest.raises(InvalidArgument, match=rf"manifest\.json.*vector_index\.{field}"):
+        import_collection(source, str(tmp_path / "bad.tar"), name="x")
+    assert_nothing_left(source, "x")
+
+
 def test_unknown_text_model_is_failed_precondition(source: EmbclusterService, tmp_path: Path) -> None:
     snap = tmp_path / "snap.tar"
     export_collection(source, NAME, str(snap))

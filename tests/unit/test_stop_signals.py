@@ -80,6 +80,30 @@ def test_a_stop_asked_from_another_thread_ends_the_wait() -> None:
     signals.request_stop()  # after the sockets are closed: nothing raised, nothing written elsewhere
 
 
+def test_install_off_the_main_thread_fails_cleanly_and_restore_is_idempotent() -> None:
+    signals = StopSignals()
+    failed: list[BaseException] = []
+
+    def install() -> None:
+        try:
+            signals.install()
+        except ValueError as exc:
+            failed.append(exc)
+
+    before = signal.getsignal(signal.SIGINT)
+    worker = threading.Thread(target=install)
+    worker.start()
+    worker.join()
+    assert failed, "installing signal handlers off the main thread should fail"
+    assert signal.getsignal(signal.SIGINT) is before
+    signals.restore()  # again: harmless
+    mine = StopSignals()
+    mine.install()
+    mine.restore()
+    mine.restore()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_signals_before_opening_raise_then_ask_then_say_still(capfd: pytest.CaptureFixture[str]) -> None:
     signals = StopSignals()
     signals.install()

@@ -98,7 +98,7 @@ class CollectionRecord:
     featurizer_provisional: bool = False  # EVENT: fitted on the first batch only
     store: Backend = "edge"  # the backend that holds its points (records older than this field: edge)
     embedding_tier: str = "full"  # how its text model runs (embcluster.embed.tiers; older records: full)
-    vector_index: dict[str, int] | None = None  # VectorIndexSettings.to_json() (None: older records, the defaults)
+    vector_index: dict[str, Any] | None = None  # VectorIndexSettings.to_json() (None: older records, the defaults)
 
     @property
     def index(self) -> VectorIndexSettings:

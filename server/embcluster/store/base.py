@@ -131,8 +131,12 @@ class VectorIndexSettings:
         return self.quantization == "int8"
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form (kept in the collection record)."""
-        return asdict(self)
+        """JSON form (kept in the collection record); ``quantization`` only when set, so a record
+        without codes stays readable by a server older than the setting."""
+        data = asdict(self)
+        if not self.quantized:
+            del data["quantization"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "VectorIndexSettings":

@@ -189,7 +189,7 @@ class EdgeStore:
     def probe_unindexed(self) -> int:
         """Points outside the graph, estimated by asking the engine (:func:`~.edge_index.probe_unindexed`)."""
         with self.gate.read():
-            return probe_unindexed(self._shard, self.index.ef)
+            return probe_unindexed(self._shard, self.index.ef, quantized=self.index.quantized)
 
     def index_state(self) -> IndexState:
         """How much of the shard the HNSW index covers, and whether a build runs.

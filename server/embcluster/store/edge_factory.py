@@ -80,7 +80,7 @@ class EdgeStoreFactory:
 
         What an interrupted index build left is settled first (:func:`~.edge_index.recover`), and
         the shard's HNSW settings are (re)written as ``index`` says (shards older than the index
-        get them here). An index due (e.g. points written by an older server) starts building.
+        get them here; int8 codes, fixed at creation, are kept as the shard has them). An index due (e.g. points written by an older server) starts building.
         """
         path = self.root / name
         recover(self.root, name)

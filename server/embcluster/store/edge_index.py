@@ -201,7 +201,7 @@ class BuildHost(Protocol):
         ...
 
 
-def probe_unindexed(shard: Any, ef: int, samples: int = 32) -> int:
+def probe_unindexed(shard: Any, ef: int, samples: int = 32, quantized: bool = False) -> int:
     """Estimate the points of ``shard`` outside the graph: an indexed-only search per sampled point.
 
     ``info().indexed_vectors_count`` cannot tell: it still counts points a write moved out of an
@@ -225,8 +225,12 @@ def probe_unindexed(shard: Any, ef: int, samples: int = 32) -> int:
         if vector is None:
             continue
         seen.add(str(recs[0].id))
+        # On int8 codes a near-duplicate could outrank the point itself: rescored on float32 it cannot
+        # (asked for, not left to the engine's default).
+        params = qe.SearchParams(hnsw_ef=ef, indexed_only=True,
+                                 quantization=qe.QuantizationSearchParams(rescore=True) if quantized else None)
         hits = shard.query(qe.QueryRequest(limit=1, query=qe.Query.Nearest(vector.tolist()), with_payload=False,
-                                           with_vector=False, params=qe.SearchParams(hnsw_ef=ef, indexed_only=True)))
+                                           with_vector=False, params=params))
         missed += not hits or hits[0].id != recs[0].id
         if len(seen) >= samples:
             break
