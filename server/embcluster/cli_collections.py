@@ -61,6 +61,15 @@ def add_parsers(sub: Any) -> None:
     cr.add_argument("--image-spec", type=Path, metavar="FILE.json",
                     help='image_metadata collections: {"text_fields": [...], "text_attributes": [...], '
                          '"numeric_attributes": [{"key": ..., "low": ..., "high": ...}]} (default: all text fields)')
+    index = cr.add_argument_group("vector index, fixed at creation (README \"Vector index\"; default: the server's)")
+    index.add_argument("--index-m", type=_count(1), metavar="M", help="edges per point of the HNSW graph (default 16)")
+    index.add_argument("--index-ef-construct", type=_count(1), metavar="N",
+                       help="candidates while building (default 100)")
+    index.add_argument("--index-ef", type=_count(1), metavar="N", help="candidates while searching (default 128)")
+    index.add_argument("--index-min-points", type=_count(1), metavar="N",
+                       help="no index below this many points (default 20000)")
+    index.add_argument("--quantization", choices=["none", "int8"],
+                       help="int8: graph built and walked on 1-byte codes, rescored on float32 (default none)")
     sched = cr.add_argument_group("re-clustering schedule (default: none)")
     sched.add_argument("--every", type=float, metavar="SECONDS", help="re-cluster every this many seconds")
     sched.add_argument("--after-changes", type=_count(1), metavar="N",
@@ -95,8 +104,8 @@ def _json_file(path: Path, what: str) -> Any:
 
 
 def _specs(args: argparse.Namespace) -> dict[str, Any]:
-    """The event schema, image spec and schedule options (ValueError names the offending value)."""
-    from embcluster_client import make_event_schema, make_image_spec, schedule
+    """The event schema, image spec, vector index and schedule options (ValueError names the offending value)."""
+    from embcluster_client import make_event_schema, make_image_spec, pb, schedule
 
     out: dict[str, Any] = {}
     if args.event_schema is not None:
@@ -118,6 +127,10 @@ def _specs(args: argparse.Namespace) -> dict[str, Any]:
             out["image_metadata"] = make_image_spec(**data)
         except TypeError as exc:
             raise ValueError(f"--image-spec {args.image_spec}: {exc}") from None
+    knobs = {"m": args.index_m, "ef_construct": args.index_ef_construct, "ef": args.index_ef,
+             "min_points": args.index_min_points, "quantization": args.quantization}
+    if any(v is not None for v in knobs.values()):
+        out["vector_index"] = pb.VectorIndexSettings(**{k: v for k, v in knobs.items() if v is not None})
     triggers = {"interval_s": args.every, "after_changes": args.after_changes, "drift_psi": args.drift_psi,
                 "drift_ks": args.drift_ks, "anomaly_ratio": args.anomaly_ratio, "anomaly_rate": args.anomaly_rate}
     if any(v is not None for v in triggers.values()):
@@ -247,6 +260,11 @@ def _print_info(client: Any, coll: Any, out: TextIO) -> None:
               + (f"; attributes {', '.join(spec.text_attributes)}" if spec.text_attributes else "")
               + (f"; numeric {', '.join(a.key for a in spec.numeric_attributes)}" if spec.numeric_attributes else ""),
               file=out)
+    if coll.HasField("vector_index"):
+        vi, state = coll.vector_index, coll.index_state
+        print(f"vector index: m={vi.m} ef_construct={vi.ef_construct} ef={vi.ef} min_points={vi.min_points} "
+              f"quantization={vi.quantization or 'none'}; {state.indexed_points} of {state.points} points indexed"
+              + (", building" if state.building else ""), file=out)
     if coll.HasField("attached"):
         a = coll.attached
         print(f"attached: Qdrant collection {a.qdrant_collection!r}"

@@ -139,10 +139,18 @@ def test_create_options_event_schema_and_errors(running, tmp_path, capsys) -> No
     assert main(["info", "tx", "--target", addr]) == 0
     assert "event schema: amount (numeric), merchant (categorical)" in capsys.readouterr().out
     assert main(["create", "vec", "--kind", "vector", "--dim", "8", "--distance", "euclid", "--every", "3600",
-                 "--schedule-k", "4", "--target", addr]) == 0
+                 "--schedule-k", "4", "--index-m", "32", "--index-ef-construct", "200", "--quantization", "int8",
+                 "--target", addr]) == 0
     got = c.get_collection("vec")
     assert got.dim == 8 and got.settings.schedule.interval_s == 3600 and got.settings.schedule.k == 4
+    assert (got.vector_index.m, got.vector_index.ef_construct, got.vector_index.ef,
+            got.vector_index.quantization) == (32, 200, 128, "int8")  # ef: the server's default
     capsys.readouterr()
+    assert main(["info", "vec", "--target", addr]) == 0
+    assert ("vector index: m=32 ef_construct=200 ef=128 min_points=20000 quantization=int8; 0 of 0 points indexed"
+            in capsys.readouterr().out)
+    assert main(["create", "badvec", "--kind", "vector", "--dim", "8", "--index-m", "2", "--target", addr]) == 1
+    assert re.fullmatch(r"embcluster: INVALID_ARGUMENT: vector_index\.m must be .*got 2\n", capsys.readouterr().err)
 
     # Each error: one line "embcluster: CODE: message" on stderr, non-zero exit.
     assert main(["create", "vec", "--kind", "vector", "--dim", "8", "--target", addr]) == 1
