@@ -78,9 +78,9 @@ def serve(args: argparse.Namespace, *, as_program: bool = False) -> int:
             it would wait for a model still loading or a handler thread that ignored its cancellation.
     """
     signals = StopSignals()
-    signals.install()
     try:
         try:
+            signals.install()  # inside: a signal right after it is still one line, not a traceback
             code = _Serve(args, signals).run()
         except Interrupted as exc:
             print(f"embcluster: interrupted ({signal.Signals(exc.signum).name}) during start-up; nothing was opened",
