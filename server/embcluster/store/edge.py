@@ -50,7 +50,7 @@ from .base import (
     VectorIndexSettings,
     narrow,
 )
-from .edge_convert import (BOOL_MIRROR_PREFIX, edge_filter, edge_point, index_ops, payload_selector,
+from .edge_convert import (BOOL_MIRROR_PREFIX, edge_filter, edge_point, graph_params, index_ops, payload_selector,
                            shard_vector_params, with_mirrors)
 from .edge_index import (FULL_SCAN_KB, UNINDEXED_MIN, IndexBuilder, SwapGate, build_dir, new_trash_dir,
                          probe_unindexed)
@@ -139,7 +139,7 @@ class EdgeStore:
         # ACORN: a filtered walk of the graph that also looks at neighbours' neighbours. Without it
         # (and without per-value graphs, payload_m=0) a filter matching scattered points (the
         # anomalies) cuts the graph apart: measured 1 hit of 10 at 6% selectivity, 86% recall with it.
-        self._search_params = _graph_params(index.ef, index.quantized)
+        self._search_params = graph_params(index.ef, index.quantized)
         # Points written since the last build (or since the open's probe): each is outside the
         # graph. Edge moves a point out of its indexed segment on *any* write to it, payload
         # included (copy-on-write of an immutable segment), so a write-back unindexes everything.
@@ -380,7 +380,7 @@ class EdgeStore:
     def _params(self, ef: int, exact: bool) -> qe.SearchParams:
         if exact:  # every point scored on its float32 vector, codes or not (tested)
             return qe.SearchParams(exact=True)
-        return _graph_params(ef, self.index.quantized) if ef else self._search_params  # the latter: built once
+        return graph_params(ef, self.index.quantized) if ef else self._search_params  # the latter: built once
 
     def _nearest(self, query: list[float], limit: int, flt: PointFilter | None, ef: int = 0,
                  exact: bool = False) -> qe.QueryRequest:
@@ -453,16 +453,6 @@ class EdgeStore:
         except Exception:
             logger.exception("flushing shard %s at close failed", self.path)
         self._shard.close()
-
-
-# On int8 codes: walk the graph scoring codes, then rescore twice ``limit`` candidates on float32.
-_RESCORED = qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
-
-
-def _graph_params(ef: int, quantized: bool) -> qe.SearchParams:
-    """A walk of the HNSW graph keeping ``ef`` candidates, with ACORN for filters (see ``EdgeStore.__init__``)."""
-    return qe.SearchParams(hnsw_ef=ef, acorn=qe.AcornSearchParams(enable=True),
-                           quantization=_RESCORED if quantized else None)
 
 
 def _apply(shard: qe.EdgeShard, op: Any, tolerant: bool) -> None:

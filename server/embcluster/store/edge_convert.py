@@ -12,7 +12,7 @@ import qdrant_edge as qe
 from .base import Condition, FieldEquals, FieldMissing, Metric, PointFilter, StoredPoint
 
 __all__ = ["BOOL_MIRROR_PREFIX", "edge_filter", "with_mirrors", "payload_selector", "edge_vector", "edge_point",
-           "index_ops", "shard_vector_params"]
+           "graph_params", "index_ops", "shard_vector_params"]
 
 # qdrant-edge-py 0.9.0 turns MatchValue(True) into MatchValue(1), so no filter can match a
 # boolean payload value. Each boolean-indexed key is therefore mirrored as 0/1 under
@@ -94,3 +94,14 @@ def shard_vector_params(path: Path) -> tuple[int, Metric]:
     params = cfg["vectors"][""]
     distance = str(params["distance"]).lower()
     return int(params["size"]), ("euclid" if distance.startswith("euclid") else "cosine")
+
+
+# On int8 codes: walk the graph scoring codes, then rescore twice ``limit`` candidates on float32
+# (asked for, not left to the engine's default).
+_RESCORED = qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
+
+
+def graph_params(ef: int, quantized: bool, *, indexed_only: bool = False) -> qe.SearchParams:
+    """A walk of the HNSW graph keeping ``ef`` candidates, with ACORN for filters; rescored on float32 over codes."""
+    return qe.SearchParams(hnsw_ef=ef, acorn=qe.AcornSearchParams(enable=True), indexed_only=indexed_only,
+                           quantization=_RESCORED if quantized else None)

@@ -49,7 +49,7 @@ import qdrant_edge as qe
 
 from ..fsio import allocated_bytes, check_free_space, fsync_tree
 from .base import VectorIndexSettings
-from .edge_convert import edge_vector
+from .edge_convert import edge_vector, graph_params
 
 __all__ = [
     "FULL_SCAN_KB",
@@ -225,12 +225,9 @@ def probe_unindexed(shard: Any, ef: int, samples: int = 32, quantized: bool = Fa
         if vector is None:
             continue
         seen.add(str(recs[0].id))
-        # On int8 codes a near-duplicate could outrank the point itself: rescored on float32 it cannot
-        # (asked for, not left to the engine's default).
-        params = qe.SearchParams(hnsw_ef=ef, indexed_only=True,
-                                 quantization=qe.QuantizationSearchParams(rescore=True) if quantized else None)
+        # Rescored on float32 over int8 codes: a near-duplicate cannot outrank the point itself.
         hits = shard.query(qe.QueryRequest(limit=1, query=qe.Query.Nearest(vector.tolist()), with_payload=False,
-                                           with_vector=False, params=params))
+                                           with_vector=False, params=graph_params(ef, quantized, indexed_only=True)))
         missed += not hits or hits[0].id != recs[0].id
         if len(seen) >= samples:
             break
