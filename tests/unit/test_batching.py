@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import time
 from typing import Callable, Sequence
@@ -14,6 +15,7 @@ from embcluster.deadlines import call_deadline
 from embcluster.embed.base import TextEmbedder
 from embcluster.embed.batching import BatchedEmbedder, BatchingOptions, EmbedBatcher, EmbedBatchers
 from embcluster.embed.long_text import TRUNCATE, Embedded, LongText
+from embcluster.embed.priority import thread_nice
 from embcluster.errors import Unavailable
 
 DIM = 8
@@ -36,11 +38,17 @@ class FakeEmbedder:
         self.calls: list[tuple[list[str], LongText]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.held_word = ""  # "": every call waits while held
         self.entered = threading.Semaphore(0)  # released once per call, when the call starts
 
     def hold(self) -> None:
         """Calls from now on wait for :meth:`release`."""
+        self.held_word = ""
         self.gate.clear()
+
+    def gate_for(self, word: str) -> None:
+        """While held, only calls whose first text contains ``word`` wait (the others go through)."""
+        self.held_word = word
 
     def release(self) -> None:
         self.gate.set()
@@ -51,7 +59,8 @@ class FakeEmbedder:
     def embed_long(self, texts: Sequence[str], long_text: LongText) -> Embedded:
         self.calls.append((list(texts), long_text))
         self.entered.release()
-        assert self.gate.wait(30)
+        if self.held_word in (texts[0] if texts else ""):
+            assert self.gate.wait(30)
         bad = [t for t in texts if "bad" in t]
         if bad:
             raise ValueError(f"cannot embed {bad[0]!r}")
@@ -175,41 +184,77 @@ def test_a_bulk_request_is_cut_into_chunks_longest_first_and_keeps_its_order(fak
     assert lengths == sorted(lengths, reverse=True)
 
 
-def test_interactive_requests_wait_for_one_chunk_not_a_whole_bulk_request(fake: FakeEmbedder,
-                                                                         batcher: EmbedBatcher) -> None:
-    first = _first_call_held(fake, batcher, [f"held {i}" for i in range(3)])  # a bulk request being embedded
-    bulk = Caller(batcher, [f"bulk {i}" for i in range(12)])  # 3 chunks of 4
-    _until(lambda: batcher.pending() == 1)
+def test_an_interactive_request_never_waits_for_a_bulk_chunk(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    fake.hold()
+    bulk = Caller(batcher, [f"bulk {i}" for i in range(12)])  # 3 chunks of 4; the first one is held
+    assert fake.entered.acquire(timeout=10)
+    fake.gate_for("bulk")  # from now on only bulk chunks wait
     queries = [Caller(batcher, [f"query {i}"]) for i in range(2)]
-    _until(lambda: batcher.pending() == 3)
+    for c in queries:  # embedded beside the held chunk, by the interactive lane's own worker
+        np.testing.assert_array_equal(c.get().vectors, _alone(c.texts))
+    assert bulk.is_alive()
+    fake.release()
+    np.testing.assert_array_equal(bulk.get().vectors, _alone(bulk.texts))
+    assert [len(texts) for texts, _ in fake.calls if texts[0].startswith("bulk")] == [4, 4, 4]
+
+
+def test_a_stream_of_small_requests_cannot_starve_a_bulk_one(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    first = _first_call_held(fake, batcher, ["first"])  # the interactive lane is busy ...
+    small = [Caller(batcher, [f"small {i}"]) for i in range(3)]
+    _until(lambda: batcher.pending() == 3)  # ... and more small requests wait for it
+    fake.gate_for("first")
+    bulk = Caller(batcher, [f"bulk {i}" for i in range(6)])
+    np.testing.assert_array_equal(bulk.get().vectors, _alone(bulk.texts))  # done while the small lane is held
+    assert all(c.is_alive() for c in small)
     fake.release()
     first.get()
-    for c in [bulk, *queries]:
+    for c in small:
         np.testing.assert_array_equal(c.get().vectors, _alone(c.texts))
-    kinds = ["query" if texts[0].startswith("query") else "bulk" for texts, _ in fake.calls[1:]]
-    # the queries go right after the chunk being embedded, then the bulk request's chunks
-    assert kinds == ["query", "bulk", "bulk", "bulk"]
-    assert sorted(fake.calls[1][0]) == ["query 0", "query 1"]  # the two queries embedded together
 
 
-def test_lanes_alternate_so_small_requests_cannot_starve_a_bulk_one(fake: FakeEmbedder) -> None:
-    batcher = EmbedBatcher(fake, BatchingOptions(batch_size=1, wait_ms=0, interactive_items=1))
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have a nice value of their own on Linux")
+def test_the_bulk_lane_runs_at_the_lower_priority_and_so_do_the_threads_it_starts(fake: FakeEmbedder) -> None:
+    base = thread_nice()
+    assert base is not None
+    batcher = EmbedBatcher(fake, BatchingOptions(batch_size=4, interactive_items=2, bulk_nice=min(19, base + 7)))
+    seen: dict[str, tuple[int | None, int | None]] = {}
+    real = fake.embed_long
+
+    def embed_long(texts: Sequence[str], long_text: LongText) -> Embedded:
+        started: list[int | None] = []  # what a thread the worker starts (torch's, say) inherits
+        child = threading.Thread(target=lambda: started.append(thread_nice()))
+        child.start()
+        child.join()
+        seen[texts[0].split()[0]] = (thread_nice(), started[0])
+        return real(texts, long_text)
+
+    fake.embed_long = embed_long  # type: ignore[method-assign]
     try:
-        first = _first_call_held(fake, batcher, ["first"])
-        bulk = Caller(batcher, ["bulk a", "bulk b"])
-        _until(lambda: batcher.pending() == 1)
-        small = [Caller(batcher, [f"small {i}"]) for i in range(3)]
-        _until(lambda: batcher.pending() == 4)
-        fake.release()
-        first.get()
-        for c in [bulk, *small]:
-            np.testing.assert_array_equal(c.get().vectors, _alone(c.texts))
-        order = [texts[0].split()[0] for texts, _ in fake.calls[1:]]
-        # the held call was interactive: the lanes take turns while both wait, then the small ones go on
-        assert order == ["bulk", "small", "bulk", "small", "small"]
+        batcher.embed(["query"])
+        batcher.embed(["bulk a", "bulk b", "bulk c"])
+        batcher.embed(["query again"])
     finally:
-        fake.release()
         batcher.close(5)
+    assert seen["query"] == (base, base)
+    assert seen["bulk"] == (min(19, base + 7), min(19, base + 7))
+    assert thread_nice() == base  # the callers' threads keep theirs
+
+
+def test_a_bulk_nice_of_zero_leaves_the_priority_alone(fake: FakeEmbedder) -> None:
+    batcher = EmbedBatcher(fake, BatchingOptions(batch_size=4, interactive_items=2, bulk_nice=0))
+    seen: list[int | None] = []
+    real = fake.embed_long
+
+    def embed_long(texts: Sequence[str], long_text: LongText) -> Embedded:
+        seen.append(thread_nice())
+        return real(texts, long_text)
+
+    fake.embed_long = embed_long  # type: ignore[method-assign]
+    try:
+        batcher.embed(["bulk a", "bulk b", "bulk c"])
+    finally:
+        batcher.close(5)
+    assert seen == [thread_nice()]
 
 
 def test_an_error_reaches_only_the_request_whose_texts_fail(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:

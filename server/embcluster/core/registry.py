@@ -45,7 +45,8 @@ class Kinds:
         # the service's embedding queues: the texts of concurrent calls are embedded together
         self.batchers = EmbedBatchers(BatchingOptions(batch_size=settings.embed_batch_size,
                                                       wait_ms=settings.embed_batch_wait_ms,
-                                                      interactive_items=settings.embed_interactive_items))
+                                                      interactive_items=settings.embed_interactive_items,
+                                                      bulk_nice=settings.embed_bulk_nice))
         args = (settings, embedders, metrics, self.batchers)
         self.event = EventKind(*args)
         kinds: list[Kind] = [TextKind(*args), ImageMetadataKind(*args), VectorKind(*args), self.event]

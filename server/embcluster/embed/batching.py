@@ -1,20 +1,22 @@
-"""Micro-batching: the texts of concurrent calls embedded together, on one worker thread per model.
+"""Micro-batching: the texts of concurrent calls embedded together, on worker threads of their own.
 
 A model embeds a batch of texts for far less per text than one text alone (all-MiniLM-L6-v2 on
-2 CPU cores: about 3.4 ms per text in a batch of 64, 22 ms for one alone), and concurrent forward
-passes only fight over the same cores. So every call's texts go through a queue per embedder
-(:class:`EmbedBatcher`); one worker thread takes what is queued, up to ``EMBED_BATCH_SIZE`` texts,
-embeds them in one call of the wrapped embedder and hands each caller its own rows.
+2 CPU cores: about 3.4 ms per text in a batch of 64, 22 ms for one alone). So every call's texts
+go through a queue per embedder (:class:`EmbedBatcher`); a worker thread takes what is queued, up
+to ``EMBED_BATCH_SIZE`` texts, embeds them in one call of the wrapped embedder and hands each
+caller its own rows.
 
-* **Gathering.** The worker takes whatever is queued when it is free; while it is busy new
-  requests queue up and go together into its next batch. When it is idle and a batch is not
-  full it waits at most ``EMBED_BATCH_WAIT_MS`` for more (0: never wait).
-* **Two lanes.** A request of at most ``EMBED_INTERACTIVE_ITEMS`` texts (a Classify or Search
-  query, a single-item Ingest) is *interactive*; a larger one is *bulk* and is cut into chunks of
-  at most ``EMBED_BATCH_SIZE`` texts (sorted by length first, as sentence-transformers' own
-  ``encode`` does, so chunks pad little). When both lanes wait, the worker alternates between
-  them, so an interactive request waits at most for the chunk being embedded, never for a bulk
-  request's whole batch, and a stream of small requests cannot starve a bulk one.
+* **Gathering.** A worker takes whatever is queued in its lane when it is free; while it is
+  busy new requests queue up and go together into its next batch. When it is idle and a batch is
+  not full it waits at most ``EMBED_BATCH_WAIT_MS`` for more (0: never wait).
+* **Two lanes, two workers.** A request of at most ``EMBED_INTERACTIVE_ITEMS`` texts (a Classify
+  or Search query, a single-item Ingest) is *interactive*; a larger one is *bulk* and is cut into
+  chunks of at most ``EMBED_BATCH_SIZE`` texts (sorted by length first, as sentence-transformers'
+  own ``encode`` does, so chunks pad little). Each lane has its own worker thread, so a query
+  never waits for a bulk chunk: its forward pass runs beside the bulk one. The bulk worker runs
+  at nice ``EMBED_BULK_NICE`` (Linux; :mod:`.priority`), and so do torch's threads it starts, so
+  while the cores are short the operating system gives them to queries, vector calls and writes
+  first; alone, bulk embedding runs at full speed. Neither lane can starve the other.
 * **No repeated work.** Identical texts of one request, and of the requests embedded together,
   are embedded once (per long-text setting).
 * **Errors** reach only the requests they belong to: when a batch of several requests fails, each
@@ -45,12 +47,14 @@ from ..deadlines import wait_until
 from ..errors import Unavailable
 from .base import Embedder, TextEmbedder
 from .long_text import TRUNCATE, Embedded, LongText
+from .priority import lower_thread_priority
 
 __all__ = ["BatchingOptions", "EmbedBatcher", "BatchedEmbedder", "EmbedBatchers"]
 
 logger = logging.getLogger(__name__)
 
 INTERACTIVE, BULK = 0, 1
+_LANE_NAMES = ("interactive", "bulk")
 
 
 @dataclass(frozen=True)
@@ -61,11 +65,13 @@ class BatchingOptions:
         batch_size: Texts per call of the wrapped embedder at most (a bulk request's chunk).
         wait_ms: How long an idle worker waits for more texts when a batch is not full.
         interactive_items: Requests of at most this many texts take the interactive lane.
+        bulk_nice: The bulk lane's worker thread runs at this nice value (0: normal priority).
     """
 
     batch_size: int = 64
     wait_ms: float = 0.0
     interactive_items: int = 8
+    bulk_nice: int = 10
 
 
 class _Request:
@@ -111,12 +117,15 @@ class _Slice:
 
 
 class EmbedBatcher:
-    """A queue in front of one embedder and the worker thread that empties it.
+    """A queue in front of one embedder, in two lanes, and a worker thread per lane that empties it.
+
+    The two workers may call the embedder at the same time: an embedder that cannot take
+    concurrent calls serialises them itself (a lock of its own).
 
     Args:
         embedder: Any :class:`~embcluster.embed.base.Embedder`; texts longer than its window are
             embedded with its ``embed_long`` when it has one (:class:`TextEmbedder`), else ``embed``.
-        options: Batch size, gathering wait, interactive lane size.
+        options: Batch size, gathering wait, interactive lane size, the bulk worker's priority.
     """
 
     def __init__(self, embedder: Embedder, options: BatchingOptions) -> None:
@@ -126,8 +135,7 @@ class EmbedBatcher:
         self._lanes: tuple[deque[_Request], deque[_Request]] = (deque(), deque())
         self._cond = threading.Condition()
         self._closing = False
-        self._last_lane = BULK  # the interactive lane goes first when both wait
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread | None] = [None, None]  # a worker per lane, started on demand
         self.batches = 0  # embed calls made (tests, benchmarks)
 
     # ------------------------------------------------------------------ callers
@@ -148,7 +156,7 @@ class EmbedBatcher:
             if self._closing:
                 raise Unavailable("the server is shutting down: texts are no longer embedded")
             self._lanes[lane].append(request)
-            self._start_worker()
+            self._start_worker(lane)
             self._cond.notify_all()
         if not wait_until(request.done):
             with self._cond:
@@ -177,9 +185,10 @@ class EmbedBatcher:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+            threads = [t for t in self._threads if t is not None]
+        end = time.monotonic() + timeout
+        for thread in threads:  # the lanes finish side by side: one timeout for both
+            thread.join(max(0.0, end - time.monotonic()))
         with self._cond:
             left = [r for lane in self._lanes for r in lane]
             for lane in self._lanes:
@@ -192,45 +201,44 @@ class EmbedBatcher:
 
     # ------------------------------------------------------------------ the worker
 
-    def _start_worker(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"embed-{self.embedder.name}", daemon=True)
-            self._thread.start()
+    def _start_worker(self, lane: int) -> None:
+        if self._threads[lane] is None:
+            name = f"embed-{self.embedder.name}-{_LANE_NAMES[lane]}"
+            thread = self._threads[lane] = threading.Thread(target=self._run, args=(lane,), name=name, daemon=True)
+            thread.start()
 
-    def _run(self) -> None:
+    def _run(self, lane: int) -> None:
         try:
+            if lane == BULK:  # before its first forward pass: torch's threads it starts inherit the priority
+                lower_thread_priority(self.options.bulk_nice)
             while True:
                 with self._cond:
-                    slices = self._gather()
+                    slices = self._gather(lane)
                 if slices is None:
                     return
                 self._embed(slices)
         finally:  # also when something no handler catches (SystemExit) ends the thread: a new one takes over
             with self._cond:
-                self._thread = None
-                if (self._lanes[0] or self._lanes[1]) and not self._closing:
-                    self._start_worker()
+                self._threads[lane] = None
+                if self._lanes[lane] and not self._closing:
+                    self._start_worker(lane)
 
-    def _queued(self) -> int:
-        """Texts queued and not yet handed to the worker."""
-        return sum(len(r.unique) - r.taken for lane in self._lanes for r in lane)
+    def _queued(self, lane: int) -> int:
+        """Texts of ``lane`` queued and not yet handed to its worker."""
+        return sum(len(r.unique) - r.taken for r in self._lanes[lane])
 
-    def _gather(self) -> list[_Slice] | None:
-        """The next batch's slices (call holding the condition); None when closed and empty."""
-        while not (self._lanes[0] or self._lanes[1]):
+    def _gather(self, lane: int) -> list[_Slice] | None:
+        """The next batch's slices of ``lane`` (call holding the condition); None when closed and empty."""
+        queue = self._lanes[lane]
+        while not queue:
             if self._closing:
                 return None
             self._cond.wait()
         size = self.options.batch_size
-        if self.options.wait_ms > 0 and not self._closing and self._queued() < size:
+        if self.options.wait_ms > 0 and not self._closing and self._queued(lane) < size:
             until = time.monotonic() + self.options.wait_ms / 1000
-            while self._queued() < size and not self._closing and (left := until - time.monotonic()) > 0:
+            while self._queued(lane) < size and not self._closing and (left := until - time.monotonic()) > 0:
                 self._cond.wait(left)
-        both = bool(self._lanes[INTERACTIVE]) and bool(self._lanes[BULK])
-        lane = (BULK if self._last_lane == INTERACTIVE else INTERACTIVE) if both else (
-            INTERACTIVE if self._lanes[INTERACTIVE] else BULK)
-        self._last_lane = lane
-        queue = self._lanes[lane]
         slices: list[_Slice] = []
         room = size
         while queue and room > 0:
@@ -281,7 +289,8 @@ class EmbedBatcher:
         rows = [np.fromiter((first.setdefault(t, len(first)) for t in s.texts), dtype=np.int64, count=len(s.texts))
                 for s in group]
         embedded = self._call(list(first), long_text)
-        self.batches += 1
+        with self._cond:  # two workers count
+            self.batches += 1
         for s, r in zip(group, rows):
             request = s.request
             request.vectors[s.start:s.stop] = embedded.vectors[r]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -156,7 +155,6 @@ class OnnxEmbedder(WindowedTextEmbedder):
         tokenizer.enable_padding()
         self._tokenizer = tokenizer
         self.fingerprint = "onnx-int8:" + fingerprint_directory(path)
-        self._lock = threading.Lock()  # one forward pass at a time, as on the full tier
         logger.info("loaded the ONNX int8 model of %s (%d-d) in %.1f s", name, self.dim, time.perf_counter() - started)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -169,8 +167,9 @@ class OnnxEmbedder(WindowedTextEmbedder):
             mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
             feed = {"input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64), "attention_mask": mask,
                     "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64)}
-            with self._lock:
-                hidden = self._session.run(None, {k: feed[k] for k in self._inputs})[0]
+            # no lock: a session runs concurrent calls (the queue's interactive and bulk passes), and
+            # the tokenizer's settings are fixed above, so encode_batch only reads it
+            hidden = self._session.run(None, {k: feed[k] for k in self._inputs})[0]
             if self._cls:
                 pooled = hidden[:, 0, :]
             else:

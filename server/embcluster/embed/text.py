@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -128,8 +127,11 @@ class SentenceTransformerEmbedder(WindowedTextEmbedder):
         self.window = int(max_len) - int(tokenizer.num_special_tokens_to_add(False))
         backend = getattr(tokenizer, "backend_tokenizer", None)  # None: a slow (Python) tokenizer
         self._planner = WindowPlanner(backend, self.window) if backend is not None else None
-        # One forward pass at a time: concurrent passes only fight over the same cores.
-        self._lock = threading.Lock()
+        # The embedding queue runs an interactive and a bulk pass at once (embed/batching.py). The
+        # model is read-only in inference; the fast tokenizer is shared, and transformers changes its
+        # truncation and padding on a call only when they differ from the last call's, which they
+        # never do for this model: one call here sets them once, before any thread shares it.
+        self._model.encode(["warm-up"], batch_size=1, show_progress_bar=False)
         done = time.perf_counter()
         self.load_seconds = done - started  # what `serve` reports when the model is ready
         logger.info("loaded text model %s (%d-d, %s) in %.1f s (imports %.1f s, reading and hashing the model "
@@ -141,9 +143,8 @@ class SentenceTransformerEmbedder(WindowedTextEmbedder):
         return self._model
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            out = self._model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
-            )
+        out = self._model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
         return np.ascontiguousarray(out, dtype=np.float32)

@@ -1,0 +1,105 @@
+"""The real text models under the embedding queue's two workers: concurrent calls, thread priorities."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from embcluster.config import Settings
+from embcluster.embed.batching import BatchingOptions, EmbedBatcher
+from embcluster.embed.long_text import LongText
+from embcluster.embed.priority import thread_nice
+from embcluster.embed.registry import EmbedderRegistry
+
+POOL = LongText(mode="pool")
+
+
+def _texts(article: Callable[[int], str]) -> list[str]:
+    short = [f"item {i}: {'a red shoe ' * (i % 7)} size {i}" for i in range(22)]
+    return short + [article(1200), article(400)]  # pooled over several windows
+
+
+def _at_once(embed: Callable[[list[str]], np.ndarray], batches: list[list[str]]) -> list[np.ndarray]:
+    """Each batch embedded on its own thread, all threads started together."""
+    out: list[Any] = [None] * len(batches)
+    start = threading.Barrier(len(batches))
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            out[i] = embed(batches[i])
+        except BaseException as exc:  # the test reports it
+            out[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for result in out:
+        if isinstance(result, BaseException):
+            raise result
+    return out
+
+
+def _check_concurrent_calls(embedder: Any, texts: list[str]) -> None:
+    def pooled(batch: list[str]) -> np.ndarray:
+        return np.asarray(embedder.embed_long(batch, POOL).vectors)
+
+    batches = [texts[i::4] for i in range(4)] * 2  # eight calls at once, of different shapes
+    # The reference: the same batches one at a time (the onnx-int8 tier quantizes activations per
+    # batch, so a text's vector depends on the batch it is in; the same batch gives the same rows).
+    alone = [pooled(b) for b in batches]
+    for _ in range(2):
+        for got, want in zip(_at_once(pooled, batches), alone):
+            np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_the_full_model_embeds_concurrent_calls_as_it_does_one_at_a_time(text_embedder, article) -> None:  # type: ignore[no-untyped-def]
+    _check_concurrent_calls(text_embedder, _texts(article))
+
+
+def test_the_onnx_tier_embeds_concurrent_calls_as_it_does_one_at_a_time(tier_settings: Settings, article) -> None:  # type: ignore[no-untyped-def]
+    _check_concurrent_calls(EmbedderRegistry(tier_settings).text("", "onnx-int8"), _texts(article))
+
+
+def test_the_static_tier_embeds_concurrent_calls_as_it_does_one_at_a_time(tier_settings: Settings, article) -> None:  # type: ignore[no-untyped-def]
+    _check_concurrent_calls(EmbedderRegistry(tier_settings).text("", "static"), _texts(article))
+
+
+def _nice_by_thread() -> dict[int, int]:
+    """Nice value of every thread of this process (Linux ``/proc``)."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; the comm may hold spaces
+        out[int(task.name)] = int(fields[16])  # field 19 of proc(5): nice
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have a nice value of their own on Linux")
+def test_torch_threads_of_the_bulk_lane_run_at_its_nice(text_embedder, article) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    base = thread_nice()
+    assert base is not None and base < 19
+    nice = min(19, base + 6)
+    before = {tid for tid, n in _nice_by_thread().items() if n == nice}
+    batcher = EmbedBatcher(text_embedder, BatchingOptions(batch_size=64, interactive_items=2, bulk_nice=nice))
+    try:
+        batcher.embed([f"bulk text number {i} " * 20 for i in range(64)])  # the bulk worker's forward pass
+        lowered = {tid for tid, n in _nice_by_thread().items() if n == nice} - before
+        # the worker and the team torch's OpenMP started for it (kept for its next pass)
+        assert len(lowered) >= torch.get_num_threads()
+        batcher.embed(["a query"])  # the interactive worker, and the team it starts, keep the normal priority
+        assert {tid for tid, n in _nice_by_thread().items() if n == nice} - before == lowered
+    finally:
+        batcher.close(10)
