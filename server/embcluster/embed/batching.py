@@ -29,7 +29,8 @@ caller its own rows.
   its timeout with ``UNAVAILABLE``; nothing is dropped silently.
 
 Results equal those of embedding each request alone, up to float rounding of different batch
-shapes (padding changes the matrix shapes, not the masked result).
+shapes (padding changes the matrix shapes, not the masked result) — except on the ``onnx-int8``
+tier, whose activations are quantized per batch, so a row moves a little with its batch mates.
 """
 
 from __future__ import annotations
