@@ -59,11 +59,12 @@ class Settings(BaseSettings):
                                       "ingests) take the embedding queue's interactive lane, which has a worker "
                                       "thread of its own: they never wait for a bulk request's chunks.")
     embed_bulk_nice: int = Field(
-        10, ge=0, le=19, description="Nice value of the thread that embeds bulk requests, and of torch's threads it "
-                                     "starts (Linux; 0: normal priority). Interactive requests have a worker thread "
-                                     "of their own at normal priority, so while the cores are short, queries, vector "
+        10, ge=0, le=19, description="Nice value (absolute, not added) of the thread that embeds bulk requests, and "
+                                     "of torch's threads it starts (Linux; 0: normal priority; a service already at "
+                                     "this nice or lower keeps its own). Interactive requests have a worker thread of "
+                                     "their own at normal priority, so while the cores are short, queries, vector "
                                      "calls and writes get them before bulk embedding; alone, bulk embedding runs at "
-                                     "full speed.")
+                                     "full speed. ONNX Runtime's threads (tier onnx-int8) keep their priority.")
     max_batch_items: int = Field(1000, ge=1, description="Items per Ingest/Classify call.")
     max_text_chars: int = Field(
         1_000_000, ge=1, description="Characters per text item (the model reads a window of it: see long_text).")

@@ -347,6 +347,27 @@ def test_shutdown_fails_what_is_left_after_its_timeout_with_a_clear_error(fake: 
     np.testing.assert_array_equal(first.get().vectors, _alone(["first"]))  # in progress: it finishes
 
 
+def test_shutdown_waits_for_the_bulk_lane_too(fake: FakeEmbedder, batcher: EmbedBatcher) -> None:
+    fake.hold()
+    fake.gate_for("bulk")  # only bulk chunks wait
+    held = Caller(batcher, [f"bulk {i}" for i in range(3)])
+    assert fake.entered.acquire(timeout=10)
+    queued = Caller(batcher, [f"bulk more {i}" for i in range(3)])
+    _until(lambda: batcher.pending() == 1)
+    query = Caller(batcher, ["query"])
+    np.testing.assert_array_equal(query.get().vectors, _alone(["query"]))
+    closer = threading.Thread(target=batcher.close, daemon=True)
+    closer.start()
+    _until(lambda: batcher.closing)
+    time.sleep(0.3)
+    assert closer.is_alive()  # waiting for the held bulk chunk and the one queued behind it
+    fake.release()
+    closer.join(10)
+    assert not closer.is_alive()
+    for c in (held, queued):  # both embedded before close returned
+        np.testing.assert_array_equal(c.get().vectors, _alone(c.texts))
+
+
 class Fatal(BaseException):
     """What no handler catches (like SystemExit): it ends the worker thread."""
 
@@ -375,6 +396,25 @@ def test_an_error_that_ends_the_worker_reaches_every_request_of_its_batch(fake: 
     _until(lambda: len(ended) == 1)
     assert isinstance(ended[0], Fatal)
     np.testing.assert_array_equal(batcher.embed(["after"]).vectors, _alone(["after"]))  # a new worker takes over
+
+
+def test_a_bulk_worker_that_ends_is_replaced(fake: FakeEmbedder, batcher: EmbedBatcher,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    ended: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: ended.append(args.exc_value))
+    real = fake.embed_long
+
+    def embed_long(texts: Sequence[str], long_text: LongText) -> Embedded:
+        if any("fatal" in t for t in texts):
+            raise Fatal("worker ends")
+        return real(texts, long_text)
+
+    fake.embed_long = embed_long  # type: ignore[method-assign]
+    with pytest.raises(Fatal):
+        batcher.embed(["fatal a", "fatal b", "fatal c"])
+    _until(lambda: len(ended) == 1)
+    texts = ["after a", "after b", "after c"]
+    np.testing.assert_array_equal(batcher.embed(texts).vectors, _alone(texts))  # a new bulk worker
 
 
 def test_an_error_that_ends_the_worker_while_requests_are_retried_alone_reaches_the_rest(

@@ -98,8 +98,79 @@ def test_torch_threads_of_the_bulk_lane_run_at_its_nice(text_embedder, article) 
         batcher.embed([f"bulk text number {i} " * 20 for i in range(64)])  # the bulk worker's forward pass
         lowered = {tid for tid, n in _nice_by_thread().items() if n == nice} - before
         # the worker and the team torch's OpenMP started for it (kept for its next pass)
-        assert len(lowered) >= torch.get_num_threads()
+        assert len(lowered) >= torch.get_num_threads() >= 2
         batcher.embed(["a query"])  # the interactive worker, and the team it starts, keep the normal priority
         assert {tid for tid, n in _nice_by_thread().items() if n == nice} - before == lowered
     finally:
         batcher.close(10)
+
+
+class _Recording:
+    """Forwards to a ``tokenizers.Tokenizer``; records the calls that change its settings."""
+
+    CHANGES = {"enable_truncation", "no_truncation", "enable_padding", "no_padding"}
+
+    def __init__(self, real: Any) -> None:
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "changes", [])
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.CHANGES:
+            self.changes.append(name)
+        return getattr(self._real, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.changes.append(name)
+        setattr(self._real, name, value)
+
+
+def test_after_loading_no_call_changes_the_shared_tokenizer(article) -> None:  # type: ignore[no-untyped-def]
+    from embcluster.embed.registry import bundled_model_path
+    from embcluster.embed.text import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", bundled_model_path(), batch_size=8)
+    hf = emb.model.tokenizer
+    recording = _Recording(hf._tokenizer)
+    hf._tokenizer = recording  # what every thread's encode tokenizes with
+    emb.embed(["one"])
+    emb.embed([f"text {i} " * i for i in range(20)])  # batches of 8, several lengths
+    emb.embed_long([article(3000)], POOL)
+    assert recording.changes == []  # so two threads may share it: nothing is written on a call
+    assert emb._lock is None  # and the model takes concurrent calls
+
+
+_POOL_PROBE = """
+import json, sys
+from pathlib import Path
+from embcluster.config import Settings
+from embcluster.embed.batching import BatchingOptions, EmbedBatcher
+from embcluster.embed.priority import thread_nice
+from embcluster.embed.registry import EmbedderRegistry
+
+nice = int(sys.argv[2])
+emb = EmbedderRegistry(Settings(data_dir=Path(sys.argv[1]))).text("", "static")
+batcher = EmbedBatcher(emb, BatchingOptions(batch_size=64, interactive_items=2, bulk_nice=nice))
+batcher.embed([f"bulk text number {i} " * 30 for i in range(200)])  # the process's first texts after the load
+niced = []
+for task in Path("/proc/self/task").iterdir():
+    stat = (task / "stat").read_text()
+    if int(stat[stat.rindex(")") + 2:].split()[16]) == nice:
+        niced.append(stat[stat.index("(") + 1:stat.rindex(")")])
+print(json.dumps(niced))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have a nice value of their own on Linux")
+def test_the_tokenizers_thread_pool_keeps_normal_priority(tier_settings: Settings) -> None:
+    """In a fresh process (the pool is one per process): a bulk pass comes first after the load,
+    and still only the bulk worker runs at the lower priority, not the pool that tokenizes for all."""
+    import json
+    import subprocess
+
+    base = thread_nice()
+    assert base is not None and base < 19
+    nice = min(19, base + 6)
+    out = subprocess.run([sys.executable, "-c", _POOL_PROBE, str(tier_settings.data_dir), str(nice)],
+                         capture_output=True, text=True, timeout=120, check=True)
+    niced = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(niced) == 1, niced  # the bulk worker alone

@@ -17,6 +17,8 @@ class Embedder(Protocol):
 
     ``name`` and ``fingerprint`` are recorded on the collection at creation so that a
     later start with a different model is refused instead of silently mixing spaces.
+    ``embed`` may be called from two threads at once (the embedding queue's two lanes): an
+    embedder that cannot run concurrent calls serialises them itself.
     """
 
     name: str

@@ -13,10 +13,13 @@ caller its own rows.
   or Search query, a single-item Ingest) is *interactive*; a larger one is *bulk* and is cut into
   chunks of at most ``EMBED_BATCH_SIZE`` texts (sorted by length first, as sentence-transformers'
   own ``encode`` does, so chunks pad little). Each lane has its own worker thread, so a query
-  never waits for a bulk chunk: its forward pass runs beside the bulk one. The bulk worker runs
-  at nice ``EMBED_BULK_NICE`` (Linux; :mod:`.priority`), and so do torch's threads it starts, so
-  while the cores are short the operating system gives them to queries, vector calls and writes
-  first; alone, bulk embedding runs at full speed. Neither lane can starve the other.
+  never waits for a bulk chunk: its forward pass runs beside the bulk one (except on an embedder
+  that takes one call at a time, the ``static`` tier, where it waits for that chunk: milliseconds).
+  The bulk worker runs at nice ``EMBED_BULK_NICE`` (Linux; :mod:`.priority`), and so do torch's
+  threads it starts, so while the cores are short the operating system gives them to queries,
+  vector calls and writes first; alone, bulk embedding runs at full speed. ONNX Runtime's threads
+  (the ``onnx-int8`` tier) belong to its session and keep their priority. Neither lane can starve
+  the other.
 * **No repeated work.** Identical texts of one request, and of the requests embedded together,
   are embedded once (per long-text setting).
 * **Errors** reach only the requests they belong to: when a batch of several requests fails, each
@@ -25,7 +28,7 @@ caller its own rows.
   waiting when its gRPC call is cancelled (:func:`embcluster.deadlines.wait_until`); its texts
   not yet embedded are dropped from the queue, and the call gets ``UNAVAILABLE``.
 * **Shutdown.** :meth:`EmbedBatcher.close` refuses new requests (``UNAVAILABLE``: the server is
-  shutting down), lets the worker finish what is queued, and fails whatever is still queued after
+  shutting down), lets both workers finish what is queued, and fails whatever is still queued after
   its timeout with ``UNAVAILABLE``; nothing is dropped silently.
 
 Results equal those of embedding each request alone, up to float rounding of different batch
@@ -205,8 +208,9 @@ class EmbedBatcher:
     def _start_worker(self, lane: int) -> None:
         if self._threads[lane] is None:
             name = f"embed-{self.embedder.name}-{_LANE_NAMES[lane]}"
-            thread = self._threads[lane] = threading.Thread(target=self._run, args=(lane,), name=name, daemon=True)
-            thread.start()
+            thread = threading.Thread(target=self._run, args=(lane,), name=name, daemon=True)
+            thread.start()  # kept only once started (a failed start leaves the lane to the next caller);
+            self._threads[lane] = thread  # it cannot end before this: its end waits for the condition held here
 
     def _run(self, lane: int) -> None:
         try:

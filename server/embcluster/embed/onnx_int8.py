@@ -155,6 +155,9 @@ class OnnxEmbedder(WindowedTextEmbedder):
         tokenizer.enable_padding()
         self._tokenizer = tokenizer
         self.fingerprint = "onnx-int8:" + fingerprint_directory(path)
+        # On this normal-priority thread: starts the tokenizers library's thread pool, which keeps
+        # the priority of the thread that starts it (embed/priority.py)
+        self._encode(["warm-up", "a second warm-up text"])
         logger.info("loaded the ONNX int8 model of %s (%d-d) in %.1f s", name, self.dim, time.perf_counter() - started)
 
     def _encode(self, texts: list[str]) -> np.ndarray:

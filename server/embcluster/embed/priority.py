@@ -4,6 +4,11 @@ On Linux a nice value belongs to a thread, not to the whole process, and the thr
 starts inherit it, so a worker that lowers its own priority before its first forward pass also
 lowers torch's OpenMP threads (the team a thread's first parallel region starts). Lowering needs
 no privilege; raising it back would, so the worker never does.
+
+Thread pools shared by the whole process keep the priority of the thread that created them:
+ONNX Runtime's (made with the session, at load) and the ``tokenizers`` library's (made at the
+first tokenization). Every text embedder therefore embeds once at load, on a thread of normal
+priority, so neither pool is ever created by a lowered thread.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ def thread_nice() -> int | None:
 def lower_thread_priority(nice: int) -> bool:
     """Run the calling thread (and the threads it starts from now on) at nice ``nice`` at least.
 
-    A thread already at ``nice`` or lower priority is left as it is; ``nice`` 0 does nothing.
+    ``nice`` is absolute, not added: a thread already at ``nice`` or lower priority (a service
+    started with ``nice -n 15``, say) is left as it is; ``nice`` 0 does nothing.
 
     Args:
         nice: The nice value, 0 (normal) to 19 (lowest).
@@ -39,17 +45,15 @@ def lower_thread_priority(nice: int) -> bool:
     """
     if nice <= 0:
         return False
-    current = thread_nice()
-    if current is None:
-        logger.info("thread priorities are per process on %s: %s keeps its priority",
-                    sys.platform, threading.current_thread().name)
-        return False
-    if current >= nice:
-        return True
+    name = threading.current_thread().name
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        current = thread_nice()
+        if current is None:
+            logger.info("thread priorities are per process on %s: %s keeps its priority", sys.platform, name)
+            return False
+        if current < nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except OSError as exc:  # a sandbox may forbid it; the thread still works, at normal priority
-        logger.warning("could not lower the priority of thread %s to nice %d: %s",
-                       threading.current_thread().name, nice, exc)
+        logger.warning("could not lower the priority of thread %s to nice %d: %s", name, nice, exc)
         return False
     return True

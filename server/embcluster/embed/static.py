@@ -74,6 +74,9 @@ class StaticEmbedder(WindowedTextEmbedder):
         self._planner: WindowPlanner | None = WindowPlanner(self._model.tokenizer, self.window)
         # model2vec sets the truncation of its tokenizer on every encode: one encode at a time.
         self._lock = threading.Lock()
+        # On this normal-priority thread: starts the tokenizers library's thread pool, which keeps
+        # the priority of the thread that starts it (embed/priority.py)
+        self._encode(["warm-up", "a second warm-up text"])
         logger.info("loaded the static model of %s (%d-d) in %.1f s", name, self.dim, time.perf_counter() - started)
 
     @property

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +17,11 @@ from .long_text import TRUNCATE, Embedded, LongText, TextPlan, WindowPlanner, po
 __all__ = ["WindowedTextEmbedder", "SentenceTransformerEmbedder", "fingerprint_directory"]
 
 logger = logging.getLogger(__name__)
+
+
+def _tokenizer_settings(backend: Any) -> tuple[Any, Any] | None:
+    """A fast tokenizer's truncation and padding (None for a slow tokenizer: nothing shared to change)."""
+    return None if backend is None else (backend.truncation, backend.padding)
 
 
 def fingerprint_directory(path: Path) -> str:
@@ -129,9 +136,17 @@ class SentenceTransformerEmbedder(WindowedTextEmbedder):
         self._planner = WindowPlanner(backend, self.window) if backend is not None else None
         # The embedding queue runs an interactive and a bulk pass at once (embed/batching.py). The
         # model is read-only in inference; the fast tokenizer is shared, and transformers changes its
-        # truncation and padding on a call only when they differ from the last call's, which they
-        # never do for this model: one call here sets them once, before any thread shares it.
+        # truncation and padding on a call only when they differ from the last call's. The first
+        # call here sets them (and, on this normal-priority thread, starts the tokenizers library's
+        # thread pool: embed/priority.py); a model whose second call changes them again takes one
+        # call at a time.
         self._model.encode(["warm-up"], batch_size=1, show_progress_bar=False)
+        before = _tokenizer_settings(backend)
+        self._model.encode(["warm-up", "a second, longer warm-up text"], batch_size=2, show_progress_bar=False)
+        self._lock: threading.Lock | None = None
+        if _tokenizer_settings(backend) != before:
+            self._lock = threading.Lock()
+            logger.info("text model %s changes its tokenizer's settings between calls: one call at a time", name)
         done = time.perf_counter()
         self.load_seconds = done - started  # what `serve` reports when the model is ready
         logger.info("loaded text model %s (%d-d, %s) in %.1f s (imports %.1f s, reading and hashing the model "
@@ -143,8 +158,9 @@ class SentenceTransformerEmbedder(WindowedTextEmbedder):
         return self._model
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        out = self._model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        with self._lock or contextlib.nullcontext():
+            out = self._model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return np.ascontiguousarray(out, dtype=np.float32)
