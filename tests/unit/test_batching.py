@@ -396,23 +396,9 @@ def test_an_error_that_ends_the_worker_reaches_every_request_of_its_batch(fake: 
     _until(lambda: len(ended) == 1)
     assert isinstance(ended[0], Fatal)
     np.testing.assert_array_equal(batcher.embed(["after"]).vectors, _alone(["after"]))  # a new worker takes over
-
-
-def test_a_bulk_worker_that_ends_is_replaced(fake: FakeEmbedder, batcher: EmbedBatcher,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    ended: list[BaseException | None] = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: ended.append(args.exc_value))
-    real = fake.embed_long
-
-    def embed_long(texts: Sequence[str], long_text: LongText) -> Embedded:
-        if any("fatal" in t for t in texts):
-            raise Fatal("worker ends")
-        return real(texts, long_text)
-
-    fake.embed_long = embed_long  # type: ignore[method-assign]
-    with pytest.raises(Fatal):
+    with pytest.raises(Fatal):  # the bulk lane's worker alike
         batcher.embed(["fatal a", "fatal b", "fatal c"])
-    _until(lambda: len(ended) == 1)
+    _until(lambda: len(ended) == 2)
     texts = ["after a", "after b", "after c"]
     np.testing.assert_array_equal(batcher.embed(texts).vectors, _alone(texts))  # a new bulk worker
 
