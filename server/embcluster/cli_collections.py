@@ -15,7 +15,12 @@ from typing import Any, TextIO
 
 from .cli_client import Handler, add_connection_flags, connect, guarded, target
 
-__all__ = ["COMMANDS", "add_parsers"]
+__all__ = ["COMMANDS", "INDEX_DEFAULTS", "add_parsers"]
+
+# The server's vector index defaults, for --help only (the server applies its own). Written out
+# so the CLI does not import the store (and numpy) to print them; a test keeps them equal to
+# store.base.VectorIndexSettings'.
+INDEX_DEFAULTS = {"m": 16, "ef_construct": 100, "ef": 128, "min_points": 20_000, "quantization": "none"}
 
 
 def _count(minimum: int) -> Any:
@@ -62,14 +67,18 @@ def add_parsers(sub: Any) -> None:
                     help='image_metadata collections: {"text_fields": [...], "text_attributes": [...], '
                          '"numeric_attributes": [{"key": ..., "low": ..., "high": ...}]} (default: all text fields)')
     index = cr.add_argument_group("vector index, fixed at creation (README \"Vector index\"; default: the server's)")
-    index.add_argument("--index-m", type=_count(1), metavar="M", help="edges per point of the HNSW graph (default 16)")
+    d = INDEX_DEFAULTS
+    index.add_argument("--index-m", type=_count(1), metavar="M",
+                       help=f"edges per point of the HNSW graph (default {d['m']})")
     index.add_argument("--index-ef-construct", type=_count(1), metavar="N",
-                       help="candidates while building (default 100)")
-    index.add_argument("--index-ef", type=_count(1), metavar="N", help="candidates while searching (default 128)")
+                       help=f"candidates while building (default {d['ef_construct']})")
+    index.add_argument("--index-ef", type=_count(1), metavar="N",
+                       help=f"candidates while searching (default {d['ef']})")
     index.add_argument("--index-min-points", type=_count(1), metavar="N",
-                       help="no index below this many points (default 20000)")
+                       help=f"no index below this many points (default {d['min_points']})")
     index.add_argument("--quantization", choices=["none", "int8"],
-                       help="int8: graph built and walked on 1-byte codes, rescored on float32 (default none)")
+                       help=f"int8: graph built and walked on 1-byte codes, rescored on float32 "
+                            f"(default {d['quantization']})")
     sched = cr.add_argument_group("re-clustering schedule (default: none)")
     sched.add_argument("--every", type=float, metavar="SECONDS", help="re-cluster every this many seconds")
     sched.add_argument("--after-changes", type=_count(1), metavar="N",

@@ -500,3 +500,11 @@ def test_a_search_ef_that_is_not_an_integer_is_invalid(ef: object) -> None:
     with pytest.raises(InvalidArgument, match="ef must be an integer") as err:
         check_search_mode(ef, False)  # type: ignore[arg-type]
     assert repr(ef) in str(err.value)
+
+
+def test_the_cli_help_shows_the_stores_index_defaults() -> None:
+    from dataclasses import asdict
+
+    from embcluster.cli_collections import INDEX_DEFAULTS
+
+    assert INDEX_DEFAULTS == asdict(VectorIndexSettings())

@@ -174,3 +174,14 @@ def test_the_tokenizers_thread_pool_keeps_normal_priority(tier_settings: Setting
                          capture_output=True, text=True, timeout=120, check=True)
     niced = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(niced) == 1, niced  # the bulk worker alone
+
+
+def test_a_bulk_nice_out_of_range_is_one_line_naming_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from embcluster.cli import main
+
+    monkeypatch.setenv("EMBCLUSTER_EMBED_BULK_NICE", "20")
+    assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "embcluster: invalid settings:",
+        "  embed_bulk_nice (EMBCLUSTER_EMBED_BULK_NICE) = '20': Input should be less than or equal to 19"]
