@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -77,11 +78,9 @@ def _nice_by_thread() -> dict[int, int]:
     out = {}
     for task in Path("/proc/self/task").iterdir():
         try:
-            stat = (task / "stat").read_text()
+            out[int(task.name)] = os.getpriority(os.PRIO_PROCESS, int(task.name))  # a thread id is a pid here
         except OSError:  # the thread ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; the comm may hold spaces
-        out[int(task.name)] = int(fields[16])  # field 19 of proc(5): nice
     return out
 
 
@@ -140,7 +139,7 @@ def test_after_loading_no_call_changes_the_shared_tokenizer(article) -> None:  #
 
 
 _POOL_PROBE = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 from embcluster.config import Settings
 from embcluster.embed.batching import BatchingOptions, EmbedBatcher
@@ -151,11 +150,8 @@ nice = int(sys.argv[2])
 emb = EmbedderRegistry(Settings(data_dir=Path(sys.argv[1]))).text("", "static")
 batcher = EmbedBatcher(emb, BatchingOptions(batch_size=64, interactive_items=2, bulk_nice=nice))
 batcher.embed([f"bulk text number {i} " * 30 for i in range(200)])  # the process's first texts after the load
-niced = []
-for task in Path("/proc/self/task").iterdir():
-    stat = (task / "stat").read_text()
-    if int(stat[stat.rindex(")") + 2:].split()[16]) == nice:
-        niced.append(stat[stat.index("(") + 1:stat.rindex(")")])
+niced = [(task / "comm").read_text().strip() for task in Path("/proc/self/task").iterdir()
+         if os.getpriority(os.PRIO_PROCESS, int(task.name)) == nice]
 print(json.dumps(niced))
 """
 

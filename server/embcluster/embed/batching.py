@@ -137,7 +137,9 @@ class EmbedBatcher:
         self.options = options
         self._long = isinstance(embedder, TextEmbedder)  # has embed_long (checked once: a Protocol check is slow)
         self._lanes: tuple[deque[_Request], deque[_Request]] = (deque(), deque())
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # a condition per lane on the one lock: a request wakes its own lane's worker, not both
+        self._wake = (threading.Condition(self._lock), threading.Condition(self._lock))
         self._closing = False
         self._threads: list[threading.Thread | None] = [None, None]  # a worker per lane, started on demand
         self.batches = 0  # embed calls made (tests, benchmarks)
@@ -156,14 +158,14 @@ class EmbedBatcher:
             return Embedded.whole(np.zeros((0, self.embedder.dim), dtype=np.float32))
         lane = INTERACTIVE if len(texts) <= self.options.interactive_items else BULK
         request = _Request(texts, long_text, lane, self.embedder.dim)
-        with self._cond:
+        with self._lock:
             if self._closing:
                 raise Unavailable("the server is shutting down: texts are no longer embedded")
             self._lanes[lane].append(request)
             self._start_worker(lane)
-            self._cond.notify_all()
+            self._wake[lane].notify()
         if not wait_until(request.done):
-            with self._cond:
+            with self._lock:
                 request.abandoned = True
                 if request.taken == 0 and request in self._lanes[lane]:
                     self._lanes[lane].remove(request)
@@ -181,19 +183,20 @@ class EmbedBatcher:
 
     def pending(self) -> int:
         """Requests queued and not finished (tests, benchmarks)."""
-        with self._cond:
+        with self._lock:
             return len(self._lanes[0]) + len(self._lanes[1])
 
     def close(self, timeout: float = 30.0) -> None:
         """Refuse new requests, finish the queued ones (at most ``timeout`` s), fail what is left."""
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify_all()
+            for wake in self._wake:
+                wake.notify_all()
             threads = [t for t in self._threads if t is not None]
         end = time.monotonic() + timeout
         for thread in threads:  # the lanes finish side by side: one timeout for both
             thread.join(max(0.0, end - time.monotonic()))
-        with self._cond:
+        with self._lock:
             left = [r for lane in self._lanes for r in lane]
             for lane in self._lanes:
                 lane.clear()
@@ -217,13 +220,13 @@ class EmbedBatcher:
             if lane == BULK:  # before its first forward pass: torch's threads it starts inherit the priority
                 lower_thread_priority(self.options.bulk_nice)
             while True:
-                with self._cond:
+                with self._lock:
                     slices = self._gather(lane)
                 if slices is None:
                     return
                 self._embed(slices)
         finally:  # also when something no handler catches (SystemExit) ends the thread: a new one takes over
-            with self._cond:
+            with self._lock:
                 self._threads[lane] = None
                 if self._lanes[lane] and not self._closing:
                     self._start_worker(lane)
@@ -233,17 +236,17 @@ class EmbedBatcher:
         return sum(len(r.unique) - r.taken for r in self._lanes[lane])
 
     def _gather(self, lane: int) -> list[_Slice] | None:
-        """The next batch's slices of ``lane`` (call holding the condition); None when closed and empty."""
+        """The next batch's slices of ``lane`` (call holding the lock); None when closed and empty."""
         queue = self._lanes[lane]
         while not queue:
             if self._closing:
                 return None
-            self._cond.wait()
+            self._wake[lane].wait()
         size = self.options.batch_size
         if self.options.wait_ms > 0 and not self._closing and self._queued(lane) < size:
             until = time.monotonic() + self.options.wait_ms / 1000
             while self._queued(lane) < size and not self._closing and (left := until - time.monotonic()) > 0:
-                self._cond.wait(left)
+                self._wake[lane].wait(left)
         slices: list[_Slice] = []
         room = size
         while queue and room > 0:
@@ -294,7 +297,7 @@ class EmbedBatcher:
         rows = [np.fromiter((first.setdefault(t, len(first)) for t in s.texts), dtype=np.int64, count=len(s.texts))
                 for s in group]
         embedded = self._call(list(first), long_text)
-        with self._cond:  # two workers count
+        with self._lock:  # two workers count
             self.batches += 1
         for s, r in zip(group, rows):
             request = s.request
