@@ -27,6 +27,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -100,6 +101,7 @@ def bench_calls(batch: int, calls: int) -> dict[str, Any]:
         timed("time.sleep(0.01) (control)", lambda: time.sleep(0.01))  # releases the GIL: the probe runs on
     samples = probe.stop()
     shard.close()
+    shutil.rmtree(root, ignore_errors=True)
     out: dict[str, Any] = {}
     rows = []
     for label, spans in intervals.items():
